@@ -1,0 +1,580 @@
+"""Build the demo frames from the real files shipped in this package (pure pandas, no database).
+
+Every modelled or synthetic choice is listed in the package docstring
+(``macro_pipeline.demo_data``) and in ``SOURCES.md``; the numbers that drive them are the
+module-level constants below, so they can be read, tested and overridden in one place.
+
+Clocks (DESIGN.md section 1): ``obs_date``/``ts`` is valid time; ``known_at`` is knowledge time
+and is only emitted where this module models it (macro); ``recorded_at`` is the warehouse's.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import time
+from importlib import resources
+from pathlib import Path
+from typing import NamedTuple
+
+import exchange_calendars as xcals
+import numpy as np
+import pandas as pd
+
+# ---------------------------------------------------------------------------------------------
+# Files (read from the installed package, never from ../shared)
+# ---------------------------------------------------------------------------------------------
+
+DEMO_DATA_FILES: dict[str, str] = {
+    "equities": "us_equities_20_adjclose_daily.csv.gz",
+    "sp500": "sp500_index_ohlcv_daily.csv.gz",
+    "nasdaq": "nasdaq_index_ohlcv_daily.csv.gz",
+    "wti": "wti_crude_daily.csv.gz",
+    "vix": "vix_daily.csv.gz",
+    "treasury": "us_treasury_yields_daily.csv.gz",
+    "macro": "us_macro_quarterly.csv.gz",
+}
+
+
+def data_path(name: str) -> Path:
+    """Path of a demo file inside the ``macro_pipeline.demo_data`` package (key or file name)."""
+    file_name = DEMO_DATA_FILES.get(name, name)
+    return Path(str(resources.files("macro_pipeline.demo_data").joinpath(file_name)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Instruments and universes
+# ---------------------------------------------------------------------------------------------
+
+EQUITY_TICKERS: tuple[str, ...] = (
+    "AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO",
+    "LLY", "MRK", "MSFT", "PEP", "PFE", "PG", "RRC", "UNH", "WMT", "XOM",
+)  # fmt: skip
+
+# file column -> series id; yields are decimals (0.0242 == 2.42 %)
+UST_TENORS: dict[str, str] = {
+    "1month": "UST_1M",
+    "3month": "UST_3M",
+    "6month": "UST_6M",
+    "1year": "UST_1Y",
+    "2year": "UST_2Y",
+    "3year": "UST_3Y",
+    "5year": "UST_5Y",
+    "7year": "UST_7Y",
+    "10year": "UST_10Y",
+    "20year": "UST_20Y",
+    "30year": "UST_30Y",
+}
+
+PERP_ID = "BTC-PERP"
+UST10_TR_ID = "UST10_TR"
+
+DEMO_UNIVERSES: dict[str, tuple[str, ...]] = {
+    "US_EQ20": EQUITY_TICKERS,
+    "CROSS_ASSET": ("SPX", "NASDAQ", "WTI", UST10_TR_ID, PERP_ID),
+    # every instrument that has a price series (macro series are not tradable)
+    "ALL": (*EQUITY_TICKERS, "SPX", "NASDAQ", "WTI", "VIX", UST10_TR_ID, PERP_ID),
+}
+
+NY_TZ = "America/New_York"
+# Treasury constant-maturity yields: an end-of-day print, known at 16:00 New York that day.
+UST_KNOWN_AT_LOCAL_TIME = time(16, 0)
+
+# ---------------------------------------------------------------------------------------------
+# Quarterly macro: MODELLED vintages (the file holds final revised values only)
+# ---------------------------------------------------------------------------------------------
+
+
+class Vintage(NamedTuple):
+    """One modelled release of a quarterly value.
+
+    ``lag_days``: calendar days after the quarter-end date; released at ``MACRO_RELEASE_LOCAL_TIME``
+    New York time on that day (no weekend/holiday roll). ``error_scale``: multiplier on the
+    series' first-print error; the last vintage must have 0.0 so it equals the file's value.
+    """
+
+    label: str
+    lag_days: int
+    error_scale: float
+
+
+MACRO_VINTAGES: tuple[Vintage, ...] = (
+    Vintage("first", 30, 1.0),
+    Vintage("second", 60, 0.5),
+    Vintage("final", 90, 0.0),
+)
+MACRO_RELEASE_LOCAL_TIME = time(8, 30)  # 08:30 New York, DST-aware (13:30 UTC winter, 12:30 summer)
+
+# series -> (error kind, first-print error sd). "relative": value * (1 + sd * scale * z);
+# "absolute" (percentage points): value + sd * scale * z. z ~ N(0, 1), one draw per
+# (series, quarter) shared by all vintages, so revisions shrink monotonically toward the final.
+MACRO_FIRST_PRINT_ERROR: dict[str, tuple[str, float]] = {
+    "realgdp": ("relative", 0.005),
+    "realcons": ("relative", 0.005),
+    "realinv": ("relative", 0.005),
+    "realgovt": ("relative", 0.005),
+    "realdpi": ("relative", 0.005),
+    "cpi": ("relative", 0.005),
+    "m1": ("relative", 0.005),
+    "pop": ("relative", 0.005),
+    "tbilrate": ("absolute", 0.2),
+    "unemp": ("absolute", 0.2),
+    "infl": ("absolute", 0.2),
+    "realint": ("absolute", 0.2),
+}
+# Modelled prints of these series never go below the floor (a negative unemployment or
+# T-bill rate print would be an artefact of the noise, not a plausible first estimate).
+MACRO_FLOORS: dict[str, float] = {"tbilrate": 0.0, "unemp": 0.0}
+# Modelled prints are rounded to the file's own precision.
+MACRO_DECIMALS: dict[str, int] = {"relative": 3, "absolute": 2}
+
+MACRO_DESCRIPTIONS: dict[str, str] = {
+    "realgdp": "real GDP, bn chained 2005 USD, SAAR",
+    "realcons": "real personal consumption expenditures, bn chained 2005 USD, SAAR",
+    "realinv": "real gross private domestic investment, bn chained 2005 USD, SAAR",
+    "realgovt": "real federal consumption and investment, bn chained 2005 USD, SAAR",
+    "realdpi": "real disposable personal income, bn chained 2005 USD, SAAR",
+    "cpi": "CPI all urban consumers, end of quarter, index",
+    "m1": "M1 money stock, end of quarter, bn USD",
+    "tbilrate": "3-month T-bill rate, quarterly average, percent",
+    "unemp": "unemployment rate, percent",
+    "pop": "population, end of quarter, millions",
+    "infl": "inflation rate (annualised log change of CPI), percent",
+    "realint": "real interest rate (tbilrate - infl), percent",
+}
+
+# ---------------------------------------------------------------------------------------------
+# Derived and synthetic series
+# ---------------------------------------------------------------------------------------------
+
+# UST10_TR: constant-maturity 10y total-return proxy, r_t = y_{t-1}/252 - D * (y_t - y_{t-1}).
+UST10_TR_DURATION = 8.0
+UST10_TR_CARRY_PERIODS_PER_YEAR = 252
+UST10_TR_BASE = 100.0
+
+# BTC-PERP (SYNTHETIC): GBM, one close per UTC calendar day.
+PERP_START = pd.Timestamp("2015-01-01")
+PERP_END = pd.Timestamp("2022-12-31")
+PERP_S0 = 300.0
+PERP_DRIFT_ANNUAL = 0.50
+PERP_VOL_ANNUAL = 0.75
+PERP_DAYS_PER_YEAR = 365
+
+# Funding (SYNTHETIC): settlements at 00/08/16 UTC; rate = regime mean + AR(1) deviation.
+FUNDING_INTERVAL_HOURS = 8.0
+FUNDING_SETTLEMENT_HOURS: tuple[int, ...] = (0, 8, 16)
+FUNDING_MEAN = 0.0001  # +0.01 % per 8h in the normal regime
+FUNDING_STRESS_MEAN = -0.0003  # -0.03 % per 8h in the negative regime
+FUNDING_P_ENTER_STRESS = 1.0 / (3 * 120)  # per settlement: a stress spell every ~120 days
+FUNDING_P_EXIT_STRESS = 1.0 / (3 * 10)  # stress spells last ~10 days
+FUNDING_AR_PHI = 0.9  # per settlement
+FUNDING_AR_SIGMA = 0.00003
+FUNDING_DECIMALS = 8
+
+# External signal (SYNTHETIC): monthly long-only weights for the 20 equities.
+EXTERNAL_SIGNAL_NAME = "demo_external_weights"
+EXTERNAL_SIGNAL_DIRICHLET_ALPHA = 1.0
+EXTERNAL_SIGNAL_DECIMALS = 6  # weights are floored to 1e-6, so each month sums to <= 1
+
+# Independent random streams per synthetic component: changing one never shifts the others.
+_STREAM_MACRO_VINTAGES = 1
+_STREAM_PERP_PRICE = 2
+_STREAM_FUNDING = 3
+_STREAM_EXTERNAL_SIGNAL = 4
+
+DATE_DTYPE = "datetime64[ns]"
+UTC_DTYPE = "datetime64[ns, UTC]"
+
+FRAME_COLUMNS: dict[str, tuple[str, ...]] = {
+    "instruments": (
+        "instrument_id",
+        "asset_class",
+        "currency",
+        "kind",
+        "calendar",
+        "release_rule",
+        "description",
+    ),
+    "prices": ("instrument_id", "obs_date", "open", "high", "low", "close", "volume"),
+    "macro": ("series_id", "obs_date", "value", "known_at"),
+    "funding": ("instrument_id", "ts", "rate", "interval_hours"),
+    "corporate_actions": ("instrument_id", "ex_date", "action", "value"),
+    "universe": ("universe", "instrument_id", "valid_from", "valid_to"),
+    "signals": ("signal_name", "instrument_id", "obs_date", "value"),
+}
+
+_OHLCV = ("open", "high", "low", "close", "volume")
+
+
+def _rng(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, stream]))
+
+
+@functools.lru_cache(maxsize=1)
+def _xnys_sessions() -> pd.DatetimeIndex:
+    cal = xcals.get_calendar("XNYS", start="1986-01-01", end="2023-12-29")
+    return pd.DatetimeIndex(cal.sessions).astype(DATE_DTYPE)
+
+
+def _dates(values: pd.Series, fmt: str) -> pd.Series:
+    return pd.to_datetime(values, format=fmt).astype(DATE_DTYPE)
+
+
+def _local_to_utc(dates: pd.Series | pd.DatetimeIndex, at: time) -> pd.DatetimeIndex:
+    """``dates`` (naive, normalized) at local New York wall-clock ``at``, converted to UTC."""
+    offset = pd.Timedelta(hours=at.hour, minutes=at.minute)
+    local = pd.DatetimeIndex(dates) + offset
+    return local.tz_localize(NY_TZ).tz_convert("UTC").astype(UTC_DTYPE)
+
+
+# ---------------------------------------------------------------------------------------------
+# Prices
+# ---------------------------------------------------------------------------------------------
+
+
+def _close_only(instrument_id: str, obs_date: pd.Series, close: pd.Series) -> pd.DataFrame:
+    nan = np.full(len(close), np.nan)
+    return pd.DataFrame(
+        {
+            "instrument_id": instrument_id,
+            "obs_date": obs_date.to_numpy(),
+            "open": nan,
+            "high": nan,
+            "low": nan,
+            "close": close.to_numpy(dtype=float),
+            "volume": nan,
+        }
+    )
+
+
+def _equity_prices() -> pd.DataFrame:
+    raw = pd.read_csv(data_path("equities"))
+    tickers = tuple(c for c in raw.columns if c != "Date")
+    if tickers != EQUITY_TICKERS:
+        raise ValueError(f"equity file columns changed: {tickers}")
+    raw["Date"] = _dates(raw["Date"], "%Y-%m-%d")
+    parts = []
+    for t in EQUITY_TICKERS:
+        rows = raw[["Date", t]].dropna()  # each ticker starts at its own first print
+        parts.append(_close_only(t, rows["Date"], rows[t]))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _index_ohlcv(key: str, instrument_id: str) -> pd.DataFrame:
+    raw = pd.read_csv(data_path(key))
+    volume = raw["Volume"].astype(float)
+    # A zero volume on a broad index is a missing print, not a day without trading.
+    volume = volume.where(volume > 0)
+    return pd.DataFrame(
+        {
+            "instrument_id": instrument_id,
+            "obs_date": _dates(raw["Date"], "%m/%d/%Y").to_numpy(),
+            "open": raw["Open"].astype(float).to_numpy(),
+            "high": raw["High"].astype(float).to_numpy(),
+            "low": raw["Low"].astype(float).to_numpy(),
+            "close": raw["Close"].astype(float).to_numpy(),  # Close, not Adj Close
+            "volume": volume.to_numpy(),
+        }
+    )
+
+
+def _fred_close(key: str, column: str, instrument_id: str) -> pd.DataFrame:
+    raw = pd.read_csv(data_path(key), na_values=["."])
+    raw = raw.dropna(subset=[column])  # gaps stay gaps: no prices are invented
+    return _close_only(instrument_id, _dates(raw["Date"], "%m/%d/%Y"), raw[column])
+
+
+def _on_xnys_sessions(frame: pd.DataFrame) -> pd.DataFrame:
+    """Keep rows whose obs_date is an XNYS session, so the "close" release rule is defined."""
+    return frame[frame["obs_date"].isin(_xnys_sessions())].reset_index(drop=True)
+
+
+def _treasury_wide() -> pd.DataFrame:
+    raw = pd.read_csv(data_path("treasury"))
+    stamp = pd.to_datetime(raw["Time Period"], format="%Y-%m-%d %H:%M:%S%z", utc=True)
+    raw["obs_date"] = stamp.dt.tz_convert(None).dt.normalize().astype(DATE_DTYPE)
+    return raw.drop(columns="Time Period")
+
+
+def _ust10_total_return(treasury: pd.DataFrame) -> pd.DataFrame:
+    """Modelled 10y total-return index (base 100) on every day the 10y yield is printed.
+
+    r_t = y_{t-1} / 252 + (-D) * (y_t - y_{t-1}), D = ``UST10_TR_DURATION``; level = 100 * prod(1+r).
+    Carry is one 1/252 year per printed day regardless of the calendar gap; convexity is ignored.
+    """
+    ten = treasury[["obs_date", "10year"]].dropna().sort_values("obs_date")
+    y = ten["10year"].to_numpy(dtype=float)
+    ret = np.zeros(len(y))
+    ret[1:] = y[:-1] / UST10_TR_CARRY_PERIODS_PER_YEAR - UST10_TR_DURATION * np.diff(y)
+    level = UST10_TR_BASE * np.cumprod(1.0 + ret)
+    return _close_only(UST10_TR_ID, ten["obs_date"], pd.Series(level))
+
+
+def _perp_prices(seed: int) -> pd.DataFrame:
+    days = pd.date_range(PERP_START, PERP_END, freq="D").astype(DATE_DTYPE)
+    rng = _rng(seed, _STREAM_PERP_PRICE)
+    dt = 1.0 / PERP_DAYS_PER_YEAR
+    shocks = rng.standard_normal(len(days) - 1)
+    log_ret = (PERP_DRIFT_ANNUAL - 0.5 * PERP_VOL_ANNUAL**2) * dt + PERP_VOL_ANNUAL * np.sqrt(
+        dt
+    ) * shocks
+    close = PERP_S0 * np.exp(np.concatenate([[0.0], np.cumsum(log_ret)]))
+    return _close_only(PERP_ID, pd.Series(days), pd.Series(np.round(close, 2)))
+
+
+def build_prices(seed: int, treasury: pd.DataFrame | None = None) -> pd.DataFrame:
+    """All daily price rows (no ``known_at`` column: the ingestion's release rule fills it)."""
+    treasury = _treasury_wide() if treasury is None else treasury
+    xnys = [
+        _equity_prices(),
+        _index_ohlcv("sp500", "SPX"),
+        _index_ohlcv("nasdaq", "NASDAQ"),
+        _fred_close("wti", "DCOILWTICO", "WTI"),
+        _fred_close("vix", "vix", "VIX"),
+        _ust10_total_return(treasury),
+    ]
+    frames = [_on_xnys_sessions(f) for f in xnys] + [_perp_prices(seed)]
+    prices = pd.concat(frames, ignore_index=True)
+    prices = prices.astype({"obs_date": DATE_DTYPE, **dict.fromkeys(_OHLCV, "float64")})
+    return prices.sort_values(["instrument_id", "obs_date"], ignore_index=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Macro
+# ---------------------------------------------------------------------------------------------
+
+
+def _treasury_macro(treasury: pd.DataFrame) -> pd.DataFrame:
+    known_at = _local_to_utc(treasury["obs_date"], UST_KNOWN_AT_LOCAL_TIME)
+    parts = []
+    for column, series_id in UST_TENORS.items():
+        mask = treasury[column].notna().to_numpy()  # blanks are skipped, not filled
+        parts.append(
+            pd.DataFrame(
+                {
+                    "series_id": series_id,
+                    "obs_date": treasury["obs_date"].to_numpy()[mask],
+                    "value": treasury[column].to_numpy(dtype=float)[mask],
+                    "known_at": known_at[mask],
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def _validate_vintages(vintages: tuple[Vintage, ...]) -> None:
+    lags = [v.lag_days for v in vintages]
+    if not vintages or lags != sorted(set(lags)) or lags[0] < 0:
+        raise ValueError(f"vintage lags must be non-negative and strictly increasing: {lags}")
+    if vintages[-1].error_scale != 0.0:
+        raise ValueError("the last vintage must have error_scale 0.0 (it is the file's value)")
+
+
+def quarterly_macro(seed: int, vintages: tuple[Vintage, ...] = MACRO_VINTAGES) -> pd.DataFrame:
+    """Quarterly macro rows with MODELLED vintages: one row per (series, quarter, vintage).
+
+    ``obs_date`` is the quarter-end date; vintage k is known at quarter end + ``lag_days`` at
+    08:30 New York (converted to UTC with DST). Value = final * (1 + sd * scale * z) for levels,
+    final + sd * scale * z for rates; the last vintage is the file's value exactly.
+    """
+    _validate_vintages(vintages)
+    raw = pd.read_csv(data_path("macro"))
+    quarter_end = (
+        pd.PeriodIndex.from_fields(year=raw["year"], quarter=raw["quarter"], freq="Q-DEC")
+        .end_time.normalize()
+        .astype(DATE_DTYPE)
+    )
+    rng = _rng(seed, _STREAM_MACRO_VINTAGES)
+    parts = []
+    for name, (kind, sd) in MACRO_FIRST_PRINT_ERROR.items():
+        final = raw[name].to_numpy(dtype=float)
+        z = rng.standard_normal(len(final))  # drawn for every quarter, so streams stay aligned
+        keep = np.ones(len(final), dtype=bool)
+        if name in ("infl", "realint"):
+            # 1959Q1 is a 0 placeholder in the file (no prior CPI to difference), not a value.
+            keep[0] = False
+        for v in vintages:
+            if kind == "relative":
+                value = final * (1.0 + sd * v.error_scale * z)
+            else:
+                value = final + sd * v.error_scale * z
+            if name in MACRO_FLOORS:
+                value = np.maximum(value, MACRO_FLOORS[name])
+            value = np.round(value, MACRO_DECIMALS[kind]) if v.error_scale else final
+            obs = pd.DatetimeIndex(quarter_end)
+            known_at = _local_to_utc(obs + pd.Timedelta(days=v.lag_days), MACRO_RELEASE_LOCAL_TIME)
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "series_id": "US_" + name.upper(),
+                        "obs_date": obs[keep],
+                        "value": value[keep],
+                        "known_at": known_at[keep],
+                    }
+                )
+            )
+    return pd.concat(parts, ignore_index=True)
+
+
+def build_macro(
+    seed: int,
+    vintages: tuple[Vintage, ...] = MACRO_VINTAGES,
+    treasury: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    treasury = _treasury_wide() if treasury is None else treasury
+    macro = pd.concat(
+        [_treasury_macro(treasury), quarterly_macro(seed, vintages)], ignore_index=True
+    )
+    macro = macro.astype({"obs_date": DATE_DTYPE, "value": "float64", "known_at": UTC_DTYPE})
+    return macro.sort_values(["series_id", "obs_date", "known_at"], ignore_index=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Funding, corporate actions, universe, signals, instruments
+# ---------------------------------------------------------------------------------------------
+
+
+def build_funding(seed: int) -> pd.DataFrame:
+    """SYNTHETIC 8-hourly funding for BTC-PERP: two-regime mean plus an AR(1) deviation."""
+    days = pd.date_range(PERP_START, PERP_END, freq="D", tz="UTC")
+    hours = pd.to_timedelta(list(FUNDING_SETTLEMENT_HOURS), unit="h")
+    ts = pd.DatetimeIndex(np.repeat(days, len(hours))) + np.tile(hours, len(days))
+    n = len(ts)
+    rng = _rng(seed, _STREAM_FUNDING)
+    switch = rng.random(n)
+    eps = rng.standard_normal(n)
+    rate = np.empty(n)
+    stressed = False
+    dev = 0.0
+    for i in range(n):
+        if stressed:
+            stressed = switch[i] >= FUNDING_P_EXIT_STRESS
+        else:
+            stressed = switch[i] < FUNDING_P_ENTER_STRESS
+        dev = FUNDING_AR_PHI * dev + FUNDING_AR_SIGMA * eps[i]
+        rate[i] = (FUNDING_STRESS_MEAN if stressed else FUNDING_MEAN) + dev
+    return pd.DataFrame(
+        {
+            "instrument_id": PERP_ID,
+            "ts": ts.astype(UTC_DTYPE),
+            "rate": np.round(rate, FUNDING_DECIMALS),
+            "interval_hours": FUNDING_INTERVAL_HOURS,
+        }
+    )
+
+
+def build_corporate_actions() -> pd.DataFrame:
+    """Empty on purpose: the equity file is already split- and dividend-adjusted."""
+    return pd.DataFrame(
+        {
+            "instrument_id": pd.Series([], dtype="str"),
+            "ex_date": pd.Series([], dtype=DATE_DTYPE),
+            "action": pd.Series([], dtype="str"),
+            "value": pd.Series([], dtype="float64"),
+        }
+    )
+
+
+def build_universe(prices: pd.DataFrame) -> pd.DataFrame:
+    """Membership from each instrument's first price date; open-ended (valid_to NaT)."""
+    first = prices.groupby("instrument_id")["obs_date"].min()
+    rows = [
+        (universe, iid, first[iid])
+        for universe, members in DEMO_UNIVERSES.items()
+        for iid in members
+    ]
+    out = pd.DataFrame(rows, columns=["universe", "instrument_id", "valid_from"])
+    out["valid_from"] = out["valid_from"].astype(DATE_DTYPE)
+    out["valid_to"] = pd.Series(pd.NaT, index=out.index, dtype=DATE_DTYPE)
+    return out.sort_values(["universe", "instrument_id"], ignore_index=True)
+
+
+def external_signal_dates(prices: pd.DataFrame) -> pd.DatetimeIndex:
+    """Last XNYS session of every month whose last session is inside the equity data span."""
+    eq = prices.loc[prices["instrument_id"].isin(EQUITY_TICKERS), "obs_date"]
+    sessions = _xnys_sessions()
+    month_ends = sessions.to_series().groupby(sessions.to_period("M")).max()
+    inside = (month_ends >= eq.min()) & (month_ends <= eq.max())
+    return pd.DatetimeIndex(month_ends[inside].to_numpy()).astype(DATE_DTYPE)
+
+
+def build_signals(seed: int, prices: pd.DataFrame) -> pd.DataFrame:
+    """SYNTHETIC monthly long-only target weights for the 20 equities (Dirichlet, floored 1e-6)."""
+    dates = external_signal_dates(prices)
+    rng = _rng(seed, _STREAM_EXTERNAL_SIGNAL)
+    alpha = np.full(len(EQUITY_TICKERS), EXTERNAL_SIGNAL_DIRICHLET_ALPHA)
+    scale = 10.0**EXTERNAL_SIGNAL_DECIMALS
+    weights = np.floor(rng.dirichlet(alpha, size=len(dates)) * scale) / scale
+    out = pd.DataFrame(
+        {
+            "signal_name": EXTERNAL_SIGNAL_NAME,
+            "instrument_id": np.tile(np.array(EQUITY_TICKERS, dtype=object), len(dates)),
+            "obs_date": np.repeat(dates.to_numpy(), len(EQUITY_TICKERS)),
+            "value": weights.ravel(),
+        }
+    )
+    out["instrument_id"] = out["instrument_id"].astype("str")
+    out["obs_date"] = out["obs_date"].astype(DATE_DTYPE)
+    return out.sort_values(["signal_name", "obs_date", "instrument_id"], ignore_index=True)
+
+
+def build_instruments() -> pd.DataFrame:
+    rows: list[tuple[str, str, str, str, str, str]] = []
+    for t in EQUITY_TICKERS:
+        rows.append((t, "equity", "spot", "XNYS", "close", f"{t} US equity, adjusted close only"))
+    rows += [
+        ("SPX", "index", "index", "XNYS", "close", "S&P 500 index, OHLCV"),
+        ("NASDAQ", "index", "index", "XNYS", "close", "NASDAQ Composite index, OHLCV"),
+        (
+            "WTI",
+            "commodity",
+            "spot",
+            "XNYS",
+            "close",
+            "WTI crude oil spot (FRED DCOILWTICO), USD/bbl",
+        ),
+        ("VIX", "volatility", "index", "XNYS", "close", "CBOE VIX index close"),
+        (
+            UST10_TR_ID,
+            "rates",
+            "index",
+            "XNYS",
+            "close",
+            f"DERIVED/MODELLED 10y Treasury total-return proxy from UST_10Y "
+            f"(carry y/252, modified duration {UST10_TR_DURATION:g}, base 100)",
+        ),
+    ]
+    for column, series_id in UST_TENORS.items():
+        rows.append(
+            (series_id, "rates", "macro", "XNYS", "close",
+             f"US Treasury constant-maturity yield {column}, decimal")
+        )  # fmt: skip
+    for name in MACRO_FIRST_PRINT_ERROR:
+        rows.append(
+            ("US_" + name.upper(), "macro", "macro", "XNYS", "quarterly_30d",
+             f"US {MACRO_DESCRIPTIONS[name]}; MODELLED VINTAGES (file holds final values only)")
+        )  # fmt: skip
+    rows.append(
+        (PERP_ID, "crypto", "perp", "24/7", "settlement",
+         "SYNTHETIC BTC perpetual: GBM daily close and AR(1) 8-hourly funding; not market data")
+    )  # fmt: skip
+    columns = [c for c in FRAME_COLUMNS["instruments"] if c != "currency"]
+    out = pd.DataFrame(rows, columns=columns)
+    out["currency"] = "USD"
+    return out[list(FRAME_COLUMNS["instruments"])]
+
+
+def build_demo_frames(
+    seed: int, vintages: tuple[Vintage, ...] = MACRO_VINTAGES
+) -> dict[str, pd.DataFrame]:
+    treasury = _treasury_wide()
+    prices = build_prices(seed, treasury)
+    frames = {
+        "instruments": build_instruments(),
+        "prices": prices,
+        "macro": build_macro(seed, vintages, treasury),
+        "funding": build_funding(seed),
+        "corporate_actions": build_corporate_actions(),
+        "universe": build_universe(prices),
+        "signals": build_signals(seed, prices),
+    }
+    return {name: frames[name][list(cols)] for name, cols in FRAME_COLUMNS.items()}

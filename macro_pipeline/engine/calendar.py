@@ -1,0 +1,126 @@
+"""Exchange-calendar sessions, session close times and rebalance dates.
+
+Sessions and close times come from ``exchange_calendars`` (holidays and early closes
+included), never from a naive business-day range. Calendars are slow to build (~0.25 s), so
+each is built once per process over a wide range and cached.
+
+Bars: session t's bar is (close of session t-1, close of session t]. For "24/7" (crypto
+perpetuals) the session for UTC date D closes at 00:00 UTC of D+1, so a daily bar covers the
+UTC day D, and 8-hourly funding at 08:00, 16:00 and 00:00 (of D+1) falls in bar D.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+_CAL_START = "1970-01-01"
+_CAL_END_YEARS_AHEAD = 15
+
+
+@lru_cache(maxsize=1)
+def _calendar_names() -> frozenset[str]:
+    import exchange_calendars as xcals
+
+    return frozenset(xcals.get_calendar_names(include_aliases=True))
+
+
+def is_known_calendar(name: str) -> bool:
+    """True if ``exchange_calendars`` knows ``name`` (e.g. "XNYS", "24/7")."""
+    return name in _calendar_names()
+
+
+@lru_cache(maxsize=16)
+def exchange_calendar(name: str):
+    """The cached ``exchange_calendars`` calendar ``name``, spanning 1970 to ~15 years ahead."""
+    import exchange_calendars as xcals
+
+    end = f"{dt.date.today().year + _CAL_END_YEARS_AHEAD}-12-31"
+    try:
+        return xcals.get_calendar(name, start=_CAL_START, end=end)
+    except (ValueError, xcals.errors.CalendarError):  # calendars with a later first date
+        return xcals.get_calendar(name, end=end)
+
+
+@lru_cache(maxsize=16)
+def _sessions_and_closes(name: str) -> tuple[np.ndarray, np.ndarray]:
+    cal = exchange_calendar(name)
+    sessions = pd.DatetimeIndex(cal.sessions).as_unit("ns").asi8
+    closes = pd.DatetimeIndex(cal.closes).as_unit("ns").asi8  # UTC instants
+    sessions.setflags(write=False)
+    closes.setflags(write=False)
+    return sessions, closes
+
+
+def calendar_sessions(name: str) -> pd.DatetimeIndex:
+    """All sessions of calendar ``name`` (tz-naive, midnight-normalised, ns)."""
+    return pd.DatetimeIndex(_sessions_and_closes(name)[0].view("datetime64[ns]"))
+
+
+def session_mask(name: str, dates_ns: np.ndarray) -> np.ndarray:
+    """Boolean mask: which of ``dates_ns`` (int64 ns, midnight) are sessions of ``name``."""
+    sessions, _ = _sessions_and_closes(name)
+    pos = np.searchsorted(sessions, dates_ns)
+    pos = np.minimum(pos, len(sessions) - 1)
+    return sessions[pos] == dates_ns
+
+
+def session_closes_ns(name: str, sessions_ns: np.ndarray) -> np.ndarray:
+    """UTC close instants (int64 ns) of the given sessions (each must be a session of ``name``)."""
+    sessions, closes = _sessions_and_closes(name)
+    pos = np.searchsorted(sessions, sessions_ns)
+    if len(pos) and (pos.max() >= len(sessions) or np.any(sessions[pos] != sessions_ns)):
+        raise ValueError(f"session_closes_ns: some dates are not {name} sessions")
+    return closes[pos]
+
+
+def previous_session_ns(name: str, date_ns: int) -> int | None:
+    """The last session of ``name`` strictly before ``date_ns``, or None."""
+    sessions, _ = _sessions_and_closes(name)
+    pos = int(np.searchsorted(sessions, date_ns)) - 1
+    return int(sessions[pos]) if pos >= 0 else None
+
+
+@lru_cache(maxsize=32)
+def _period_ends(name: str, frequency: str) -> np.ndarray:
+    sessions, _ = _sessions_and_closes(name)
+    if frequency == "daily":
+        return sessions
+    idx = pd.DatetimeIndex(sessions.view("datetime64[ns]"))
+    if frequency == "monthly":
+        key = idx.year.to_numpy() * 12 + idx.month.to_numpy()
+    elif frequency == "weekly":
+        # weeks run Monday..Sunday; day number // 7 after shifting the epoch (a Thursday) to Monday
+        key = (sessions // 86_400_000_000_000 + 3) // 7
+    else:
+        raise ValueError(f"rebalance frequency {frequency!r} is not daily, weekly or monthly")
+    last = np.r_[key[1:] != key[:-1], True]
+    # the calendar's final period may be cut off by the cached range; drop it
+    ends = sessions[last][:-1]
+    ends.setflags(write=False)
+    return ends
+
+
+def rebalance_mask(name: str, frequency: str, dates_ns: np.ndarray) -> np.ndarray:
+    """Which of ``dates_ns`` are rebalance sessions: every session ("daily"), or the last
+    session of each calendar week Mon-Sun ("weekly") / calendar month ("monthly") of ``name``."""
+    ends = _period_ends(name, frequency)
+    pos = np.minimum(np.searchsorted(ends, dates_ns), len(ends) - 1)
+    return ends[pos] == dates_ns
+
+
+def rebalance_dates(
+    name: str, frequency: str, start: dt.date | str, end: dt.date | str
+) -> pd.DatetimeIndex:
+    """Rebalance sessions of calendar ``name`` within [start, end] (see ``rebalance_mask``).
+
+    Example: monthly XNYS in 2021 gives 2021-01-29, ..., 2021-04-30 (not the Good Friday
+    2021-04-02), ..., 2021-12-31.
+    """
+    ends = _period_ends(name, frequency)
+    lo = pd.Timestamp(start).as_unit("ns").value
+    hi = pd.Timestamp(end).as_unit("ns").value
+    return pd.DatetimeIndex(ends[(ends >= lo) & (ends <= hi)].view("datetime64[ns]"))

@@ -1,0 +1,535 @@
+"""Validation and preparation of `simulate` inputs into the kernel's arrays.
+
+Every rejected input raises ``ValueError`` naming the offending dates and/or instruments
+(at most five of each, then a count).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from macro_pipeline.engine import calendar as cal
+from macro_pipeline.engine.config import PERIODS_PER_YEAR, BacktestConfig
+from macro_pipeline.engine.state import EndState, PendingOrder
+
+_SHOWN = 5
+_LEVERAGE_TOLERANCE = 1e-12
+
+
+def _show(items: Sequence, what: str = "") -> str:
+    items = list(items)
+    text = ", ".join(_label(x) for x in items[:_SHOWN])
+    more = f", ... ({len(items)} in all)" if len(items) > _SHOWN else ""
+    return f"{what}{text}{more}"
+
+
+def _label(x) -> str:
+    if isinstance(x, pd.Timestamp | np.datetime64):
+        ts = pd.Timestamp(x)
+        return str(ts.date()) if ts == ts.normalize() else str(ts)
+    if isinstance(x, tuple):
+        return "(" + ", ".join(_label(v) for v in x) + ")"
+    return str(x)
+
+
+def check_date_index(index: pd.Index, what: str) -> pd.DatetimeIndex:
+    """A tz-naive, midnight-normalised, unique, increasing DatetimeIndex, as ns."""
+    if not isinstance(index, pd.DatetimeIndex):
+        raise ValueError(f"{what}: index must be a DatetimeIndex, got {type(index).__name__}")
+    if index.tz is not None:
+        raise ValueError(f"{what}: index must be tz-naive session dates, got tz {index.tz}")
+    index = index.as_unit("ns")
+    if index.hasnans:
+        raise ValueError(f"{what}: index contains NaT")
+    bad = index[index != index.normalize()]
+    if len(bad):
+        raise ValueError(f"{what}: index has times of day (not session dates): {_show(bad)}")
+    if not index.is_unique:
+        raise ValueError(f"{what}: duplicate dates {_show(index[index.duplicated()].unique())}")
+    if not index.is_monotonic_increasing:
+        i8 = index.asi8
+        bad = index[1:][i8[1:] < i8[:-1]]
+        raise ValueError(f"{what}: index is not increasing at {_show(bad)}")
+    return index
+
+
+@dataclass
+class Prepared:
+    """Kernel-ready arrays for one call (see ``kernel.run_portfolio`` for their meaning)."""
+
+    sessions: pd.DatetimeIndex
+    sessions_ns: np.ndarray
+    closes_ns: np.ndarray
+    instruments: pd.Index
+    price: np.ndarray
+    exec_row: np.ndarray
+    targets: np.ndarray
+    pending_out: list[PendingOrder]
+    split_ptr: np.ndarray
+    split_i: np.ndarray
+    split_ratio: np.ndarray
+    div_ptr: np.ndarray
+    div_i: np.ndarray
+    div_amount: np.ndarray
+    fund_ptr: np.ndarray
+    fund_i: np.ndarray
+    fund_rate: np.ndarray
+    universe: np.ndarray
+    n_universe_exits: int
+    rf_bar: np.ndarray
+    borrow_rate: float
+    cost_rate: float
+    qty0: np.ndarray
+    last_p0: np.ndarray
+    cash0: float
+    prev_equity: float
+    hwm0: float
+    accrue_first: bool
+    lots: tuple[np.ndarray, ...]
+    events: list[tuple[int, str | None, str, float]]  # (session pos, instrument, reason, value)
+
+
+def prepare(
+    prices: pd.DataFrame,
+    weights: pd.DataFrame | None,
+    config: BacktestConfig,
+    *,
+    funding: pd.DataFrame | None = None,
+    dividends: pd.DataFrame | None = None,
+    splits: pd.DataFrame | None = None,
+    universe: pd.DataFrame | None = None,
+    start_state: EndState | None = None,
+) -> Prepared:
+    if not isinstance(config, BacktestConfig):
+        raise ValueError(f"config must be a BacktestConfig, got {type(config).__name__}")
+    sessions, rows, instruments = _sessions(prices, config, start_state)
+    T, N = len(sessions), len(instruments)
+    sessions_ns = sessions.asi8
+    price = _price_array(prices, rows, sessions, instruments)
+    col_of = {str(c): j for j, c in enumerate(instruments)}
+    closes_ns = cal.session_closes_ns(config.calendar, sessions_ns)
+
+    events: list[tuple[int, str | None, str, float]] = []
+    targets, decision_pos, decision_dates = _weights(
+        weights, instruments, sessions, config, events
+    )
+    exec_row, targets, pending_out = _schedule(
+        targets, decision_pos, decision_dates, T, config.execution_lag, start_state,
+        col_of, instruments,
+    )  # fmt: skip
+
+    split_ptr, split_i, split_ratio = _corporate_actions(splits, "splits", "ratio", sessions, col_of)
+    div_ptr, div_i, div_amount = _corporate_actions(
+        dividends, "dividends", "amount", sessions, col_of
+    )
+    bar_start = start_state.close_ns if start_state is not None else None
+    fund_ptr, fund_i, fund_rate = _funding(funding, closes_ns, bar_start, col_of)
+    uni, n_exits = _universe(universe, sessions, instruments)
+
+    prev_dates = sessions[:-1]
+    first_prev = (
+        pd.Timestamp(start_state.date) if start_state is not None else sessions[:1].min()
+    )
+    prev_dates = pd.DatetimeIndex([first_prev]).append(prev_dates) if T else sessions
+    rf_bar = config.risk_free_annual(prev_dates) / PERIODS_PER_YEAR
+    if start_state is None and T:
+        rf_bar[0] = 0.0  # a fresh portfolio opens at the first close: no bar to accrue over
+    borrow_rate = config.borrow_cost_bps / 1e4 / PERIODS_PER_YEAR
+
+    qty0 = np.zeros(N)
+    last_p0 = np.full(N, np.nan)
+    lots: tuple[np.ndarray, ...]
+    if start_state is None:
+        cash0 = prev_equity = hwm0 = config.initial_capital
+        lots = _lot_arrays([], col_of)
+    else:
+        _check_state(start_state, config, col_of)
+        for key, q in start_state.quantities.items():
+            qty0[col_of[key]] = q
+        for key, p in start_state.last_prices.items():
+            if key in col_of:
+                last_p0[col_of[key]] = p
+        cash0 = start_state.cash
+        prev_equity = start_state.equity
+        hwm0 = start_state.high_water_mark
+        lots = _lot_arrays(start_state.open_lots, col_of)
+    return Prepared(
+        sessions=sessions,
+        sessions_ns=sessions_ns,
+        closes_ns=closes_ns,
+        instruments=instruments,
+        price=price,
+        exec_row=exec_row,
+        targets=targets,
+        pending_out=pending_out,
+        split_ptr=split_ptr,
+        split_i=split_i,
+        split_ratio=split_ratio,
+        div_ptr=div_ptr,
+        div_i=div_i,
+        div_amount=div_amount,
+        fund_ptr=fund_ptr,
+        fund_i=fund_i,
+        fund_rate=fund_rate,
+        universe=uni,
+        n_universe_exits=n_exits,
+        rf_bar=np.ascontiguousarray(rf_bar, dtype=np.float64),
+        borrow_rate=borrow_rate,
+        cost_rate=config.cost_rate,
+        qty0=qty0,
+        last_p0=last_p0,
+        cash0=float(cash0),
+        prev_equity=float(prev_equity),
+        hwm0=float(hwm0),
+        accrue_first=start_state is not None,
+        lots=lots,
+        events=events,
+    )
+
+
+def _sessions(
+    prices: pd.DataFrame, config: BacktestConfig, start_state: EndState | None
+) -> tuple[pd.DatetimeIndex, np.ndarray | slice, pd.Index]:
+    if not isinstance(prices, pd.DataFrame):
+        raise ValueError(f"prices must be a DataFrame, got {type(prices).__name__}")
+    index = check_date_index(prices.index, "prices")
+    instruments = prices.columns
+    if not instruments.is_unique:
+        raise ValueError(
+            f"prices: duplicate instruments {_show(instruments[instruments.duplicated()].unique())}"
+        )
+    i8 = index.asi8
+    lo, hi = 0, len(index)
+    if config.start is not None:
+        lo = int(np.searchsorted(i8, pd.Timestamp(config.start).value, side="left"))
+    if config.end is not None:
+        hi = int(np.searchsorted(i8, pd.Timestamp(config.end).value, side="right"))
+    if start_state is not None:
+        after = int(np.searchsorted(i8, pd.Timestamp(start_state.date).value, side="right"))
+        if after < lo:
+            gap = index[after:lo]
+            raise ValueError(
+                f"config.start {config.start} leaves a gap after start_state.date "
+                f"{start_state.date}: sessions {_show(gap)} would be skipped"
+            )
+        lo = max(lo, after)
+    hi = max(hi, lo)
+    in_range = index[lo:hi]
+    mask = cal.session_mask(config.calendar, in_range.asi8)
+    rows: np.ndarray | slice
+    if mask.all():
+        rows = slice(lo, hi)
+        sessions = in_range
+    else:
+        dropped = in_range[~mask]
+        warnings.warn(
+            f"prices: {len(dropped)} row(s) are not {config.calendar} sessions and are ignored: "
+            f"{_show(dropped)}",
+            stacklevel=4,
+        )
+        rows = np.flatnonzero(mask) + lo
+        sessions = in_range[mask]
+    if len(sessions) == 0:
+        raise ValueError(
+            f"prices: no {config.calendar} sessions between {config.start} and {config.end}"
+            + (f" after start_state.date {start_state.date}" if start_state else "")
+        )
+    sessions = pd.DatetimeIndex(sessions, freq=None)
+    return sessions, rows, instruments
+
+
+def _price_array(
+    prices: pd.DataFrame, rows, sessions: pd.DatetimeIndex, instruments: pd.Index
+) -> np.ndarray:
+    try:
+        values = prices.to_numpy(dtype=np.float64, copy=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"prices: values must be numeric ({exc})") from exc
+    price = np.ascontiguousarray(values[rows])
+    with np.errstate(invalid="ignore"):
+        bad = ~(price > 0) & ~np.isnan(price)
+    if bad.any():
+        t, i = np.nonzero(bad)
+        pairs = [(sessions[a], instruments[b], price[a, b]) for a, b in zip(t, i, strict=True)]
+        raise ValueError(
+            "prices: must be finite and > 0 (NaN = no price) at (date, instrument, price) "
+            + _show(pairs)
+        )
+    return price
+
+
+def _weights(
+    weights: pd.DataFrame | None,
+    instruments: pd.Index,
+    sessions: pd.DatetimeIndex,
+    config: BacktestConfig,
+    events: list,
+) -> tuple[np.ndarray, np.ndarray, pd.DatetimeIndex]:
+    N = len(instruments)
+    if weights is None:
+        return np.zeros((0, N)), np.zeros(0, dtype=np.int64), sessions[:0]
+    if not isinstance(weights, pd.DataFrame):
+        raise ValueError(f"weights must be a DataFrame, got {type(weights).__name__}")
+    index = check_date_index(weights.index, "weights")
+    if not weights.columns.is_unique:
+        dup = weights.columns[weights.columns.duplicated()].unique()
+        raise ValueError(f"weights: duplicate instruments {_show(dup)}")
+    col_idx = instruments.get_indexer(weights.columns)
+    if (col_idx < 0).any():
+        unknown = weights.columns[col_idx < 0]
+        raise ValueError(f"weights: instruments not in prices: {_show(unknown)}")
+    first, last = sessions[0].value, sessions[-1].value
+    i8 = index.asi8
+    lo = int(np.searchsorted(i8, first, side="left"))
+    hi = int(np.searchsorted(i8, last, side="right"))
+    window = index[lo:hi]
+    pos = sessions.get_indexer(window)
+    if (pos < 0).any():
+        raise ValueError(
+            f"weights: decision dates not in the price index / not {config.calendar} sessions: "
+            f"{_show(window[pos < 0])}"
+        )
+    try:
+        w = weights.iloc[lo:hi].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"weights: values must be numeric ({exc})") from exc
+    bad = ~np.isfinite(w)
+    if bad.any():
+        t, i = np.nonzero(bad)
+        pairs = [(window[a], weights.columns[b]) for a, b in zip(t, i, strict=True)]
+        raise ValueError(f"weights: NaN or infinite weights at (date, instrument) {_show(pairs)}")
+    if config.rebalance_frequency != "daily":
+        keep = cal.rebalance_mask(config.calendar, config.rebalance_frequency, window.asi8)
+        if len(window) and not keep.any():
+            warnings.warn(
+                f"weights: none of the {len(window)} decision row(s) falls on a "
+                f"{config.rebalance_frequency} rebalance session of {config.calendar}; "
+                "nothing is traded",
+                stacklevel=4,
+            )
+        w, pos, window = w[keep], pos[keep], window[keep]
+    targets = np.zeros((len(w), N))
+    targets[:, col_idx] = w
+    gross = np.abs(targets).sum(axis=1)
+    over = gross > config.max_leverage * (1.0 + _LEVERAGE_TOLERANCE)
+    if over.any():
+        factor = config.max_leverage / gross[over]
+        targets[over] *= factor[:, None]
+        for p, f in zip(pos[over], factor, strict=True):
+            events.append((int(p), None, "leverage_scaled", float(f)))
+    return targets, pos.astype(np.int64), window
+
+
+def _schedule(
+    targets: np.ndarray,
+    decision_pos: np.ndarray,
+    decision_dates: pd.DatetimeIndex,
+    T: int,
+    lag: int,
+    start_state: EndState | None,
+    col_of: dict[str, int],
+    instruments: pd.Index,
+) -> tuple[np.ndarray, np.ndarray, list[PendingOrder]]:
+    exec_row = np.full(T, -1, dtype=np.int64)
+    pending_out: list[PendingOrder] = []
+    rows = [targets]
+    K = len(targets)
+    if start_state is not None:
+        for order in start_state.pending_orders:
+            unknown = [k for k in order.weights if k not in col_of]
+            if unknown:
+                raise ValueError(
+                    f"start_state: pending order of {order.decision_date} names instruments "
+                    f"not in prices: {_show(unknown)}"
+                )
+            if order.sessions_ahead >= T:
+                pending_out.append(
+                    PendingOrder(order.decision_date, order.sessions_ahead - T, order.weights)
+                )
+                continue
+            row = np.zeros(len(instruments))
+            for key, value in order.weights.items():
+                row[col_of[key]] = value
+            exec_row[order.sessions_ahead] = K
+            rows.append(row[None, :])
+            K += 1
+    exec_at = decision_pos + lag
+    inside = exec_at < T
+    if (exec_row[exec_at[inside]] >= 0).any():
+        clash = decision_dates[inside][exec_row[exec_at[inside]] >= 0]
+        raise ValueError(
+            f"weights: decisions {_show(clash)} execute on the same session as a pending order "
+            "from start_state (was execution_lag changed?)"
+        )
+    exec_row[exec_at[inside]] = np.flatnonzero(inside)
+    for k in np.flatnonzero(~inside):
+        weights = {str(instruments[j]): float(targets[k, j]) for j in np.flatnonzero(targets[k])}
+        pending_out.append(
+            PendingOrder(decision_dates[k].date(), int(exec_at[k] - T), weights)
+        )
+    all_targets = np.ascontiguousarray(np.concatenate(rows)) if len(rows) > 1 else targets
+    return exec_row, all_targets, pending_out
+
+
+def _require_columns(frame: pd.DataFrame, what: str, columns: tuple[str, ...]) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"{what} must be a DataFrame, got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what}: missing column(s) {missing}; expected {list(columns)}")
+
+
+def _instrument_codes(values: pd.Series, what: str, col_of: dict[str, int]) -> np.ndarray:
+    keys = values.astype(str).to_numpy()
+    codes = np.array([col_of.get(k, -1) for k in keys], dtype=np.int64)
+    if (codes < 0).any():
+        raise ValueError(f"{what}: instruments not in prices: {_show(pd.unique(keys[codes < 0]))}")
+    return codes
+
+
+def _csr(pos: np.ndarray, T: int, *values: np.ndarray) -> tuple[np.ndarray, ...]:
+    order = np.argsort(pos, kind="stable")
+    ptr = np.zeros(T + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pos, minlength=T), out=ptr[1:])
+    return (ptr, *(np.ascontiguousarray(v[order]) for v in values))
+
+
+def _empty_csr(T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.zeros(T + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+
+
+def _corporate_actions(
+    frame: pd.DataFrame | None,
+    what: str,
+    value_col: str,
+    sessions: pd.DatetimeIndex,
+    col_of: dict[str, int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    T = len(sessions)
+    if frame is None or len(frame) == 0:
+        return _empty_csr(T)
+    _require_columns(frame, what, ("ex_date", "instrument", value_col))
+    ex = pd.DatetimeIndex(pd.to_datetime(frame["ex_date"])).as_unit("ns")
+    if ex.tz is not None:
+        raise ValueError(f"{what}: ex_date must be tz-naive dates")
+    values = frame[value_col].to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values) | ((values <= 0) if what == "splits" else np.zeros(len(values), bool))
+    if bad.any():
+        rows = [(ex[k], frame["instrument"].iloc[k]) for k in np.flatnonzero(bad)]
+        rule = "finite and > 0" if what == "splits" else "finite"
+        raise ValueError(f"{what}: {value_col} must be {rule} at (ex_date, instrument) {_show(rows)}")
+    codes = _instrument_codes(frame["instrument"], what, col_of)
+    inside = (ex >= sessions[0]) & (ex <= sessions[-1])
+    pos = sessions.get_indexer(ex[inside])
+    if (pos < 0).any():
+        raise ValueError(f"{what}: ex_date not a session in the price index: {_show(ex[inside][pos < 0])}")
+    return _csr(pos, T, codes[inside], values[inside])
+
+
+def _funding(
+    frame: pd.DataFrame | None,
+    closes_ns: np.ndarray,
+    bar_start_ns: int | None,
+    col_of: dict[str, int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    T = len(closes_ns)
+    if frame is None or len(frame) == 0:
+        return _empty_csr(T)
+    _require_columns(frame, "funding", ("ts", "instrument", "rate"))
+    ts = pd.DatetimeIndex(frame["ts"])
+    if ts.tz is None:
+        raise ValueError("funding: ts must be tz-aware (UTC) settlement instants")
+    ts_ns = ts.tz_convert("UTC").as_unit("ns").asi8
+    rate = frame["rate"].to_numpy(dtype=np.float64)
+    if not np.isfinite(rate).all():
+        bad = [(ts[k], frame["instrument"].iloc[k]) for k in np.flatnonzero(~np.isfinite(rate))]
+        raise ValueError(f"funding: NaN or infinite rate at (ts, instrument) {_show(bad)}")
+    codes = _instrument_codes(frame["instrument"], "funding", col_of)
+    # bar t = (close t-1, close t]: the first close at or after the settlement
+    pos = np.searchsorted(closes_ns, ts_ns, side="left")
+    keep = pos < T
+    if bar_start_ns is not None:
+        keep &= ts_ns > bar_start_ns
+    return _csr(pos[keep], T, codes[keep], rate[keep])
+
+
+def _universe(
+    universe: pd.DataFrame | None, sessions: pd.DatetimeIndex, instruments: pd.Index
+) -> tuple[np.ndarray, int]:
+    T, N = len(sessions), len(instruments)
+    if universe is None:
+        return np.zeros((0, 0), dtype=np.bool_), 0
+    if not isinstance(universe, pd.DataFrame):
+        raise ValueError(f"universe must be a DataFrame, got {type(universe).__name__}")
+    if "instrument" in universe.columns:
+        member = _universe_from_intervals(universe, sessions, instruments)
+    else:
+        index = check_date_index(universe.index, "universe")
+        missing_cols = instruments.difference(universe.columns, sort=False)
+        if len(missing_cols):
+            raise ValueError(f"universe: no membership column for instruments {_show(missing_cols)}")
+        extra = universe.columns.difference(instruments, sort=False)
+        if len(extra):
+            raise ValueError(f"universe: instruments not in prices: {_show(extra)}")
+        rows = index.get_indexer(sessions)
+        if (rows < 0).any():
+            raise ValueError(f"universe: sessions missing from the index: {_show(sessions[rows < 0])}")
+        frame = universe.iloc[rows][list(instruments)]
+        if frame.isna().any().any():
+            raise ValueError("universe: membership values must be booleans, found NaN")
+        member = np.ascontiguousarray(frame.to_numpy(dtype=np.bool_))
+    exits = int((member[:-1] & ~member[1:]).sum()) + int((~member[:1]).sum())
+    return member, exits
+
+
+def _universe_from_intervals(
+    frame: pd.DataFrame, sessions: pd.DatetimeIndex, instruments: pd.Index
+) -> np.ndarray:
+    names = [("from", "to"), ("start", "end"), ("valid_from", "valid_to")]
+    cols = next((pair for pair in names if set(pair) <= set(frame.columns)), None)
+    if cols is None:
+        raise ValueError("universe: interval form needs columns instrument, from, to (inclusive)")
+    col_of = {str(c): j for j, c in enumerate(instruments)}
+    codes = _instrument_codes(frame["instrument"], "universe", col_of)
+    lo = pd.DatetimeIndex(pd.to_datetime(frame[cols[0]])).as_unit("ns")
+    hi = pd.DatetimeIndex(pd.to_datetime(frame[cols[1]])).as_unit("ns")
+    if lo.hasnans:
+        raise ValueError(f"universe: missing '{cols[0]}' date for {_show(frame['instrument'][lo.isna()])}")
+    s = sessions.asi8
+    start = np.searchsorted(s, lo.asi8, side="left")
+    stop = np.where(hi.isna(), len(s), np.searchsorted(s, hi.asi8, side="right"))
+    member = np.zeros((len(sessions), len(instruments)), dtype=np.bool_)
+    for j, a, b in zip(codes, start, stop, strict=True):
+        member[a:b, j] = True
+    return member
+
+
+def _check_state(state: EndState, config: BacktestConfig, col_of: dict[str, int]) -> None:
+    if state.calendar != config.calendar:
+        raise ValueError(
+            f"start_state: calendar {state.calendar!r} differs from config.calendar {config.calendar!r}"
+        )
+    if state.execution_lag != config.execution_lag:
+        raise ValueError(
+            f"start_state: execution_lag {state.execution_lag} differs from config.execution_lag "
+            f"{config.execution_lag}"
+        )
+    unknown = [k for k, q in state.quantities.items() if q != 0 and k not in col_of]
+    unknown += [lot.instrument for lot in state.open_lots if lot.instrument not in col_of]
+    if unknown:
+        raise ValueError(f"start_state: positions in instruments not in prices: {_show(sorted(set(unknown)))}")
+
+
+def _lot_arrays(lots, col_of: dict[str, int]) -> tuple[np.ndarray, ...]:
+    return (
+        np.array([col_of[lot.instrument] for lot in lots], dtype=np.int64),
+        np.array([pd.Timestamp(lot.entry_date).value for lot in lots], dtype=np.int64),
+        np.array([lot.quantity for lot in lots], dtype=np.float64),
+        np.array([lot.price for lot in lots], dtype=np.float64),
+        np.array([lot.cost_per_unit for lot in lots], dtype=np.float64),
+    )

@@ -1,0 +1,261 @@
+"""`BacktestResult`: the outputs of one `simulate` call, built lazily from kernel arrays.
+
+The kernel fills flat numpy arrays; each pandas view (series, fill log, round trips, end
+state, metrics) is built in bulk on first access and cached.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from macro_pipeline.engine.config import BacktestConfig
+from macro_pipeline.engine.inputs import Prepared
+from macro_pipeline.engine.kernel import REASONS, SERIES, fifo_round_trips
+from macro_pipeline.engine.metrics import compute_metrics
+from macro_pipeline.engine.state import EndState, OpenLot
+from macro_pipeline.engine.version import ENGINE_VERSION
+
+_DAY_NS = 86_400 * 10**9
+_SIDES = ("buy", "sell", "none")
+_NO_TRADE = 2  # reason codes >= this are no-trade log rows
+
+
+class BacktestResult:
+    """Outputs of `simulate` on sessions ``sessions`` (index of every series below).
+
+    Series and frames (money in the portfolio currency, notional = quantity x price):
+    - ``equity`` = ``cash`` + ``positions.sum(axis=1)`` at every session close;
+      ``returns`` = equity / previous equity - 1 (the first relative to the initial capital or
+      the start state's equity).
+    - ``positions``: notional per instrument (sessions x instruments), marked at the last
+      known price; ``exposure``: ``gross`` = sum(abs(positions)) / equity, ``net`` =
+      sum(positions) / equity.
+    - ``drawdown``: equity / running peak - 1 (<= 0; the peak includes the start state's).
+    - ``turnover``: traded notional / equity at the same close (both sides counted).
+    - ``costs``: trading costs paid; ``funding``: perpetual funding paid (negative =
+      received); ``cashflows``: costs, funding, borrow (paid), interest, dividends (received).
+    - ``fills``: one row per trade and per no-trade event: date, instrument, side
+      (buy/sell/none), quantity (signed units), price, notional (signed), cost, reason
+      (``kernel.REASONS``: rebalance, universe_exit; no trade: missing_price,
+      not_in_universe, non_positive_equity).
+    - ``round_trips``: FIFO lot matches (see ``kernel.fifo_round_trips``): instrument,
+      entry_date, exit_date, holding_days (calendar days), quantity (signed: >0 long),
+      entry_price, exit_price, pnl (net of both fills' costs, excluding carry: dividends,
+      funding, borrow, interest), return (pnl / abs(entry notional)).
+    - ``skipped``: no-trade log: the no-trade fill rows plus portfolio-level events
+      (``leverage_scaled``: a decision row scaled down, value = the scale factor).
+    - ``end_state``: `EndState` to continue from; ``metrics``: `compute_metrics` output.
+    """
+
+    def __init__(
+        self,
+        config: BacktestConfig,
+        prep: Prepared,
+        series: np.ndarray,
+        positions: np.ndarray,
+        fill_arrays: tuple[np.ndarray, ...],
+        n_fills: int,
+        final_qty: np.ndarray,
+        final_last_p: np.ndarray,
+        final_cash: float,
+    ) -> None:
+        self.config = config
+        self.sessions: pd.DatetimeIndex = prep.sessions
+        self.instruments: pd.Index = prep.instruments
+        self._prep = prep
+        self._series = series
+        self._positions = positions
+        self._fill_arrays = tuple(a[:n_fills] for a in fill_arrays)
+        self._final_qty = final_qty
+        self._final_last_p = final_last_p
+        self._final_cash = final_cash
+
+    def __repr__(self) -> str:
+        s = self.sessions
+        return (
+            f"BacktestResult({s[0].date()}..{s[-1].date()}, {len(s)} sessions, "
+            f"{len(self.instruments)} instruments, final equity {self._series[0, -1]:.2f})"
+        )
+
+    def _s(self, name: str) -> pd.Series:
+        return pd.Series(self._series[SERIES.index(name)], index=self.sessions, name=name)
+
+    @cached_property
+    def equity(self) -> pd.Series:
+        return self._s("equity")
+
+    @cached_property
+    def cash(self) -> pd.Series:
+        return self._s("cash")
+
+    @property
+    def final_value(self) -> float:
+        return float(self._series[0, -1])
+
+    @cached_property
+    def returns(self) -> pd.Series:
+        eq = self._series[0]
+        prev = np.empty_like(eq)
+        prev[0] = self._prep.prev_equity
+        prev[1:] = eq[:-1]
+        return pd.Series(eq / prev - 1.0, index=self.sessions, name="returns")
+
+    @cached_property
+    def positions(self) -> pd.DataFrame:
+        return pd.DataFrame(self._positions, index=self.sessions, columns=self.instruments, copy=False)
+
+    @cached_property
+    def exposure(self) -> pd.DataFrame:
+        eq = self._series[0]
+        gross = self._series[SERIES.index("gross")] / eq
+        net = self._series[SERIES.index("net")] / eq
+        return pd.DataFrame({"gross": gross, "net": net}, index=self.sessions)
+
+    @cached_property
+    def drawdown(self) -> pd.Series:
+        eq = self._series[0]
+        peak = np.maximum.accumulate(np.maximum(eq, self._prep.hwm0))
+        return pd.Series(eq / peak - 1.0, index=self.sessions, name="drawdown")
+
+    @cached_property
+    def turnover(self) -> pd.Series:
+        eq = self._series[0]
+        return pd.Series(self._series[SERIES.index("traded")] / eq, index=self.sessions, name="turnover")
+
+    @cached_property
+    def costs(self) -> pd.Series:
+        return self._s("costs")
+
+    @cached_property
+    def funding(self) -> pd.Series:
+        return self._s("funding")
+
+    @cached_property
+    def cashflows(self) -> pd.DataFrame:
+        names = ("costs", "funding", "borrow", "interest", "dividends")
+        return pd.DataFrame(
+            {n: self._series[SERIES.index(n)] for n in names}, index=self.sessions
+        )
+
+    @cached_property
+    def fills(self) -> pd.DataFrame:
+        t, i, qty, price, cost, reason = self._fill_arrays
+        side = np.where(qty > 0, 0, np.where(qty < 0, 1, 2)).astype(np.int8)
+        notional = qty * np.where(qty != 0, price, 0.0)
+        return pd.DataFrame(
+            {
+                "date": self._dates(self._prep.sessions_ns[t]),
+                "instrument": self._instrument_col(i),
+                "side": pd.Categorical.from_codes(side, categories=_SIDES),
+                "quantity": qty,
+                "price": price,
+                "notional": notional,
+                "cost": cost,
+                "reason": pd.Categorical.from_codes(reason, categories=REASONS),
+            },
+            copy=False,
+        )
+
+    def _dates(self, ns: np.ndarray) -> np.ndarray:
+        return ns.view("datetime64[ns]")
+
+    def _instrument_col(self, codes: np.ndarray) -> pd.Categorical:
+        return pd.Categorical.from_codes(codes, categories=self.instruments, validate=False)
+
+    @cached_property
+    def _fifo(self) -> tuple[np.ndarray, ...]:
+        p = self._prep
+        t, i, qty, price, cost, _ = self._fill_arrays
+        return fifo_round_trips(
+            len(self.instruments), p.sessions_ns, t, i, qty, price, cost,
+            p.split_ptr, p.split_i, p.split_ratio, *p.lots,
+        )  # fmt: skip
+
+    @cached_property
+    def round_trips(self) -> pd.DataFrame:
+        r_i, entry, exit_, qty, p_in, p_out, pnl = self._fifo[:7]
+        return pd.DataFrame(
+            {
+                "instrument": self._instrument_col(r_i),
+                "entry_date": self._dates(entry),
+                "exit_date": self._dates(exit_),
+                "holding_days": (exit_ - entry) // _DAY_NS,
+                "quantity": qty,
+                "entry_price": p_in,
+                "exit_price": p_out,
+                "pnl": pnl,
+                "return": pnl / (np.abs(qty) * p_in),
+            },
+            copy=False,
+        )
+
+    @cached_property
+    def skipped(self) -> pd.DataFrame:
+        t, i, _, _, _, reason = self._fill_arrays
+        rows = np.flatnonzero(reason >= _NO_TRADE)
+        no_trade = pd.DataFrame(
+            {
+                "date": self._dates(self._prep.sessions_ns[t[rows]]),
+                "instrument": np.asarray(self._instrument_col(i[rows]), dtype=object),
+                "reason": np.asarray(REASONS, dtype=object)[reason[rows]],
+                "value": np.nan,
+            }
+        )
+        ev = self._prep.events
+        portfolio = pd.DataFrame(
+            {
+                "date": self._dates(self._prep.sessions_ns[[e[0] for e in ev]].astype(np.int64)),
+                "instrument": [e[1] for e in ev],
+                "reason": [e[2] for e in ev],
+                "value": [e[3] for e in ev],
+            }
+        )
+        out = pd.concat([portfolio, no_trade], ignore_index=True) if len(ev) else no_trade
+        return out.sort_values("date", kind="stable", ignore_index=True)
+
+    @cached_property
+    def end_state(self) -> EndState:
+        p = self._prep
+        names = [str(c) for c in self.instruments]
+        o_i, o_ns, o_qty, o_price, o_cpu = self._fifo[7:]
+        lots = tuple(
+            OpenLot(names[a], pd.Timestamp(b).date(), float(c), float(d), float(e))
+            for a, b, c, d, e in zip(o_i, o_ns, o_qty, o_price, o_cpu, strict=True)
+        )
+        eq = self._series[0]
+        return EndState(
+            date=self.sessions[-1].date(),
+            close_ns=int(p.closes_ns[-1]),
+            cash=float(self._final_cash),
+            equity=float(eq[-1]),
+            high_water_mark=float(max(p.hwm0, eq.max())),
+            quantities={
+                names[j]: float(self._final_qty[j]) for j in np.flatnonzero(self._final_qty)
+            },
+            last_prices={
+                names[j]: float(self._final_last_p[j])
+                for j in np.flatnonzero(np.isfinite(self._final_last_p))
+            },
+            pending_orders=tuple(p.pending_out),
+            open_lots=lots,
+            execution_lag=self.config.execution_lag,
+            calendar=self.config.calendar,
+            engine_version=ENGINE_VERSION,
+        )
+
+    @cached_property
+    def metrics(self) -> dict[str, Any]:
+        """`compute_metrics` on ``returns`` with ``round_trips``, ``exposure``, ``turnover``;
+        Sharpe/Sortino are in excess of the cash rate the run used (per session)."""
+        return compute_metrics(
+            self.returns,
+            self.round_trips,
+            periods_per_year=252,
+            risk_free=self._prep.rf_bar,
+            exposure=self.exposure,
+            turnover=self.turnover,
+        )

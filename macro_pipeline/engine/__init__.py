@@ -1,0 +1,34 @@
+"""Pure backtest engine: target weights in, event-correct portfolio accounting out.
+
+No I/O, no database, no Dagster: numpy/pandas arrays in, numpy/pandas out, with a compiled
+(numba, cached on disk) kernel. Semantics: DESIGN.md section 2; timing in `simulate`.
+
+Public API: `BacktestConfig`, `simulate` -> `BacktestResult`, `simulate_many` ->
+`SweepResult`, `EndState` (continuation), `compute_metrics`, `rebalance_dates`,
+`ENGINE_VERSION`.
+"""
+
+from macro_pipeline.engine.calendar import calendar_sessions, rebalance_dates
+from macro_pipeline.engine.config import BacktestConfig, OptimisticExecutionWarning
+from macro_pipeline.engine.metrics import METRIC_KEYS, compute_metrics
+from macro_pipeline.engine.result import BacktestResult
+from macro_pipeline.engine.simulate import SweepResult, simulate, simulate_many
+from macro_pipeline.engine.state import EndState, OpenLot, PendingOrder
+from macro_pipeline.engine.version import ENGINE_VERSION
+
+__all__ = [
+    "ENGINE_VERSION",
+    "METRIC_KEYS",
+    "BacktestConfig",
+    "BacktestResult",
+    "EndState",
+    "OpenLot",
+    "OptimisticExecutionWarning",
+    "PendingOrder",
+    "SweepResult",
+    "calendar_sessions",
+    "compute_metrics",
+    "rebalance_dates",
+    "simulate",
+    "simulate_many",
+]

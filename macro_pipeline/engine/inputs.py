@@ -270,30 +270,14 @@ def _weights(
     config: BacktestConfig,
     events: list,
 ) -> tuple[np.ndarray, np.ndarray, pd.DatetimeIndex]:
+    """(K, N) leverage-capped targets of the rows acted upon, their session positions, dates."""
     N = len(instruments)
     if weights is None:
         return np.zeros((0, N)), np.zeros(0, dtype=np.int64), sessions[:0]
     if not isinstance(weights, pd.DataFrame):
         raise ValueError(f"weights must be a DataFrame, got {type(weights).__name__}")
-    index = check_date_index(weights.index, "weights")
-    if not weights.columns.is_unique:
-        dup = weights.columns[weights.columns.duplicated()].unique()
-        raise ValueError(f"weights: duplicate instruments {_show(dup)}")
-    col_idx = instruments.get_indexer(weights.columns)
-    if (col_idx < 0).any():
-        unknown = weights.columns[col_idx < 0]
-        raise ValueError(f"weights: instruments not in prices: {_show(unknown)}")
-    first, last = sessions[0].value, sessions[-1].value
-    i8 = index.asi8
-    lo = int(np.searchsorted(i8, first, side="left"))
-    hi = int(np.searchsorted(i8, last, side="right"))
-    window = index[lo:hi]
-    pos = sessions.get_indexer(window)
-    if (pos < 0).any():
-        raise ValueError(
-            f"weights: decision dates not in the price index / not {config.calendar} sessions: "
-            f"{_show(window[pos < 0])}"
-        )
+    col_idx = weight_columns(weights.columns, instruments, "weights")
+    lo, hi, pos, keep, window = decision_rows(weights.index, sessions, config, "weights")
     try:
         w = weights.iloc[lo:hi].to_numpy(dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -303,26 +287,68 @@ def _weights(
         t, i = np.nonzero(bad)
         pairs = [(window[a], weights.columns[b]) for a, b in zip(t, i, strict=True)]
         raise ValueError(f"weights: NaN or infinite weights at (date, instrument) {_show(pairs)}")
-    if config.rebalance_frequency != "daily":
+    targets = np.zeros((int(keep.sum()), N))
+    targets[:, col_idx] = w[keep]
+    pos, window = pos[keep], window[keep]
+    factor = cap_leverage(targets, config.max_leverage)
+    for p, f in zip(pos[factor < 1.0], factor[factor < 1.0], strict=True):
+        events.append((int(p), None, "leverage_scaled", float(f)))
+    return targets, pos, window
+
+
+def weight_columns(columns: pd.Index, instruments: pd.Index, what: str) -> np.ndarray:
+    """Positions of weight columns among the price instruments; unknown ones raise."""
+    if not columns.is_unique:
+        raise ValueError(f"{what}: duplicate instruments {_show(columns[columns.duplicated()].unique())}")
+    col_idx = instruments.get_indexer(columns)
+    if (col_idx < 0).any():
+        raise ValueError(f"{what}: instruments not in prices: {_show(columns[col_idx < 0])}")
+    return col_idx
+
+
+def decision_rows(
+    index: pd.Index, sessions: pd.DatetimeIndex, config: BacktestConfig, what: str
+) -> tuple[int, int, np.ndarray, np.ndarray, pd.DatetimeIndex]:
+    """Rows [lo, hi) of a decision index inside the simulated sessions, their session
+    positions, the mask of rows acted upon (rebalance sessions), and their dates.
+
+    Rows before the first or after the last session are outside this call and ignored; a
+    row inside that is not a session raises."""
+    index = check_date_index(index, what)
+    i8 = index.asi8
+    lo = int(np.searchsorted(i8, sessions[0].value, side="left"))
+    hi = int(np.searchsorted(i8, sessions[-1].value, side="right"))
+    window = index[lo:hi]
+    pos = sessions.get_indexer(window)
+    if (pos < 0).any():
+        raise ValueError(
+            f"{what}: decision dates not in the price index / not {config.calendar} sessions: "
+            f"{_show(window[pos < 0])}"
+        )
+    if config.rebalance_frequency == "daily":
+        keep = np.ones(len(window), dtype=bool)
+    else:
         keep = cal.rebalance_mask(config.calendar, config.rebalance_frequency, window.asi8)
         if len(window) and not keep.any():
             warnings.warn(
-                f"weights: none of the {len(window)} decision row(s) falls on a "
+                f"{what}: none of the {len(window)} decision row(s) falls on a "
                 f"{config.rebalance_frequency} rebalance session of {config.calendar}; "
                 "nothing is traded",
-                stacklevel=4,
+                stacklevel=5,
             )
-        w, pos, window = w[keep], pos[keep], window[keep]
-    targets = np.zeros((len(w), N))
-    targets[:, col_idx] = w
-    gross = np.abs(targets).sum(axis=1)
-    over = gross > config.max_leverage * (1.0 + _LEVERAGE_TOLERANCE)
+    return lo, hi, pos.astype(np.int64), keep, window
+
+
+def cap_leverage(targets: np.ndarray, max_leverage: float) -> np.ndarray:
+    """Scale rows (last axis = instruments) with sum(abs(w)) > max_leverage down to it, in
+    place; returns the factor per row (1.0 where untouched)."""
+    gross = np.abs(targets).sum(axis=-1)
+    over = gross > max_leverage * (1.0 + _LEVERAGE_TOLERANCE)
+    factor = np.ones_like(gross)
     if over.any():
-        factor = config.max_leverage / gross[over]
-        targets[over] *= factor[:, None]
-        for p, f in zip(pos[over], factor, strict=True):
-            events.append((int(p), None, "leverage_scaled", float(f)))
-    return targets, pos.astype(np.int64), window
+        factor[over] = max_leverage / gross[over]
+        targets *= factor[..., None]
+    return factor
 
 
 def _schedule(

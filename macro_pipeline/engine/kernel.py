@@ -229,6 +229,7 @@ def run_many(
     price,
     exec_row,
     targets,  # (S, K, N)
+    universe,
     split_ptr,
     split_i,
     split_ratio,
@@ -247,7 +248,6 @@ def run_many(
     """``run_portfolio`` for S weight schedules sharing prices and events, in parallel."""
     S = targets.shape[0]
     T, N = price.shape
-    universe = np.zeros((0, 0), dtype=np.bool_)
     empty_i = np.zeros(0, dtype=np.int32)
     empty_f = np.zeros(0, dtype=np.float64)
     empty_r = np.zeros(0, dtype=np.int8)

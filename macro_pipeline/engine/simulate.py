@@ -1,0 +1,205 @@
+"""`simulate` (one portfolio, full result) and `simulate_many` (a batched weight sweep).
+
+Timing contract (DESIGN.md section 2): sessions are the rows of ``prices`` that are sessions
+of ``config.calendar`` within [config.start, config.end]. A weights row dated at session t
+holds target weights decided with data known at the close of t; it executes at the close of
+session t + config.execution_lag (counted in those sessions). Only rows on rebalance sessions
+are acted upon (``config.rebalance_frequency``); between them no trades happen and positions
+drift with prices. A decision whose execution falls after the last session is carried in
+``end_state.pending_orders``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from macro_pipeline.engine.config import BacktestConfig
+from macro_pipeline.engine.inputs import (
+    _schedule,
+    cap_leverage,
+    decision_rows,
+    prepare,
+    weight_columns,
+)
+from macro_pipeline.engine.kernel import N_SERIES, run_many, run_portfolio
+from macro_pipeline.engine.result import BacktestResult
+from macro_pipeline.engine.state import EndState
+
+
+def simulate(
+    prices: pd.DataFrame,
+    weights: pd.DataFrame | None,
+    config: BacktestConfig,
+    *,
+    funding: pd.DataFrame | None = None,
+    dividends: pd.DataFrame | None = None,
+    splits: pd.DataFrame | None = None,
+    universe: pd.DataFrame | None = None,
+    start_state: EndState | None = None,
+) -> BacktestResult:
+    """Simulate a target-weight portfolio over the sessions of ``prices``.
+
+    - ``prices``: sessions x instruments, tz-naive normalised DatetimeIndex, prices > 0, NaN =
+      no price that session (no trade; marked at the last known price). Unadjusted prices if
+      ``splits``/``dividends`` are given, else adjusted ones (never both: that double counts).
+    - ``weights``: decision dates x instruments (columns a subset of ``prices``'; absent
+      instrument = weight 0), fraction of pre-trade equity per instrument, negative = short.
+      At execution, target quantity = w x equity / price; the trade is the difference.
+    - ``funding``: columns ts (tz-aware), instrument, rate (per settlement, decimal). Every
+      settlement with close(t-1) < ts <= close(t) (exchange close times of ``config.calendar``;
+      "24/7" closes at 00:00 UTC) is paid on the position held over bar t, valued at the
+      close of t-1: payment = notional x rate (longs pay positive rates, shorts receive).
+    - ``dividends``: ex_date, instrument, amount (per unit): credited on the ex-date to the
+      position held at the previous close (shorts pay). ``splits``: ex_date, instrument,
+      ratio (new units per old unit): quantity x ratio before that session's close, value
+      unchanged.
+    - ``universe``: booleans (sessions x instruments, True = member) or membership intervals
+      (columns instrument, from, to; inclusive; to NaT = open; unlisted = never a member).
+      A held instrument outside the universe is sold at the close of the first session out,
+      at its last tradable price (that session's price, else the last known one); no new
+      position is opened outside it.
+    - ``start_state``: a previous result's ``end_state`` to continue from (cash, quantities,
+      marks, pending orders, FIFO lots, drawdown peak); only sessions after its date run.
+
+    Raises ValueError, naming dates and instruments, for misaligned or bad input.
+    """
+    prep = prepare(
+        prices, weights, config, funding=funding, dividends=dividends, splits=splits,
+        universe=universe, start_state=start_state,
+    )  # fmt: skip
+    T, N = prep.price.shape
+    n_exec = int(np.count_nonzero(prep.exec_row >= 0))
+    cap = n_exec * max(N, 1) + prep.n_universe_exits
+    series = np.empty((N_SERIES, T))
+    pos = np.empty((T, N))
+    fills = (
+        np.empty(cap, dtype=np.int32),
+        np.empty(cap, dtype=np.int32),
+        np.empty(cap),
+        np.empty(cap),
+        np.empty(cap),
+        np.empty(cap, dtype=np.int8),
+    )
+    qty = prep.qty0.copy()
+    last_p = prep.last_p0.copy()
+    n_fills, cash = run_portfolio(
+        prep.price, prep.exec_row, prep.targets, prep.universe,
+        prep.split_ptr, prep.split_i, prep.split_ratio,
+        prep.div_ptr, prep.div_i, prep.div_amount,
+        prep.fund_ptr, prep.fund_i, prep.fund_rate,
+        prep.rf_bar, prep.borrow_rate, prep.cost_rate,
+        qty, last_p, prep.cash0, prep.accrue_first, True,
+        series, pos, *fills,
+    )  # fmt: skip
+    return BacktestResult(config, prep, series, pos, fills, int(n_fills), qty, last_p, float(cash))
+
+
+@dataclass
+class SweepResult:
+    """Outputs of `simulate_many`: equity per schedule, and full results on demand.
+
+    ``equity_matrix`` is (schedules x sessions); ``equity`` the same as a sessions x
+    schedules frame; ``final_value`` the last equity of each schedule.
+    """
+
+    sessions: pd.DatetimeIndex
+    equity_matrix: np.ndarray
+    _prices: pd.DataFrame
+    _weights: np.ndarray
+    _decision_dates: pd.DatetimeIndex
+    _columns: pd.Index
+    _config: BacktestConfig
+    _extra: dict
+
+    @property
+    def final_value(self) -> np.ndarray:
+        return self.equity_matrix[:, -1]
+
+    @cached_property
+    def equity(self) -> pd.DataFrame:
+        return pd.DataFrame(self.equity_matrix.T, index=self.sessions, copy=False)
+
+    def result(self, schedule: int) -> BacktestResult:
+        """The full `BacktestResult` of one schedule (re-simulated with `simulate`)."""
+        w = pd.DataFrame(
+            self._weights[schedule], index=self._decision_dates, columns=self._columns
+        )
+        return simulate(self._prices, w, self._config, **self._extra)
+
+
+def simulate_many(
+    prices: pd.DataFrame,
+    weights: Sequence[pd.DataFrame] | np.ndarray,
+    config: BacktestConfig,
+    *,
+    decision_dates: pd.DatetimeIndex | None = None,
+    funding: pd.DataFrame | None = None,
+    dividends: pd.DataFrame | None = None,
+    splits: pd.DataFrame | None = None,
+    universe: pd.DataFrame | None = None,
+) -> SweepResult:
+    """Simulate S weight schedules on the same prices in one batched, parallel call.
+
+    ``weights`` is either a sequence of S frames sharing one index (decision dates) and one
+    column set, or an array (S, K, N) with ``decision_dates`` (length K) and N = the price
+    columns in order. Semantics are exactly `simulate`'s for each schedule (same timing,
+    costs, leverage cap, carry, events, universe); schedules run in parallel across cores
+    (numba prange). Returns equity only; `SweepResult.result(s)` rebuilds a full result.
+    """
+    if isinstance(weights, np.ndarray):
+        if decision_dates is None:
+            raise ValueError("simulate_many: decision_dates is required with a weights array")
+        array = np.asarray(weights, dtype=np.float64)
+        index = pd.DatetimeIndex(decision_dates)
+        columns = prices.columns
+    else:
+        frames = list(weights)
+        if not frames:
+            raise ValueError("simulate_many: no weight schedules given")
+        index, columns = frames[0].index, frames[0].columns
+        for k, frame in enumerate(frames):
+            if not frame.index.equals(index) or not frame.columns.equals(columns):
+                raise ValueError(
+                    f"simulate_many: weight schedule {k} has a different index or columns "
+                    "from schedule 0; one batch shares its decision dates"
+                )
+        array = np.stack([f.to_numpy(dtype=np.float64) for f in frames])
+    if array.ndim != 3 or array.shape[1] != len(index) or array.shape[2] != len(columns):
+        raise ValueError(
+            f"simulate_many: weights shape {array.shape} does not match "
+            f"(schedules, {len(index)} decision dates, {len(columns)} instruments)"
+        )
+    extra = dict(funding=funding, dividends=dividends, splits=splits, universe=universe)
+    prep = prepare(prices, None, config, **extra)
+    col_idx = weight_columns(pd.Index(columns), prep.instruments, "weights")
+    lo, hi, pos, keep, window = decision_rows(index, prep.sessions, config, "weights")
+    w = array[:, lo:hi][:, keep]
+    bad = ~np.isfinite(w)
+    if bad.any():
+        s, k, i = (a[0] for a in np.nonzero(bad))
+        raise ValueError(
+            f"weights: NaN or infinite weight in schedule {s} at "
+            f"({window[keep][k].date()}, {columns[i]})"
+        )
+    S, N = array.shape[0], len(prep.instruments)
+    targets = np.zeros((S, w.shape[1], N))
+    targets[:, :, col_idx] = w
+    cap_leverage(targets, config.max_leverage)
+    exec_row, _, _ = _schedule(
+        targets[0], pos[keep], window[keep], len(prep.sessions), config.execution_lag, None,
+        {}, prep.instruments,
+    )  # fmt: skip
+    equity = np.empty((S, len(prep.sessions)))
+    run_many(
+        prep.price, exec_row, targets, prep.universe,
+        prep.split_ptr, prep.split_i, prep.split_ratio,
+        prep.div_ptr, prep.div_i, prep.div_amount,
+        prep.fund_ptr, prep.fund_i, prep.fund_rate,
+        prep.rf_bar, prep.borrow_rate, prep.cost_rate, prep.cash0, equity,
+    )  # fmt: skip
+    return SweepResult(prep.sessions, equity, prices, array, index, pd.Index(columns), config, extra)

@@ -411,13 +411,14 @@ def _copy_frame(cur, table: str, frame: pd.DataFrame, progress: Callable[[int], 
         for c in cols:
             s = chunk[c]
             if c in DATE_COLS:
-                arrays[c] = pa.array(s.dt.date, type=pa.date32())
+                arrays[c] = pa.array(s.to_numpy(dtype="datetime64[D]"), type=pa.date32())
             elif pd.api.types.is_datetime64_any_dtype(s):
-                arrays[c] = pa.array(s, type=pa.timestamp("us", tz="UTC"))
+                arrays[c] = pa.array(s.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]"),
+                                     type=pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
             elif pd.api.types.is_float_dtype(s):
                 arrays[c] = pa.array(s.to_numpy(), type=pa.float64(), from_pandas=True)
             else:
-                arrays[c] = pa.array(s.astype(object).where(s.notna(), None), type=pa.string())
+                arrays[c] = pa.array(s, type=pa.string(), from_pandas=True)
         sink = io.BytesIO()
         pacsv.write_csv(pa.table(arrays), sink, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
         sink.seek(0)

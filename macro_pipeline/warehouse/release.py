@@ -97,24 +97,30 @@ def apply_rules(
     calendars: pd.Series,
     model: ReleaseModel = DEFAULT_MODEL,
 ) -> pd.Series:
-    """known_at per row given each row's rule and calendar (rows grouped, each group vectorized)."""
-    out = pd.Series(pd.NaT, index=dates.index, dtype="datetime64[ns, UTC]")
-    keys = rules.astype(str) + "\x00" + calendars.astype(str)
-    for key, idx in keys.groupby(keys, sort=False).groups.items():
-        rule, calendar = key.split("\x00")
-        d = dates.loc[idx]
+    """known_at per row given each row's rule and calendar.
+
+    known_at depends only on (rule, calendar, valid time), so it is computed once per distinct
+    combination (a few thousand for millions of rows) and broadcast back.
+    """
+    combo = pd.DataFrame({"rule": rules.astype(str).to_numpy(), "calendar": calendars.astype(str).to_numpy(),
+                          "when": pd.to_datetime(dates).to_numpy()})
+    codes, uniques = pd.MultiIndex.from_frame(combo).factorize()
+    distinct = uniques.to_frame(index=False).set_axis(["rule", "calendar", "when"], axis=1)
+    known = pd.Series(pd.NaT, index=distinct.index, dtype="datetime64[us, UTC]")
+    for (rule, calendar), group in distinct.groupby(["rule", "calendar"], sort=False):
+        when = group["when"]
         if rule == "close":
-            out.loc[idx] = close_known_at(d, calendar, model).to_numpy()
+            values = close_known_at(when, calendar, model)
         elif rule == "quarterly_30d":
-            out.loc[idx] = quarterly_known_at(d, model).to_numpy()
+            values = quarterly_known_at(when, model)
         elif rule == "same_day":
-            out.loc[idx] = same_day_known_at(d).to_numpy()
+            values = same_day_known_at(when)
         elif rule == "settlement":
-            ts = pd.to_datetime(d)
-            out.loc[idx] = (ts if ts.dt.tz is not None else ts.dt.tz_localize("UTC")).to_numpy()
+            values = when.dt.tz_localize("UTC") if when.dt.tz is None else when.dt.tz_convert("UTC")
         else:
             raise ValueError(f"unknown release rule {rule!r}; known rules: {RULES}")
-    return out
+        known.loc[group.index] = values.astype("datetime64[us, UTC]").to_numpy()
+    return pd.Series(known.to_numpy()[codes], index=dates.index, dtype="datetime64[us, UTC]")
 
 
 def as_utc(values: pd.Series) -> pd.Series:

@@ -13,7 +13,7 @@ from macro_pipeline.engine.config import BacktestConfig, OptimisticExecutionWarn
 from macro_pipeline.engine.metrics import METRIC_KEYS, compute_metrics
 from macro_pipeline.engine.result import BacktestResult
 from macro_pipeline.engine.simulate import SweepResult, simulate, simulate_many
-from macro_pipeline.engine.state import EndState, OpenLot, PendingOrder
+from macro_pipeline.engine.state import EndState, OpenLots, PendingOrder
 from macro_pipeline.engine.version import ENGINE_VERSION
 
 __all__ = [
@@ -22,7 +22,7 @@ __all__ = [
     "BacktestConfig",
     "BacktestResult",
     "EndState",
-    "OpenLot",
+    "OpenLots",
     "OptimisticExecutionWarning",
     "PendingOrder",
     "SweepResult",

@@ -1,7 +1,8 @@
 """Validation and preparation of `simulate` inputs into the kernel's arrays.
 
 Every rejected input raises ``ValueError`` naming the offending dates and/or instruments
-(at most five of each, then a count).
+(the first five, then a count). Checks run as whole-array reductions first; the slow
+pinpointing only runs once something is known to be wrong.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from macro_pipeline.engine.state import EndState, PendingOrder
 
 _SHOWN = 5
 _LEVERAGE_TOLERANCE = 1e-12
+_DAY_NS = 86_400 * 10**9
 
 
-def _show(items: Sequence, what: str = "") -> str:
+def _show(items: Sequence) -> str:
     items = list(items)
     text = ", ".join(_label(x) for x in items[:_SHOWN])
     more = f", ... ({len(items)} in all)" if len(items) > _SHOWN else ""
-    return f"{what}{text}{more}"
+    return f"{text}{more}"
 
 
 def _label(x) -> str:
@@ -38,23 +40,25 @@ def _label(x) -> str:
 
 
 def check_date_index(index: pd.Index, what: str) -> pd.DatetimeIndex:
-    """A tz-naive, midnight-normalised, unique, increasing DatetimeIndex, as ns."""
+    """A tz-naive, midnight-normalised, unique, increasing DatetimeIndex, returned as ns."""
     if not isinstance(index, pd.DatetimeIndex):
         raise ValueError(f"{what}: index must be a DatetimeIndex, got {type(index).__name__}")
     if index.tz is not None:
         raise ValueError(f"{what}: index must be tz-naive session dates, got tz {index.tz}")
-    index = index.as_unit("ns")
+    if index.unit != "ns":
+        index = index.as_unit("ns")
     if index.hasnans:
         raise ValueError(f"{what}: index contains NaT")
-    bad = index[index != index.normalize()]
-    if len(bad):
-        raise ValueError(f"{what}: index has times of day (not session dates): {_show(bad)}")
-    if not index.is_unique:
-        raise ValueError(f"{what}: duplicate dates {_show(index[index.duplicated()].unique())}")
-    if not index.is_monotonic_increasing:
-        i8 = index.asi8
-        bad = index[1:][i8[1:] < i8[:-1]]
-        raise ValueError(f"{what}: index is not increasing at {_show(bad)}")
+    i8 = index.asi8
+    off = i8 % _DAY_NS != 0
+    if off.any():
+        raise ValueError(f"{what}: index has times of day (not session dates): {_show(index[off])}")
+    step = np.diff(i8)
+    if len(step) and step.min() <= 0:
+        dup = index[1:][step == 0]
+        if len(dup):
+            raise ValueError(f"{what}: duplicate dates {_show(dup.unique())}")
+        raise ValueError(f"{what}: index is not increasing at {_show(index[1:][step < 0])}")
     return index
 
 
@@ -66,9 +70,9 @@ class Prepared:
     sessions_ns: np.ndarray
     closes_ns: np.ndarray
     instruments: pd.Index
-    price: np.ndarray
+    price: np.ndarray  # (N, T)
     exec_row: np.ndarray
-    targets: np.ndarray
+    targets: np.ndarray  # (N, K)
     pending_out: list[PendingOrder]
     split_ptr: np.ndarray
     split_i: np.ndarray
@@ -79,7 +83,7 @@ class Prepared:
     fund_ptr: np.ndarray
     fund_i: np.ndarray
     fund_rate: np.ndarray
-    universe: np.ndarray
+    universe: np.ndarray  # (N, T) or (0, 0)
     n_universe_exits: int
     rf_bar: np.ndarray
     borrow_rate: float
@@ -90,8 +94,18 @@ class Prepared:
     prev_equity: float
     hwm0: float
     accrue_first: bool
-    lots: tuple[np.ndarray, ...]
+    lots: tuple[np.ndarray, np.ndarray, np.ndarray]  # instrument, entry ns, (3, n) floats
     events: list[tuple[int, str | None, str, float]]  # (session pos, instrument, reason, value)
+
+    def kernel_inputs(self) -> tuple:
+        """The market/event arguments of ``run_portfolio`` from ``price`` to ``cost_rate``."""
+        return (
+            self.price, self.sessions_ns, self.exec_row, self.targets, self.universe,
+            self.split_ptr, self.split_i, self.split_ratio,
+            self.div_ptr, self.div_i, self.div_amount,
+            self.fund_ptr, self.fund_i, self.fund_rate,
+            self.rf_bar, self.borrow_rate, self.cost_rate,
+        )  # fmt: skip
 
 
 def prepare(
@@ -107,6 +121,8 @@ def prepare(
 ) -> Prepared:
     if not isinstance(config, BacktestConfig):
         raise ValueError(f"config must be a BacktestConfig, got {type(config).__name__}")
+    if start_state is not None and not isinstance(start_state, EndState):
+        raise ValueError(f"start_state must be an EndState, got {type(start_state).__name__}")
     sessions, rows, instruments = _sessions(prices, config, start_state)
     T, N = len(sessions), len(instruments)
     sessions_ns = sessions.asi8
@@ -115,12 +131,10 @@ def prepare(
     closes_ns = cal.session_closes_ns(config.calendar, sessions_ns)
 
     events: list[tuple[int, str | None, str, float]] = []
-    targets, decision_pos, decision_dates = _weights(
-        weights, instruments, sessions, config, events
-    )
-    exec_row, targets, pending_out = _schedule(
-        targets, decision_pos, decision_dates, T, config.execution_lag, start_state,
-        col_of, instruments,
+    targets, decision_pos, decision_dates = _weights(weights, instruments, sessions, config, events)
+    exec_row, targets, pending_out = schedule(
+        targets, decision_pos, decision_dates, T, config.execution_lag, start_state, col_of,
+        instruments,
     )  # fmt: skip
 
     split_ptr, split_i, split_ratio = _corporate_actions(splits, "splits", "ratio", sessions, col_of)
@@ -130,23 +144,13 @@ def prepare(
     bar_start = start_state.close_ns if start_state is not None else None
     fund_ptr, fund_i, fund_rate = _funding(funding, closes_ns, bar_start, col_of)
     uni, n_exits = _universe(universe, sessions, instruments)
-
-    prev_dates = sessions[:-1]
-    first_prev = (
-        pd.Timestamp(start_state.date) if start_state is not None else sessions[:1].min()
-    )
-    prev_dates = pd.DatetimeIndex([first_prev]).append(prev_dates) if T else sessions
-    rf_bar = config.risk_free_annual(prev_dates) / PERIODS_PER_YEAR
-    if start_state is None and T:
-        rf_bar[0] = 0.0  # a fresh portfolio opens at the first close: no bar to accrue over
-    borrow_rate = config.borrow_cost_bps / 1e4 / PERIODS_PER_YEAR
+    rf_bar = _rf_bar(config, sessions, start_state)
 
     qty0 = np.zeros(N)
     last_p0 = np.full(N, np.nan)
-    lots: tuple[np.ndarray, ...]
     if start_state is None:
         cash0 = prev_equity = hwm0 = config.initial_capital
-        lots = _lot_arrays([], col_of)
+        lots = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((3, 0)))
     else:
         _check_state(start_state, config, col_of)
         for key, q in start_state.quantities.items():
@@ -157,7 +161,7 @@ def prepare(
         cash0 = start_state.cash
         prev_equity = start_state.equity
         hwm0 = start_state.high_water_mark
-        lots = _lot_arrays(start_state.open_lots, col_of)
+        lots = _lot_arrays(start_state, col_of)
     return Prepared(
         sessions=sessions,
         sessions_ns=sessions_ns,
@@ -178,8 +182,8 @@ def prepare(
         fund_rate=fund_rate,
         universe=uni,
         n_universe_exits=n_exits,
-        rf_bar=np.ascontiguousarray(rf_bar, dtype=np.float64),
-        borrow_rate=borrow_rate,
+        rf_bar=rf_bar,
+        borrow_rate=config.borrow_cost_bps / 1e4 / PERIODS_PER_YEAR,
         cost_rate=config.cost_rate,
         qty0=qty0,
         last_p0=last_p0,
@@ -212,10 +216,9 @@ def _sessions(
     if start_state is not None:
         after = int(np.searchsorted(i8, pd.Timestamp(start_state.date).value, side="right"))
         if after < lo:
-            gap = index[after:lo]
             raise ValueError(
                 f"config.start {config.start} leaves a gap after start_state.date "
-                f"{start_state.date}: sessions {_show(gap)} would be skipped"
+                f"{start_state.date}: sessions {_show(index[after:lo])} would be skipped"
             )
         lo = max(lo, after)
     hi = max(hi, lo)
@@ -239,27 +242,35 @@ def _sessions(
             f"prices: no {config.calendar} sessions between {config.start} and {config.end}"
             + (f" after start_state.date {start_state.date}" if start_state else "")
         )
-    sessions = pd.DatetimeIndex(sessions, freq=None)
-    return sessions, rows, instruments
+    return pd.DatetimeIndex(sessions, freq=None), rows, instruments
+
+
+def _instrument_major(frame: pd.DataFrame, rows, what: str) -> np.ndarray:
+    """frame.to_numpy()[rows].T as a C-contiguous float64 (N, T) array; pandas stores a
+    single-dtype frame instrument-major already, so this is usually a view (no copy)."""
+    try:
+        values = frame.to_numpy(dtype=np.float64, copy=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what}: values must be numeric ({exc})") from exc
+    return np.ascontiguousarray(values.T[:, rows])
 
 
 def _price_array(
     prices: pd.DataFrame, rows, sessions: pd.DatetimeIndex, instruments: pd.Index
 ) -> np.ndarray:
-    try:
-        values = prices.to_numpy(dtype=np.float64, copy=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"prices: values must be numeric ({exc})") from exc
-    price = np.ascontiguousarray(values[rows])
-    with np.errstate(invalid="ignore"):
-        bad = ~(price > 0) & ~np.isnan(price)
-    if bad.any():
-        t, i = np.nonzero(bad)
-        pairs = [(sessions[a], instruments[b], price[a, b]) for a, b in zip(t, i, strict=True)]
-        raise ValueError(
-            "prices: must be finite and > 0 (NaN = no price) at (date, instrument, price) "
-            + _show(pairs)
-        )
+    price = _instrument_major(prices, rows, "prices")
+    if price.size and not (np.fmin.reduce(price, axis=None) > 0 and np.fmax.reduce(price, axis=None) < np.inf):
+        with np.errstate(invalid="ignore"):
+            bad = ~(price > 0) & ~np.isnan(price) | np.isinf(price)
+        if bad.any():
+            i, t = np.nonzero(bad)
+            order = np.lexsort((i, t))
+            pairs = [(sessions[t[k]], instruments[i[k]], price[i[k], t[k]]) for k in order[:_SHOWN]]
+            raise ValueError(
+                "prices: must be finite and > 0 (NaN = no price); bad (date, instrument, price): "
+                + _show(pairs)
+                + (f", ... ({len(order)} in all)" if len(order) > _SHOWN else "")
+            )
     return price
 
 
@@ -270,36 +281,50 @@ def _weights(
     config: BacktestConfig,
     events: list,
 ) -> tuple[np.ndarray, np.ndarray, pd.DatetimeIndex]:
-    """(K, N) leverage-capped targets of the rows acted upon, their session positions, dates."""
+    """(N, K) leverage-capped targets of the rows acted upon, their session positions, dates."""
     N = len(instruments)
     if weights is None:
-        return np.zeros((0, N)), np.zeros(0, dtype=np.int64), sessions[:0]
+        return np.zeros((N, 0)), np.zeros(0, dtype=np.int64), sessions[:0]
     if not isinstance(weights, pd.DataFrame):
         raise ValueError(f"weights must be a DataFrame, got {type(weights).__name__}")
     col_idx = weight_columns(weights.columns, instruments, "weights")
     lo, hi, pos, keep, window = decision_rows(weights.index, sessions, config, "weights")
-    try:
-        w = weights.iloc[lo:hi].to_numpy(dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"weights: values must be numeric ({exc})") from exc
-    bad = ~np.isfinite(w)
-    if bad.any():
-        t, i = np.nonzero(bad)
-        pairs = [(window[a], weights.columns[b]) for a, b in zip(t, i, strict=True)]
-        raise ValueError(f"weights: NaN or infinite weights at (date, instrument) {_show(pairs)}")
-    targets = np.zeros((int(keep.sum()), N))
-    targets[:, col_idx] = w[keep]
+    w = _instrument_major(weights, slice(lo, hi), "weights")
+    check_finite_weights(w, window, weights.columns, "weights")
+    if not keep.all():
+        w = np.ascontiguousarray(w[:, keep])
     pos, window = pos[keep], window[keep]
-    factor = cap_leverage(targets, config.max_leverage)
-    for p, f in zip(pos[factor < 1.0], factor[factor < 1.0], strict=True):
-        events.append((int(p), None, "leverage_scaled", float(f)))
-    return targets, pos, window
+    if len(col_idx) != N or (col_idx != np.arange(N)).any():
+        full = np.zeros((N, w.shape[1]))
+        full[col_idx] = w
+        w = full
+    factor = cap_leverage(w, config.max_leverage)
+    if (factor < 1.0).any():
+        w = w * factor  # a copy: the caller's frame is never modified
+        for p, f in zip(pos[factor < 1.0], factor[factor < 1.0], strict=True):
+            events.append((int(p), None, "leverage_scaled", float(f)))
+    return w, pos, window
+
+
+def check_finite_weights(
+    w: np.ndarray, dates: pd.DatetimeIndex, columns: pd.Index, what: str
+) -> None:
+    """Raise naming (date, instrument) pairs if an (N, K) weight array has NaN/inf."""
+    if w.size and not np.isfinite(np.add.reduce(w, axis=None)):
+        bad = ~np.isfinite(w)
+        if bad.any():
+            i, k = np.nonzero(bad)
+            order = np.lexsort((i, k))
+            pairs = [(dates[k[j]], columns[i[j]]) for j in order]
+            raise ValueError(f"{what}: NaN or infinite weights at (date, instrument) {_show(pairs)}")
 
 
 def weight_columns(columns: pd.Index, instruments: pd.Index, what: str) -> np.ndarray:
     """Positions of weight columns among the price instruments; unknown ones raise."""
     if not columns.is_unique:
         raise ValueError(f"{what}: duplicate instruments {_show(columns[columns.duplicated()].unique())}")
+    if columns.equals(instruments):
+        return np.arange(len(instruments))
     col_idx = instruments.get_indexer(columns)
     if (col_idx < 0).any():
         raise ValueError(f"{what}: instruments not in prices: {_show(columns[col_idx < 0])}")
@@ -312,18 +337,19 @@ def decision_rows(
     """Rows [lo, hi) of a decision index inside the simulated sessions, their session
     positions, the mask of rows acted upon (rebalance sessions), and their dates.
 
-    Rows before the first or after the last session are outside this call and ignored; a
-    row inside that is not a session raises."""
+    Rows before the first or after the last session belong to other calls and are ignored;
+    a row inside that is not a session raises."""
     index = check_date_index(index, what)
     i8 = index.asi8
     lo = int(np.searchsorted(i8, sessions[0].value, side="left"))
     hi = int(np.searchsorted(i8, sessions[-1].value, side="right"))
     window = index[lo:hi]
-    pos = sessions.get_indexer(window)
-    if (pos < 0).any():
+    pos = np.searchsorted(sessions.asi8, window.asi8)
+    bad = sessions.asi8[np.minimum(pos, len(sessions) - 1)] != window.asi8
+    if bad.any():
         raise ValueError(
             f"{what}: decision dates not in the price index / not {config.calendar} sessions: "
-            f"{_show(window[pos < 0])}"
+            f"{_show(window[bad])}"
         )
     if config.rebalance_frequency == "daily":
         keep = np.ones(len(window), dtype=bool)
@@ -339,19 +365,20 @@ def decision_rows(
     return lo, hi, pos.astype(np.int64), keep, window
 
 
-def cap_leverage(targets: np.ndarray, max_leverage: float) -> np.ndarray:
-    """Scale rows (last axis = instruments) with sum(abs(w)) > max_leverage down to it, in
-    place; returns the factor per row (1.0 where untouched)."""
-    gross = np.abs(targets).sum(axis=-1)
+def cap_leverage(w: np.ndarray, max_leverage: float) -> np.ndarray:
+    """Scale factor per decision (last axis of an (..., N, K) array) that brings
+    sum(abs(w)) over instruments down to ``max_leverage``; 1.0 where it is not above."""
+    if w.shape[-2] == 0 or w.size == 0:
+        return np.ones(w.shape[:-2] + w.shape[-1:])
+    lo = np.fmin.reduce(w, axis=None)
+    gross = np.add.reduce(w, axis=-2) if lo >= 0 else np.add.reduce(np.abs(w), axis=-2)
     over = gross > max_leverage * (1.0 + _LEVERAGE_TOLERANCE)
     factor = np.ones_like(gross)
-    if over.any():
-        factor[over] = max_leverage / gross[over]
-        targets *= factor[..., None]
+    factor[over] = max_leverage / gross[over]
     return factor
 
 
-def _schedule(
+def schedule(
     targets: np.ndarray,
     decision_pos: np.ndarray,
     decision_dates: pd.DatetimeIndex,
@@ -361,10 +388,12 @@ def _schedule(
     col_of: dict[str, int],
     instruments: pd.Index,
 ) -> tuple[np.ndarray, np.ndarray, list[PendingOrder]]:
+    """exec_row (session -> target column), targets with start-state pending orders appended,
+    and the decisions that execute after the last session (pending for the next call)."""
     exec_row = np.full(T, -1, dtype=np.int64)
     pending_out: list[PendingOrder] = []
-    rows = [targets]
-    K = len(targets)
+    extra = []
+    K = targets.shape[1]
     if start_state is not None:
         for order in start_state.pending_orders:
             unknown = [k for k in order.weights if k not in col_of]
@@ -378,28 +407,44 @@ def _schedule(
                     PendingOrder(order.decision_date, order.sessions_ahead - T, order.weights)
                 )
                 continue
-            row = np.zeros(len(instruments))
+            col = np.zeros(len(instruments))
             for key, value in order.weights.items():
-                row[col_of[key]] = value
-            exec_row[order.sessions_ahead] = K
-            rows.append(row[None, :])
-            K += 1
+                col[col_of[key]] = value
+            exec_row[order.sessions_ahead] = K + len(extra)
+            extra.append(col)
     exec_at = decision_pos + lag
     inside = exec_at < T
-    if (exec_row[exec_at[inside]] >= 0).any():
-        clash = decision_dates[inside][exec_row[exec_at[inside]] >= 0]
+    clash = exec_row[exec_at[inside]] >= 0
+    if clash.any():
         raise ValueError(
-            f"weights: decisions {_show(clash)} execute on the same session as a pending order "
-            "from start_state (was execution_lag changed?)"
+            f"weights: decisions {_show(decision_dates[inside][clash])} execute on the same "
+            "session as a pending order from start_state (was execution_lag changed?)"
         )
     exec_row[exec_at[inside]] = np.flatnonzero(inside)
     for k in np.flatnonzero(~inside):
-        weights = {str(instruments[j]): float(targets[k, j]) for j in np.flatnonzero(targets[k])}
-        pending_out.append(
-            PendingOrder(decision_dates[k].date(), int(exec_at[k] - T), weights)
-        )
-    all_targets = np.ascontiguousarray(np.concatenate(rows)) if len(rows) > 1 else targets
-    return exec_row, all_targets, pending_out
+        col = targets[:, k]
+        weights = {str(instruments[j]): float(col[j]) for j in np.flatnonzero(col)}
+        pending_out.append(PendingOrder(decision_dates[k].date(), int(exec_at[k] - T), weights))
+    if extra:
+        targets = np.ascontiguousarray(np.column_stack([targets, *extra]))
+    return exec_row, targets, pending_out
+
+
+def _rf_bar(
+    config: BacktestConfig, sessions: pd.DatetimeIndex, start_state: EndState | None
+) -> np.ndarray:
+    """Per-session cash rate: annual rate in force at the start of the bar (the previous
+    session) / 252; 0 for the first session of a fresh run (no bar precedes it)."""
+    T = len(sessions)
+    if isinstance(config.risk_free, float):
+        rf = np.full(T, config.risk_free / PERIODS_PER_YEAR)
+    else:
+        first = pd.Timestamp(start_state.date) if start_state is not None else sessions[0]
+        prev = pd.DatetimeIndex([first]).append(sessions[:-1])
+        rf = config.risk_free_annual(prev) / PERIODS_PER_YEAR
+    if start_state is None and T:
+        rf[0] = 0.0
+    return rf
 
 
 def _require_columns(frame: pd.DataFrame, what: str, columns: tuple[str, ...]) -> None:
@@ -440,11 +485,14 @@ def _corporate_actions(
     if frame is None or len(frame) == 0:
         return _empty_csr(T)
     _require_columns(frame, what, ("ex_date", "instrument", value_col))
-    ex = pd.DatetimeIndex(pd.to_datetime(frame["ex_date"])).as_unit("ns")
+    ex = pd.DatetimeIndex(pd.to_datetime(frame["ex_date"]))
     if ex.tz is not None:
         raise ValueError(f"{what}: ex_date must be tz-naive dates")
+    ex = ex.as_unit("ns")
     values = frame[value_col].to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values) | ((values <= 0) if what == "splits" else np.zeros(len(values), bool))
+    bad = ~np.isfinite(values)
+    if what == "splits":
+        bad |= ~(values > 0)
     if bad.any():
         rows = [(ex[k], frame["instrument"].iloc[k]) for k in np.flatnonzero(bad)]
         rule = "finite and > 0" if what == "splits" else "finite"
@@ -453,7 +501,9 @@ def _corporate_actions(
     inside = (ex >= sessions[0]) & (ex <= sessions[-1])
     pos = sessions.get_indexer(ex[inside])
     if (pos < 0).any():
-        raise ValueError(f"{what}: ex_date not a session in the price index: {_show(ex[inside][pos < 0])}")
+        raise ValueError(
+            f"{what}: ex_date not a session in the price index: {_show(ex[inside][pos < 0])}"
+        )
     return _csr(pos, T, codes[inside], values[inside])
 
 
@@ -476,7 +526,7 @@ def _funding(
         bad = [(ts[k], frame["instrument"].iloc[k]) for k in np.flatnonzero(~np.isfinite(rate))]
         raise ValueError(f"funding: NaN or infinite rate at (ts, instrument) {_show(bad)}")
     codes = _instrument_codes(frame["instrument"], "funding", col_of)
-    # bar t = (close t-1, close t]: the first close at or after the settlement
+    # bar t = (close t-1, close t]: a settlement belongs to the first close at or after it
     pos = np.searchsorted(closes_ns, ts_ns, side="left")
     keep = pos < T
     if bar_start_ns is not None:
@@ -487,7 +537,6 @@ def _funding(
 def _universe(
     universe: pd.DataFrame | None, sessions: pd.DatetimeIndex, instruments: pd.Index
 ) -> tuple[np.ndarray, int]:
-    T, N = len(sessions), len(instruments)
     if universe is None:
         return np.zeros((0, 0), dtype=np.bool_), 0
     if not isinstance(universe, pd.DataFrame):
@@ -496,9 +545,9 @@ def _universe(
         member = _universe_from_intervals(universe, sessions, instruments)
     else:
         index = check_date_index(universe.index, "universe")
-        missing_cols = instruments.difference(universe.columns, sort=False)
-        if len(missing_cols):
-            raise ValueError(f"universe: no membership column for instruments {_show(missing_cols)}")
+        missing = instruments.difference(universe.columns, sort=False)
+        if len(missing):
+            raise ValueError(f"universe: no membership column for instruments {_show(missing)}")
         extra = universe.columns.difference(instruments, sort=False)
         if len(extra):
             raise ValueError(f"universe: instruments not in prices: {_show(extra)}")
@@ -508,8 +557,8 @@ def _universe(
         frame = universe.iloc[rows][list(instruments)]
         if frame.isna().any().any():
             raise ValueError("universe: membership values must be booleans, found NaN")
-        member = np.ascontiguousarray(frame.to_numpy(dtype=np.bool_))
-    exits = int((member[:-1] & ~member[1:]).sum()) + int((~member[:1]).sum())
+        member = np.ascontiguousarray(frame.to_numpy(dtype=np.bool_).T)
+    exits = int((member[:, :-1] & ~member[:, 1:]).sum()) + int((~member[:, :1]).sum())
     return member, exits
 
 
@@ -525,13 +574,15 @@ def _universe_from_intervals(
     lo = pd.DatetimeIndex(pd.to_datetime(frame[cols[0]])).as_unit("ns")
     hi = pd.DatetimeIndex(pd.to_datetime(frame[cols[1]])).as_unit("ns")
     if lo.hasnans:
-        raise ValueError(f"universe: missing '{cols[0]}' date for {_show(frame['instrument'][lo.isna()])}")
+        raise ValueError(
+            f"universe: missing '{cols[0]}' date for {_show(frame['instrument'][lo.isna()])}"
+        )
     s = sessions.asi8
     start = np.searchsorted(s, lo.asi8, side="left")
     stop = np.where(hi.isna(), len(s), np.searchsorted(s, hi.asi8, side="right"))
-    member = np.zeros((len(sessions), len(instruments)), dtype=np.bool_)
+    member = np.zeros((len(instruments), len(sessions)), dtype=np.bool_)
     for j, a, b in zip(codes, start, stop, strict=True):
-        member[a:b, j] = True
+        member[j, a:b] = True
     return member
 
 
@@ -545,17 +596,15 @@ def _check_state(state: EndState, config: BacktestConfig, col_of: dict[str, int]
             f"start_state: execution_lag {state.execution_lag} differs from config.execution_lag "
             f"{config.execution_lag}"
         )
-    unknown = [k for k, q in state.quantities.items() if q != 0 and k not in col_of]
-    unknown += [lot.instrument for lot in state.open_lots if lot.instrument not in col_of]
+    unknown = {k for k, q in state.quantities.items() if q != 0 and k not in col_of}
+    unknown |= {k for k in state.open_lots.instrument if k not in col_of}
     if unknown:
-        raise ValueError(f"start_state: positions in instruments not in prices: {_show(sorted(set(unknown)))}")
+        raise ValueError(f"start_state: positions in instruments not in prices: {_show(sorted(unknown))}")
 
 
-def _lot_arrays(lots, col_of: dict[str, int]) -> tuple[np.ndarray, ...]:
-    return (
-        np.array([col_of[lot.instrument] for lot in lots], dtype=np.int64),
-        np.array([pd.Timestamp(lot.entry_date).value for lot in lots], dtype=np.int64),
-        np.array([lot.quantity for lot in lots], dtype=np.float64),
-        np.array([lot.price for lot in lots], dtype=np.float64),
-        np.array([lot.cost_per_unit for lot in lots], dtype=np.float64),
-    )
+def _lot_arrays(state: EndState, col_of: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lots = state.open_lots
+    codes = np.array([col_of[k] for k in lots.instrument], dtype=np.int64)
+    entry = np.array(lots.entry_date, dtype="datetime64[ns]").astype(np.int64)
+    values = np.array([lots.quantity, lots.price, lots.cost_per_unit], dtype=np.float64)
+    return codes, entry, values.reshape(3, len(codes))

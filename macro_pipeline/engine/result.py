@@ -14,13 +14,11 @@ import pandas as pd
 
 from macro_pipeline.engine.config import BacktestConfig
 from macro_pipeline.engine.inputs import Prepared
-from macro_pipeline.engine.kernel import REASONS, SERIES, fifo_round_trips
+from macro_pipeline.engine.kernel import REASONS, SERIES, SIDES, open_lots
 from macro_pipeline.engine.metrics import compute_metrics
-from macro_pipeline.engine.state import EndState, OpenLot
+from macro_pipeline.engine.state import EndState, OpenLots
 from macro_pipeline.engine.version import ENGINE_VERSION
 
-_DAY_NS = 86_400 * 10**9
-_SIDES = ("buy", "sell", "none")
 _NO_TRADE = 2  # reason codes >= this are no-trade log rows
 
 
@@ -57,8 +55,11 @@ class BacktestResult:
         prep: Prepared,
         series: np.ndarray,
         positions: np.ndarray,
-        fill_arrays: tuple[np.ndarray, ...],
-        n_fills: int,
+        log: tuple[np.ndarray, np.ndarray, np.ndarray],
+        n_log: int,
+        trips: tuple[np.ndarray, np.ndarray],
+        n_trips: int,
+        lots: tuple[np.ndarray, np.ndarray, np.ndarray],
         final_qty: np.ndarray,
         final_last_p: np.ndarray,
         final_cash: float,
@@ -69,7 +70,9 @@ class BacktestResult:
         self._prep = prep
         self._series = series
         self._positions = positions
-        self._fill_arrays = tuple(a[:n_fills] for a in fill_arrays)
+        self._log = tuple(a[:, :n_log] for a in log)
+        self._trips = tuple(a[:, :n_trips] for a in trips)
+        self._lots = lots
         self._final_qty = final_qty
         self._final_last_p = final_last_p
         self._final_cash = final_cash
@@ -143,89 +146,82 @@ class BacktestResult:
 
     @cached_property
     def fills(self) -> pd.DataFrame:
-        t, i, qty, price, cost, reason = self._fill_arrays
-        side = np.where(qty > 0, 0, np.where(qty < 0, 1, 2)).astype(np.int8)
-        notional = qty * np.where(qty != 0, price, 0.0)
+        ints, codes, vals = self._log
         return pd.DataFrame(
             {
-                "date": self._dates(self._prep.sessions_ns[t]),
-                "instrument": self._instrument_col(i),
-                "side": pd.Categorical.from_codes(side, categories=_SIDES),
-                "quantity": qty,
-                "price": price,
-                "notional": notional,
-                "cost": cost,
-                "reason": pd.Categorical.from_codes(reason, categories=REASONS),
+                "date": ints[0].view("datetime64[ns]"),
+                "instrument": self._instrument_col(ints[1]),
+                "side": pd.Categorical.from_codes(codes[0], categories=SIDES, validate=False),
+                "quantity": vals[0],
+                "price": vals[1],
+                "notional": vals[2],
+                "cost": vals[3],
+                "reason": pd.Categorical.from_codes(codes[1], categories=REASONS, validate=False),
             },
             copy=False,
         )
-
-    def _dates(self, ns: np.ndarray) -> np.ndarray:
-        return ns.view("datetime64[ns]")
 
     def _instrument_col(self, codes: np.ndarray) -> pd.Categorical:
         return pd.Categorical.from_codes(codes, categories=self.instruments, validate=False)
 
     @cached_property
-    def _fifo(self) -> tuple[np.ndarray, ...]:
-        p = self._prep
-        t, i, qty, price, cost, _ = self._fill_arrays
-        return fifo_round_trips(
-            len(self.instruments), p.sessions_ns, t, i, qty, price, cost,
-            p.split_ptr, p.split_i, p.split_ratio, *p.lots,
-        )  # fmt: skip
-
-    @cached_property
     def round_trips(self) -> pd.DataFrame:
-        r_i, entry, exit_, qty, p_in, p_out, pnl = self._fifo[:7]
+        ints, vals = self._trips
         return pd.DataFrame(
             {
-                "instrument": self._instrument_col(r_i),
-                "entry_date": self._dates(entry),
-                "exit_date": self._dates(exit_),
-                "holding_days": (exit_ - entry) // _DAY_NS,
-                "quantity": qty,
-                "entry_price": p_in,
-                "exit_price": p_out,
-                "pnl": pnl,
-                "return": pnl / (np.abs(qty) * p_in),
+                "instrument": self._instrument_col(ints[0]),
+                "entry_date": ints[1].view("datetime64[ns]"),
+                "exit_date": ints[2].view("datetime64[ns]"),
+                "holding_days": ints[3],
+                "quantity": vals[0],
+                "entry_price": vals[1],
+                "exit_price": vals[2],
+                "pnl": vals[3],
+                "return": vals[4],
             },
             copy=False,
         )
 
     @cached_property
     def skipped(self) -> pd.DataFrame:
-        t, i, _, _, _, reason = self._fill_arrays
-        rows = np.flatnonzero(reason >= _NO_TRADE)
+        ints, codes, _ = self._log
+        rows = np.flatnonzero(codes[1] >= _NO_TRADE)
         no_trade = pd.DataFrame(
             {
-                "date": self._dates(self._prep.sessions_ns[t[rows]]),
-                "instrument": np.asarray(self._instrument_col(i[rows]), dtype=object),
-                "reason": np.asarray(REASONS, dtype=object)[reason[rows]],
+                "date": ints[0, rows].view("datetime64[ns]"),
+                "instrument": np.asarray(self._instrument_col(ints[1, rows]), dtype=object),
+                "reason": np.asarray(REASONS, dtype=object)[codes[1, rows]],
                 "value": np.nan,
             }
         )
         ev = self._prep.events
+        if not ev:
+            return no_trade
         portfolio = pd.DataFrame(
             {
-                "date": self._dates(self._prep.sessions_ns[[e[0] for e in ev]].astype(np.int64)),
+                "date": self._prep.sessions_ns[[e[0] for e in ev]].view("datetime64[ns]"),
                 "instrument": [e[1] for e in ev],
                 "reason": [e[2] for e in ev],
                 "value": [e[3] for e in ev],
             }
         )
-        out = pd.concat([portfolio, no_trade], ignore_index=True) if len(ev) else no_trade
+        out = pd.concat([portfolio, no_trade], ignore_index=True)
         return out.sort_values("date", kind="stable", ignore_index=True)
 
     @cached_property
     def end_state(self) -> EndState:
         p = self._prep
-        names = [str(c) for c in self.instruments]
-        o_i, o_ns, o_qty, o_price, o_cpu = self._fifo[7:]
-        lots = tuple(
-            OpenLot(names[a], pd.Timestamp(b).date(), float(c), float(d), float(e))
-            for a, b, c, d, e in zip(o_i, o_ns, o_qty, o_price, o_cpu, strict=True)
+        names = np.array([str(c) for c in self.instruments], dtype=object)
+        o_i, o_ns, o_f = open_lots(*self._lots)
+        lots = OpenLots(
+            instrument=tuple(names[o_i].tolist()),
+            entry_date=tuple(o_ns.view("datetime64[ns]").astype("datetime64[D]").tolist()),
+            quantity=tuple(o_f[0].tolist()),
+            price=tuple(o_f[1].tolist()),
+            cost_per_unit=tuple(o_f[2].tolist()),
         )
+        held = np.flatnonzero(self._final_qty)
+        marked = np.flatnonzero(np.isfinite(self._final_last_p))
         eq = self._series[0]
         return EndState(
             date=self.sessions[-1].date(),
@@ -233,13 +229,10 @@ class BacktestResult:
             cash=float(self._final_cash),
             equity=float(eq[-1]),
             high_water_mark=float(max(p.hwm0, eq.max())),
-            quantities={
-                names[j]: float(self._final_qty[j]) for j in np.flatnonzero(self._final_qty)
-            },
-            last_prices={
-                names[j]: float(self._final_last_p[j])
-                for j in np.flatnonzero(np.isfinite(self._final_last_p))
-            },
+            quantities=dict(zip(names[held].tolist(), self._final_qty[held].tolist(), strict=True)),
+            last_prices=dict(
+                zip(names[marked].tolist(), self._final_last_p[marked].tolist(), strict=True)
+            ),
             pending_orders=tuple(p.pending_out),
             open_lots=lots,
             execution_lag=self.config.execution_lag,

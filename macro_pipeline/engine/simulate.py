@@ -20,10 +20,11 @@ import pandas as pd
 
 from macro_pipeline.engine.config import BacktestConfig
 from macro_pipeline.engine.inputs import (
-    _schedule,
     cap_leverage,
+    check_finite_weights,
     decision_rows,
     prepare,
+    schedule,
     weight_columns,
 )
 from macro_pipeline.engine.kernel import N_SERIES, run_many, run_portfolio
@@ -72,31 +73,53 @@ def simulate(
         prices, weights, config, funding=funding, dividends=dividends, splits=splits,
         universe=universe, start_state=start_state,
     )  # fmt: skip
-    T, N = prep.price.shape
+    N, T = prep.price.shape
     n_exec = int(np.count_nonzero(prep.exec_row >= 0))
-    cap = n_exec * max(N, 1) + prep.n_universe_exits
+    cap = n_exec * max(N, 1) + prep.n_universe_exits  # at most one log row per (session, instrument)
+    n_lots0 = len(prep.lots[0])
+    # np.empty: pages never written (unused capacity) cost no memory
     series = np.empty((N_SERIES, T))
     pos = np.empty((T, N))
-    fills = (
-        np.empty(cap, dtype=np.int32),
-        np.empty(cap, dtype=np.int32),
-        np.empty(cap),
-        np.empty(cap),
-        np.empty(cap),
-        np.empty(cap, dtype=np.int8),
-    )
+    log = (np.empty((2, cap), np.int64), np.empty((2, cap), np.int8), np.empty((4, cap)))
+    trips = (np.empty((4, cap), np.int64), np.empty((5, cap)))
+    lot_f = np.empty((3, n_lots0 + cap))
+    lot_i = np.empty((3, n_lots0 + cap), np.int64)
+    lot_hd = _lot_heads(prep.lots, N, lot_f, lot_i)
     qty = prep.qty0.copy()
     last_p = prep.last_p0.copy()
-    n_fills, cash = run_portfolio(
-        prep.price, prep.exec_row, prep.targets, prep.universe,
-        prep.split_ptr, prep.split_i, prep.split_ratio,
-        prep.div_ptr, prep.div_i, prep.div_amount,
-        prep.fund_ptr, prep.fund_i, prep.fund_rate,
-        prep.rf_bar, prep.borrow_rate, prep.cost_rate,
-        qty, last_p, prep.cash0, prep.accrue_first, True,
-        series, pos, *fills,
+    n_log, n_trips, cash = run_portfolio(
+        *prep.kernel_inputs(), qty, last_p, prep.cash0, prep.accrue_first, True,
+        series, pos, *log, lot_f, lot_i, lot_hd, *trips,
     )  # fmt: skip
-    return BacktestResult(config, prep, series, pos, fills, int(n_fills), qty, last_p, float(cash))
+    return BacktestResult(
+        config, prep, series, pos, log, int(n_log), trips, int(n_trips), (lot_f, lot_i, lot_hd),
+        qty, last_p, float(cash),
+    )  # fmt: skip
+
+
+def _lot_heads(
+    lots: tuple[np.ndarray, np.ndarray, np.ndarray], N: int, lot_f: np.ndarray, lot_i: np.ndarray
+) -> np.ndarray:
+    """Load a start state's open lots (instrument, entry ns, (3, n) floats; oldest first per
+    instrument) into the kernel's lot pool; returns the head/tail/counter array."""
+    codes, entry_ns, values = lots
+    n = len(codes)
+    lot_hd = np.full((2, N + 1), -1, dtype=np.int64)
+    lot_hd[0, N] = n
+    lot_hd[1, N] = 0
+    if n:
+        order = np.argsort(codes, kind="stable")
+        codes = codes[order]
+        lot_f[:, :n] = values[:, order]
+        lot_i[0, :n] = entry_ns[order]
+        nxt = np.arange(1, n + 1)
+        last = np.r_[codes[1:] != codes[:-1], True]
+        nxt[last] = -1
+        lot_i[1, :n] = nxt
+        first = np.r_[True, codes[1:] != codes[:-1]]
+        lot_hd[0, codes[first]] = np.flatnonzero(first)
+        lot_hd[1, codes[last]] = np.flatnonzero(last)
+    return lot_hd
 
 
 @dataclass
@@ -176,30 +199,20 @@ def simulate_many(
         )
     extra = dict(funding=funding, dividends=dividends, splits=splits, universe=universe)
     prep = prepare(prices, None, config, **extra)
+    N, T = prep.price.shape
     col_idx = weight_columns(pd.Index(columns), prep.instruments, "weights")
     lo, hi, pos, keep, window = decision_rows(index, prep.sessions, config, "weights")
-    w = array[:, lo:hi][:, keep]
-    bad = ~np.isfinite(w)
-    if bad.any():
-        s, k, i = (a[0] for a in np.nonzero(bad))
-        raise ValueError(
-            f"weights: NaN or infinite weight in schedule {s} at "
-            f"({window[keep][k].date()}, {columns[i]})"
-        )
-    S, N = array.shape[0], len(prep.instruments)
-    targets = np.zeros((S, w.shape[1], N))
-    targets[:, :, col_idx] = w
-    cap_leverage(targets, config.max_leverage)
-    exec_row, _, _ = _schedule(
-        targets[0], pos[keep], window[keep], len(prep.sessions), config.execution_lag, None,
-        {}, prep.instruments,
-    )  # fmt: skip
-    equity = np.empty((S, len(prep.sessions)))
-    run_many(
-        prep.price, exec_row, targets, prep.universe,
-        prep.split_ptr, prep.split_i, prep.split_ratio,
-        prep.div_ptr, prep.div_i, prep.div_amount,
-        prep.fund_ptr, prep.fund_i, prep.fund_rate,
-        prep.rf_bar, prep.borrow_rate, prep.cost_rate, prep.cash0, equity,
-    )  # fmt: skip
+    targets = np.zeros((array.shape[0], N, int(keep.sum())))
+    targets[:, col_idx, :] = array[:, lo:hi][:, keep].transpose(0, 2, 1)
+    if not np.isfinite(np.add.reduce(targets, axis=None)):
+        for s in range(targets.shape[0]):
+            check_finite_weights(targets[s], window[keep], prep.instruments, f"weights[{s}]")
+    factor = cap_leverage(targets, config.max_leverage)
+    if (factor < 1.0).any():
+        targets *= factor[:, None, :]
+    exec_row, _, _ = schedule(
+        targets[0], pos[keep], window[keep], T, config.execution_lag, None, {}, prep.instruments
+    )
+    equity = np.empty((targets.shape[0], T))
+    run_many(*prep.kernel_inputs()[:3], targets, *prep.kernel_inputs()[4:], prep.cash0, equity)
     return SweepResult(prep.sessions, equity, prices, array, index, pd.Index(columns), config, extra)

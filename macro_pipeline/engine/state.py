@@ -23,33 +23,37 @@ def _date(value: Any) -> dt.date:
 
 
 @dataclass(frozen=True)
-class OpenLot:
-    """An open first-in-first-out lot: signed quantity bought (>0) or sold short (<0) on
-    ``entry_date`` at ``price`` (split-adjusted), with its entry cost per unit of quantity."""
+class OpenLots:
+    """Open first-in-first-out lots, column-wise (one entry per lot, oldest first within an
+    instrument): signed quantity bought (>0) or sold short (<0) on ``entry_date`` at
+    ``price`` (split-adjusted), with the entry cost per unit of quantity."""
 
-    instrument: str
-    entry_date: dt.date
-    quantity: float
-    price: float
-    cost_per_unit: float
+    instrument: tuple[str, ...] = ()
+    entry_date: tuple[dt.date, ...] = ()
+    quantity: tuple[float, ...] = ()
+    price: tuple[float, ...] = ()
+    cost_per_unit: tuple[float, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
+    def __len__(self) -> int:
+        return len(self.instrument)
+
+    def to_dict(self) -> dict[str, list]:
         return {
-            "instrument": self.instrument,
-            "entry_date": self.entry_date.isoformat(),
-            "quantity": self.quantity,
-            "price": self.price,
-            "cost_per_unit": self.cost_per_unit,
+            "instrument": list(self.instrument),
+            "entry_date": [d.isoformat() for d in self.entry_date],
+            "quantity": list(self.quantity),
+            "price": list(self.price),
+            "cost_per_unit": list(self.cost_per_unit),
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> OpenLot:
+    def from_dict(cls, d: Mapping[str, Any]) -> OpenLots:
         return cls(
-            instrument=str(d["instrument"]),
-            entry_date=_date(d["entry_date"]),
-            quantity=float(d["quantity"]),
-            price=float(d["price"]),
-            cost_per_unit=float(d["cost_per_unit"]),
+            instrument=tuple(str(x) for x in d.get("instrument", ())),
+            entry_date=tuple(_date(x) for x in d.get("entry_date", ())),
+            quantity=tuple(float(x) for x in d.get("quantity", ())),
+            price=tuple(float(x) for x in d.get("price", ())),
+            cost_per_unit=tuple(float(x) for x in d.get("cost_per_unit", ())),
         )
 
 
@@ -102,7 +106,7 @@ class EndState:
     quantities: Mapping[str, float] = field(default_factory=dict)
     last_prices: Mapping[str, float] = field(default_factory=dict)
     pending_orders: tuple[PendingOrder, ...] = ()
-    open_lots: tuple[OpenLot, ...] = ()
+    open_lots: OpenLots = field(default_factory=OpenLots)
     execution_lag: int = 1
     calendar: str = "XNYS"
     engine_version: str = ""
@@ -118,7 +122,7 @@ class EndState:
             "quantities": dict(self.quantities),
             "last_prices": dict(self.last_prices),
             "pending_orders": [p.to_dict() for p in self.pending_orders],
-            "open_lots": [lot.to_dict() for lot in self.open_lots],
+            "open_lots": self.open_lots.to_dict(),
             "execution_lag": self.execution_lag,
             "calendar": self.calendar,
             "engine_version": self.engine_version,
@@ -135,7 +139,7 @@ class EndState:
             quantities={str(k): float(v) for k, v in d.get("quantities", {}).items()},
             last_prices={str(k): float(v) for k, v in d.get("last_prices", {}).items()},
             pending_orders=tuple(PendingOrder.from_dict(p) for p in d.get("pending_orders", ())),
-            open_lots=tuple(OpenLot.from_dict(lot) for lot in d.get("open_lots", ())),
+            open_lots=OpenLots.from_dict(d.get("open_lots", {})),
             execution_lag=int(d.get("execution_lag", 1)),
             calendar=str(d.get("calendar", "XNYS")),
             engine_version=str(d.get("engine_version", "")),

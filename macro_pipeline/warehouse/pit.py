@@ -121,8 +121,9 @@ class PointInTimeReader:
         if frame.empty:
             frame = pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
         for c in ("known_at", "recorded_at") + (("ts",) if ts_valid else ()):
-            frame[c] = pd.to_datetime(frame[c], utc=True)
-        if not ts_valid:
+            if not isinstance(frame[c].dtype, pd.DatetimeTZDtype):
+                frame[c] = pd.to_datetime(frame[c], utc=True)
+        if not ts_valid and not pd.api.types.is_datetime64_dtype(frame[valid]):
             frame[valid] = pd.to_datetime(frame[valid])
         assert (frame["known_at"] <= self.decision_time).all(), "point-in-time filter violated"
         return frame
@@ -241,4 +242,4 @@ def copy_query(engine: sa.Engine, sql: str, params: dict) -> pd.DataFrame:
         column_types={**{c: pa.string() for c in ("instrument_id", "series_id", "signal_name", "action")},
                       **{c: pa.float64() for c in _FLOAT_COLUMNS}},
         strings_can_be_null=True))
-    return table.to_pandas()
+    return table.to_pandas(date_as_object=False)

@@ -97,6 +97,11 @@ class Prepared:
     lots: tuple[np.ndarray, np.ndarray, np.ndarray]  # instrument, entry ns, (3, n) floats
     events: list[tuple[int, str | None, str, float]]  # (session pos, instrument, reason, value)
 
+    def split_events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Splits in time order: (ex-date ns, instrument, ratio)."""
+        pos = np.repeat(np.arange(len(self.sessions_ns)), np.diff(self.split_ptr))
+        return self.sessions_ns[pos], self.split_i, self.split_ratio
+
     def kernel_inputs(self) -> tuple:
         """The market/event arguments of ``run_portfolio`` from ``price`` to ``cost_rate``."""
         return (

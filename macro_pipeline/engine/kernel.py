@@ -14,7 +14,7 @@
 4. execution (if a decision executes at t): pre-trade equity E = cash + sum(qty x mark);
    target quantity = w x E / price[t]; trade = target - current; cost = abs(trade notional)
    x cost_rate, paid from cash. No price at t, or outside the universe: no trade, a log row
-   says why. Each trade also updates the instrument's FIFO lots (round trips);
+   says why;
 5. record: positions (notional = qty x last mark), equity = cash + sum(positions).
 
 Arrays are instrument-major where the kernel reads a whole panel (price, targets, universe:
@@ -51,16 +51,15 @@ position notional, traded notional, trading costs, funding paid, borrow paid, in
 received, dividends received."""
 N_SERIES = len(SERIES)
 FILL_FLOATS = ("quantity", "price", "notional", "cost")
-TRIP_INTS = ("instrument", "entry_ns", "exit_ns", "holding_days")
-TRIP_FLOATS = ("quantity", "entry_price", "exit_price", "pnl", "return")
+TRIP_FLOATS = ("quantity", "pnl", "return")
 _DAY_NS = 86_400 * 10**9
 _DUST = 1e-9
 
 
 @njit(cache=True, nogil=True)
-def _log(nf, t_ns, i, side, reason, q, p, notional, c, f_int, f_code, f_val):
-    f_int[0, nf] = t_ns
-    f_int[1, nf] = i
+def _log(nf, t_ns, i, side, reason, q, p, notional, c, f_ns, f_i, f_code, f_val):
+    f_ns[nf] = t_ns
+    f_i[nf] = i
     f_code[0, nf] = side
     f_code[1, nf] = reason
     f_val[0, nf] = q
@@ -68,83 +67,6 @@ def _log(nf, t_ns, i, side, reason, q, p, notional, c, f_int, f_code, f_val):
     f_val[2, nf] = notional
     f_val[3, nf] = c
     return nf + 1
-
-
-@njit(cache=True, nogil=True)
-def _match_lots(i, q, p, c, t_ns, lot_f, lot_i, lot_hd, n_inst, r_int, r_val, nr):
-    """Apply a trade of q units at p (cost c) to instrument i's FIFO lots.
-
-    A trade against open lots of the other side closes them oldest first and writes one
-    round trip (aggregated over the lots it closed, as pyfolio does): entry = the oldest
-    closed lot's date, quantity = units closed (>0 long), pnl = sum of signed units x
-    (exit - entry price) - units x (entry + exit cost per unit), return = pnl / entry
-    notional closed. Whatever is left opens a new lot. Returns the new round-trip count.
-
-    Lot pool: lot_f rows = qty, price, cost per unit; lot_i rows = entry ns, next slot, free
-    stack; lot_hd rows = head, tail per instrument, with [0, n_inst] = slots used and
-    [1, n_inst] = free slots.
-    """
-    cpu = c / abs(q)
-    rem = q
-    head = lot_hd[0, i]
-    if head >= 0 and (lot_f[0, head] > 0.0) != (q > 0.0):
-        tol = _DUST * abs(q)
-        entry_ns = lot_i[0, head]
-        units = 0.0
-        pnl = 0.0
-        invested = 0.0
-        long_trip = lot_f[0, head] > 0.0
-        while rem != 0.0 and head >= 0 and (lot_f[0, head] > 0.0) != (rem > 0.0):
-            lq = lot_f[0, head]
-            closed = min(abs(rem), abs(lq))
-            signed = closed if lq > 0.0 else -closed
-            pnl += signed * (p - lot_f[1, head]) - closed * (lot_f[2, head] + cpu)
-            invested += closed * lot_f[1, head]
-            units += closed
-            lq -= signed
-            rem += signed
-            if abs(lq) <= _DUST * closed:
-                nxt = lot_i[1, head]
-                lot_i[2, lot_hd[1, n_inst]] = head
-                lot_hd[1, n_inst] += 1
-                head = nxt
-            else:
-                lot_f[0, head] = lq
-            if abs(rem) <= tol:
-                rem = 0.0
-        lot_hd[0, i] = head
-        if head < 0:
-            lot_hd[1, i] = -1
-        r_int[0, nr] = i
-        r_int[1, nr] = entry_ns
-        r_int[2, nr] = t_ns
-        r_int[3, nr] = (t_ns - entry_ns) // _DAY_NS
-        r_val[0, nr] = units if long_trip else -units
-        r_val[1, nr] = invested / units
-        r_val[2, nr] = p
-        r_val[3, nr] = pnl
-        r_val[4, nr] = pnl / invested
-        nr += 1
-    if rem != 0.0:
-        n_free = lot_hd[1, n_inst]
-        if n_free > 0:
-            slot = lot_i[2, n_free - 1]
-            lot_hd[1, n_inst] = n_free - 1
-        else:
-            slot = lot_hd[0, n_inst]
-            lot_hd[0, n_inst] = slot + 1
-        lot_f[0, slot] = rem
-        lot_f[1, slot] = p
-        lot_f[2, slot] = cpu
-        lot_i[0, slot] = t_ns
-        lot_i[1, slot] = -1
-        tail = lot_hd[1, i]
-        if tail >= 0:
-            lot_i[1, tail] = slot
-        else:
-            lot_hd[0, i] = slot
-        lot_hd[1, i] = slot
-    return nr
 
 
 @njit(cache=True, nogil=True)
@@ -170,23 +92,18 @@ def run_portfolio(
     last_p,  # (N,) in/out last known prices
     cash,  # starting cash
     accrue_first,  # a bar precedes session 0 (continuation)
-    record,  # False: only series[0] (equity) is written: no log, lots, positions
+    record,  # False: only series[0] (equity) is written: no log, no positions
     series,  # (N_SERIES, T) out
     pos,  # (T, N) out notional positions, or (0, 0)
-    f_int,  # (2, cap) int64 out: date ns, instrument
-    f_code,  # (2, cap) int8 out: side, reason
+    f_ns,  # (cap,) int64 out: fill log date (ns)
+    f_i,  # (cap,) int32 out: instrument (-1 = whole portfolio)
+    f_code,  # (2, cap) int8 out: side (SIDES), reason (REASONS)
     f_val,  # (4, cap) float64 out: FILL_FLOATS
-    lot_f,  # FIFO lot pool in/out, see _match_lots
-    lot_i,
-    lot_hd,
-    r_int,  # (4, cap) int64 out: TRIP_INTS
-    r_val,  # (5, cap) float64 out: TRIP_FLOATS
 ):
-    """Simulate one portfolio; returns (log rows written, round trips written, final cash)."""
+    """Simulate one portfolio; returns (log rows written, final cash)."""
     N, T = price.shape
     has_universe = universe.shape[0] > 0
     nf = 0
-    nr = 0
     for t in range(T):
         t_ns = session_ns[t]
         # 1. splits at the open of t
@@ -195,13 +112,6 @@ def run_portfolio(
             r = split_ratio[e]
             qty[i] = qty[i] * r
             last_p[i] = last_p[i] / r
-            if record:
-                s = lot_hd[0, i]
-                while s >= 0:
-                    lot_f[0, s] *= r
-                    lot_f[1, s] /= r
-                    lot_f[2, s] /= r
-                    s = lot_i[1, s]
         # 2. carry over the bar, on the position held since the previous close
         funding = 0.0
         borrow = 0.0
@@ -246,9 +156,7 @@ def run_portfolio(
                     qty[i] = 0.0
                     if record:
                         nf = _log(nf, t_ns, i, 1 if q > 0.0 else 0, 1, -q, px, notional, c,
-                                  f_int, f_code, f_val)  # fmt: skip
-                        nr = _match_lots(i, -q, px, c, t_ns, lot_f, lot_i, lot_hd, N, r_int,
-                                         r_val, nr)  # fmt: skip
+                                  f_ns, f_i, f_code, f_val)  # fmt: skip
                 else:
                     v = q * last_p[i]
                     held += v
@@ -260,7 +168,7 @@ def run_portfolio(
             value = cash + held
             if not value > 0.0:
                 if record:
-                    nf = _log(nf, t_ns, -1, 2, 4, 0.0, np.nan, 0.0, 0.0, f_int, f_code, f_val)
+                    nf = _log(nf, t_ns, -1, 2, 4, 0.0, np.nan, 0.0, 0.0, f_ns, f_i, f_code, f_val)
                     for i in range(N):
                         v = qty[i] * last_p[i] if qty[i] != 0.0 else 0.0
                         pos[t, i] = v
@@ -285,7 +193,7 @@ def run_portfolio(
                         held += v
                         if record:
                             nf = _log(nf, t_ns, i, 2, reason, 0.0, np.nan, 0.0, 0.0,
-                                      f_int, f_code, f_val)  # fmt: skip
+                                      f_ns, f_i, f_code, f_val)  # fmt: skip
                             pos[t, i] = v
                             gross += abs(v)
                         continue
@@ -300,9 +208,7 @@ def run_portfolio(
                         qty[i] = target
                         if record:
                             nf = _log(nf, t_ns, i, 0 if q > 0.0 else 1, 0, q, p, notional, c,
-                                      f_int, f_code, f_val)  # fmt: skip
-                            nr = _match_lots(i, q, p, c, t_ns, lot_f, lot_i, lot_hd, N,
-                                             r_int, r_val, nr)  # fmt: skip
+                                      f_ns, f_i, f_code, f_val)  # fmt: skip
                     v = target * p
                     held += v
                     if record:
@@ -320,29 +226,152 @@ def run_portfolio(
             series[7, t] = borrow
             series[8, t] = interest
             series[9, t] = dividends
-    return nf, nr, cash
+    return nf, cash
 
 
 @njit(cache=True, nogil=True)
-def open_lots(lot_f, lot_i, lot_hd):
-    """Open lots in instrument order, oldest first: (instrument, entry ns, qty, price, cpu)."""
-    n_inst = lot_hd.shape[1] - 1
-    n = lot_hd[0, n_inst] - lot_hd[1, n_inst]
-    o_i = np.empty(n, dtype=np.int64)
-    o_ns = np.empty(n, dtype=np.int64)
-    o_f = np.empty((3, n))
+def fifo_round_trips(
+    f_ns,  # fill log (run_portfolio's), chronological
+    f_i,
+    f_val,
+    s_ns,  # splits, chronological: ex-date ns, instrument, ratio
+    s_i,
+    s_ratio,
+    l_i,  # open lots at the start (oldest first per instrument): instrument, entry ns,
+    l_ns,
+    l_f,  # (3, n) quantity, price, cost per unit
+    n_inst,
+):
+    """Round trips by first-in-first-out lot matching over a fill log.
+
+    Each buy (sell) first closes the oldest open short (long) lots of its instrument and
+    opens a new lot with whatever is left. Each fill that closes lots gives one round trip,
+    aggregated over the lots it closed (pyfolio's convention): entry = the oldest closed
+    lot's date, quantity = units closed (>0: a long round trip), pnl = sum over closed lots
+    of signed units x (exit - entry price) - units x (entry + exit cost per unit), return =
+    pnl / entry notional closed. Splits rescale open lots (quantity x ratio, price and cost
+    per unit / ratio) at their ex-date, before that session's fills.
+
+    Returns (instrument, (2, n) entry/exit ns, holding days, (3, n) TRIP_FLOATS) of the
+    round trips, then the open lots at the end (instrument, entry ns, (3, n) floats).
+    """
+    n = f_ns.shape[0]
+    cap = n + l_i.shape[0]
+    lot_f = np.empty((cap, 3))  # quantity, price, cost per unit (a lot's fields share a line)
+    lot_i = np.empty((cap, 2), dtype=np.int64)  # entry ns, next lot
+    free = np.empty(cap, dtype=np.int64)
+    head = np.full(n_inst, -1, dtype=np.int64)
+    tail = np.full(n_inst, -1, dtype=np.int64)
+    n_free = 0
+    n_used = 0
+    for j in range(l_i.shape[0]):
+        i = l_i[j]
+        lot_f[j, 0] = l_f[0, j]
+        lot_f[j, 1] = l_f[1, j]
+        lot_f[j, 2] = l_f[2, j]
+        lot_i[j, 0] = l_ns[j]
+        lot_i[j, 1] = -1
+        if tail[i] >= 0:
+            lot_i[tail[i], 1] = j
+        else:
+            head[i] = j
+        tail[i] = j
+        n_used += 1
+    r_i = np.empty(n, dtype=np.int32)
+    r_ns = np.empty((2, n), dtype=np.int64)
+    r_days = np.empty(n, dtype=np.int32)
+    r_f = np.empty((3, n))
+    nr = 0
+    k = 0
+    for f in range(n + 1):
+        t_ns = f_ns[f] if f < n else np.iinfo(np.int64).max
+        while k < s_ns.shape[0] and s_ns[k] <= t_ns:
+            r = s_ratio[k]
+            h = head[s_i[k]]
+            while h >= 0:
+                lot_f[h, 0] *= r
+                lot_f[h, 1] /= r
+                lot_f[h, 2] /= r
+                h = lot_i[h, 1]
+            k += 1
+        if f == n:
+            break
+        i = f_i[f]
+        q = f_val[0, f]
+        if q == 0.0 or i < 0:
+            continue
+        p = f_val[1, f]
+        cpu = f_val[3, f] / abs(q)
+        rem = q
+        h = head[i]
+        if h >= 0 and (lot_f[h, 0] > 0.0) != (q > 0.0):
+            tol = _DUST * abs(q)
+            entry_ns = lot_i[h, 0]
+            units = 0.0
+            pnl = 0.0
+            invested = 0.0
+            while h >= 0:
+                lq = lot_f[h, 0]
+                closed = min(abs(rem), abs(lq))
+                signed = closed if lq > 0.0 else -closed
+                pnl += signed * (p - lot_f[h, 1]) - closed * (lot_f[h, 2] + cpu)
+                invested += closed * lot_f[h, 1]
+                units += signed
+                lq -= signed
+                rem += signed
+                if abs(lq) <= _DUST * closed:  # lot used up (dust from float rounding too)
+                    free[n_free] = h
+                    n_free += 1
+                    h = lot_i[h, 1]
+                else:
+                    lot_f[h, 0] = lq
+                if abs(rem) <= tol:
+                    rem = 0.0
+                    break
+            head[i] = h
+            if h < 0:
+                tail[i] = -1
+            r_i[nr] = i
+            r_ns[0, nr] = entry_ns
+            r_ns[1, nr] = t_ns
+            r_days[nr] = (t_ns - entry_ns) // _DAY_NS
+            r_f[0, nr] = units
+            r_f[1, nr] = pnl
+            r_f[2, nr] = pnl / invested
+            nr += 1
+        if rem != 0.0:
+            if n_free > 0:
+                n_free -= 1
+                s = free[n_free]
+            else:
+                s = n_used
+                n_used += 1
+            lot_f[s, 0] = rem
+            lot_f[s, 1] = p
+            lot_f[s, 2] = cpu
+            lot_i[s, 0] = t_ns
+            lot_i[s, 1] = -1
+            if tail[i] >= 0:
+                lot_i[tail[i], 1] = s
+            else:
+                head[i] = s
+            tail[i] = s
+    n_open = n_used - n_free
+    o_i = np.empty(n_open, dtype=np.int64)
+    o_ns = np.empty(n_open, dtype=np.int64)
+    o_f = np.empty((3, n_open))
     m = 0
     for i in range(n_inst):
-        s = lot_hd[0, i]
-        while s >= 0:
+        h = head[i]
+        while h >= 0:
             o_i[m] = i
-            o_ns[m] = lot_i[0, s]
-            o_f[0, m] = lot_f[0, s]
-            o_f[1, m] = lot_f[1, s]
-            o_f[2, m] = lot_f[2, s]
+            o_ns[m] = lot_i[h, 0]
+            o_f[0, m] = lot_f[h, 0]
+            o_f[1, m] = lot_f[h, 1]
+            o_f[2, m] = lot_f[h, 2]
             m += 1
-            s = lot_i[1, s]
-    return o_i[:m], o_ns[:m], o_f[:, :m]
+            h = lot_i[h, 1]
+    return r_i[:nr], r_ns[:, :nr], r_days[:nr], r_f[:, :nr], o_i, o_ns, o_f
 
 
 @njit(cache=True, parallel=True)
@@ -371,7 +400,8 @@ def run_many(
     spread over the available cores."""
     S = targets.shape[0]
     N, T = price.shape
-    no_i = np.zeros((0, 0), dtype=np.int64)
+    no_ns = np.zeros(0, dtype=np.int64)
+    no_i = np.zeros(0, dtype=np.int32)
     no_c = np.zeros((0, 0), dtype=np.int8)
     no_f = np.zeros((0, 0))
     for s in prange(S):
@@ -383,6 +413,6 @@ def run_many(
             split_ptr, split_i, split_ratio, div_ptr, div_i, div_amount,
             fund_ptr, fund_i, fund_rate, rf_bar, borrow_rate, cost_rate,
             qty, last_p, cash0, False, False,
-            eq, no_f, no_i, no_c, no_f, no_f, no_i, no_i, no_i, no_f,
+            eq, no_f, no_ns, no_i, no_c, no_f,
         )  # fmt: skip
         equity[s, :] = eq[0]

@@ -14,7 +14,7 @@ import pandas as pd
 
 from macro_pipeline.engine.config import BacktestConfig
 from macro_pipeline.engine.inputs import Prepared
-from macro_pipeline.engine.kernel import REASONS, SERIES, SIDES, open_lots
+from macro_pipeline.engine.kernel import REASONS, SERIES, SIDES, fifo_round_trips
 from macro_pipeline.engine.metrics import compute_metrics
 from macro_pipeline.engine.state import EndState, OpenLots
 from macro_pipeline.engine.version import ENGINE_VERSION
@@ -55,11 +55,8 @@ class BacktestResult:
         prep: Prepared,
         series: np.ndarray,
         positions: np.ndarray,
-        log: tuple[np.ndarray, np.ndarray, np.ndarray],
+        log: tuple[np.ndarray, ...],
         n_log: int,
-        trips: tuple[np.ndarray, np.ndarray],
-        n_trips: int,
-        lots: tuple[np.ndarray, np.ndarray, np.ndarray],
         final_qty: np.ndarray,
         final_last_p: np.ndarray,
         final_cash: float,
@@ -70,9 +67,7 @@ class BacktestResult:
         self._prep = prep
         self._series = series
         self._positions = positions
-        self._log = tuple(a[:, :n_log] for a in log)
-        self._trips = tuple(a[:, :n_trips] for a in trips)
-        self._lots = lots
+        self._log = tuple(a[..., :n_log] for a in log)
         self._final_qty = final_qty
         self._final_last_p = final_last_p
         self._final_cash = final_cash
@@ -146,11 +141,11 @@ class BacktestResult:
 
     @cached_property
     def fills(self) -> pd.DataFrame:
-        ints, codes, vals = self._log
+        ns, inst, codes, vals = self._log
         return pd.DataFrame(
             {
-                "date": ints[0].view("datetime64[ns]"),
-                "instrument": self._instrument_col(ints[1]),
+                "date": ns.view("datetime64[ns]"),
+                "instrument": self._instrument_col(inst),
                 "side": pd.Categorical.from_codes(codes[0], categories=SIDES, validate=False),
                 "quantity": vals[0],
                 "price": vals[1],
@@ -165,31 +160,35 @@ class BacktestResult:
         return pd.Categorical.from_codes(codes, categories=self.instruments, validate=False)
 
     @cached_property
+    def _fifo(self) -> tuple[np.ndarray, ...]:
+        ns, inst, _, vals = self._log
+        p = self._prep
+        return fifo_round_trips(ns, inst, vals, *p.split_events(), *p.lots, len(self.instruments))
+
+    @cached_property
     def round_trips(self) -> pd.DataFrame:
-        ints, vals = self._trips
+        inst, dates, days, vals = self._fifo[:4]
         return pd.DataFrame(
             {
-                "instrument": self._instrument_col(ints[0]),
-                "entry_date": ints[1].view("datetime64[ns]"),
-                "exit_date": ints[2].view("datetime64[ns]"),
-                "holding_days": ints[3],
+                "instrument": self._instrument_col(inst),
+                "entry_date": dates[0].view("datetime64[ns]"),
+                "exit_date": dates[1].view("datetime64[ns]"),
+                "holding_days": days,
                 "quantity": vals[0],
-                "entry_price": vals[1],
-                "exit_price": vals[2],
-                "pnl": vals[3],
-                "return": vals[4],
+                "pnl": vals[1],
+                "return": vals[2],
             },
             copy=False,
         )
 
     @cached_property
     def skipped(self) -> pd.DataFrame:
-        ints, codes, _ = self._log
+        ns, inst, codes, _ = self._log
         rows = np.flatnonzero(codes[1] >= _NO_TRADE)
         no_trade = pd.DataFrame(
             {
-                "date": ints[0, rows].view("datetime64[ns]"),
-                "instrument": np.asarray(self._instrument_col(ints[1, rows]), dtype=object),
+                "date": ns[rows].view("datetime64[ns]"),
+                "instrument": np.asarray(self._instrument_col(inst[rows]), dtype=object),
                 "reason": np.asarray(REASONS, dtype=object)[codes[1, rows]],
                 "value": np.nan,
             }
@@ -212,7 +211,7 @@ class BacktestResult:
     def end_state(self) -> EndState:
         p = self._prep
         names = np.array([str(c) for c in self.instruments], dtype=object)
-        o_i, o_ns, o_f = open_lots(*self._lots)
+        o_i, o_ns, o_f = self._fifo[4:]
         lots = OpenLots(
             instrument=tuple(names[o_i].tolist()),
             entry_date=tuple(o_ns.view("datetime64[ns]").astype("datetime64[D]").tolist()),

@@ -76,50 +76,17 @@ def simulate(
     N, T = prep.price.shape
     n_exec = int(np.count_nonzero(prep.exec_row >= 0))
     cap = n_exec * max(N, 1) + prep.n_universe_exits  # at most one log row per (session, instrument)
-    n_lots0 = len(prep.lots[0])
-    # np.empty: pages never written (unused capacity) cost no memory
+    # np.empty: capacity never written costs address space, not memory
     series = np.empty((N_SERIES, T))
     pos = np.empty((T, N))
-    log = (np.empty((2, cap), np.int64), np.empty((2, cap), np.int8), np.empty((4, cap)))
-    trips = (np.empty((4, cap), np.int64), np.empty((5, cap)))
-    lot_f = np.empty((3, n_lots0 + cap))
-    lot_i = np.empty((3, n_lots0 + cap), np.int64)
-    lot_hd = _lot_heads(prep.lots, N, lot_f, lot_i)
+    log = (np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty((2, cap), np.int8),
+           np.empty((4, cap)))  # fmt: skip
     qty = prep.qty0.copy()
     last_p = prep.last_p0.copy()
-    n_log, n_trips, cash = run_portfolio(
-        *prep.kernel_inputs(), qty, last_p, prep.cash0, prep.accrue_first, True,
-        series, pos, *log, lot_f, lot_i, lot_hd, *trips,
+    n_log, cash = run_portfolio(
+        *prep.kernel_inputs(), qty, last_p, prep.cash0, prep.accrue_first, True, series, pos, *log,
     )  # fmt: skip
-    return BacktestResult(
-        config, prep, series, pos, log, int(n_log), trips, int(n_trips), (lot_f, lot_i, lot_hd),
-        qty, last_p, float(cash),
-    )  # fmt: skip
-
-
-def _lot_heads(
-    lots: tuple[np.ndarray, np.ndarray, np.ndarray], N: int, lot_f: np.ndarray, lot_i: np.ndarray
-) -> np.ndarray:
-    """Load a start state's open lots (instrument, entry ns, (3, n) floats; oldest first per
-    instrument) into the kernel's lot pool; returns the head/tail/counter array."""
-    codes, entry_ns, values = lots
-    n = len(codes)
-    lot_hd = np.full((2, N + 1), -1, dtype=np.int64)
-    lot_hd[0, N] = n
-    lot_hd[1, N] = 0
-    if n:
-        order = np.argsort(codes, kind="stable")
-        codes = codes[order]
-        lot_f[:, :n] = values[:, order]
-        lot_i[0, :n] = entry_ns[order]
-        nxt = np.arange(1, n + 1)
-        last = np.r_[codes[1:] != codes[:-1], True]
-        nxt[last] = -1
-        lot_i[1, :n] = nxt
-        first = np.r_[True, codes[1:] != codes[:-1]]
-        lot_hd[0, codes[first]] = np.flatnonzero(first)
-        lot_hd[1, codes[last]] = np.flatnonzero(last)
-    return lot_hd
+    return BacktestResult(config, prep, series, pos, log, int(n_log), qty, last_p, float(cash))
 
 
 @dataclass

@@ -45,13 +45,13 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from tqdm.auto import tqdm
 
-from macro_pipeline.warehouse import release
+from macro_pipeline.warehouse import pgcopy, release
 from macro_pipeline.warehouse.errors import IngestValidationError, Problem
 
 INGEST_LOCK = 7170002
 SAFE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-COPY_CHUNK_ROWS = 1_000_000
+COPY_READ_BYTES = 1 << 20  # bytes the driver takes per read of the COPY stream
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ def read_file(path: str | Path) -> RawFile:
     try:
         if name.endswith((".parquet", ".pq")):
             table = pq.read_table(io.BytesIO(data))
-            frame = table.to_pandas()
+            frame = table.to_pandas(date_as_object=False)
             return RawFile(frame, np.arange(1, len(frame) + 1), "row", sha)
         table = pacsv.read_csv(
             pa.py_buffer(data) if not name.endswith(".gz") else pa.input_stream(pa.py_buffer(data), compression="gzip"),
@@ -181,7 +181,8 @@ def read_file(path: str | Path) -> RawFile:
         )
     except (pa.ArrowInvalid, OSError) as exc:
         raise IngestValidationError(str(path), [Problem("malformed-file", f"cannot parse: {exc}", [])]) from exc
-    frame = table.to_pandas()
+    # dates as datetime64 (not millions of datetime.date objects); validation still checks them
+    frame = table.to_pandas(date_as_object=False)
     return RawFile(frame, np.arange(2, len(frame) + 2), "line", sha)
 
 
@@ -239,6 +240,33 @@ def _as_float(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     out = pd.to_numeric(s.astype("string"), errors="coerce").astype("float64")
     bad = (out.isna() & s.notna() & (s.astype("string").str.strip() != "")).to_numpy()
     return out, bad
+
+
+def _unsafe(text: pd.Series, pattern: re.Pattern) -> np.ndarray:
+    """Rows whose (non-null) text breaks ``pattern``; each distinct value is matched once."""
+    codes, uniques = pd.factorize(text)
+    bad = ~pd.Series(uniques, dtype="string").str.fullmatch(pattern.pattern).fillna(True).to_numpy(dtype=bool)
+    return np.append(bad, False)[codes]  # code -1 (null) -> the appended False
+
+
+def _duplicated(frame: pd.DataFrame, key: list[str]) -> np.ndarray:
+    """Rows whose key occurs more than once (all of them), through one int64 code per row.
+
+    Files usually come sorted by key: a strictly increasing code proves there is no duplicate
+    without hashing. Nulls compare equal to each other, as in ``DataFrame.duplicated``.
+    """
+    combined, radix = np.zeros(len(frame), dtype="int64"), 1
+    for c in key:
+        codes, uniques = pd.factorize(frame[c], sort=True)  # sorted codes keep the file's key order
+        base = len(uniques) + 1
+        if radix * base >= 2**62:  # renumber before the mixed-radix number could overflow
+            combined = pd.factorize(combined, sort=True)[0].astype("int64")
+            radix = int(combined.max()) + 1
+        combined = combined * base + (codes + 1)
+        radix *= base
+    if len(combined) < 2 or bool(np.all(combined[1:] > combined[:-1])):
+        return np.zeros(len(frame), dtype=bool)
+    return pd.Series(combined).duplicated(keep=False).to_numpy()
 
 
 def validate(
@@ -316,11 +344,9 @@ def validate(
                 (out["valid_to"] <= out["valid_from"]).to_numpy())
 
     ids = out[spec.entity]
-    chk.add("unsafe-id", f"{spec.entity} must match [A-Za-z0-9_.-]{{1,32}}",
-            (~ids.str.fullmatch(SAFE_ID.pattern).fillna(True)).to_numpy())
+    chk.add("unsafe-id", f"{spec.entity} must match [A-Za-z0-9_.-]{{1,32}}", _unsafe(ids, SAFE_ID))
     for c in spec.names:
-        chk.add("unsafe-id", f"{c} must match [A-Za-z0-9_.-]{{1,64}}",
-                (~out[c].str.fullmatch(SAFE_NAME.pattern).fillna(True)).to_numpy())
+        chk.add("unsafe-id", f"{c} must match [A-Za-z0-9_.-]{{1,64}}", _unsafe(out[c], SAFE_NAME))
 
     if "known_at" in out and not spec.known_before_valid_ok:
         valid = out[spec.valid_col]
@@ -330,7 +356,7 @@ def validate(
 
     key = list(spec.keys) + (["known_at"] if "known_at" in out else [])
     if not chk.problems:
-        dup = out.duplicated(subset=key, keep=False).to_numpy()
+        dup = _duplicated(out, key)
         chk.add("duplicate-key", f"duplicate key ({', '.join(key)}) within the file", dup)
     if known_instruments is not None:
         unknown = sorted(set(ids.dropna().unique()) - set(known_instruments))
@@ -389,41 +415,50 @@ def ensure_calendars(conn: sa.Connection, calendars: list[str]) -> None:
 
 
 def _fill_known_at(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, model: release.ReleaseModel) -> pd.DataFrame:
+    """Add known_at from the release rules when the file has none.
+
+    The rule and calendar belong to the instrument, so rows are mapped to instruments by integer
+    code (``pd.factorize``) and the rule is evaluated per distinct day (``release.known_at_by_group``).
+    """
     if "known_at" in frame:
         return frame
     if spec.default_rule is not None:
-        rules = pd.Series(spec.default_rule, index=frame.index)
-        cals = pd.Series(release.ALWAYS_OPEN, index=frame.index)
+        group = np.zeros(len(frame), dtype="int64")
+        rules, calendars = [spec.default_rule], [release.ALWAYS_OPEN]
     else:
-        meta = _instrument_rows(conn, frame[spec.entity].unique().tolist()).set_index("instrument_id")
-        rules = frame[spec.entity].map(meta["release_rule"])
-        cals = frame[spec.entity].map(meta["calendar"])
-    frame = frame.copy()
-    frame["known_at"] = release.apply_rules(frame[spec.valid_col], rules, cals, model).astype("datetime64[us, UTC]")
-    return frame
+        group, ids = pd.factorize(frame[spec.entity])
+        meta = _instrument_rows(conn, ids.tolist()).set_index("instrument_id").reindex(ids)
+        rules, calendars = meta["release_rule"].tolist(), meta["calendar"].tolist()
+    known = release.known_at_by_group(frame[spec.valid_col], group, rules, calendars, model)
+    return frame.assign(known_at=pd.Series(known, index=frame.index).dt.tz_localize("UTC"))
+
+
+def _copy_columns(frame: pd.DataFrame) -> list[pgcopy.Column]:
+    """The frame's columns as binary COPY columns; NaN in a float column is stored as NULL."""
+    out = []
+    for c in frame.columns:
+        s = frame[c]
+        if c in DATE_COLS:
+            out.append(pgcopy.date(s))
+        elif pd.api.types.is_datetime64_any_dtype(s):
+            out.append(pgcopy.timestamptz(s))
+        elif pd.api.types.is_float_dtype(s):
+            values = s.to_numpy(dtype="float64")
+            out.append(pgcopy.float8(values, nulls=np.isnan(values)))
+        else:
+            out.append(pgcopy.text(s))
+    return out
 
 
 def _copy_frame(cur, table: str, frame: pd.DataFrame, progress: Callable[[int], None]) -> None:
-    cols = list(frame.columns)
-    for start in range(0, len(frame), COPY_CHUNK_ROWS):
-        chunk = frame.iloc[start : start + COPY_CHUNK_ROWS]
-        arrays = {}
-        for c in cols:
-            s = chunk[c]
-            if c in DATE_COLS:
-                arrays[c] = pa.array(s.to_numpy(dtype="datetime64[D]"), type=pa.date32())
-            elif pd.api.types.is_datetime64_any_dtype(s):
-                arrays[c] = pa.array(s.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]"),
-                                     type=pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
-            elif pd.api.types.is_float_dtype(s):
-                arrays[c] = pa.array(s.to_numpy(), type=pa.float64(), from_pandas=True)
-            else:
-                arrays[c] = pa.array(s, type=pa.string(), from_pandas=True)
-        sink = io.BytesIO()
-        pacsv.write_csv(pa.table(arrays), sink, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-        sink.seek(0)
-        cur.copy_expert(f"COPY {table} ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv)", sink)
-        progress(len(chunk))
+    """Binary COPY of the frame into ``table``: no text formatting here, no parsing in the server.
+
+    The stream is encoded piece by piece as the driver reads it, so the server stores one piece
+    while Python encodes the next.
+    """
+    stream = pgcopy.encode(_copy_columns(frame), on_rows=progress)
+    cur.copy_expert(f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN WITH (FORMAT binary)",
+                    pgcopy.Reader(stream), size=COPY_READ_BYTES)
 
 
 def _store(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, report: IngestReport,
@@ -445,11 +480,11 @@ def _store(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, report: Ing
     with conn.connection.dbapi_connection.cursor() as cur:
         _copy_frame(cur, stage, frame, bar.update)
     bar.close()
-    conn.exec_driver_sql(f"ANALYZE {stage}")
     params = {"rec": recorded_at, "batch": batch_id}
     target_cols = ", ".join(cols)
-    seen = conn.exec_driver_sql(
-        f"SELECT EXISTS (SELECT 1 FROM {spec.table} t WHERE t.{spec.entity} IN (SELECT DISTINCT {spec.entity} FROM {stage}))"
+    seen = conn.execute(  # the file's entities are known here: one index probe each, no staging scan
+        sa.text(f"SELECT EXISTS (SELECT 1 FROM {spec.table} WHERE {spec.entity} = ANY(:ids))"),
+        {"ids": frame[spec.entity].unique().tolist()},
     ).scalar_one()
     if not seen:
         # fast path: nothing stored yet for these instruments, every row is new
@@ -460,6 +495,7 @@ def _store(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, report: Ing
         ).rowcount
         revisions = 0
     else:
+        conn.exec_driver_sql(f"ANALYZE {stage}")  # row estimates for the join plan below
         same = " AND ".join(f"t.{k} = s.{k}" for k in spec.keys)
         differs = " OR ".join(f"s.{v} IS DISTINCT FROM cur.{v}" for v in spec.values)
         s_cols = ", ".join(f"s.{c}" for c in cols)

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import time
+from collections.abc import Sequence
 from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 
 RULES = ("close", "quarterly_30d", "settlement", "same_day")
@@ -91,36 +93,99 @@ def same_day_known_at(obs_dates: pd.Series) -> pd.Series:
     return pd.to_datetime(obs_dates).dt.normalize().dt.tz_localize("UTC")
 
 
+def _per_day(when: np.ndarray, rule_of_dates) -> np.ndarray:
+    """Evaluate a date rule once per distinct day of ``when`` (naive UTC datetime64) and broadcast.
+
+    Millions of rows cover a few thousand days: the rule (pandas, calendars) sees only those, and
+    rows find their day by integer position (a dense lookup table, or ``np.unique`` when sparse).
+    """
+    days = when.astype("datetime64[D]").view("int64")
+    lo, hi = int(days.min()), int(days.max())
+    if hi - lo <= 4 * len(days) + 4096:
+        seen = np.zeros(hi - lo + 1, dtype=bool)
+        seen[days - lo] = True
+        distinct = np.flatnonzero(seen) + lo
+        slot = np.zeros(hi - lo + 1, dtype="int64")
+        slot[distinct - lo] = np.arange(len(distinct))
+        inverse = slot[days - lo]
+    else:
+        distinct, inverse = np.unique(days, return_inverse=True)
+    dates = pd.Series(distinct.astype("datetime64[D]").astype("datetime64[us]"))
+    known = _utc_micros(rule_of_dates(dates))
+    return known[inverse.reshape(-1)]
+
+
+def _utc_micros(values: pd.Series) -> np.ndarray:
+    """tz-aware (or naive UTC) datetimes -> naive UTC ``datetime64[us]``."""
+    values = values.dt.tz_convert("UTC").dt.tz_localize(None) if values.dt.tz is not None else values
+    return values.to_numpy().astype("datetime64[us]")
+
+
+def _naive_utc(when) -> np.ndarray:
+    """Valid times (dates, naive or tz-aware timestamps) as naive UTC ``datetime64[us]``."""
+    when = pd.Series(when) if not isinstance(when, pd.Series) else when
+    if not pd.api.types.is_datetime64_any_dtype(when):
+        when = pd.to_datetime(when)
+    return _utc_micros(when)
+
+
+def known_at_by_group(
+    when,
+    group: np.ndarray,
+    rules: Sequence[str],
+    calendars: Sequence[str],
+    model: ReleaseModel = DEFAULT_MODEL,
+) -> np.ndarray:
+    """known_at (naive UTC ``datetime64[us]``) for rows whose rule and calendar come from a group.
+
+    ``group[i]`` indexes ``rules``/``calendars`` (typically: the row's instrument, so the per-row
+    work is integer gathers). known_at depends only on (rule, calendar, valid day), so each rule is
+    evaluated once per distinct day of the rows using it, then broadcast back.
+    """
+    when = _naive_utc(when)
+    group = np.asarray(group, dtype="int64")
+    pair_of_group: dict[tuple[str, str], int] = {}
+    for rule, calendar in zip(rules, calendars):
+        pair_of_group.setdefault((rule, calendar), len(pair_of_group))
+    group_pair = np.array([pair_of_group[rc] for rc in zip(rules, calendars)], dtype="int64")
+    row_pair = group_pair[group] if len(pair_of_group) > 1 else None  # one pair: no gather
+    out = np.full(len(when), np.datetime64("NaT"), dtype="datetime64[us]")
+    valid = ~np.isnat(when)
+    for p, (rule, calendar) in enumerate(pair_of_group):
+        rows = valid if row_pair is None else (row_pair == p) & valid
+        if not rows.any():
+            continue
+        out[rows] = _evaluate(rule, calendar, when[rows], model)
+    return out
+
+
+def _evaluate(rule: str, calendar: str, when: np.ndarray, model: ReleaseModel) -> np.ndarray:
+    if rule == "settlement":  # the valid timestamp itself: no per-day shortcut
+        return when
+    if rule == "close":
+        return _per_day(when, lambda d: close_known_at(d, calendar, model))
+    if rule == "quarterly_30d":
+        return _per_day(when, lambda d: quarterly_known_at(d, model))
+    if rule == "same_day":
+        return _per_day(when, same_day_known_at)
+    raise ValueError(f"unknown release rule {rule!r}; known rules: {RULES}")
+
+
 def apply_rules(
     dates: pd.Series,
     rules: pd.Series,
     calendars: pd.Series,
     model: ReleaseModel = DEFAULT_MODEL,
 ) -> pd.Series:
-    """known_at per row given each row's rule and calendar.
+    """known_at per row given each row's rule and calendar (row-aligned Series).
 
-    known_at depends only on (rule, calendar, valid time), so it is computed once per distinct
-    combination (a few thousand for millions of rows) and broadcast back.
+    Convenience over ``known_at_by_group``: the (rule, calendar) pairs are factorized to groups.
     """
-    combo = pd.DataFrame({"rule": rules.astype(str).to_numpy(), "calendar": calendars.astype(str).to_numpy(),
-                          "when": pd.to_datetime(dates).to_numpy()})
-    codes, uniques = pd.MultiIndex.from_frame(combo).factorize()
-    distinct = uniques.to_frame(index=False).set_axis(["rule", "calendar", "when"], axis=1)
-    known = pd.Series(pd.NaT, index=distinct.index, dtype="datetime64[us, UTC]")
-    for (rule, calendar), group in distinct.groupby(["rule", "calendar"], sort=False):
-        when = group["when"]
-        if rule == "close":
-            values = close_known_at(when, calendar, model)
-        elif rule == "quarterly_30d":
-            values = quarterly_known_at(when, model)
-        elif rule == "same_day":
-            values = same_day_known_at(when)
-        elif rule == "settlement":
-            values = when.dt.tz_localize("UTC") if when.dt.tz is None else when.dt.tz_convert("UTC")
-        else:
-            raise ValueError(f"unknown release rule {rule!r}; known rules: {RULES}")
-        known.loc[group.index] = values.astype("datetime64[us, UTC]").to_numpy()
-    return pd.Series(known.to_numpy()[codes], index=dates.index, dtype="datetime64[us, UTC]")
+    rule_codes, rule_names = pd.factorize(rules.astype(str))
+    cal_codes, cal_names = pd.factorize(calendars.astype(str))
+    codes, pairs = pd.factorize(rule_codes * len(cal_names) + cal_codes)
+    known = known_at_by_group(dates, codes, rule_names[pairs // len(cal_names)], cal_names[pairs % len(cal_names)], model)
+    return pd.Series(known, index=dates.index).dt.tz_localize("UTC")
 
 
 def as_utc(values: pd.Series) -> pd.Series:
@@ -131,4 +196,4 @@ def as_utc(values: pd.Series) -> pd.Series:
     return ts.dt.tz_convert("UTC")
 
 
-__all__ = ["ReleaseModel", "DEFAULT_MODEL", "RULES", "apply_rules", "session_closes", "as_utc"]
+__all__ = ["ReleaseModel", "DEFAULT_MODEL", "RULES", "apply_rules", "known_at_by_group", "session_closes", "as_utc"]

@@ -34,20 +34,28 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 class Databases:
-    """Creates databases for tests and drops exactly those."""
+    """Creates databases for tests and drops exactly those.
+
+    Migrated databases are copied from one migrated template made per session (CREATE DATABASE
+    ... TEMPLATE is much faster than replaying the DDL for every test).
+    """
 
     def __init__(self, server_url: str):
         self.server_url = server_url
         self.created: list[str] = []
+        self._template: str | None = None
+
+    def _name(self) -> str:
+        name = f"mpt_{uuid.uuid4().hex[:12]}"
+        self.created.append(name)
+        return name
 
     def new(self, migrated: bool = True) -> sa.Engine:
-        name = f"mpt_{uuid.uuid4().hex[:12]}"
-        url = db.create_database(self.server_url, name)
-        self.created.append(name)
-        engine = db.get_engine(url)
-        if migrated:
-            migrate.migrate(engine)
-        return engine
+        if migrated and self._template is None:
+            self._template = self._name()
+            migrate.migrate(db.get_engine(db.create_database(self.server_url, self._template)))
+        template = self._template if migrated else None
+        return db.get_engine(db.create_database(self.server_url, self._name(), template=template))
 
     def drop_all(self) -> None:
         for name in self.created:

@@ -47,13 +47,20 @@ def _admin(server_url: str) -> sa.Engine:
     return sa.create_engine(with_database(server_url, "postgres"), isolation_level="AUTOCOMMIT")
 
 
-def create_database(server_url: str, name: str) -> str:
-    """CREATE DATABASE ``name`` on the server of ``server_url``; returns the new database's URL."""
+def create_database(server_url: str, name: str, template: str | None = None) -> str:
+    """CREATE DATABASE ``name`` (a copy of ``template`` if given) on the server of ``server_url``.
+
+    Returns the new database's URL.
+    """
     validate_database_name(name)
+    if template is not None:
+        validate_database_name(template)
+        dispose_engines(template)  # a template must have no open connections
     admin = _admin(server_url)
     try:
         with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')  # name validated above
+            suffix = f' TEMPLATE "{template}"' if template else ""
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"{suffix}')  # names validated above
     finally:
         admin.dispose()
     return with_database(server_url, name)

@@ -16,6 +16,7 @@ import pandas as pd
 
 from macro_pipeline.engine import calendar as cal
 from macro_pipeline.engine.config import PERIODS_PER_YEAR, BacktestConfig
+from macro_pipeline.engine.kernel import column_l1
 from macro_pipeline.engine.state import EndState, PendingOrder
 
 _SHOWN = 5
@@ -132,7 +133,8 @@ def prepare(
     T, N = len(sessions), len(instruments)
     sessions_ns = sessions.asi8
     price = _price_array(prices, rows, sessions, instruments)
-    col_of = {str(c): j for j, c in enumerate(instruments)}
+    needs_lookup = any(x is not None for x in (funding, dividends, splits, universe, start_state))
+    col_of = {str(c): j for j, c in enumerate(instruments)} if needs_lookup else {}
     closes_ns = cal.session_closes_ns(config.calendar, sessions_ns)
 
     events: list[tuple[int, str | None, str, float]] = []
@@ -263,20 +265,23 @@ def _instrument_major(frame: pd.DataFrame, rows, what: str) -> np.ndarray:
 def _price_array(
     prices: pd.DataFrame, rows, sessions: pd.DatetimeIndex, instruments: pd.Index
 ) -> np.ndarray:
-    price = _instrument_major(prices, rows, "prices")
-    if price.size and not (np.fmin.reduce(price, axis=None) > 0 and np.fmax.reduce(price, axis=None) < np.inf):
-        with np.errstate(invalid="ignore"):
-            bad = ~(price > 0) & ~np.isnan(price) | np.isinf(price)
-        if bad.any():
-            i, t = np.nonzero(bad)
-            order = np.lexsort((i, t))
-            pairs = [(sessions[t[k]], instruments[i[k]], price[i[k], t[k]]) for k in order[:_SHOWN]]
-            raise ValueError(
-                "prices: must be finite and > 0 (NaN = no price); bad (date, instrument, price): "
-                + _show(pairs)
-                + (f", ... ({len(order)} in all)" if len(order) > _SHOWN else "")
-            )
-    return price
+    """(N, T) prices. Their values are checked by the kernel, which reads each one anyway and
+    counts bad ones; `reject_bad_prices` then names them."""
+    return _instrument_major(prices, rows, "prices")
+
+
+def reject_bad_prices(price: np.ndarray, sessions: pd.DatetimeIndex, instruments: pd.Index) -> None:
+    """Raise naming (date, instrument, price) of prices that are not NaN and not finite > 0."""
+    with np.errstate(invalid="ignore"):
+        bad = ~(price > 0) & ~np.isnan(price) | np.isinf(price)
+    i, t = np.nonzero(bad)
+    order = np.lexsort((i, t))
+    pairs = [(sessions[t[k]], instruments[i[k]], price[i[k], t[k]]) for k in order[:_SHOWN]]
+    raise ValueError(
+        "prices: must be finite and > 0 (NaN = no price); bad (date, instrument, price): "
+        + _show(pairs)
+        + (f", ... ({len(order)} in all)" if len(order) > _SHOWN else "")
+    )
 
 
 def _weights(
@@ -295,15 +300,18 @@ def _weights(
     col_idx = weight_columns(weights.columns, instruments, "weights")
     lo, hi, pos, keep, window = decision_rows(weights.index, sessions, config, "weights")
     w = _instrument_major(weights, slice(lo, hi), "weights")
-    check_finite_weights(w, window, weights.columns, "weights")
+    gross = column_l1(w)  # one pass: leverage, and NaN/inf show up in the sums
+    if not np.isfinite(gross).all():
+        check_finite_weights(w, window, weights.columns, "weights")
     if not keep.all():
         w = np.ascontiguousarray(w[:, keep])
+        gross = gross[keep]
     pos, window = pos[keep], window[keep]
     if len(col_idx) != N or (col_idx != np.arange(N)).any():
         full = np.zeros((N, w.shape[1]))
         full[col_idx] = w
         w = full
-    factor = cap_leverage(w, config.max_leverage)
+    factor = leverage_factor(gross, config.max_leverage)
     if (factor < 1.0).any():
         w = w * factor  # a copy: the caller's frame is never modified
         for p, f in zip(pos[factor < 1.0], factor[factor < 1.0], strict=True):
@@ -370,13 +378,9 @@ def decision_rows(
     return lo, hi, pos.astype(np.int64), keep, window
 
 
-def cap_leverage(w: np.ndarray, max_leverage: float) -> np.ndarray:
-    """Scale factor per decision (last axis of an (..., N, K) array) that brings
-    sum(abs(w)) over instruments down to ``max_leverage``; 1.0 where it is not above."""
-    if w.shape[-2] == 0 or w.size == 0:
-        return np.ones(w.shape[:-2] + w.shape[-1:])
-    lo = np.fmin.reduce(w, axis=None)
-    gross = np.add.reduce(w, axis=-2) if lo >= 0 else np.add.reduce(np.abs(w), axis=-2)
+def leverage_factor(gross: np.ndarray, max_leverage: float) -> np.ndarray:
+    """Scale factor per decision that brings gross = sum(abs(w)) down to ``max_leverage``;
+    1.0 where gross is not above it (a relative tolerance of 1e-12 absorbs rounding)."""
     over = gross > max_leverage * (1.0 + _LEVERAGE_TOLERANCE)
     factor = np.ones_like(gross)
     factor[over] = max_leverage / gross[over]

@@ -56,7 +56,7 @@ _DAY_NS = 86_400 * 10**9
 _DUST = 1e-9
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _log(nf, t_ns, i, side, reason, q, p, notional, c, f_ns, f_i, f_code, f_val):
     f_ns[nf] = t_ns
     f_i[nf] = i
@@ -69,7 +69,7 @@ def _log(nf, t_ns, i, side, reason, q, p, notional, c, f_ns, f_i, f_code, f_val)
     return nf + 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def run_portfolio(
     price,  # (N, T) float64, NaN = no price
     session_ns,  # (T,) int64 session dates
@@ -100,10 +100,12 @@ def run_portfolio(
     f_code,  # (2, cap) int8 out: side (SIDES), reason (REASONS)
     f_val,  # (4, cap) float64 out: FILL_FLOATS
 ):
-    """Simulate one portfolio; returns (log rows written, final cash)."""
+    """Simulate one portfolio; returns (log rows written, final cash, number of prices that
+    are not NaN and not finite > 0 - the caller rejects the input when it is nonzero)."""
     N, T = price.shape
     has_universe = universe.shape[0] > 0
     nf = 0
+    n_bad = 0
     for t in range(T):
         t_ns = session_ns[t]
         # 1. splits at the open of t
@@ -143,6 +145,8 @@ def run_portfolio(
             p = price[i, t]
             if p == p:
                 last_p[i] = p
+                if not (p > 0.0 and p < np.inf):
+                    n_bad += 1
             q = qty[i]
             v = 0.0
             if q != 0.0:
@@ -226,10 +230,10 @@ def run_portfolio(
             series[7, t] = borrow
             series[8, t] = interest
             series[9, t] = dividends
-    return nf, cash
+    return nf, cash, n_bad
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def fifo_round_trips(
     f_ns,  # fill log (run_portfolio's), chronological
     f_i,
@@ -374,7 +378,7 @@ def fifo_round_trips(
     return r_i[:nr], r_ns[:, :nr], r_days[:nr], r_f[:, :nr], o_i, o_ns, o_f
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def run_many(
     price,
     session_ns,
@@ -404,11 +408,12 @@ def run_many(
     no_i = np.zeros(0, dtype=np.int32)
     no_c = np.zeros((0, 0), dtype=np.int8)
     no_f = np.zeros((0, 0))
+    bad = np.zeros(S, dtype=np.int64)
     for s in prange(S):
         qty = np.zeros(N)
         last_p = np.full(N, np.nan)
         eq = np.empty((1, T))
-        run_portfolio(
+        out = run_portfolio(
             price, session_ns, exec_row, targets[s], universe,
             split_ptr, split_i, split_ratio, div_ptr, div_i, div_amount,
             fund_ptr, fund_i, fund_rate, rf_bar, borrow_rate, cost_rate,
@@ -416,3 +421,16 @@ def run_many(
             eq, no_f, no_ns, no_i, no_c, no_f,
         )  # fmt: skip
         equity[s, :] = eq[0]
+        bad[s] = out[2]
+    return bad.max()
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def column_l1(w):
+    """sum(abs(w)) down each column of an (N, K) array (NaN/inf propagate)."""
+    N, K = w.shape
+    out = np.zeros(K)
+    for i in range(N):
+        for k in range(K):
+            out[k] += abs(w[i, k])
+    return out

@@ -210,7 +210,7 @@ class BacktestResult:
     @cached_property
     def end_state(self) -> EndState:
         p = self._prep
-        names = np.array([str(c) for c in self.instruments], dtype=object)
+        names = np.asarray(self.instruments.astype(str), dtype=object)
         o_i, o_ns, o_f = self._fifo[4:]
         lots = OpenLots(
             instrument=tuple(names[o_i].tolist()),

@@ -20,10 +20,11 @@ import pandas as pd
 
 from macro_pipeline.engine.config import BacktestConfig
 from macro_pipeline.engine.inputs import (
-    cap_leverage,
     check_finite_weights,
     decision_rows,
+    leverage_factor,
     prepare,
+    reject_bad_prices,
     schedule,
     weight_columns,
 )
@@ -83,9 +84,11 @@ def simulate(
            np.empty((4, cap)))  # fmt: skip
     qty = prep.qty0.copy()
     last_p = prep.last_p0.copy()
-    n_log, cash = run_portfolio(
+    n_log, cash, n_bad = run_portfolio(
         *prep.kernel_inputs(), qty, last_p, prep.cash0, prep.accrue_first, True, series, pos, *log,
     )  # fmt: skip
+    if n_bad:
+        reject_bad_prices(prep.price, prep.sessions, prep.instruments)
     return BacktestResult(config, prep, series, pos, log, int(n_log), qty, last_p, float(cash))
 
 
@@ -171,15 +174,20 @@ def simulate_many(
     lo, hi, pos, keep, window = decision_rows(index, prep.sessions, config, "weights")
     targets = np.zeros((array.shape[0], N, int(keep.sum())))
     targets[:, col_idx, :] = array[:, lo:hi][:, keep].transpose(0, 2, 1)
-    if not np.isfinite(np.add.reduce(targets, axis=None)):
+    gross = np.add.reduce(np.abs(targets), axis=1)
+    if not np.isfinite(gross).all():
         for s in range(targets.shape[0]):
             check_finite_weights(targets[s], window[keep], prep.instruments, f"weights[{s}]")
-    factor = cap_leverage(targets, config.max_leverage)
+    factor = leverage_factor(gross, config.max_leverage)
     if (factor < 1.0).any():
         targets *= factor[:, None, :]
     exec_row, _, _ = schedule(
         targets[0], pos[keep], window[keep], T, config.execution_lag, None, {}, prep.instruments
     )
     equity = np.empty((targets.shape[0], T))
-    run_many(*prep.kernel_inputs()[:3], targets, *prep.kernel_inputs()[4:], prep.cash0, equity)
+    n_bad = run_many(
+        *prep.kernel_inputs()[:3], targets, *prep.kernel_inputs()[4:], prep.cash0, equity
+    )
+    if n_bad:
+        reject_bad_prices(prep.price, prep.sessions, prep.instruments)
     return SweepResult(prep.sessions, equity, prices, array, index, pd.Index(columns), config, extra)

@@ -245,6 +245,8 @@ def fifo_round_trips(
     l_ns,
     l_f,  # (3, n) quantity, price, cost per unit
     n_inst,
+    lo,  # only instruments lo <= i < hi (chunks can run in parallel threads)
+    hi,
 ):
     """Round trips by first-in-first-out lot matching over a fill log.
 
@@ -260,7 +262,11 @@ def fifo_round_trips(
     round trips, then the open lots at the end (instrument, entry ns, (3, n) floats).
     """
     n = f_ns.shape[0]
-    cap = n + l_i.shape[0]
+    n_mine = 0
+    for f in range(n):
+        if f_i[f] >= lo and f_i[f] < hi:
+            n_mine += 1
+    cap = n_mine + l_i.shape[0]
     lot_f = np.empty((cap, 3))  # quantity, price, cost per unit (a lot's fields share a line)
     lot_i = np.empty((cap, 2), dtype=np.int64)  # entry ns, next lot
     free = np.empty(cap, dtype=np.int64)
@@ -270,28 +276,31 @@ def fifo_round_trips(
     n_used = 0
     for j in range(l_i.shape[0]):
         i = l_i[j]
-        lot_f[j, 0] = l_f[0, j]
-        lot_f[j, 1] = l_f[1, j]
-        lot_f[j, 2] = l_f[2, j]
-        lot_i[j, 0] = l_ns[j]
-        lot_i[j, 1] = -1
+        if i < lo or i >= hi:
+            continue
+        s = n_used
+        lot_f[s, 0] = l_f[0, j]
+        lot_f[s, 1] = l_f[1, j]
+        lot_f[s, 2] = l_f[2, j]
+        lot_i[s, 0] = l_ns[j]
+        lot_i[s, 1] = -1
         if tail[i] >= 0:
-            lot_i[tail[i], 1] = j
+            lot_i[tail[i], 1] = s
         else:
-            head[i] = j
-        tail[i] = j
+            head[i] = s
+        tail[i] = s
         n_used += 1
-    r_i = np.empty(n, dtype=np.int32)
-    r_ns = np.empty((2, n), dtype=np.int64)
-    r_days = np.empty(n, dtype=np.int32)
-    r_f = np.empty((3, n))
+    r_i = np.empty(n_mine, dtype=np.int32)
+    r_ns = np.empty((2, n_mine), dtype=np.int64)
+    r_days = np.empty(n_mine, dtype=np.int32)
+    r_f = np.empty((3, n_mine))
     nr = 0
     k = 0
     for f in range(n + 1):
         t_ns = f_ns[f] if f < n else np.iinfo(np.int64).max
         while k < s_ns.shape[0] and s_ns[k] <= t_ns:
             r = s_ratio[k]
-            h = head[s_i[k]]
+            h = head[s_i[k]] if s_i[k] >= lo and s_i[k] < hi else -1
             while h >= 0:
                 lot_f[h, 0] *= r
                 lot_f[h, 1] /= r
@@ -301,8 +310,10 @@ def fifo_round_trips(
         if f == n:
             break
         i = f_i[f]
+        if i < lo or i >= hi:
+            continue
         q = f_val[0, f]
-        if q == 0.0 or i < 0:
+        if q == 0.0:
             continue
         p = f_val[1, f]
         cpu = f_val[3, f] / abs(q)
@@ -365,7 +376,7 @@ def fifo_round_trips(
     o_ns = np.empty(n_open, dtype=np.int64)
     o_f = np.empty((3, n_open))
     m = 0
-    for i in range(n_inst):
+    for i in range(lo, hi):
         h = head[i]
         while h >= 0:
             o_i[m] = i
@@ -376,6 +387,39 @@ def fifo_round_trips(
             m += 1
             h = lot_i[h, 1]
     return r_i[:nr], r_ns[:, :nr], r_days[:nr], r_f[:, :nr], o_i, o_ns, o_f
+
+
+@njit(cache=True, nogil=True)
+def merge_round_trips(inst, ns, days, vals, bounds):
+    """Merge per-chunk round trips (each chronological, chunks over increasing instrument
+    ranges) into one list ordered by exit date, then instrument."""
+    n = inst.shape[0]
+    k = bounds.shape[0] - 1
+    ptr = bounds[:-1].copy()
+    o_inst = np.empty(n, dtype=inst.dtype)
+    o_ns = np.empty((2, n), dtype=np.int64)
+    o_days = np.empty(n, dtype=days.dtype)
+    o_vals = np.empty((3, n))
+    m = 0
+    while m < n:
+        t = np.iinfo(np.int64).max
+        for c in range(k):
+            if ptr[c] < bounds[c + 1] and ns[1, ptr[c]] < t:
+                t = ns[1, ptr[c]]
+        for c in range(k):
+            j = ptr[c]
+            while j < bounds[c + 1] and ns[1, j] == t:
+                o_inst[m] = inst[j]
+                o_ns[0, m] = ns[0, j]
+                o_ns[1, m] = t
+                o_days[m] = days[j]
+                o_vals[0, m] = vals[0, j]
+                o_vals[1, m] = vals[1, j]
+                o_vals[2, m] = vals[2, j]
+                m += 1
+                j += 1
+            ptr[c] = j
+    return o_inst, o_ns, o_days, o_vals
 
 
 @njit(cache=True, parallel=True, error_model="numpy")

@@ -526,7 +526,8 @@ def _funding(
     if frame is None or len(frame) == 0:
         return _empty_csr(T)
     _require_columns(frame, "funding", ("ts", "instrument", "rate"))
-    ts = pd.DatetimeIndex(frame["ts"])
+    col = frame["ts"]
+    ts = pd.DatetimeIndex(col.array if isinstance(col.dtype, pd.DatetimeTZDtype) else pd.to_datetime(col))
     if ts.tz is None:
         raise ValueError("funding: ts must be tz-aware (UTC) settlement instants")
     ts_ns = ts.tz_convert("UTC").as_unit("ns").asi8

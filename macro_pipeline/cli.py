@@ -50,7 +50,7 @@ def cmd_db_status(args: argparse.Namespace) -> int:
     settings = load_settings()
     if settings.embedded:
         server = embedded.status(settings.home)
-        where = f"embedded PostgreSQL in {settings.pgdata} ({'running, pid %d' % server.pid if server else 'stopped'})"
+        where = f"embedded PostgreSQL in {settings.pgdata} ({f'running, pid {server.pid}' if server else 'stopped'})"
         if server is None:  # status never starts a server
             print(f"warehouse: {where}; any other command starts it")
             return 0
@@ -121,11 +121,10 @@ def cmd_stored(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Until the Dagster pipeline lands: load the demo data and show what is stored."""
-    from macro_pipeline.settings import load_settings
+    from macro_pipeline.settings import database_url, load_settings
     from macro_pipeline.warehouse import db
     from macro_pipeline.warehouse.demo import load_demo
     from macro_pipeline.warehouse.inventory import inventory, render_inventory
-    from macro_pipeline.settings import database_url
 
     engine = _migrated_engine(args)
     for report in load_demo(engine, show_progress=not args.quiet):

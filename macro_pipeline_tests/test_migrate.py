@@ -78,9 +78,9 @@ def test_split_statements_respects_quotes_comments_and_dollar_bodies():
     "UPDATE universe_membership SET valid_to = NULL",
 ])
 def test_facts_are_append_only(engine, statement):
-    from macro_pipeline.warehouse.ingest import ingest
-
     import pandas as pd
+
+    from macro_pipeline.warehouse.ingest import ingest
 
     ingest(engine, "instruments", pd.DataFrame({"instrument_id": ["AAA", "GDP"], "asset_class": ["equity", "macro"], "kind": ["spot", "macro"]}))
     ingest(engine, "prices", pd.DataFrame({"instrument_id": ["AAA"], "obs_date": ["2020-01-02"], "close": [10.0]}))

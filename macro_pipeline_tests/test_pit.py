@@ -119,8 +119,8 @@ def test_future_perturbation_changes_nothing_up_to_d(engine):
     ingest(engine, "universe", pd.DataFrame({"universe": "U", "instrument_id": ["AAA"], "valid_from": ["2020-01-01"],
                                              "valid_to": ["2020-01-20"], "known_at": [later]}))
     after = _reads(engine, decision_times, system_as_of=None)
-    for b, a in zip(base, after):
-        for left, right in zip(b, a):
+    for b, a in zip(base, after, strict=True):
+        for left, right in zip(b, a, strict=True):
             pd.testing.assert_frame_equal(left.reset_index(drop=True), right.reset_index(drop=True))
     # and the perturbation is visible after D
     r = PointInTimeReader(engine, later + pd.Timedelta(days=1))
@@ -155,7 +155,7 @@ def test_future_perturbation_on_real_demo_data(databases):
     old = old.drop_duplicates(["series_id", "obs_date"]).assign(value=lambda f: f["value"] * 2, known_at=D + pd.Timedelta(days=1))
     ingest(engine, "macro", old)  # revisions of old quarters, released after D
     after = snapshot()
-    for b, a in zip(base, after):
+    for b, a in zip(base, after, strict=True):
         pd.testing.assert_frame_equal(b[0], a[0])
         pd.testing.assert_frame_equal(b[1].reset_index(drop=True), a[1].reset_index(drop=True))
 

@@ -12,6 +12,7 @@ UTC day D, and 8-hourly funding at 08:00, 16:00 and 00:00 (of D+1) falls in bar 
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -39,10 +40,15 @@ def exchange_calendar(name: str):
     import exchange_calendars as xcals
 
     end = f"{dt.date.today().year + _CAL_END_YEARS_AHEAD}-12-31"
-    try:
-        return xcals.get_calendar(name, start=_CAL_START, end=end)
-    except (ValueError, xcals.errors.CalendarError):  # calendars with a later first date
-        return xcals.get_calendar(name, end=end)
+    with warnings.catch_warnings():
+        # exchange_calendars 4.x trips pandas 3.x deprecation warnings while it builds; they
+        # are about its internals, not about anything this engine passes in
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="pandas")
+        warnings.filterwarnings("ignore", category=FutureWarning, module="pandas")
+        try:
+            return xcals.get_calendar(name, start=_CAL_START, end=end)
+        except (ValueError, xcals.errors.CalendarError):  # calendars with a later first date
+            return xcals.get_calendar(name, end=end)
 
 
 @lru_cache(maxsize=16)

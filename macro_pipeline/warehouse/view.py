@@ -1,0 +1,248 @@
+"""The point-in-time view a strategy sees: data aligned to decision times, never beyond them.
+
+A strategy decides at the close of each decision session ``d`` (decision time ``a(d)`` = the
+session close of ``d`` on the view's exchange calendar, early closes included). The view loads,
+in one set-based read per table, everything known by the last decision time of its window (as
+stored up to ``system_as_of``), then offers it in two shapes:
+
+- ``aligned(...)``: a decision-date x instrument frame in which cell (d, i) is the value of the
+  latest observation of i that was known at ``a(d)`` (its vintage in force then: a revision
+  known later does not reach back). Every cell's ``known_at <= a(d)``; the view checks this and
+  raises ``LookAheadError`` if it ever fails. Rolling features computed down this frame are
+  "real-time" features: each input was known at its own decision time, so none can leak.
+- ``at(d)``: a ``PointInTimeReader``-like object for one decision date; asking it for anything
+  dated after ``d`` raises ``LookAheadError`` (this is how a per-date strategy is held to the
+  rule, and how a cheating strategy is caught).
+
+Macro vintages: at each decision the aligned value of a quarterly series is the latest quarter
+known at ``a(d)`` in the vintage then in force, i.e. its first print when it is new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from macro_pipeline.warehouse.errors import LookAheadError
+from macro_pipeline.warehouse.pit import DateLike, PointInTimeReader, utc
+from macro_pipeline.warehouse.release import ALWAYS_OPEN, session_closes
+
+
+def decision_times(sessions: pd.DatetimeIndex, calendar: str = "XNYS") -> pd.Series:
+    """Decision time (UTC) of each session date: its real close on ``calendar``.
+
+    ``24/7`` (perpetual futures): every calendar day, closing at 00:00 UTC of the next day.
+    """
+    if calendar == ALWAYS_OPEN:
+        days = pd.DatetimeIndex(sessions).normalize()
+        return pd.Series((days + pd.Timedelta(days=1)).tz_localize("UTC"), index=days, name="decision_time")
+    closes = session_closes(calendar)
+    out = closes.reindex(pd.DatetimeIndex(sessions).normalize())
+    if out.isna().any():
+        bad = list(out[out.isna()].index.strftime("%Y-%m-%d")[:5])
+        raise ValueError(f"not {calendar} sessions: {bad}")
+    return pd.Series(out.to_numpy(), index=pd.DatetimeIndex(sessions).normalize(), name="decision_time")
+
+
+@dataclass
+class _Long:
+    frame: pd.DataFrame  # entity, valid, value columns, known_at, recorded_at (every vintage)
+    entity: str
+    valid: str
+
+
+class PointInTimeView:
+    """Everything known by ``decision_dates[-1]``'s decision time, served without look-ahead."""
+
+    def __init__(self, engine: sa.Engine, decision_dates: Sequence[DateLike], *, calendar: str = "XNYS",
+                 system_as_of: DateLike | None = None, history_start: DateLike | None = None):
+        dates = pd.DatetimeIndex(pd.to_datetime(list(decision_dates))).normalize()
+        if len(dates) == 0:
+            raise ValueError("a view needs at least one decision date")
+        if not dates.is_monotonic_increasing or dates.has_duplicates:
+            raise ValueError("decision dates must be strictly increasing")
+        self.engine = engine
+        self.calendar = calendar
+        self.decision_times = decision_times(dates, calendar)
+        self.decision_dates = dates
+        self.end_reader = PointInTimeReader(engine, self.decision_times.iloc[-1], system_as_of)
+        self.system_as_of = self.end_reader.system_as_of
+        self.history_start = pd.Timestamp(history_start) if history_start is not None else None
+        self._cache: dict[tuple, _Long] = {}
+        self.inputs_known_at_max: pd.Timestamp | None = None  # audit: greatest known_at served
+
+    # ------------------------------------------------------------------ loading (one read each)
+
+    def _all_vintages(self, name: str, ids: tuple[str, ...], extra: str | None = None) -> _Long:
+        """Every vintage known by the end decision time (not only the latest): alignment needs them."""
+        key = (name, ids, extra)
+        if key not in self._cache:
+            from macro_pipeline.warehouse.pit import _TABLES, copy_query
+
+            table, entity, valid, values, _ = _TABLES[name]
+            where = ["known_at <= %(a)s", "recorded_at <= %(sys)s", f"{entity} = ANY(%(ids)s)"]
+            params = {"a": self.end_reader.decision_time.to_pydatetime(),
+                      "sys": self.system_as_of.to_pydatetime(), "ids": list(ids)}
+            if self.history_start is not None:
+                where.append(f"{valid} >= %(hs)s")
+                params["hs"] = self.history_start.to_pydatetime()
+            if extra is not None:
+                where.append("signal_name = %(sig)s")
+                params["sig"] = extra
+            cols = [entity, valid, *values, "known_at", "recorded_at"]
+            frame = copy_query(self.engine, f"SELECT {', '.join(dict.fromkeys(cols))} FROM {table} WHERE {' AND '.join(where)} "
+                                            f"ORDER BY known_at, recorded_at", params)
+            if frame.empty:
+                frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in dict.fromkeys(cols)})
+                frame[entity] = frame[entity].astype(object)
+            for c in ("known_at", "recorded_at"):
+                frame[c] = pd.to_datetime(frame[c], utc=True)
+            if valid == "ts":
+                frame[valid] = pd.to_datetime(frame[valid], utc=True)
+            else:
+                frame[valid] = pd.to_datetime(frame[valid])
+            self._cache[key] = _Long(frame, entity, valid)
+        return self._cache[key]
+
+    # ------------------------------------------------------------------ aligned (vectorized)
+
+    def _align(self, long: _Long, field: str, ids: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(values, known_at) decision-date x id frames: the latest observation known at a(d)."""
+        times = self._times_ns()
+        values = np.full((len(times), len(ids)), np.nan)
+        known = np.full((len(times), len(ids)), np.datetime64("NaT"), dtype="datetime64[ns]")
+        f = long.frame
+        for j, iid in enumerate(ids):
+            rows = f[f[long.entity] == iid]
+            if rows.empty:
+                continue
+            if _single_vintage_monotone(rows, long.valid):
+                # one version per observation and knowledge grows with valid time: "latest
+                # known at a(d)" is an as-of search on known_at
+                ev_known = rows["known_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+                ev_value = rows[field].to_numpy(dtype="float64")
+            else:
+                ev_known, ev_value = _vintage_events(rows, long.valid, field)
+            pos = np.searchsorted(ev_known, times, side="right") - 1
+            ok = pos >= 0
+            values[ok, j] = ev_value[pos[ok]]
+            known[ok, j] = ev_known[pos[ok]]
+        index = self.decision_dates
+        known_frame = pd.DataFrame(known, index=index, columns=list(ids)).apply(lambda s: s.dt.tz_localize("UTC"))
+        self._check(known_frame)
+        return pd.DataFrame(values, index=index, columns=list(ids)), known_frame
+
+    def _times_ns(self) -> np.ndarray:
+        return self.decision_times.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+
+    def _check(self, known: pd.DataFrame) -> None:
+        a = self._times_ns()
+        k = known.apply(lambda s: s.dt.tz_convert(None)).to_numpy(dtype="datetime64[ns]")
+        late = ~np.isnat(k) & (k > a[:, None])
+        if late.any():
+            i, j = np.argwhere(late)[0]
+            raise LookAheadError(
+                f"look-ahead: {known.columns[j]} value used at decision {known.index[i].date()} "
+                f"was known only at {known.iloc[i, j]}")
+        if not np.isnat(k).all():
+            top = pd.Timestamp(np.nanmax(k[~np.isnat(k)])).tz_localize("UTC")
+            self.inputs_known_at_max = top if self.inputs_known_at_max is None else max(self.inputs_known_at_max, top)
+
+    def aligned_prices(self, instruments: Sequence[str], field: str = "close") -> pd.DataFrame:
+        """Decision-date x instrument: the latest price ``field`` known at each decision time."""
+        values, _ = self._align(self._all_vintages("prices", tuple(instruments)), field, list(instruments))
+        return values
+
+    def aligned_macro(self, series: Sequence[str]) -> pd.DataFrame:
+        """Decision-date x series: the latest observation known then, in the vintage then in force."""
+        values, _ = self._align(self._all_vintages("macro", tuple(series)), "value", list(series))
+        return values
+
+    def aligned_signal(self, signal_name: str, instruments: Sequence[str]) -> pd.DataFrame:
+        values, _ = self._align(self._all_vintages("signals", tuple(instruments), signal_name), "value", list(instruments))
+        return values
+
+    def funding_per_decision(self, instruments: Sequence[str]) -> pd.DataFrame:
+        """Decision-date x instrument: mean funding rate per settlement over the settlements known
+        between the previous decision time and this one (NaN where none settled)."""
+        long = self._all_vintages("funding", tuple(instruments))
+        f = long.frame.sort_values(["known_at", "recorded_at"]).drop_duplicates(["instrument_id", "ts"], keep="last")
+        edges = self._times_ns()
+        out = pd.DataFrame(np.nan, index=self.decision_dates, columns=list(instruments))
+        for iid in instruments:
+            rows = f[f["instrument_id"] == iid]
+            if rows.empty:
+                continue
+            bucket = np.searchsorted(edges, rows["known_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]"), side="left")
+            ok = bucket < len(edges)
+            means = pd.Series(rows["rate"].to_numpy()[ok]).groupby(bucket[ok]).mean()
+            out.iloc[means.index.to_numpy(), out.columns.get_loc(iid)] = means.to_numpy()
+        return out
+
+    def members(self, universe: str) -> pd.DataFrame:
+        """Decision-date x instrument booleans: membership as known at each decision time."""
+        intervals = self.end_reader.universe(universe)
+        ids = sorted(intervals["instrument_id"].unique()) if len(intervals) else []
+        out = pd.DataFrame(False, index=self.decision_dates, columns=ids)
+        for row in intervals.itertuples():
+            known = self.decision_times >= row.known_at
+            inside = (self.decision_dates >= row.valid_from) & (
+                True if pd.isna(row.valid_to) else self.decision_dates < row.valid_to)
+            out.loc[known.to_numpy() & np.asarray(inside), row.instrument_id] = True
+        return out
+
+    # ------------------------------------------------------------------ per decision date
+
+    def at(self, decision_date: DateLike) -> PointInTimeReader:
+        """A reader for one decision date of this window: anything dated after it raises."""
+        d = pd.Timestamp(decision_date).normalize()
+        if d not in self.decision_times.index:
+            raise ValueError(f"{d.date()} is not a decision date of this view")
+        return PointInTimeReader(self.engine, self.decision_times.loc[d], self.system_as_of)
+
+    def watermarks(self) -> dict[str, str | None]:
+        """Input watermarks of everything this view could serve (for snapshot lineage)."""
+        marks = self.end_reader.watermarks()
+        marks["system_as_of"] = self.system_as_of.isoformat()
+        marks["decision_end"] = self.end_reader.decision_time.isoformat()
+        return marks
+
+
+def _vintage_events(rows: pd.DataFrame, valid: str, field: str) -> tuple[np.ndarray, np.ndarray]:
+    """Replay every vintage in knowledge order; after each, the value of the latest observation.
+
+    Returns (event known_at, value in force) with known_at non-decreasing: a revision of an older
+    observation does not change what the latest observation is; a revision or correction of the
+    latest one replaces its value from its own known_at (ties: the later recorded_at wins).
+    """
+    ordered = rows.sort_values(["known_at", "recorded_at"], kind="mergesort")
+    obs = ordered[valid].to_numpy()
+    vals = ordered[field].to_numpy(dtype="float64")
+    kts = ordered["known_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+    latest_obs, latest_val = None, np.nan
+    out_k, out_v = [], []
+    for o, v, k in zip(obs, vals, kts, strict=True):
+        if latest_obs is None or o >= latest_obs:
+            latest_obs, latest_val = o, v
+        out_k.append(k)
+        out_v.append(latest_val)
+    return np.asarray(out_k, dtype="datetime64[ns]"), np.asarray(out_v)
+
+
+def _single_vintage_monotone(rows: pd.DataFrame, valid: str) -> bool:
+    if rows.duplicated(subset=[valid]).any():
+        return False
+    ordered = rows.sort_values("known_at")
+    return bool(ordered[valid].is_monotonic_increasing)
+
+
+def as_date(d: DateLike) -> date:
+    return pd.Timestamp(d).date()
+
+
+__all__ = ["PointInTimeView", "decision_times", "LookAheadError", "utc"]

@@ -185,9 +185,8 @@ def simulate_many(
         targets[0], pos[keep], window[keep], T, config.execution_lag, None, {}, prep.instruments
     )
     equity = np.empty((targets.shape[0], T))
-    n_bad = run_many(
-        *prep.kernel_inputs()[:3], targets, *prep.kernel_inputs()[4:], prep.cash0, equity
-    )
+    market = prep.kernel_inputs()
+    n_bad = run_many(*market[:2], exec_row, targets, *market[4:], prep.cash0, equity)
     if n_bad:
         reject_bad_prices(prep.price, prep.sessions, prep.instruments)
     return SweepResult(prep.sessions, equity, prices, array, index, pd.Index(columns), config, extra)

@@ -1,0 +1,116 @@
+"""`compute_metrics`: hand-worked on four returns, and equal to empyrical on real returns."""
+
+from __future__ import annotations
+
+import math
+
+import empyrical
+import numpy as np
+import pandas as pd
+import pytest
+
+from macro_pipeline.engine import METRIC_KEYS, compute_metrics, simulate
+from macro_pipeline_tests.engine.frames import config, dirichlet_weights, equities
+
+R = [0.10, -0.05, 0.02, -0.03]
+DATES = pd.to_datetime(["2021-01-29", "2021-02-01", "2021-02-02", "2021-02-03"])
+
+
+def test_exactly_the_issue_keys() -> None:
+    m = compute_metrics(pd.Series(R, index=DATES))
+    assert list(m) == list(METRIC_KEYS)
+    assert len(METRIC_KEYS) == 21
+
+
+def test_hand_worked_return_metrics() -> None:
+    m = compute_metrics(pd.Series(R, index=DATES))
+    r = np.array(R)
+    wealth = np.cumprod(1 + r)  # 1.1, 1.045, 1.0659, 1.033923
+    total = wealth[-1] - 1
+    cagr = (1 + total) ** (252 / 4) - 1
+    sd = np.sqrt(((r - r.mean()) ** 2).sum() / 3)  # ddof = 1
+    downside = np.sqrt((0.05**2 + 0.03**2) / 4) * np.sqrt(252)  # over all four periods
+    mdd = wealth[-1] / 1.1 - 1  # peak 1.1 on 01-29, never regained
+    assert m["total_return"] == pytest.approx(total, rel=1e-14)
+    assert m["cagr"] == pytest.approx(cagr, rel=1e-12)
+    assert m["annual_volatility"] == pytest.approx(sd * np.sqrt(252), rel=1e-14)
+    assert m["sharpe"] == pytest.approx(r.mean() / sd * np.sqrt(252), rel=1e-14)
+    assert m["sortino"] == pytest.approx(r.mean() * 252 / downside, rel=1e-14)
+    assert m["max_drawdown"] == pytest.approx(mdd, rel=1e-14)
+    assert m["calmar"] == pytest.approx(cagr / abs(mdd), rel=1e-12)
+    assert m["max_drawdown_duration_days"] == (DATES[-1] - DATES[0]).days
+    # sorted: -0.05, -0.03, 0.02, 0.10; the 5th percentile sits 0.15 of the way to -0.03
+    assert m["var_95"] == pytest.approx(-0.05 + 0.15 * 0.02, rel=1e-14)
+    assert m["cvar_95"] == pytest.approx(-0.05)  # the int(3 * 0.05) + 1 = 1 worst return
+    table = m["monthly_returns"]
+    assert table.loc[2021, 1] == pytest.approx(0.10)
+    assert table.loc[2021, 2] == pytest.approx(0.95 * 1.02 * 0.97 - 1, rel=1e-14)
+    assert math.isnan(table.loc[2021, 3])
+
+
+def test_risk_free_is_subtracted_per_period() -> None:
+    rf = 0.0001
+    m = compute_metrics(pd.Series(R, index=DATES), risk_free=rf)
+    adj = np.array(R) - rf
+    assert m["sharpe"] == pytest.approx(adj.mean() / adj.std(ddof=1) * np.sqrt(252), rel=1e-14)
+
+
+def test_trade_statistics_from_round_trips() -> None:
+    trips = pd.DataFrame({"pnl": [10.0, -5.0, 20.0, 0.0], "holding_days": [1, 3, 5, 7]})
+    m = compute_metrics(pd.Series(R, index=DATES), trips)
+    assert m["trade_count"] == 4
+    assert m["win_rate"] == 2 / 4
+    assert m["profit_factor"] == (10.0 + 20.0) / 5.0
+    assert m["avg_win"] == (10.0 + 20.0) / 2
+    assert m["avg_loss"] == -5.0
+    assert m["avg_holding_days"] == (1 + 3 + 5 + 7) / 4
+
+
+def test_exposure_and_turnover_averages() -> None:
+    exposure = pd.DataFrame({"gross": [1.0, 1.2, 0.8, 1.0], "net": [0.2, 0.0, -0.2, 0.4]}, index=DATES)
+    turnover = pd.Series([0.5, 0.0, 0.1, 0.0], index=DATES)
+    m = compute_metrics(pd.Series(R, index=DATES), exposure=exposure, turnover=turnover)
+    assert m["gross_exposure"] == pytest.approx(1.0)
+    assert m["net_exposure"] == pytest.approx(0.1)
+    assert m["turnover"] == pytest.approx(0.6 / 4 * 252)
+
+
+def test_no_trades_and_flat_returns_give_nan_not_errors() -> None:
+    m = compute_metrics(pd.Series([0.0, 0.0, 0.0], index=DATES[:3]))
+    assert m["trade_count"] == 0 and math.isnan(m["win_rate"])
+    assert math.isnan(m["sharpe"]) and math.isnan(m["sortino"]) and math.isnan(m["calmar"])
+    assert m["max_drawdown"] == 0.0 and m["max_drawdown_duration_days"] == 0.0
+
+
+def test_hill_tail_index_of_pareto_losses() -> None:
+    rng = np.random.default_rng(0)
+    losses = (rng.pareto(3.0, 200_000) + 1) * 0.01  # Pareto tail exponent 3
+    m = compute_metrics(pd.Series(-losses))
+    assert m["tail_index"] == pytest.approx(3.0, rel=0.05)
+
+
+@pytest.fixture(scope="module")
+def real_returns() -> pd.Series:
+    prices = equities()
+    r = simulate(prices, dirichlet_weights(prices.index, prices.columns, 0.95, 11),
+                 config(rebalance_frequency="monthly", transaction_cost_bps=5.0))  # fmt: skip
+    return r.returns
+
+
+@pytest.mark.parametrize("risk_free", [0.0, 0.02 / 252])
+def test_equal_to_empyrical_on_real_returns(real_returns: pd.Series, risk_free: float) -> None:
+    m = compute_metrics(real_returns, risk_free=risk_free)
+    r = real_returns
+    expected = {
+        "sharpe": empyrical.sharpe_ratio(r, risk_free=risk_free),
+        "sortino": empyrical.sortino_ratio(r, required_return=risk_free),
+        "max_drawdown": empyrical.max_drawdown(r),
+        "cagr": empyrical.cagr(r),
+        "calmar": empyrical.calmar_ratio(r),
+        "annual_volatility": empyrical.annual_volatility(r),
+        "var_95": empyrical.value_at_risk(r, cutoff=0.05),
+        "cvar_95": empyrical.conditional_value_at_risk(r, cutoff=0.05),
+        "total_return": empyrical.cum_returns_final(r),
+    }
+    for key, value in expected.items():
+        assert m[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key

@@ -13,9 +13,13 @@ CREATE TABLE backtest_runs (
     engine_version       text NOT NULL,
     orchestrator_run_id  text,
     status               text NOT NULL CHECK (status IN ('success', 'failed')),
-    superseded_by        text REFERENCES backtest_runs (run_id),
+    -- deferred: the previous run points at its successor before the successor row is inserted,
+    -- inside the same transaction (the one-current index forbids two current rows at any time)
+    superseded_by        text REFERENCES backtest_runs (run_id) DEFERRABLE INITIALLY DEFERRED,
     start_state          jsonb,
     end_state            jsonb,
+    monthly_returns      jsonb,
+    summary              jsonb,
     created_at           timestamptz NOT NULL DEFAULT clock_timestamp(),
     CHECK (window_end >= window_start)
 );

@@ -211,7 +211,7 @@ class PointInTimeReader:
         out: dict[str, str | None] = {}
         with self.engine.connect() as conn:
             for name in tables:
-                table = _TABLES[name][0]
+                table = "universe_membership" if name == "universe" else _TABLES[name][0]
                 value = conn.execute(
                     sa.text(f"SELECT max(recorded_at) FROM {table} WHERE recorded_at <= :sys AND known_at <= :a"),
                     {"sys": self.system_as_of.to_pydatetime(), "a": self.decision_time.to_pydatetime()},

@@ -205,6 +205,20 @@ class PointInTimeView:
             raise ValueError(f"{d.date()} is not a decision date of this view")
         return PointInTimeReader(self.engine, self.decision_times.loc[d], self.system_as_of)
 
+    def input_watermarks(self) -> dict[str, str]:
+        """For each input actually read (table, ids): the greatest recorded_at among its rows.
+
+        Deterministic for fixed data: it names exactly the stored state a result depended on,
+        so new data for other instruments does not change it; new data for these does.
+        """
+        marks: dict[str, str] = {}
+        for (name, ids, extra), long in sorted(self._cache.items(), key=lambda kv: repr(kv[0])):
+            key = f"{name}{':' + extra if extra else ''}[{','.join(ids)}]"
+            top = long.frame["recorded_at"].max() if len(long.frame) else None
+            marks[key] = "none" if top is None or pd.isna(top) else pd.Timestamp(top).isoformat()
+        marks["universe"] = self.end_reader.watermarks(("universe",)).get("universe") or "none"
+        return marks
+
     def watermarks(self) -> dict[str, str | None]:
         """Input watermarks of everything this view could serve (for snapshot lineage)."""
         marks = self.end_reader.watermarks()

@@ -1,0 +1,224 @@
+"""One backtest, end to end: strategy -> signal snapshot -> engine -> stored run with lineage.
+
+The CLI (`macro-pipeline backtest`) and the Dagster assets call these same functions.
+
+Timing and data (DESIGN sections 1-2):
+- Decisions are taken at the close of every session of the strategy's calendar. A strategy's
+  weights are computed from a `PointInTimeView` over all sessions from the strategy's origin (the
+  first day its universe has a member) to the window's end. Each cell it sees was known at that
+  decision's time, so the weights on date d do not depend on the window asked for, only on data
+  known at d. This is what makes a chain of monthly windows equal one long run.
+- The snapshot keeps the weights of the window's decision dates. The engine executes them
+  `execution_lag` sessions later, on prices as they were known at each session's close (the same
+  view), with universe membership as known then, and funding settlements and corporate actions as
+  stored up to `system_as_of`.
+- `system_as_of` (default: now, read from the database clock) is recorded on the run. Rerunning
+  with the same value reproduces the run bit for bit, even after later revisions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from macro_pipeline.engine import ENGINE_VERSION, BacktestConfig, BacktestResult, EndState, simulate
+from macro_pipeline.engine.calendar import calendar_sessions
+from macro_pipeline.warehouse.pit import DateLike, utc
+from macro_pipeline.warehouse.runs import new_run_id, store_run
+from macro_pipeline.warehouse.snapshots import SignalSnapshot, write_snapshot
+from macro_pipeline.warehouse.view import PointInTimeView
+
+
+@dataclass
+class BacktestOutcome:
+    run_id: str | None
+    snapshot_id: str
+    snapshot_new: bool
+    system_as_of: pd.Timestamp
+    config: dict
+    result: BacktestResult = field(repr=False)
+    superseded: str | None = None
+
+    @property
+    def metrics(self) -> dict:
+        return self.result.metrics
+
+    def to_json(self) -> dict:
+        metrics = {k: (None if isinstance(v, float) and v != v else v) for k, v in self.metrics.items()
+                   if k != "monthly_returns"}
+        return {"run_id": self.run_id, "signal_snapshot_id": self.snapshot_id,
+                "system_as_of": self.system_as_of.isoformat(), "config": self.config, "metrics": metrics}
+
+
+# --------------------------------------------------------------------------- strategies in the warehouse
+
+
+def register_strategy(engine: sa.Engine, cfg) -> str:
+    """Store a configuration; 'added' or 'exists'. Same id with other parameters is refused:
+    changing parameters makes a new configuration (a new id), never an edit of an old one."""
+    with engine.begin() as conn:
+        row = conn.execute(sa.text("SELECT params_hash FROM strategies WHERE strategy_id = :s FOR UPDATE"),
+                           {"s": cfg.strategy_id}).first()
+        if row is not None:
+            if row[0] != cfg.params_hash:
+                raise ValueError(
+                    f"strategy {cfg.strategy_id!r} is already registered with other parameters "
+                    f"(params hash {row[0][:12]} != {cfg.params_hash[:12]}); give the new configuration a new id")
+            return "exists"
+        conn.execute(sa.text(
+            "INSERT INTO strategies (strategy_id, kind, params, params_hash, universe) "
+            "VALUES (:s, :k, CAST(:p AS jsonb), :h, :u)"),
+            {"s": cfg.strategy_id, "k": cfg.kind, "p": json.dumps(cfg.to_dict(), sort_keys=True),
+             "h": cfg.params_hash, "u": cfg.universe})
+    return "added"
+
+
+def load_strategy(engine: sa.Engine, strategy_id: str):
+    from macro_pipeline.strategies.base import StrategyConfig
+
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT params FROM strategies WHERE strategy_id = :s"), {"s": strategy_id}).first()
+    if row is None:
+        raise ValueError(f"unknown strategy {strategy_id!r} (see `macro-pipeline strategies list`)")
+    return StrategyConfig.from_dict(dict(row[0]))
+
+
+def list_strategies(engine: sa.Engine) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(sa.text(
+            "SELECT strategy_id, kind, universe, params_hash, params, created_at FROM strategies ORDER BY strategy_id"
+        )).mappings().all())
+
+
+# --------------------------------------------------------------------------- signals
+
+
+def sessions(calendar: str, start: DateLike, end: DateLike) -> pd.DatetimeIndex:
+    all_sessions = (pd.date_range("1985-01-01", "2035-12-31", freq="D") if calendar == "24/7"
+                    else calendar_sessions(calendar))
+    lo, hi = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
+    return all_sessions[(all_sessions >= lo) & (all_sessions <= hi)]
+
+
+def _origin(engine: sa.Engine, cfg, end: DateLike, system_as_of: pd.Timestamp) -> pd.Timestamp:
+    from macro_pipeline.warehouse.pit import PointInTimeReader
+
+    end_sessions = sessions(cfg.calendar, "1985-01-01", end)
+    if len(end_sessions) == 0:
+        raise ValueError(f"no {cfg.calendar} session on or before {end}")
+    reader = PointInTimeReader(engine, _decision_time(cfg.calendar, end_sessions[-1]), system_as_of)
+    members = reader.universe(cfg.universe)
+    if members.empty:
+        raise ValueError(f"universe {cfg.universe!r} has no members known by {pd.Timestamp(end).date()}")
+    return pd.Timestamp(members["valid_from"].min())
+
+
+def _decision_time(calendar: str, day: pd.Timestamp) -> pd.Timestamp:
+    from macro_pipeline.warehouse.view import decision_times
+
+    return decision_times(pd.DatetimeIndex([day]), calendar).iloc[0]
+
+
+def strategy_view(engine: sa.Engine, cfg, end: DateLike, system_as_of: DateLike | None) -> PointInTimeView:
+    """The view a strategy computes on: every session from its origin to ``end``."""
+    if system_as_of is None:
+        with engine.connect() as conn:
+            system_as_of = conn.exec_driver_sql("SELECT clock_timestamp()").scalar_one()
+    sys_ts = utc(system_as_of)
+    origin = _origin(engine, cfg, end, sys_ts)
+    days = sessions(cfg.calendar, origin, end)
+    if len(days) == 0:
+        raise ValueError(f"window ends {pd.Timestamp(end).date()}, before universe {cfg.universe!r} starts ({origin.date()})")
+    return PointInTimeView(engine, days, calendar=cfg.calendar, system_as_of=sys_ts)
+
+
+def universe_instruments(view: PointInTimeView, universe: str) -> list[str]:
+    return list(view.members(universe).columns)
+
+
+def generate_signals(engine: sa.Engine, cfg, start: DateLike, end: DateLike, *, system_as_of: DateLike | None = None,
+                     view: PointInTimeView | None = None) -> tuple[SignalSnapshot, str, bool, PointInTimeView]:
+    """Compute the strategy's weights for [start, end] and store them as an immutable snapshot.
+
+    Returns (snapshot, its id, whether it was new, the view used)."""
+    from macro_pipeline.strategies.base import CODE_VERSION
+    from macro_pipeline.strategies.registry import build
+
+    strategy = build(cfg)
+    view = view or strategy_view(engine, cfg, end, system_as_of)
+    instruments = universe_instruments(view, cfg.universe)
+    weights = strategy.weights(view, instruments)
+    window = weights.loc[pd.Timestamp(start):pd.Timestamp(end)]
+    if window.empty:
+        raise ValueError(f"no {cfg.calendar} decision dates for {cfg.strategy_id} in [{pd.Timestamp(start).date()}, "
+                         f"{pd.Timestamp(end).date()}] (the universe starts {view.decision_dates[0].date()})")
+    snap = SignalSnapshot(cfg.strategy_id, cfg.params_hash, window.index[0].date(), window.index[-1].date(),
+                          view.input_watermarks(), CODE_VERSION, window)
+    sid, new = write_snapshot(engine, snap)
+    return snap, sid, new, view
+
+
+# --------------------------------------------------------------------------- backtests
+
+
+def engine_inputs(view: PointInTimeView, cfg, instruments: list[str], start: DateLike, end: DateLike) -> dict[str, Any]:
+    """Prices, universe, funding and corporate actions for the engine over [start, end]."""
+    lo, hi = pd.Timestamp(start), pd.Timestamp(end)
+    prices = view.aligned_prices(instruments).loc[lo:hi]
+    have = prices.notna().any()
+    if not have.any():
+        raise ValueError(f"window [{lo.date()}, {hi.date()}] is outside the data: no prices for {instruments[:8]}")
+    members = view.members(cfg.universe).reindex(columns=instruments, fill_value=False).loc[lo:hi]
+    funding = view.end_reader.funding(instruments, utc(lo) - pd.Timedelta(days=7), view.end_reader.decision_time)
+    funding = funding.rename(columns={"instrument_id": "instrument"})[["ts", "instrument", "rate"]]
+    actions = view.end_reader.corporate_actions(instruments, lo, hi).rename(columns={"instrument_id": "instrument"})
+    dividends = actions[actions["action"] == "dividend"].rename(columns={"value": "amount"})[["ex_date", "instrument", "amount"]]
+    splits = actions[actions["action"] == "split"].rename(columns={"value": "ratio"})[["ex_date", "instrument", "ratio"]]
+    return {"prices": prices, "universe": members, "funding": funding if len(funding) else None,
+            "dividends": dividends if len(dividends) else None, "splits": splits if len(splits) else None}
+
+
+def backtest_config(cfg, start: DateLike, end: DateLike, *, clean: bool = False, **overrides: Any) -> BacktestConfig:
+    return BacktestConfig(start=pd.Timestamp(start).date(), end=pd.Timestamp(end).date(),
+                          rebalance_frequency=cfg.rebalance, calendar=cfg.calendar, clean=clean, **overrides)
+
+
+def run_backtest(engine: sa.Engine, strategy_id: str, start: DateLike, end: DateLike, *, clean: bool = False,
+                 system_as_of: DateLike | None = None, start_state: EndState | None = None,
+                 orchestrator_run_id: str | None = None, store: bool = True, **config_overrides: Any) -> BacktestOutcome:
+    """Generate (or reuse) the snapshot, simulate, and store the run with its lineage."""
+    cfg = load_strategy(engine, strategy_id)
+    start_d, end_d = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
+    if start_d > end_d:
+        raise ValueError(f"--start {start_d.date()} is after --end {end_d.date()}")
+    snap, sid, new, view = generate_signals(engine, cfg, start_d, end_d, system_as_of=system_as_of)
+    instruments = list(snap.weights.columns)
+    inputs = engine_inputs(view, cfg, instruments, start_d, end_d)
+    config = backtest_config(cfg, start_d, end_d, clean=clean, **config_overrides)
+    result = simulate(inputs.pop("prices"), snap.weights, config, start_state=start_state, **inputs)
+    config_json = config.to_dict()
+    outcome = BacktestOutcome(None, sid, new, view.system_as_of, config_json, result)
+    if store:
+        run_id = new_run_id()
+        eq = pd.DataFrame({"equity": result.equity, "cash": result.cash, "gross_exposure": result.exposure["gross"],
+                           "net_exposure": result.exposure["net"], "drawdown": result.drawdown, "turnover": result.turnover})
+        outcome.superseded = store_run(
+            engine, run_id=run_id, strategy_id=strategy_id, window_start=start_d.date(), window_end=end_d.date(),
+            config=config_json, snapshot_id=sid, system_as_of=view.system_as_of.to_pydatetime(),
+            engine_version=ENGINE_VERSION, orchestrator_run_id=orchestrator_run_id, equity=eq, fills=result.fills,
+            round_trips=result.round_trips, metrics=result.metrics,
+            start_state=start_state.to_dict() if start_state is not None else None,
+            end_state=result.end_state.to_dict(),
+            summary={"costs_paid": float(result.costs.sum()), "funding_paid": float(result.funding.sum())},
+        )
+        outcome.run_id = run_id
+    return outcome
+
+
+def as_date(d: DateLike) -> date:
+    return pd.Timestamp(d).date()

@@ -1,0 +1,190 @@
+"""Backtest results: stored whole or not at all, never overwritten.
+
+``store_run`` writes a run and all its rows (daily equity, fills, round trips, metrics) in one
+transaction and, in that same transaction, marks the previous current run of the same
+(strategy, window, clean) superseded by the new one. A reader therefore always sees exactly one
+complete current result per window; a crash at any point leaves the previous one current.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+RUN_LOCK = 7170003
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class RunRecord:
+    """A stored run: its lineage row and (lazily, via ``load_run``) its rows."""
+
+    meta: dict[str, Any]
+    equity: pd.DataFrame
+    fills: pd.DataFrame
+    round_trips: pd.DataFrame
+    metrics: dict[str, float | None]
+
+    @property
+    def run_id(self) -> str:
+        return self.meta["run_id"]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (date, datetime, pd.Timestamp)):
+        return value.isoformat()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def _finite_or_none(x: Any) -> float | None:
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _copy(conn: sa.Connection, table: str, frame: pd.DataFrame) -> None:
+    if frame.empty:
+        return
+    buf = io.StringIO()
+    out = frame.copy()
+    for c in out.columns:
+        if pd.api.types.is_float_dtype(out[c]):
+            out[c] = [None if not math.isfinite(v) else repr(float(v)) for v in out[c]]
+    out.to_csv(buf, index=False, header=False)
+    buf.seek(0)
+    with conn.connection.dbapi_connection.cursor() as cur:
+        cur.copy_expert(f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN WITH (FORMAT csv)", buf)
+
+
+def store_run(
+    engine: sa.Engine,
+    *,
+    run_id: str,
+    strategy_id: str,
+    window_start: date,
+    window_end: date,
+    config: dict,
+    snapshot_id: str,
+    system_as_of: datetime,
+    engine_version: str,
+    orchestrator_run_id: str | None,
+    equity: pd.DataFrame,
+    fills: pd.DataFrame,
+    round_trips: pd.DataFrame,
+    metrics: dict[str, Any],
+    start_state: dict | None,
+    end_state: dict | None,
+    summary: dict | None = None,
+) -> str | None:
+    """Store one complete run and supersede the previous current one; returns the superseded id.
+
+    ``equity``: index session dates, columns equity, cash, gross_exposure, net_exposure, drawdown,
+    turnover. ``fills``/``round_trips``: the engine's frames. ``metrics``: scalar values go to
+    ``metrics``; ``monthly_returns`` (a DataFrame) is kept as JSON on the run row.
+    """
+    monthly = metrics.get("monthly_returns")
+    monthly_json = None
+    if isinstance(monthly, pd.DataFrame):
+        monthly_json = {str(y): {str(m): _finite_or_none(v) for m, v in row.items()} for y, row in monthly.iterrows()}
+    scalars = {k: _finite_or_none(v) for k, v in metrics.items() if k != "monthly_returns"}
+    clean = str(bool(config.get("clean", False))).lower()
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k, hashtext(:s))"), {"k": RUN_LOCK, "s": strategy_id})
+        previous = conn.execute(sa.text(
+            "SELECT run_id FROM backtest_runs WHERE strategy_id = :s AND window_start = :ws AND window_end = :we "
+            "AND config ->> 'clean' = :c AND superseded_by IS NULL AND status = 'success' FOR UPDATE"),
+            {"s": strategy_id, "ws": window_start, "we": window_end, "c": clean}).scalar()
+        if previous is not None:  # the FK is deferred: checked at commit, when the new row exists
+            conn.execute(sa.text("UPDATE backtest_runs SET superseded_by = :new WHERE run_id = :old"),
+                         {"new": run_id, "old": previous})
+        conn.execute(sa.text(
+            "INSERT INTO backtest_runs (run_id, strategy_id, window_start, window_end, config, signal_snapshot_id, "
+            "system_as_of, engine_version, orchestrator_run_id, status, start_state, end_state, monthly_returns, summary) "
+            "VALUES (:id, :s, :ws, :we, CAST(:cfg AS jsonb), :snap, :sys, :ev, :orch, 'success', CAST(:ss AS jsonb), "
+            "CAST(:es AS jsonb), CAST(:mr AS jsonb), CAST(:sm AS jsonb))"),
+            {"id": run_id, "s": strategy_id, "ws": window_start, "we": window_end,
+             "cfg": json.dumps(config, default=_json_default, sort_keys=True), "snap": snapshot_id,
+             "sys": system_as_of, "ev": engine_version, "orch": orchestrator_run_id,
+             "ss": json.dumps(start_state, default=_json_default) if start_state is not None else None,
+             "es": json.dumps(end_state, default=_json_default) if end_state is not None else None,
+             "mr": json.dumps(monthly_json) if monthly_json is not None else None,
+             "sm": json.dumps(summary or {}, default=_json_default)})
+        eq = equity.reset_index()
+        eq.columns = ["session_date", *equity.columns]
+        eq.insert(0, "run_id", run_id)
+        eq["session_date"] = pd.DatetimeIndex(eq["session_date"]).strftime("%Y-%m-%d")
+        _copy(conn, "daily_equity", eq[["run_id", "session_date", "equity", "cash", "gross_exposure",
+                                        "net_exposure", "drawdown", "turnover"]])
+        if len(fills):
+            f = pd.DataFrame({
+                "run_id": run_id, "fill_no": np.arange(1, len(fills) + 1),
+                "session_date": pd.DatetimeIndex(fills["date"]).strftime("%Y-%m-%d"),
+                "instrument_id": fills["instrument"].astype(str).to_numpy(), "side": fills["side"].astype(str).to_numpy(),
+                "quantity": fills["quantity"].to_numpy(dtype=float), "price": fills["price"].to_numpy(dtype=float),
+                "notional": fills["notional"].to_numpy(dtype=float), "cost": fills["cost"].to_numpy(dtype=float),
+                "reason": fills["reason"].astype(str).to_numpy()})
+            _copy(conn, "fills", f)
+        if len(round_trips):
+            rt = pd.DataFrame({
+                "run_id": run_id, "trip_no": np.arange(1, len(round_trips) + 1),
+                "instrument_id": round_trips["instrument"].astype(str).to_numpy(),
+                "entry_date": pd.DatetimeIndex(round_trips["entry_date"]).strftime("%Y-%m-%d"),
+                "exit_date": pd.DatetimeIndex(round_trips["exit_date"]).strftime("%Y-%m-%d"),
+                "holding_days": round_trips["holding_days"].to_numpy(dtype=int),
+                "pnl": round_trips["pnl"].to_numpy(dtype=float), "return_pct": round_trips["return"].to_numpy(dtype=float)})
+            _copy(conn, "round_trips", rt)
+        if scalars:
+            conn.execute(sa.text("INSERT INTO metrics (run_id, metric_name, value) VALUES (:r, :k, :v)"),
+                         [{"r": run_id, "k": k, "v": v} for k, v in scalars.items()])
+    return previous
+
+
+def list_runs(engine: sa.Engine, strategy_id: str | None = None, current_only: bool = False) -> pd.DataFrame:
+    where, params = [], {}
+    if strategy_id:
+        where.append("r.strategy_id = :s")
+        params["s"] = strategy_id
+    if current_only:
+        where.append("r.superseded_by IS NULL AND r.status = 'success'")
+    sql = (
+        "SELECT r.run_id, r.strategy_id, r.window_start, r.window_end, (r.config ->> 'clean')::boolean AS clean, "
+        "r.signal_snapshot_id, r.system_as_of, r.superseded_by, r.created_at, "
+        "max(m.value) FILTER (WHERE m.metric_name = 'total_return') AS total_return, "
+        "max(m.value) FILTER (WHERE m.metric_name = 'sharpe') AS sharpe "
+        "FROM backtest_runs r LEFT JOIN metrics m USING (run_id) "
+        + (f"WHERE {' AND '.join(where)} " if where else "")
+        + "GROUP BY r.run_id ORDER BY r.created_at"
+    )
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(sa.text(sql), params).mappings().all())
+
+
+def load_run(engine: sa.Engine, run_id: str) -> RunRecord:
+    """Everything stored for ``run_id``; a clear error if there is no such run."""
+    with engine.connect() as conn:
+        meta = conn.execute(sa.text("SELECT * FROM backtest_runs WHERE run_id = :r"), {"r": run_id}).mappings().first()
+        if meta is None:
+            raise ValueError(f"no backtest run {run_id!r} (see `macro-pipeline runs list`)")
+        eq = pd.read_sql(sa.text("SELECT session_date, equity, cash, gross_exposure, net_exposure, drawdown, turnover "
+                                 "FROM daily_equity WHERE run_id = :r ORDER BY session_date"), conn, params={"r": run_id})
+        fills = pd.read_sql(sa.text("SELECT * FROM fills WHERE run_id = :r ORDER BY fill_no"), conn, params={"r": run_id})
+        trips = pd.read_sql(sa.text("SELECT * FROM round_trips WHERE run_id = :r ORDER BY trip_no"), conn, params={"r": run_id})
+        metrics = dict(conn.execute(sa.text("SELECT metric_name, value FROM metrics WHERE run_id = :r"), {"r": run_id}).all())
+    eq["session_date"] = pd.to_datetime(eq["session_date"])
+    return RunRecord(dict(meta), eq.set_index("session_date"), fills, trips, metrics)

@@ -111,8 +111,9 @@ class PointInTimeView:
 
     # ------------------------------------------------------------------ aligned (vectorized)
 
-    def _align(self, long: _Long, field: str, ids: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(values, known_at) decision-date x id frames: the latest observation known at a(d)."""
+    def _align(self, long: _Long, field: str, ids: Sequence[str], lag: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(values, known_at) decision-date x id frames: the latest observation known at a(d)
+        (``lag`` > 0: the observation ``lag`` places before it, in the vintage in force at a(d))."""
         times = self._times_ns()
         values = np.full((len(times), len(ids)), np.nan)
         known = np.full((len(times), len(ids)), np.datetime64("NaT"), dtype="datetime64[ns]")
@@ -121,7 +122,9 @@ class PointInTimeView:
             rows = f[f[long.entity] == iid]
             if rows.empty:
                 continue
-            if _single_vintage_monotone(rows, long.valid):
+            if lag:
+                ev_known, ev_value = _vintage_events_lagged(rows, long.valid, field, lag)
+            elif _single_vintage_monotone(rows, long.valid):
                 # one version per observation and knowledge grows with valid time: "latest
                 # known at a(d)" is an as-of search on known_at
                 ev_known = rows["known_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
@@ -158,9 +161,18 @@ class PointInTimeView:
         values, _ = self._align(self._all_vintages("prices", tuple(instruments)), field, list(instruments))
         return values
 
-    def aligned_macro(self, series: Sequence[str]) -> pd.DataFrame:
-        """Decision-date x series: the latest observation known then, in the vintage then in force."""
-        values, _ = self._align(self._all_vintages("macro", tuple(series)), "value", list(series))
+    def aligned_macro(self, series: Sequence[str], lag: int = 0) -> pd.DataFrame:
+        """Decision-date x series: the latest observation known then, in the vintage then in force.
+
+        ``lag`` = k > 0: instead, the observation k places before that latest one (by valid
+        date, among the observations known then), in the vintage in force at the same decision
+        time. ``aligned_macro(s) / aligned_macro(s, lag=1) - 1`` is then the real-time growth of
+        the newest print over the previous period as both were known at each decision: at a
+        first print, the first print over the previous period's vintage then in force.
+        """
+        if isinstance(lag, bool) or not isinstance(lag, int) or lag < 0:
+            raise ValueError(f"lag must be an integer >= 0, got {lag!r}")
+        values, _ = self._align(self._all_vintages("macro", tuple(series)), "value", list(series), lag)
         return values
 
     def aligned_signal(self, signal_name: str, instruments: Sequence[str]) -> pd.DataFrame:
@@ -246,6 +258,27 @@ def _vintage_events(rows: pd.DataFrame, valid: str, field: str) -> tuple[np.ndar
         out_k.append(k)
         out_v.append(latest_val)
     return np.asarray(out_k, dtype="datetime64[ns]"), np.asarray(out_v)
+
+
+def _vintage_events_lagged(rows: pd.DataFrame, valid: str, field: str, lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """Like ``_vintage_events``, but after each vintage the value of the observation ``lag``
+    places before the latest known one (NaN while fewer than ``lag`` + 1 are known)."""
+    import bisect
+
+    ordered = rows.sort_values(["known_at", "recorded_at"], kind="mergesort")
+    obs = ordered[valid].to_numpy()
+    vals = ordered[field].to_numpy(dtype="float64")
+    kts = ordered["known_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+    known_obs: list = []
+    value_of: dict = {}
+    out_v = np.full(len(obs), np.nan)
+    for i, (o, v) in enumerate(zip(obs, vals, strict=True)):
+        if o not in value_of:
+            bisect.insort(known_obs, o)
+        value_of[o] = v  # a revision or correction replaces the value in force from its known_at
+        if len(known_obs) > lag:
+            out_v[i] = value_of[known_obs[-1 - lag]]
+    return kts, out_v
 
 
 def _single_vintage_monotone(rows: pd.DataFrame, valid: str) -> bool:

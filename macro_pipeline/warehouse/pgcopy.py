@@ -133,7 +133,7 @@ def _layout_keys(columns: Sequence[Column], rows: slice, n: int) -> np.ndarray:
     return key
 
 
-def _encode_group(columns: Sequence[Column], rows: np.ndarray | slice, n: int, first: int) -> bytes:
+def _encode_group(columns: Sequence[Column], rows: np.ndarray | slice, n: int, first: int) -> memoryview:
     """Rows that share one layout (that of row ``first``): a structured array, then its bytes."""
     fields: list[tuple[str, object]] = [("n", ">i2")]
     present = []
@@ -164,10 +164,10 @@ def _encode_group(columns: Sequence[Column], rows: np.ndarray | slice, n: int, f
             out[f"v{i}"] = col.uniques.astype(f"S{size}")[col.values[rows]]
         else:
             out[f"v{i}"] = col.values[rows]
-    return out.tobytes()
+    return memoryview(out).cast("B")  # the record array's own bytes, not a copy
 
 
-def _encode_chunk(columns: Sequence[Column], start: int, stop: int) -> bytes:
+def _encode_chunk(columns: Sequence[Column], start: int, stop: int) -> bytes | memoryview:
     span = slice(start, stop)
     keys = _layout_keys(columns, span, stop - start)
     if keys.min() == keys.max():  # the usual case: one layout
@@ -183,7 +183,7 @@ def _encode_chunk(columns: Sequence[Column], start: int, stop: int) -> bytes:
 
 def encode(
     columns: Sequence[Column], chunk_rows: int = CHUNK_ROWS, on_rows: Callable[[int], None] | None = None
-) -> Iterator[bytes]:
+) -> Iterator[bytes | memoryview]:
     """The COPY binary stream, in pieces of at most ``chunk_rows`` rows (``on_rows(n)`` after each)."""
     if not columns:
         raise ValueError("at least one column")

@@ -104,14 +104,26 @@ class Prepared:
         return self.sessions_ns[pos], self.split_i, self.split_ratio
 
     def kernel_inputs(self) -> tuple:
-        """The market/event arguments of ``run_portfolio`` from ``price`` to ``cost_rate``."""
+        """The market/event arguments of ``run_portfolio`` from ``price`` to ``cost_rate``,
+        as read-only views (see `readonly`)."""
         return (
-            self.price, self.sessions_ns, self.exec_row, self.targets, self.universe,
-            self.split_ptr, self.split_i, self.split_ratio,
-            self.div_ptr, self.div_i, self.div_amount,
-            self.fund_ptr, self.fund_i, self.fund_rate,
-            self.rf_bar, self.borrow_rate, self.cost_rate,
+            *map(readonly, (
+                self.price, self.sessions_ns, self.exec_row, self.targets, self.universe,
+                self.split_ptr, self.split_i, self.split_ratio,
+                self.div_ptr, self.div_i, self.div_amount,
+                self.fund_ptr, self.fund_i, self.fund_rate, self.rf_bar,
+            )),
+            self.borrow_rate, self.cost_rate,
         )  # fmt: skip
+
+
+def readonly(a: np.ndarray) -> np.ndarray:
+    """A read-only view. Kernel inputs are always passed read-only: pandas (copy-on-write)
+    hands out read-only views, and numba compiles a separate specialisation for each
+    read-only/writable combination, so fixing one keeps a single compiled kernel."""
+    v = a.view()
+    v.setflags(write=False)
+    return v
 
 
 def prepare(
@@ -300,7 +312,7 @@ def _weights(
     col_idx = weight_columns(weights.columns, instruments, "weights")
     lo, hi, pos, keep, window = decision_rows(weights.index, sessions, config, "weights")
     w = _instrument_major(weights, slice(lo, hi), "weights")
-    gross = column_l1(w)  # one pass: leverage, and NaN/inf show up in the sums
+    gross = column_l1(readonly(w))  # one pass: leverage, and NaN/inf show up in the sums
     if not np.isfinite(gross).all():
         check_finite_weights(w, window, weights.columns, "weights")
     if not keep.all():

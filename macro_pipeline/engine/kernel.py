@@ -24,7 +24,7 @@ Arrays are instrument-major where the kernel reads a whole panel (price, targets
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 REASONS: tuple[str, ...] = (
     "rebalance",  # 0: target-weight trade
@@ -422,8 +422,8 @@ def merge_round_trips(inst, ns, days, vals, bounds):
     return o_inst, o_ns, o_days, o_vals
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def run_many(
+@njit(cache=True, nogil=True, error_model="numpy")
+def run_batch(
     price,
     session_ns,
     exec_row,
@@ -442,31 +442,35 @@ def run_many(
     borrow_rate,
     cost_rate,
     cash0,
+    no,  # False (a variable, so the callee's signature is the one `simulate` compiles)
     equity,  # (S, T) out
+    lo,  # schedules lo <= s < hi; batches run in parallel threads (no GIL held)
+    hi,
 ):
-    """``run_portfolio`` (equity only) for S weight schedules sharing everything else,
-    spread over the available cores."""
-    S = targets.shape[0]
+    """``run_portfolio`` (equity only) for weight schedules s in [lo, hi) sharing prices,
+    events and costs; returns the number of bad prices seen."""
     N, T = price.shape
     no_ns = np.zeros(0, dtype=np.int64)
     no_i = np.zeros(0, dtype=np.int32)
     no_c = np.zeros((0, 0), dtype=np.int8)
     no_f = np.zeros((0, 0))
-    bad = np.zeros(S, dtype=np.int64)
-    for s in prange(S):
-        qty = np.zeros(N)
-        last_p = np.full(N, np.nan)
-        eq = np.empty((1, T))
+    eq = np.empty((1, T))
+    qty = np.empty(N)
+    last_p = np.empty(N)
+    bad = 0
+    for s in range(lo, hi):
+        qty[:] = 0.0
+        last_p[:] = np.nan
         out = run_portfolio(
             price, session_ns, exec_row, targets[s], universe,
             split_ptr, split_i, split_ratio, div_ptr, div_i, div_amount,
             fund_ptr, fund_i, fund_rate, rf_bar, borrow_rate, cost_rate,
-            qty, last_p, cash0, False, False,
+            qty, last_p, cash0, no, no,
             eq, no_f, no_ns, no_i, no_c, no_f,
         )  # fmt: skip
         equity[s, :] = eq[0]
-        bad[s] = out[2]
-    return bad.max()
+        bad = max(bad, out[2])
+    return bad
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from macro_pipeline.engine.config import BacktestConfig
-from macro_pipeline.engine.inputs import Prepared
+from macro_pipeline.engine.inputs import Prepared, readonly
 from macro_pipeline.engine.kernel import (
     REASONS,
     SERIES,
@@ -195,7 +195,7 @@ class BacktestResult:
         ns, inst, _, vals = self._log
         p = self._prep
         N = len(self.instruments)
-        args = (ns, inst, vals, *p.split_events(), *p.lots, N)
+        args = (*map(readonly, (ns, inst, vals, *p.split_events(), *p.lots)), N)
         chunks = _fifo_chunks(inst, N)
         if len(chunks) == 1:
             return fifo_round_trips(*args, 0, N)

@@ -11,7 +11,9 @@ drift with prices. A decision whose execution falls after the last session is ca
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -24,11 +26,12 @@ from macro_pipeline.engine.inputs import (
     decision_rows,
     leverage_factor,
     prepare,
+    readonly,
     reject_bad_prices,
     schedule,
     weight_columns,
 )
-from macro_pipeline.engine.kernel import N_SERIES, run_many, run_portfolio
+from macro_pipeline.engine.kernel import N_SERIES, run_batch, run_portfolio
 from macro_pipeline.engine.result import BacktestResult
 from macro_pipeline.engine.state import EndState
 
@@ -142,7 +145,7 @@ def simulate_many(
     column set, or an array (S, K, N) with ``decision_dates`` (length K) and N = the price
     columns in order. Semantics are exactly `simulate`'s for each schedule (same timing,
     costs, leverage cap, carry, events, universe); schedules run in parallel across cores
-    (numba prange). Returns equity only; `SweepResult.result(s)` rebuilds a full result.
+    (threads over batches of schedules; the compiled kernel releases the GIL). Returns equity only; `SweepResult.result(s)` rebuilds a full result.
     """
     if isinstance(weights, np.ndarray):
         if decision_dates is None:
@@ -186,7 +189,13 @@ def simulate_many(
     )
     equity = np.empty((targets.shape[0], T))
     market = prep.kernel_inputs()
-    n_bad = run_many(*market[:2], exec_row, targets, *market[4:], prep.cash0, equity)
+    args = (*market[:2], readonly(exec_row), readonly(targets), *market[4:], prep.cash0, False,
+            equity)  # fmt: skip
+    S = targets.shape[0]
+    cores = min(os.cpu_count() or 1, S)
+    edges = np.linspace(0, S, cores + 1).astype(int)
+    with ThreadPoolExecutor(max_workers=cores) as pool:  # the kernel releases the GIL
+        n_bad = max(pool.map(lambda a, b: run_batch(*args, a, b), edges[:-1], edges[1:]))
     if n_bad:
         reject_bad_prices(prep.price, prep.sessions, prep.instruments)
     return SweepResult(prep.sessions, equity, prices, array, index, pd.Index(columns), config, extra)

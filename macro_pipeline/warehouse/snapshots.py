@@ -98,7 +98,7 @@ def read_snapshot(engine: sa.Engine, sid: str) -> SignalSnapshot:
             "SELECT decision_date, instrument_id, weight FROM signals WHERE snapshot_id = :id ORDER BY decision_date, instrument_id"),
             {"id": sid}).all()
     long = pd.DataFrame(rows, columns=["decision_date", "instrument_id", "weight"])
-    long["decision_date"] = pd.to_datetime(long["decision_date"])
+    long["decision_date"] = pd.to_datetime(long["decision_date"]).astype("datetime64[ns]")
     weights = long.pivot(index="decision_date", columns="instrument_id", values="weight").astype("float64")
     weights.index.name, weights.columns.name = None, None
     snap = SignalSnapshot(meta["strategy_id"], meta["params_hash"], meta["window_start"], meta["window_end"],

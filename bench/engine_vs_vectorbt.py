@@ -10,8 +10,8 @@ Measured in the same run, after one warm-up call each:
 - vectorbt: `Portfolio.from_orders(size_type="targetpercent", cash_sharing=True,
   group_by=True, call_seq="auto", fees=7e-4)` alone (its equity curve and trade records,
   computed lazily afterwards, are not timed - the comparison favours vectorbt).
-Peak memory: each side in its own subprocess, peak RSS (VmHWM, reset after warm-up) minus
-RSS before the call. First call: a fresh interpreter importing the engine and building one
+Peak memory: each side in its own subprocess: warm-up on a 60 x 20 slice (compilation,
+imports), then peak RSS (VmHWM, reset just before) minus RSS before the full-size call. First call: a fresh interpreter importing the engine and building one
 full result, with the on-disk numba cache as it is and with an empty cache (compiling).
 
 Targets (issue 3): ratio <= 0.05 monthly, <= 0.1 daily; final values equal to 1e-9
@@ -131,12 +131,14 @@ def child_memory(side: str, freq: str) -> None:
     """Subprocess: peak RSS growth of one call (after a warm-up), printed as JSON (MiB)."""
     prices, weights = make_inputs()
     cfg = config(freq)
+    size = vbt_sizes(prices, weights, freq)
+    small = (slice(0, 60), slice(0, 20))
     if side == "vectorbt":
-        size = vbt_sizes(prices, weights, freq)
+        run_vbt(prices.iloc[small], size[small]).final_value()  # compile / load, small input
         call = lambda: run_vbt(prices, size).final_value()  # noqa: E731
     else:
+        run_engine(prices.iloc[small], weights.iloc[small], cfg)
         call = lambda: run_engine(prices, weights, cfg).final_value  # noqa: E731
-    call()
     gc.collect()
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     base = _status_kb("VmRSS")

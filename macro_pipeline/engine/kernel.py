@@ -389,39 +389,6 @@ def fifo_round_trips(
     return r_i[:nr], r_ns[:, :nr], r_days[:nr], r_f[:, :nr], o_i, o_ns, o_f
 
 
-@njit(cache=True, nogil=True)
-def merge_round_trips(inst, ns, days, vals, bounds):
-    """Merge per-chunk round trips (each chronological, chunks over increasing instrument
-    ranges) into one list ordered by exit date, then instrument."""
-    n = inst.shape[0]
-    k = bounds.shape[0] - 1
-    ptr = bounds[:-1].copy()
-    o_inst = np.empty(n, dtype=inst.dtype)
-    o_ns = np.empty((2, n), dtype=np.int64)
-    o_days = np.empty(n, dtype=days.dtype)
-    o_vals = np.empty((3, n))
-    m = 0
-    while m < n:
-        t = np.iinfo(np.int64).max
-        for c in range(k):
-            if ptr[c] < bounds[c + 1] and ns[1, ptr[c]] < t:
-                t = ns[1, ptr[c]]
-        for c in range(k):
-            j = ptr[c]
-            while j < bounds[c + 1] and ns[1, j] == t:
-                o_inst[m] = inst[j]
-                o_ns[0, m] = ns[0, j]
-                o_ns[1, m] = t
-                o_days[m] = days[j]
-                o_vals[0, m] = vals[0, j]
-                o_vals[1, m] = vals[1, j]
-                o_vals[2, m] = vals[2, j]
-                m += 1
-                j += 1
-            ptr[c] = j
-    return o_inst, o_ns, o_days, o_vals
-
-
 @njit(cache=True, nogil=True, error_model="numpy")
 def run_batch(
     price,

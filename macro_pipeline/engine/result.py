@@ -6,8 +6,6 @@ state, metrics) is built in bulk on first access and cached.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from typing import Any
 
@@ -16,41 +14,12 @@ import pandas as pd
 
 from macro_pipeline.engine.config import BacktestConfig
 from macro_pipeline.engine.inputs import Prepared, readonly
-from macro_pipeline.engine.kernel import (
-    REASONS,
-    SERIES,
-    SIDES,
-    fifo_round_trips,
-    merge_round_trips,
-)
+from macro_pipeline.engine.kernel import REASONS, SERIES, SIDES, fifo_round_trips
 from macro_pipeline.engine.metrics import compute_metrics
 from macro_pipeline.engine.state import EndState, OpenLots
 from macro_pipeline.engine.version import ENGINE_VERSION
 
 _NO_TRADE = 2  # reason codes >= this are no-trade log rows
-
-
-_PARALLEL_MIN_FILLS = 100_000
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8))
-    return _POOL
-
-
-def _fifo_chunks(inst: np.ndarray, n_instruments: int) -> list[tuple[int, int]]:
-    """Instrument ranges with about equal fill counts, one per core, for long fill logs (the
-    FIFO matching of different instruments is independent and runs without the GIL)."""
-    cores = os.cpu_count() or 1
-    if cores < 2 or len(inst) < _PARALLEL_MIN_FILLS or n_instruments < 2 * cores:
-        return [(0, n_instruments)]
-    counts = np.cumsum(np.bincount(inst[inst >= 0], minlength=n_instruments))
-    cuts = np.searchsorted(counts, counts[-1] * np.arange(1, cores) / cores) + 1
-    edges = np.unique(np.r_[0, np.minimum(cuts, n_instruments), n_instruments])
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 class BacktestResult:
@@ -195,23 +164,7 @@ class BacktestResult:
         ns, inst, _, vals = self._log
         p = self._prep
         N = len(self.instruments)
-        args = (*map(readonly, (ns, inst, vals, *p.split_events(), *p.lots)), N)
-        chunks = _fifo_chunks(inst, N)
-        if len(chunks) == 1:
-            return fifo_round_trips(*args, 0, N)
-        parts = list(_pool().map(lambda c: fifo_round_trips(*args, *c), chunks))
-        bounds = np.cumsum([0] + [len(part[0]) for part in parts])
-        trips = merge_round_trips(
-            np.concatenate([part[0] for part in parts]),
-            np.concatenate([part[1] for part in parts], axis=1),
-            np.concatenate([part[2] for part in parts]),
-            np.concatenate([part[3] for part in parts], axis=1),
-            bounds,
-        )
-        lots = tuple(
-            np.concatenate([part[k] for part in parts], axis=-1) for k in (4, 5, 6)
-        )
-        return (*trips, *lots)
+        return fifo_round_trips(*map(readonly, (ns, inst, vals, *p.split_events(), *p.lots)), N, 0, N)
 
     @cached_property
     def round_trips(self) -> pd.DataFrame:

@@ -297,12 +297,11 @@ def _order_codes(s: pd.Series) -> tuple[np.ndarray, int]:
     with sorted uniques (a Categorical by its categories).
     """
     if s.name in DATE_COLS and s.dtype == "datetime64[us]":
-        days = s.to_numpy().astype("datetime64[D]").view("int64")
-        nat = np.isnat(s.to_numpy())
-        if nat.all():
-            return np.zeros(len(s), dtype="int64"), 1
-        lo = int(days[~nat].min()) if nat.any() else int(days.min())
-        codes = np.where(nat, 0, days - lo + 1) if nat.any() else days - lo + 1
+        values = s.to_numpy()
+        nat = np.isnat(values)
+        days = values.astype("datetime64[D]").view("int64")
+        lo = 0 if nat.all() else int(days[~nat].min())
+        codes = np.where(nat, 0, days - lo + 1)
         return codes, int(codes.max()) + 1
     codes, uniques = pd.factorize(s, sort=True)
     return codes.astype("int64") + 1, len(uniques) + 1

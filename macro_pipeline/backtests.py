@@ -110,7 +110,8 @@ def _origin(engine: sa.Engine, cfg, end: DateLike, system_as_of: pd.Timestamp) -
 
     end_sessions = sessions(cfg.calendar, "1985-01-01", end)
     if len(end_sessions) == 0:
-        raise ValueError(f"no {cfg.calendar} session on or before {end}")
+        raise ValueError(f"window ends {pd.Timestamp(end).date()}, before the data and the {cfg.calendar} "
+                         "calendar start (1985)")
     reader = PointInTimeReader(engine, _decision_time(cfg.calendar, end_sessions[-1]), system_as_of)
     members = reader.universe(cfg.universe)
     if members.empty:

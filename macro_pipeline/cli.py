@@ -139,6 +139,146 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- strategies and runs
+
+
+def _sync_builtin(engine) -> None:
+    """Register the repository's strategy configurations (idempotent; conflicts are errors)."""
+    from macro_pipeline.backtests import register_strategy
+    from macro_pipeline.strategies.registry import load_builtin_configs
+
+    for cfg in load_builtin_configs():
+        register_strategy(engine, cfg)
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def cmd_strategies_list(args: argparse.Namespace) -> int:
+    from macro_pipeline.backtests import list_strategies
+
+    engine = _migrated_engine(args)
+    _sync_builtin(engine)
+    frame = list_strategies(engine)
+    if args.json:
+        print(json.dumps([{"strategy_id": r.strategy_id, "kind": r.kind, "universe": r.universe,
+                           "params_hash": r.params_hash, **{k: v for k, v in r.params.items() if k in ("rebalance", "calendar")},
+                           "params": r.params["params"]} for r in frame.itertuples()], indent=2))
+        return 0
+    rows = [[r.strategy_id, r.kind, r.universe, r.params["rebalance"], r.params["calendar"], r.params_hash[:12],
+             " ".join(f"{k}={v}" for k, v in sorted(r.params["params"].items()))] for r in frame.itertuples()]
+    print(_table(rows, ["strategy_id", "kind", "universe", "rebalance", "calendar", "params_hash", "params"]))
+    return 0
+
+
+def cmd_strategies_add(args: argparse.Namespace) -> int:
+    from macro_pipeline.backtests import register_strategy
+    from macro_pipeline.strategies.base import StrategyConfig
+    from macro_pipeline.strategies.registry import parse_params
+
+    params = parse_params(args.kind, args.param or [])
+    cfg = StrategyConfig(args.id, args.kind, params, universe=args.universe, rebalance=args.rebalance,
+                         calendar=args.calendar)  # validates id, kind and every parameter first
+    engine = _migrated_engine(args)
+    status = register_strategy(engine, cfg)
+    print(f"{status}: {cfg.strategy_id} ({cfg.kind}, universe {cfg.universe}, params hash {cfg.params_hash[:12]})")
+    return 0
+
+
+_HEADLINE = ("total_return", "cagr", "annual_volatility", "sharpe", "sortino", "calmar", "max_drawdown",
+             "max_drawdown_duration_days", "var_95", "cvar_95", "tail_index", "win_rate", "profit_factor",
+             "avg_win", "avg_loss", "avg_holding_days", "trade_count", "turnover", "gross_exposure", "net_exposure")
+_PERCENT = {"total_return", "cagr", "annual_volatility", "max_drawdown", "var_95", "cvar_95", "win_rate",
+            "turnover", "gross_exposure", "net_exposure"}
+
+
+def _fmt(name: str, value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if name in _PERCENT:
+        return f"{100 * value:.2f}%"
+    if name in ("trade_count", "max_drawdown_duration_days"):
+        return f"{int(value)}"
+    return f"{value:.3f}"
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from macro_pipeline.backtests import run_backtest
+
+    engine = _migrated_engine(args)
+    _sync_builtin(engine)
+    out = run_backtest(engine, args.strategy, args.start, args.end, clean=args.clean, system_as_of=args.system_as_of)
+    if args.json:
+        print(json.dumps(out.to_json(), default=str))
+        return 0
+    print(f"run {out.run_id}  strategy {args.strategy}  {args.start}..{args.end}  {'clean' if args.clean else 'realistic costs'}")
+    print(f"signal snapshot {out.snapshot_id} ({'new' if out.snapshot_new else 'reused'}), system_as_of {out.system_as_of.isoformat()}")
+    print(_table([[k, _fmt(k, out.metrics.get(k))] for k in _HEADLINE], ["metric", "value"]))
+    return 0
+
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    from macro_pipeline.warehouse.runs import list_runs
+
+    frame = list_runs(_migrated_engine(args), args.strategy, current_only=args.current)
+    if args.json:
+        print(frame.to_json(orient="records", date_format="iso"))
+        return 0
+    rows = [[r.run_id, r.strategy_id, f"{r.window_start}..{r.window_end}", "clean" if r.clean else "costs",
+             _fmt("total_return", r.total_return), _fmt("sharpe", r.sharpe), r.signal_snapshot_id[:12],
+             "superseded" if r.superseded_by else "current"] for r in frame.itertuples()]
+    print(_table(rows, ["run_id", "strategy", "window", "mode", "total_return", "sharpe", "snapshot", "status"]))
+    return 0
+
+
+def cmd_runs_show(args: argparse.Namespace) -> int:
+    from macro_pipeline.warehouse.runs import load_run
+    from macro_pipeline.warehouse.snapshots import read_snapshot
+
+    engine = _migrated_engine(args)
+    rec = load_run(engine, args.run_id)
+    snap = read_snapshot(engine, rec.meta["signal_snapshot_id"])
+    m = rec.meta
+    lineage = {
+        "run_id": m["run_id"], "strategy_id": m["strategy_id"], "window": [str(m["window_start"]), str(m["window_end"])],
+        "signal_snapshot_id": m["signal_snapshot_id"], "snapshot_rows": snap.row_count,
+        "snapshot_code_version": snap.code_version, "snapshot_input_watermarks": snap.input_watermarks,
+        "params_hash": snap.params_hash, "system_as_of": m["system_as_of"].isoformat(),
+        "engine_version": m["engine_version"], "orchestrator_run_id": m["orchestrator_run_id"],
+        "status": m["status"], "superseded_by": m["superseded_by"], "config": m["config"],
+        "created_at": m["created_at"].isoformat(),
+    }
+    if args.json:
+        print(json.dumps({**lineage, "metrics": rec.metrics, "sessions": len(rec.equity), "fills": len(rec.fills),
+                          "round_trips": len(rec.round_trips)}, default=str))
+        return 0
+    for k, v in lineage.items():
+        print(f"{k:<28}{json.dumps(v, default=str) if isinstance(v, (dict, list)) else v}")
+    print(f"{'rows':<28}{len(rec.equity)} sessions, {len(rec.fills)} fills, {len(rec.round_trips)} round trips")
+    print()
+    print(_table([[k, _fmt(k, rec.metrics.get(k))] for k in _HEADLINE], ["metric", "value"]))
+    if args.signals:
+        print()
+        print(snap.weights.to_string(max_rows=40))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from macro_pipeline.warehouse.runs import load_run
+
+    engine = _migrated_engine(args)
+    records = [load_run(engine, r) for r in args.runs]
+    header = ["metric"] + [f"{r.meta['strategy_id']}{' (clean)' if r.meta['config'].get('clean') else ''} {r.run_id[:8]}"
+                           for r in records]
+    rows = [[k] + [_fmt(k, r.metrics.get(k)) for r in records] for k in _HEADLINE]
+    rows.append(["window"] + [f"{r.meta['window_start']}..{r.meta['window_end']}" for r in records])
+    print(_table(rows, header))
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -178,6 +318,46 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("stored", help="what the warehouse holds: row counts, spans, watermarks")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_stored)
+
+    strat = sub.add_parser("strategies", help="strategy configurations: list, add")
+    strat_sub = strat.add_subparsers(dest="strategies_command", required=True, metavar="ACTION")
+    sl = strat_sub.add_parser("list", help="registered configurations (the repository's file is registered first)")
+    sl.add_argument("--json", action="store_true")
+    sl.set_defaults(func=cmd_strategies_list)
+    sa_ = strat_sub.add_parser("add", help="register a new configuration (every parameter validated)")
+    sa_.add_argument("--id", required=True)
+    sa_.add_argument("--kind", required=True)
+    sa_.add_argument("--param", action="append", metavar="K=V", help="a parameter; repeat for several")
+    sa_.add_argument("--universe")
+    sa_.add_argument("--rebalance", choices=["daily", "weekly", "monthly"])
+    sa_.add_argument("--calendar", choices=["XNYS", "24/7"])
+    sa_.set_defaults(func=cmd_strategies_add)
+
+    bt = sub.add_parser("backtest", help="one backtest: snapshot, engine, stored run with lineage")
+    bt.add_argument("--strategy", required=True)
+    bt.add_argument("--start", required=True, metavar="YYYY-MM-DD")
+    bt.add_argument("--end", required=True, metavar="YYYY-MM-DD")
+    bt.add_argument("--clean", action="store_true", help="zero trading costs (a frictionless reference)")
+    bt.add_argument("--system-as-of", metavar="TIMESTAMP", help="read the warehouse as stored then (reproduce a run)")
+    bt.add_argument("--json", action="store_true")
+    bt.set_defaults(func=cmd_backtest)
+
+    runs = sub.add_parser("runs", help="stored backtest runs: list, show")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    rl = runs_sub.add_parser("list")
+    rl.add_argument("--strategy")
+    rl.add_argument("--current", action="store_true", help="only current (not superseded) runs")
+    rl.add_argument("--json", action="store_true")
+    rl.set_defaults(func=cmd_runs_list)
+    rs = runs_sub.add_parser("show", help="a run's lineage and metrics")
+    rs.add_argument("run_id")
+    rs.add_argument("--json", action="store_true")
+    rs.add_argument("--signals", action="store_true", help="also print the snapshot's weights")
+    rs.set_defaults(func=cmd_runs_show)
+
+    cmp_ = sub.add_parser("compare", help="side-by-side metrics of stored runs")
+    cmp_.add_argument("runs", nargs="+", metavar="RUN_ID")
+    cmp_.set_defaults(func=cmd_compare)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default: load demo data, show it")
     demo.add_argument("-q", "--quiet", action="store_true")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
-import psycopg2
 import pandas as pd
+import psycopg2
 import pytest
 import sqlalchemy as sa
 

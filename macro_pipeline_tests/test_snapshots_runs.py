@@ -61,7 +61,7 @@ def test_nan_weights_are_refused():
     w = snap().weights.copy()
     w.iloc[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        snap(w).snapshot_id
+        _ = snap(w).snapshot_id
 
 
 def _store(engine, sid, run_id=None, fills=None, clean=False):

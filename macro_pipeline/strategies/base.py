@@ -419,7 +419,8 @@ class Strategy(ABC):
         if not ids or len(set(ids)) != len(ids):
             raise StrategyError(f"instruments must be a non-empty list without repeats, got {ids}")
         active = [i for i in traded if i in ids]
-        out = pd.DataFrame(0.0, index=view.decision_dates, columns=ids)
+        index = pd.DatetimeIndex(view.decision_dates.to_numpy(), name="decision_date")  # no freq
+        out = pd.DataFrame(0.0, index=index, columns=ids)
         if active:
             close = view.aligned_prices(active)
             eligible = members.reindex(columns=active, fill_value=False) & close.notna()
@@ -433,7 +434,6 @@ class Strategy(ABC):
                 raise RuntimeError(f"{self.kind}.compute produced a non-finite weight ({values[i, j]}) at "
                                    f"{w.index[i].date()} for {active[j]}")
             out[active] = np.where(eligible.to_numpy(), values, 0.0) + 0.0
-        out.index.name = "decision_date"
         return out
 
     @abstractmethod

@@ -99,14 +99,17 @@ def run_portfolio(
     f_i,  # (cap,) int32 out: instrument (-1 = whole portfolio)
     f_code,  # (2, cap) int8 out: side (SIDES), reason (REASONS)
     f_val,  # (4, cap) float64 out: FILL_FLOATS
+    t_lo,  # simulate sessions t_lo <= t < t_hi (a run can be resumed block by block)
+    t_hi,
+    nf,  # log rows already written
 ):
-    """Simulate one portfolio; returns (log rows written, final cash, number of prices that
-    are not NaN and not finite > 0 - the caller rejects the input when it is nonzero)."""
-    N, T = price.shape
+    """Simulate sessions [t_lo, t_hi) of one portfolio; returns (log rows written in all,
+    cash, number of prices that are not NaN and not finite > 0 - the caller rejects the
+    input when it is nonzero)."""
+    N = price.shape[0]
     has_universe = universe.shape[0] > 0
-    nf = 0
     n_bad = 0
-    for t in range(T):
+    for t in range(t_lo, t_hi):
         t_ns = session_ns[t]
         # 1. splits at the open of t
         for e in range(split_ptr[t], split_ptr[t + 1]):
@@ -233,22 +236,8 @@ def run_portfolio(
     return nf, cash, n_bad
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def fifo_round_trips(
-    f_ns,  # fill log (run_portfolio's), chronological
-    f_i,
-    f_val,
-    s_ns,  # splits, chronological: ex-date ns, instrument, ratio
-    s_i,
-    s_ratio,
-    l_i,  # open lots at the start (oldest first per instrument): instrument, entry ns,
-    l_ns,
-    l_f,  # (3, n) quantity, price, cost per unit
-    n_inst,
-    lo,  # only instruments lo <= i < hi (chunks can run in parallel threads)
-    hi,
-):
-    """Round trips by first-in-first-out lot matching over a fill log.
+class Fifo:
+    """State of the first-in-first-out lot matcher (arrays, so steps can resume).
 
     Each buy (sell) first closes the oldest open short (long) lots of its instrument and
     opens a new lot with whatever is left. Each fill that closes lots gives one round trip,
@@ -257,63 +246,91 @@ def fifo_round_trips(
     of signed units x (exit - entry price) - units x (entry + exit cost per unit), return =
     pnl / entry notional closed. Splits rescale open lots (quantity x ratio, price and cost
     per unit / ratio) at their ex-date, before that session's fills.
-
-    Returns (instrument, (2, n) entry/exit ns, holding days, (3, n) TRIP_FLOATS) of the
-    round trips, then the open lots at the end (instrument, entry ns, (3, n) floats).
     """
-    n = f_ns.shape[0]
-    n_mine = 0
-    for f in range(n):
-        if f_i[f] >= lo and f_i[f] < hi:
-            n_mine += 1
-    cap = n_mine + l_i.shape[0]
-    lot_f = np.empty((cap, 3))  # quantity, price, cost per unit (a lot's fields share a line)
-    lot_i = np.empty((cap, 2), dtype=np.int64)  # entry ns, next lot
-    free = np.empty(cap, dtype=np.int64)
-    head = np.full(n_inst, -1, dtype=np.int64)
-    tail = np.full(n_inst, -1, dtype=np.int64)
-    n_free = 0
-    n_used = 0
-    for j in range(l_i.shape[0]):
-        i = l_i[j]
-        if i < lo or i >= hi:
-            continue
-        s = n_used
-        lot_f[s, 0] = l_f[0, j]
-        lot_f[s, 1] = l_f[1, j]
-        lot_f[s, 2] = l_f[2, j]
-        lot_i[s, 0] = l_ns[j]
-        lot_i[s, 1] = -1
-        if tail[i] >= 0:
-            lot_i[tail[i], 1] = s
+
+    def __init__(self, n_instruments: int, capacity: int, lots: tuple) -> None:
+        codes, entry_ns, values = lots
+        cap = capacity + len(codes)
+        # lot pool: a lot's fields share a cache line; freed slots are reused (stack)
+        self.lot_f = np.empty((cap, 3))  # quantity, price, cost per unit
+        self.lot_i = np.empty((cap, 3), dtype=np.int64)  # entry ns, next lot, free stack
+        self.head = np.full(n_instruments, -1, dtype=np.int64)
+        self.tail = np.full(n_instruments, -1, dtype=np.int64)
+        self.count = np.zeros(4, dtype=np.int64)  # lots used, lots free, trips, splits done
+        # round trips, one per closing fill at most (np.empty: unused capacity costs nothing)
+        self.r_i = np.empty(capacity, dtype=np.int32)
+        self.r_ns = np.empty((2, capacity), dtype=np.int64)  # entry, exit
+        self.r_days = np.empty(capacity, dtype=np.int32)
+        self.r_f = np.empty((3, capacity))  # TRIP_FLOATS
+        n = len(codes)
+        if n:  # start-state lots, oldest first per instrument: consecutive slots, linked
+            order = np.argsort(codes, kind="stable")
+            codes = codes[order]
+            self.lot_f[:n] = values[:, order].T
+            self.lot_i[:n, 0] = entry_ns[order]
+            first = np.r_[True, codes[1:] != codes[:-1]]
+            last = np.r_[codes[1:] != codes[:-1], True]
+            self.lot_i[:n, 1] = np.where(last, -1, np.arange(1, n + 1))
+            self.head[codes[first]] = np.flatnonzero(first)
+            self.tail[codes[last]] = np.flatnonzero(last)
+        self.count[0] = len(codes)
+
+    def arrays(self) -> tuple:
+        return (self.lot_f, self.lot_i, self.head, self.tail, self.count,
+                self.r_i, self.r_ns, self.r_days, self.r_f)  # fmt: skip
+
+    def trips(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        n = int(self.count[2])
+        return self.r_i[:n], self.r_ns[:, :n], self.r_days[:n], self.r_f[:, :n]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def fifo_step(
+    f_ns,  # fill log (run_portfolio's), chronological
+    f_i,
+    f_val,
+    f_lo,  # process log rows f_lo <= f < f_hi
+    f_hi,
+    s_ns,  # splits, chronological: ex-date ns, instrument, ratio
+    s_i,
+    s_ratio,
+    last,  # True on the final step: apply the splits after the last fill too
+    lot_f,  # Fifo.arrays()
+    lot_i,
+    head,
+    tail,
+    count,
+    r_i,
+    r_ns,
+    r_days,
+    r_f,
+):
+    """Match log rows [f_lo, f_hi) into lots and round trips (see `Fifo`)."""
+    n_used = count[0]
+    n_free = count[1]
+    nr = count[2]
+    k = count[3]
+    for f in range(f_lo, f_hi + 1):
+        if f == f_hi:
+            if not last:
+                break
+            t_ns = np.iinfo(np.int64).max
         else:
-            head[i] = s
-        tail[i] = s
-        n_used += 1
-    r_i = np.empty(n_mine, dtype=np.int32)
-    r_ns = np.empty((2, n_mine), dtype=np.int64)
-    r_days = np.empty(n_mine, dtype=np.int32)
-    r_f = np.empty((3, n_mine))
-    nr = 0
-    k = 0
-    for f in range(n + 1):
-        t_ns = f_ns[f] if f < n else np.iinfo(np.int64).max
+            t_ns = f_ns[f]
         while k < s_ns.shape[0] and s_ns[k] <= t_ns:
             r = s_ratio[k]
-            h = head[s_i[k]] if s_i[k] >= lo and s_i[k] < hi else -1
+            h = head[s_i[k]]
             while h >= 0:
                 lot_f[h, 0] *= r
                 lot_f[h, 1] /= r
                 lot_f[h, 2] /= r
                 h = lot_i[h, 1]
             k += 1
-        if f == n:
+        if f == f_hi:
             break
         i = f_i[f]
-        if i < lo or i >= hi:
-            continue
         q = f_val[0, f]
-        if q == 0.0:
+        if q == 0.0 or i < 0:
             continue
         p = f_val[1, f]
         cpu = f_val[3, f] / abs(q)
@@ -335,7 +352,7 @@ def fifo_round_trips(
                 lq -= signed
                 rem += signed
                 if abs(lq) <= _DUST * closed:  # lot used up (dust from float rounding too)
-                    free[n_free] = h
+                    lot_i[n_free, 2] = h
                     n_free += 1
                     h = lot_i[h, 1]
                 else:
@@ -357,26 +374,35 @@ def fifo_round_trips(
         if rem != 0.0:
             if n_free > 0:
                 n_free -= 1
-                s = free[n_free]
+                slot = lot_i[n_free, 2]
             else:
-                s = n_used
+                slot = n_used
                 n_used += 1
-            lot_f[s, 0] = rem
-            lot_f[s, 1] = p
-            lot_f[s, 2] = cpu
-            lot_i[s, 0] = t_ns
-            lot_i[s, 1] = -1
+            lot_f[slot, 0] = rem
+            lot_f[slot, 1] = p
+            lot_f[slot, 2] = cpu
+            lot_i[slot, 0] = t_ns
+            lot_i[slot, 1] = -1
             if tail[i] >= 0:
-                lot_i[tail[i], 1] = s
+                lot_i[tail[i], 1] = slot
             else:
-                head[i] = s
-            tail[i] = s
-    n_open = n_used - n_free
-    o_i = np.empty(n_open, dtype=np.int64)
-    o_ns = np.empty(n_open, dtype=np.int64)
-    o_f = np.empty((3, n_open))
+                head[i] = slot
+            tail[i] = slot
+    count[0] = n_used
+    count[1] = n_free
+    count[2] = nr
+    count[3] = k
+
+
+@njit(cache=True, nogil=True)
+def open_lots(lot_f, lot_i, head, count):
+    """Open lots in instrument order, oldest first: (instrument, entry ns, (3, n) floats)."""
+    n = count[0] - count[1]
+    o_i = np.empty(n, dtype=np.int64)
+    o_ns = np.empty(n, dtype=np.int64)
+    o_f = np.empty((3, n))
     m = 0
-    for i in range(lo, hi):
+    for i in range(head.shape[0]):
         h = head[i]
         while h >= 0:
             o_i[m] = i
@@ -386,7 +412,7 @@ def fifo_round_trips(
             o_f[2, m] = lot_f[h, 2]
             m += 1
             h = lot_i[h, 1]
-    return r_i[:nr], r_ns[:, :nr], r_days[:nr], r_f[:, :nr], o_i, o_ns, o_f
+    return o_i[:m], o_ns[:m], o_f[:, :m]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -433,7 +459,7 @@ def run_batch(
             split_ptr, split_i, split_ratio, div_ptr, div_i, div_amount,
             fund_ptr, fund_i, fund_rate, rf_bar, borrow_rate, cost_rate,
             qty, last_p, cash0, no, no,
-            eq, no_f, no_ns, no_i, no_c, no_f,
+            eq, no_f, no_ns, no_i, no_c, no_f, 0, T, 0,
         )  # fmt: skip
         equity[s, :] = eq[0]
         bad = max(bad, out[2])

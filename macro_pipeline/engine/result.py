@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from macro_pipeline.engine.config import BacktestConfig
-from macro_pipeline.engine.inputs import Prepared, readonly
-from macro_pipeline.engine.kernel import REASONS, SERIES, SIDES, fifo_round_trips
+from macro_pipeline.engine.inputs import Prepared
+from macro_pipeline.engine.kernel import REASONS, SERIES, SIDES, Fifo, open_lots
 from macro_pipeline.engine.metrics import compute_metrics
 from macro_pipeline.engine.state import EndState, OpenLots
 from macro_pipeline.engine.version import ENGINE_VERSION
@@ -57,6 +57,7 @@ class BacktestResult:
         positions: np.ndarray,
         log: tuple[np.ndarray, ...],
         n_log: int,
+        matcher,
         final_qty: np.ndarray,
         final_last_p: np.ndarray,
         final_cash: float,
@@ -68,6 +69,8 @@ class BacktestResult:
         self._series = series
         self._positions = positions
         self._log = tuple(a[..., :n_log] for a in log)
+        self._n_log = n_log
+        self._matcher = matcher
         self._final_qty = final_qty
         self._final_last_p = final_last_p
         self._final_cash = final_cash
@@ -160,15 +163,14 @@ class BacktestResult:
         return pd.Categorical.from_codes(codes, categories=self.instruments, validate=False)
 
     @cached_property
-    def _fifo(self) -> tuple[np.ndarray, ...]:
-        ns, inst, _, vals = self._log
-        p = self._prep
-        N = len(self.instruments)
-        return fifo_round_trips(*map(readonly, (ns, inst, vals, *p.split_events(), *p.lots)), N, 0, N)
+    def _fifo(self) -> Fifo:
+        fifo = self._matcher.finish(self._n_log)
+        self._matcher = None
+        return fifo
 
     @cached_property
     def round_trips(self) -> pd.DataFrame:
-        inst, dates, days, vals = self._fifo[:4]
+        inst, dates, days, vals = self._fifo.trips()
         return pd.DataFrame(
             {
                 "instrument": self._instrument_col(inst),
@@ -212,7 +214,8 @@ class BacktestResult:
     def end_state(self) -> EndState:
         p = self._prep
         names = np.asarray(self.instruments.astype(str), dtype=object)
-        o_i, o_ns, o_f = self._fifo[4:]
+        f = self._fifo
+        o_i, o_ns, o_f = open_lots(f.lot_f, f.lot_i, f.head, f.count)
         lots = OpenLots(
             instrument=tuple(names[o_i].tolist()),
             entry_date=tuple(o_ns.view("datetime64[ns]").astype("datetime64[D]").tolist()),

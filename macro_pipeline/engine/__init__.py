@@ -12,7 +12,7 @@ from macro_pipeline.engine.calendar import calendar_sessions, rebalance_dates
 from macro_pipeline.engine.config import BacktestConfig, OptimisticExecutionWarning
 from macro_pipeline.engine.metrics import METRIC_KEYS, compute_metrics
 from macro_pipeline.engine.result import BacktestResult
-from macro_pipeline.engine.simulate import SweepResult, simulate, simulate_many
+from macro_pipeline.engine.simulation import SweepResult, simulate, simulate_many
 from macro_pipeline.engine.state import EndState, OpenLots, PendingOrder
 from macro_pipeline.engine.version import ENGINE_VERSION
 

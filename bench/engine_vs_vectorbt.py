@@ -11,7 +11,9 @@ Measured in the same run, after one warm-up call each:
   group_by=True, call_seq="auto", fees=7e-4)` alone (its equity curve and trade records,
   computed lazily afterwards, are not timed - the comparison favours vectorbt).
 Peak memory: each side in its own subprocess: warm-up on a 60 x 20 slice (compilation,
-imports), then peak RSS (VmHWM, reset just before) minus RSS before the full-size call. First call: a fresh interpreter importing the engine and building one
+imports), then peak RSS (VmHWM, reset just before) minus RSS before the full-size call, with
+glibc told to map large blocks freshly (MALLOC_MMAP_THRESHOLD_) so that reused heap pages do
+not hide allocations. First call: a fresh interpreter importing the engine and building one
 full result, with the on-disk numba cache as it is and with an empty cache (compiling).
 
 Targets (issue 3): ratio <= 0.05 monthly, <= 0.1 daily; final values equal to 1e-9
@@ -44,6 +46,9 @@ INITIAL_CAPITAL = 1_000_000.0
 INVESTED = 0.95
 FREQUENCIES = ("monthly", "daily")
 TARGETS = {"monthly": 0.05, "daily": 0.1}
+# glibc: serve every allocation >= 64 KiB from its own mmap and give it back on free, so peak
+# RSS measures the live arrays of the call, not heap pages recycled from earlier work
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "65536"}
 
 
 def make_inputs() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -212,7 +217,7 @@ def main() -> None:
         for side in ("engine", "vectorbt"):
             out = subprocess.run(
                 [sys.executable, __file__, "--child-memory", side, freq],
-                capture_output=True, text=True, check=True,
+                capture_output=True, text=True, check=True, env={**os.environ, **MALLOC_ENV},
             )  # fmt: skip
             mem[side] = json.loads(out.stdout)["peak_mib"]
         me, mv = statistics.median(t_eng), statistics.median(t_vbt)

@@ -36,6 +36,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -174,18 +175,26 @@ class RawFile:
 
 
 def read_file(path: str | Path) -> RawFile:
-    """Read CSV (optionally .gz) or Parquet without coercing types (validation does that)."""
+    """Read CSV (optionally .gz) or Parquet without coercing types (validation does that).
+
+    The file's SHA-256 is computed on another thread while it is parsed (hashlib releases the GIL).
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     data = path.read_bytes()
-    sha = hashlib.sha256(data).hexdigest()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sha = pool.submit(lambda: hashlib.sha256(data).hexdigest())
+        frame, row_labels, row_word = _parse(path, data)
+        return RawFile(frame, row_labels, row_word, sha.result())
+
+
+def _parse(path: Path, data: bytes) -> tuple[pd.DataFrame, np.ndarray, str]:
     name = path.name.lower()
     try:
         if name.endswith((".parquet", ".pq")):
-            table = pq.read_table(io.BytesIO(data))
-            frame = table.to_pandas(date_as_object=False)
-            return RawFile(frame, np.arange(1, len(frame) + 1), "row", sha)
+            frame = pq.read_table(io.BytesIO(data)).to_pandas(date_as_object=False)
+            return frame, np.arange(1, len(frame) + 1), "row"
         table = pacsv.read_csv(
             pa.py_buffer(data) if not name.endswith(".gz") else pa.input_stream(pa.py_buffer(data), compression="gzip"),
             parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
@@ -195,7 +204,7 @@ def read_file(path: str | Path) -> RawFile:
         raise IngestValidationError(str(path), [Problem("malformed-file", f"cannot parse: {exc}", [])]) from exc
     # dates as datetime64 (not millions of datetime.date objects); validation still checks them
     frame = table.to_pandas(date_as_object=False)
-    return RawFile(frame, np.arange(2, len(frame) + 2), "line", sha)
+    return frame, np.arange(2, len(frame) + 2), "line"
 
 
 def frame_input(frame: pd.DataFrame) -> RawFile:

@@ -25,6 +25,13 @@ What happens, in order:
    stored version with the same ``known_at`` has other values (a revision or correction). Rows
    identical to their stored version are skipped, so re-ingesting a file adds nothing (and then
    not even a batch row is written).
+
+Speed (5M price rows; ``bench/ingest.py``): text columns become Categoricals, so string work is
+per distinct id; known_at is computed per (instrument rule, calendar, distinct day); the staging
+COPY is binary (``pgcopy``: no text formatting, no parsing in the server), ``FREEZE``, in the
+unique index's order (so the INSERT appends at the B-tree's right edge). Most of the time left is
+the INSERT itself: heap, unique index, BRIN and CHECKs with their WAL, ~3.3 s per million rows.
+``logging`` at DEBUG shows the time of each step.
 """
 
 from __future__ import annotations

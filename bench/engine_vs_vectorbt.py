@@ -269,12 +269,15 @@ def main() -> None:
         f"{warm:.2f} s with the numba disk cache, {cold:.2f} s with an empty cache "
         f"(compiling); target < 3 s"
     )
-    ok = all(
-        x["ratio"] <= x["target"]
-        and x["rel_diff"] <= 1e-9
-        and x["engine_peak_mib"] < x["vectorbt_peak_mib"]
-        for x in rows
-    ) and max(warm, cold) < 3.0
+    ok = (
+        all(
+            x["ratio"] <= x["target"]
+            and x["rel_diff"] <= 1e-9
+            and x["engine_peak_mib"] < x["vectorbt_peak_mib"]
+            for x in rows
+        )
+        and max(warm, cold) < 3.0
+    )
     print("all targets met" if ok else "NOT all targets met (see above)")
 
 

@@ -59,7 +59,10 @@ def engine_sweep(prices, months, weights):
 
 def vectorbt_sweep(prices, months, weights, chunk: int):
     return np.concatenate(
-        [_vectorbt_groups(prices, months, weights[a : a + chunk]) for a in range(0, len(weights), chunk)]
+        [
+            _vectorbt_groups(prices, months, weights[a : a + chunk])
+            for a in range(0, len(weights), chunk)
+        ]
     )
 
 
@@ -121,7 +124,9 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     cells = S * N * len(prices)
-    print(f"{'engine simulate_many':<28} {t_engine:>8.3f} {t_engine / t_vbt:>7.3f} {t_engine / cells * 1e9:>8.2f}")
+    print(
+        f"{'engine simulate_many':<28} {t_engine:>8.3f} {t_engine / t_vbt:>7.3f} {t_engine / cells * 1e9:>8.2f}"
+    )
     print(f"{'vectorbt from_orders':<28} {t_vbt:>8.3f} {1.0:>7.3f} {t_vbt / cells * 1e9:>8.2f}")
     print(
         f"final values: max relative difference over {S} schedules {rel.max():.1e}; "

@@ -5,6 +5,7 @@ No I/O, no database, no Dagster: numpy/pandas arrays in, numpy/pandas out, with 
 
 Public API: `BacktestConfig`, `simulate` -> `BacktestResult`, `simulate_many` ->
 `SweepResult`, `EndState` (continuation), `compute_metrics`, `rebalance_dates`,
+`calendar_sessions`, `warm_up` (compile or load the kernels ahead of the first call),
 `ENGINE_VERSION`.
 """
 
@@ -12,7 +13,7 @@ from macro_pipeline.engine.calendar import calendar_sessions, rebalance_dates
 from macro_pipeline.engine.config import BacktestConfig, OptimisticExecutionWarning
 from macro_pipeline.engine.metrics import METRIC_KEYS, compute_metrics
 from macro_pipeline.engine.result import BacktestResult
-from macro_pipeline.engine.simulation import SweepResult, simulate, simulate_many
+from macro_pipeline.engine.simulation import SweepResult, simulate, simulate_many, warm_up
 from macro_pipeline.engine.state import EndState, OpenLots, PendingOrder
 from macro_pipeline.engine.version import ENGINE_VERSION
 
@@ -31,4 +32,5 @@ __all__ = [
     "rebalance_dates",
     "simulate",
     "simulate_many",
+    "warm_up",
 ]

@@ -152,7 +152,9 @@ class BacktestConfig:
         from macro_pipeline.engine.calendar import is_known_calendar
 
         if not isinstance(self.calendar, str) or not is_known_calendar(self.calendar):
-            raise ValueError(f"BacktestConfig.calendar: unknown exchange calendar {self.calendar!r}")
+            raise ValueError(
+                f"BacktestConfig.calendar: unknown exchange calendar {self.calendar!r}"
+            )
         put(self, "risk_free", _normalise_risk_free(self.risk_free))
         if self.execution_lag == 0:
             warnings.warn(

@@ -156,7 +156,9 @@ def prepare(
         instruments,
     )  # fmt: skip
 
-    split_ptr, split_i, split_ratio = _corporate_actions(splits, "splits", "ratio", sessions, col_of)
+    split_ptr, split_i, split_ratio = _corporate_actions(
+        splits, "splits", "ratio", sessions, col_of
+    )
     div_ptr, div_i, div_amount = _corporate_actions(
         dividends, "dividends", "amount", sessions, col_of
     )
@@ -341,13 +343,17 @@ def check_finite_weights(
             i, k = np.nonzero(bad)
             order = np.lexsort((i, k))
             pairs = [(dates[k[j]], columns[i[j]]) for j in order]
-            raise ValueError(f"{what}: NaN or infinite weights at (date, instrument) {_show(pairs)}")
+            raise ValueError(
+                f"{what}: NaN or infinite weights at (date, instrument) {_show(pairs)}"
+            )
 
 
 def weight_columns(columns: pd.Index, instruments: pd.Index, what: str) -> np.ndarray:
     """Positions of weight columns among the price instruments; unknown ones raise."""
     if not columns.is_unique:
-        raise ValueError(f"{what}: duplicate instruments {_show(columns[columns.duplicated()].unique())}")
+        raise ValueError(
+            f"{what}: duplicate instruments {_show(columns[columns.duplicated()].unique())}"
+        )
     if columns.equals(instruments):
         return np.arange(len(instruments))
     col_idx = instruments.get_indexer(columns)
@@ -517,7 +523,9 @@ def _corporate_actions(
     if bad.any():
         rows = [(ex[k], frame["instrument"].iloc[k]) for k in np.flatnonzero(bad)]
         rule = "finite and > 0" if what == "splits" else "finite"
-        raise ValueError(f"{what}: {value_col} must be {rule} at (ex_date, instrument) {_show(rows)}")
+        raise ValueError(
+            f"{what}: {value_col} must be {rule} at (ex_date, instrument) {_show(rows)}"
+        )
     codes = _instrument_codes(frame["instrument"], what, col_of)
     inside = (ex >= sessions[0]) & (ex <= sessions[-1])
     pos = sessions.get_indexer(ex[inside])
@@ -539,7 +547,9 @@ def _funding(
         return _empty_csr(T)
     _require_columns(frame, "funding", ("ts", "instrument", "rate"))
     col = frame["ts"]
-    ts = pd.DatetimeIndex(col.array if isinstance(col.dtype, pd.DatetimeTZDtype) else pd.to_datetime(col))
+    ts = pd.DatetimeIndex(
+        col.array if isinstance(col.dtype, pd.DatetimeTZDtype) else pd.to_datetime(col)
+    )
     if ts.tz is None:
         raise ValueError("funding: ts must be tz-aware (UTC) settlement instants")
     ts_ns = ts.tz_convert("UTC").as_unit("ns").asi8
@@ -575,7 +585,9 @@ def _universe(
             raise ValueError(f"universe: instruments not in prices: {_show(extra)}")
         rows = index.get_indexer(sessions)
         if (rows < 0).any():
-            raise ValueError(f"universe: sessions missing from the index: {_show(sessions[rows < 0])}")
+            raise ValueError(
+                f"universe: sessions missing from the index: {_show(sessions[rows < 0])}"
+            )
         frame = universe.iloc[rows][list(instruments)]
         if frame.isna().any().any():
             raise ValueError("universe: membership values must be booleans, found NaN")
@@ -621,10 +633,14 @@ def _check_state(state: EndState, config: BacktestConfig, col_of: dict[str, int]
     unknown = {k for k, q in state.quantities.items() if q != 0 and k not in col_of}
     unknown |= {k for k in state.open_lots.instrument if k not in col_of}
     if unknown:
-        raise ValueError(f"start_state: positions in instruments not in prices: {_show(sorted(unknown))}")
+        raise ValueError(
+            f"start_state: positions in instruments not in prices: {_show(sorted(unknown))}"
+        )
 
 
-def _lot_arrays(state: EndState, col_of: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _lot_arrays(
+    state: EndState, col_of: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     lots = state.open_lots
     codes = np.array([col_of[k] for k in lots.instrument], dtype=np.int64)
     entry = np.array(lots.entry_date, dtype="datetime64[ns]").astype(np.int64)

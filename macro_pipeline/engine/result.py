@@ -40,10 +40,12 @@ class BacktestResult:
       (buy/sell/none), quantity (signed units), price, notional (signed), cost, reason
       (``kernel.REASONS``: rebalance, universe_exit; no trade: missing_price,
       not_in_universe, non_positive_equity).
-    - ``round_trips``: FIFO lot matches (see ``kernel.fifo_round_trips``): instrument,
-      entry_date, exit_date, holding_days (calendar days), quantity (signed: >0 long),
-      entry_price, exit_price, pnl (net of both fills' costs, excluding carry: dividends,
-      funding, borrow, interest), return (pnl / abs(entry notional)).
+    - ``round_trips``: first-in-first-out lot matching (see ``kernel.Fifo``), one row per
+      fill that closes lots, in fill order: instrument, entry_date (oldest lot closed),
+      exit_date, holding_days (calendar days between them), quantity (units closed, >0 for
+      a long round trip), pnl (price move net of both fills' costs, pro rata; carry -
+      dividends, funding, borrow, interest - is in equity, not here), return (pnl / entry
+      notional closed). Lots still open are in ``end_state.open_lots``.
     - ``skipped``: no-trade log: the no-trade fill rows plus portfolio-level events
       (``leverage_scaled``: a decision row scaled down, value = the scale factor).
     - ``end_state``: `EndState` to continue from; ``metrics``: `compute_metrics` output.
@@ -107,7 +109,9 @@ class BacktestResult:
 
     @cached_property
     def positions(self) -> pd.DataFrame:
-        return pd.DataFrame(self._positions, index=self.sessions, columns=self.instruments, copy=False)
+        return pd.DataFrame(
+            self._positions, index=self.sessions, columns=self.instruments, copy=False
+        )
 
     @cached_property
     def exposure(self) -> pd.DataFrame:
@@ -125,7 +129,9 @@ class BacktestResult:
     @cached_property
     def turnover(self) -> pd.Series:
         eq = self._series[0]
-        return pd.Series(self._series[SERIES.index("traded")] / eq, index=self.sessions, name="turnover")
+        return pd.Series(
+            self._series[SERIES.index("traded")] / eq, index=self.sessions, name="turnover"
+        )
 
     @cached_property
     def costs(self) -> pd.Series:
@@ -138,9 +144,7 @@ class BacktestResult:
     @cached_property
     def cashflows(self) -> pd.DataFrame:
         names = ("costs", "funding", "borrow", "interest", "dividends")
-        return pd.DataFrame(
-            {n: self._series[SERIES.index(n)] for n in names}, index=self.sessions
-        )
+        return pd.DataFrame({n: self._series[SERIES.index(n)] for n in names}, index=self.sessions)
 
     @cached_property
     def fills(self) -> pd.DataFrame:

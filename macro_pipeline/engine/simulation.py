@@ -81,7 +81,9 @@ def simulate(
     )  # fmt: skip
     N, T = prep.price.shape
     n_exec = int(np.count_nonzero(prep.exec_row >= 0))
-    cap = n_exec * max(N, 1) + prep.n_universe_exits  # at most one log row per (session, instrument)
+    cap = (
+        n_exec * max(N, 1) + prep.n_universe_exits
+    )  # at most one log row per (session, instrument)
     # np.empty: capacity never written costs address space, not memory
     series = np.empty((N_SERIES, T))
     pos = np.empty((T, N))
@@ -104,7 +106,9 @@ def simulate(
         n_log, cash, n_bad = _pipelined(run, matcher, T, prep.cash0)
     if n_bad:
         reject_bad_prices(prep.price, prep.sessions, prep.instruments)
-    return BacktestResult(config, prep, series, pos, log, int(n_log), matcher, qty, last_p, float(cash))
+    return BacktestResult(
+        config, prep, series, pos, log, int(n_log), matcher, qty, last_p, float(cash)
+    )
 
 
 _PIPELINE_MIN_ROWS = 200_000
@@ -191,9 +195,7 @@ class SweepResult:
 
     def result(self, schedule: int) -> BacktestResult:
         """The full `BacktestResult` of one schedule (re-simulated with `simulate`)."""
-        w = pd.DataFrame(
-            self._weights[schedule], index=self._decision_dates, columns=self._columns
-        )
+        w = pd.DataFrame(self._weights[schedule], index=self._decision_dates, columns=self._columns)
         return simulate(self._prices, w, self._config, **self._extra)
 
 
@@ -267,4 +269,26 @@ def simulate_many(
         n_bad = max(pool.map(lambda a, b: run_batch(*args, a, b), edges[:-1], edges[1:]))
     if n_bad:
         reject_bad_prices(prep.price, prep.sessions, prep.instruments)
-    return SweepResult(prep.sessions, equity, prices, array, index, pd.Index(columns), config, extra)
+    return SweepResult(
+        prep.sessions, equity, prices, array, index, pd.Index(columns), config, extra
+    )
+
+
+def warm_up() -> float:
+    """Compile (first run after install) or load (from numba's on-disk cache) every kernel and
+    build the XNYS calendar, on a tiny input; returns the seconds it took. Call it once at
+    install / CI setup so that no user-facing first call pays for compilation."""
+    import time
+
+    from macro_pipeline.engine.calendar import calendar_sessions
+
+    t0 = time.perf_counter()
+    idx = calendar_sessions("XNYS")
+    idx = idx[idx >= "2021-03-01"][:4]
+    prices = pd.DataFrame({"A": [1.0, 2.0, 3.0, 4.0], "B": [2.0, 2.0, 2.0, 2.0]}, index=idx)
+    weights = pd.DataFrame({"A": [0.5, -0.5], "B": [0.5, 0.5]}, index=idx[:2])
+    cfg = BacktestConfig(start=None, end=None, initial_capital=100.0, execution_lag=1)
+    r = simulate(prices, weights, cfg)
+    _ = (r.fills, r.round_trips, r.end_state)
+    simulate_many(prices, [weights, weights], cfg)
+    return time.perf_counter() - t0

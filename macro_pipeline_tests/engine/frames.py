@@ -11,7 +11,9 @@ import pandas as pd
 import macro_pipeline
 from macro_pipeline.engine import BacktestConfig, calendar_sessions
 
-EQUITIES_FILE = Path(macro_pipeline.__file__).parent / "demo_data" / "us_equities_20_adjclose_daily.csv.gz"
+EQUITIES_FILE = (
+    Path(macro_pipeline.__file__).parent / "demo_data" / "us_equities_20_adjclose_daily.csv.gz"
+)
 
 
 def sessions(start: str, n: int, calendar: str = "XNYS") -> pd.DatetimeIndex:
@@ -56,7 +58,9 @@ def equities() -> pd.DataFrame:
     return _equities().copy()
 
 
-def dirichlet_weights(index: pd.DatetimeIndex, columns: pd.Index, invested: float, seed: int) -> pd.DataFrame:
+def dirichlet_weights(
+    index: pd.DatetimeIndex, columns: pd.Index, invested: float, seed: int
+) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     w = rng.dirichlet(np.ones(len(columns)), size=len(index)) * invested
     return pd.DataFrame(w, index=index, columns=columns)

@@ -40,7 +40,9 @@ CASES: dict[str, tuple[Case, str]] = {
         r"prices: index is not increasing at 2021-03-02",
     ),
     "duplicate price dates": (
-        lambda p, w: dict(prices=_reindex(p, ["2021-03-01", "2021-03-02", "2021-03-02", "2021-03-03"])),
+        lambda p, w: dict(
+            prices=_reindex(p, ["2021-03-01", "2021-03-02", "2021-03-02", "2021-03-03"])
+        ),
         r"prices: duplicate dates 2021-03-02",
     ),
     "price index with times": (
@@ -99,23 +101,43 @@ CASES: dict[str, tuple[Case, str]] = {
         r"universe: no membership column for instruments B",
     ),
     "dividend for unknown instrument": (
-        lambda p, w: dict(dividends=pd.DataFrame({"ex_date": [p.index[1]], "instrument": ["C"], "amount": [1.0]})),
+        lambda p, w: dict(
+            dividends=pd.DataFrame({"ex_date": [p.index[1]], "instrument": ["C"], "amount": [1.0]})
+        ),
         r"dividends: instruments not in prices: C",
     ),
     "dividend ex-date not a session": (
-        lambda p, w: dict(dividends=pd.DataFrame({"ex_date": ["2021-03-03 12:00"], "instrument": ["A"], "amount": [1.0]})),
+        lambda p, w: dict(
+            dividends=pd.DataFrame(
+                {"ex_date": ["2021-03-03 12:00"], "instrument": ["A"], "amount": [1.0]}
+            )
+        ),
         r"dividends: ex_date not a session",
     ),
     "split ratio not positive": (
-        lambda p, w: dict(splits=pd.DataFrame({"ex_date": [p.index[1]], "instrument": ["A"], "ratio": [0.0]})),
+        lambda p, w: dict(
+            splits=pd.DataFrame({"ex_date": [p.index[1]], "instrument": ["A"], "ratio": [0.0]})
+        ),
         r"splits: ratio must be finite and > 0 at \(ex_date, instrument\) \(2021-03-02, A\)",
     ),
     "funding without time zone": (
-        lambda p, w: dict(funding=pd.DataFrame({"ts": [pd.Timestamp("2021-03-02 08:00")], "instrument": ["A"], "rate": [1e-4]})),
+        lambda p, w: dict(
+            funding=pd.DataFrame(
+                {"ts": [pd.Timestamp("2021-03-02 08:00")], "instrument": ["A"], "rate": [1e-4]}
+            )
+        ),
         r"funding: ts must be tz-aware",
     ),
     "funding rate NaN": (
-        lambda p, w: dict(funding=pd.DataFrame({"ts": [pd.Timestamp("2021-03-02 08:00", tz="UTC")], "instrument": ["B"], "rate": [np.nan]})),
+        lambda p, w: dict(
+            funding=pd.DataFrame(
+                {
+                    "ts": [pd.Timestamp("2021-03-02 08:00", tz="UTC")],
+                    "instrument": ["B"],
+                    "rate": [np.nan],
+                }
+            )
+        ),
         r"funding: NaN or infinite rate at \(ts, instrument\) \(2021-03-02 08:00:00\+00:00, B\)",
     ),
 }

@@ -18,13 +18,23 @@ def make(**kw) -> BacktestConfig:
 
 
 def test_dates_are_normalised_from_str_date_and_timestamp() -> None:
-    for start in ("2020-01-02", dt.date(2020, 1, 2), pd.Timestamp("2020-01-02"), dt.datetime(2020, 1, 2)):
+    for start in (
+        "2020-01-02",
+        dt.date(2020, 1, 2),
+        pd.Timestamp("2020-01-02"),
+        dt.datetime(2020, 1, 2),
+    ):
         assert make(start=start).start == dt.date(2020, 1, 2)
 
 
 def test_defaults_match_the_design() -> None:
     c = make()
-    assert (c.transaction_cost_bps, c.slippage_bps, c.max_leverage, c.execution_lag) == (5.0, 2.0, 1.0, 1)
+    assert (c.transaction_cost_bps, c.slippage_bps, c.max_leverage, c.execution_lag) == (
+        5.0,
+        2.0,
+        1.0,
+        1,
+    )
     assert (c.clean, c.calendar, c.risk_free, c.borrow_cost_bps) == (False, "XNYS", 0.0, 0.0)
     assert c.cost_rate == (5.0 + 2.0) / 1e4
     assert not c.is_optimistic

@@ -67,7 +67,9 @@ def test_trade_statistics_from_round_trips() -> None:
 
 
 def test_exposure_and_turnover_averages() -> None:
-    exposure = pd.DataFrame({"gross": [1.0, 1.2, 0.8, 1.0], "net": [0.2, 0.0, -0.2, 0.4]}, index=DATES)
+    exposure = pd.DataFrame(
+        {"gross": [1.0, 1.2, 0.8, 1.0], "net": [0.2, 0.0, -0.2, 0.4]}, index=DATES
+    )
     turnover = pd.Series([0.5, 0.0, 0.1, 0.0], index=DATES)
     m = compute_metrics(pd.Series(R, index=DATES), exposure=exposure, turnover=turnover)
     assert m["gross_exposure"] == pytest.approx(1.0)

@@ -53,8 +53,12 @@ def test_equity_is_cash_plus_positions_at_every_session(case) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # lag 0 warns; weekly on a short frame may warn
         r = simulate(prices, weights, config(**kw), universe=universe)
-    scale = max(1.0, float(r.positions.abs().to_numpy().max(initial=0.0)), float(r.cash.abs().max()))
-    np.testing.assert_allclose(r.equity, r.cash + r.positions.sum(axis=1), rtol=0, atol=1e-9 * scale)
+    scale = max(
+        1.0, float(r.positions.abs().to_numpy().max(initial=0.0)), float(r.cash.abs().max())
+    )
+    np.testing.assert_allclose(
+        r.equity, r.cash + r.positions.sum(axis=1), rtol=0, atol=1e-9 * scale
+    )
     # the fill log explains every change in cash that is not carry
     flows = r.cashflows
     cash_change = np.diff(np.r_[1000.0, r.cash.to_numpy()])

@@ -86,7 +86,9 @@ def test_weights_above_max_leverage_are_scaled_down_proportionally_and_logged() 
 
     capped = simulate(prices, weights, config(max_leverage=1.0))
     factor = 1.0 / (0.8 + 0.8)
-    assert capped.positions.iloc[1].tolist() == approx([0.8 * factor * 1000.0, -0.8 * factor * 1000.0])
+    assert capped.positions.iloc[1].tolist() == approx(
+        [0.8 * factor * 1000.0, -0.8 * factor * 1000.0]
+    )
     event = capped.skipped[capped.skipped["reason"] == "leverage_scaled"]
     assert event["date"].tolist() == [prices.index[0]]
     assert event["value"].tolist() == approx([factor])
@@ -341,10 +343,17 @@ def test_equity_is_cash_plus_positions_with_every_feature_on() -> None:
     r = simulate(
         prices,
         weights,
-        config(transaction_cost_bps=3.0, slippage_bps=1.0, max_leverage=1.2, risk_free=0.03,
-               borrow_cost_bps=50.0),  # fmt: skip
+        config(
+            transaction_cost_bps=3.0,
+            slippage_bps=1.0,
+            max_leverage=1.2,
+            risk_free=0.03,
+            borrow_cost_bps=50.0,
+        ),  # fmt: skip
         splits=pd.DataFrame({"ex_date": [prices.index[2]], "instrument": ["A"], "ratio": [2.0]}),
-        dividends=pd.DataFrame({"ex_date": [prices.index[4]], "instrument": ["C"], "amount": [0.1]}),
+        dividends=pd.DataFrame(
+            {"ex_date": [prices.index[4]], "instrument": ["C"], "amount": [0.1]}
+        ),
     )
     assert r.equity.to_numpy() == approx((r.cash + r.positions.sum(axis=1)).to_numpy(), rel=1e-14)
     assert r.costs.sum() == approx(r.fills["cost"].sum())

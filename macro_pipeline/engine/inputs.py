@@ -8,7 +8,6 @@ pinpointing only runs once something is known to be wrong.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,51 +15,12 @@ import pandas as pd
 
 from macro_pipeline.engine import calendar as cal
 from macro_pipeline.engine.config import PERIODS_PER_YEAR, BacktestConfig
+from macro_pipeline.engine.events import corporate_actions, funding_events, universe_mask
 from macro_pipeline.engine.kernel import column_l1
 from macro_pipeline.engine.state import EndState, PendingOrder
+from macro_pipeline.engine.validation import SHOWN, check_date_index, show
 
-_SHOWN = 5
 _LEVERAGE_TOLERANCE = 1e-12
-_DAY_NS = 86_400 * 10**9
-
-
-def _show(items: Sequence) -> str:
-    items = list(items)
-    text = ", ".join(_label(x) for x in items[:_SHOWN])
-    more = f", ... ({len(items)} in all)" if len(items) > _SHOWN else ""
-    return f"{text}{more}"
-
-
-def _label(x) -> str:
-    if isinstance(x, pd.Timestamp | np.datetime64):
-        ts = pd.Timestamp(x)
-        return str(ts.date()) if ts == ts.normalize() else str(ts)
-    if isinstance(x, tuple):
-        return "(" + ", ".join(_label(v) for v in x) + ")"
-    return str(x)
-
-
-def check_date_index(index: pd.Index, what: str) -> pd.DatetimeIndex:
-    """A tz-naive, midnight-normalised, unique, increasing DatetimeIndex, returned as ns."""
-    if not isinstance(index, pd.DatetimeIndex):
-        raise ValueError(f"{what}: index must be a DatetimeIndex, got {type(index).__name__}")
-    if index.tz is not None:
-        raise ValueError(f"{what}: index must be tz-naive session dates, got tz {index.tz}")
-    if index.unit != "ns":
-        index = index.as_unit("ns")
-    if index.hasnans:
-        raise ValueError(f"{what}: index contains NaT")
-    i8 = index.asi8
-    off = i8 % _DAY_NS != 0
-    if off.any():
-        raise ValueError(f"{what}: index has times of day (not session dates): {_show(index[off])}")
-    step = np.diff(i8)
-    if len(step) and step.min() <= 0:
-        dup = index[1:][step == 0]
-        if len(dup):
-            raise ValueError(f"{what}: duplicate dates {_show(dup.unique())}")
-        raise ValueError(f"{what}: index is not increasing at {_show(index[1:][step < 0])}")
-    return index
 
 
 @dataclass
@@ -144,7 +104,7 @@ def prepare(
     sessions, rows, instruments = _sessions(prices, config, start_state)
     T, N = len(sessions), len(instruments)
     sessions_ns = sessions.asi8
-    price = _price_array(prices, rows, sessions, instruments)
+    price = _instrument_major(prices, rows, "prices")  # values are checked by the kernel
     needs_lookup = any(x is not None for x in (funding, dividends, splits, universe, start_state))
     col_of = {str(c): j for j, c in enumerate(instruments)} if needs_lookup else {}
     closes_ns = cal.session_closes_ns(config.calendar, sessions_ns)
@@ -156,15 +116,13 @@ def prepare(
         instruments,
     )  # fmt: skip
 
-    split_ptr, split_i, split_ratio = _corporate_actions(
-        splits, "splits", "ratio", sessions, col_of
-    )
-    div_ptr, div_i, div_amount = _corporate_actions(
+    split_ptr, split_i, split_ratio = corporate_actions(splits, "splits", "ratio", sessions, col_of)
+    div_ptr, div_i, div_amount = corporate_actions(
         dividends, "dividends", "amount", sessions, col_of
     )
     bar_start = start_state.close_ns if start_state is not None else None
-    fund_ptr, fund_i, fund_rate = _funding(funding, closes_ns, bar_start, col_of)
-    uni, n_exits = _universe(universe, sessions, instruments)
+    fund_ptr, fund_i, fund_rate = funding_events(funding, closes_ns, bar_start, col_of)
+    uni, n_exits = universe_mask(universe, sessions, instruments)
     rf_bar = _rf_bar(config, sessions, start_state)
 
     qty0 = np.zeros(N)
@@ -226,7 +184,7 @@ def _sessions(
     instruments = prices.columns
     if not instruments.is_unique:
         raise ValueError(
-            f"prices: duplicate instruments {_show(instruments[instruments.duplicated()].unique())}"
+            f"prices: duplicate instruments {show(instruments[instruments.duplicated()].unique())}"
         )
     i8 = index.asi8
     lo, hi = 0, len(index)
@@ -239,7 +197,7 @@ def _sessions(
         if after < lo:
             raise ValueError(
                 f"config.start {config.start} leaves a gap after start_state.date "
-                f"{start_state.date}: sessions {_show(index[after:lo])} would be skipped"
+                f"{start_state.date}: sessions {show(index[after:lo])} would be skipped"
             )
         lo = max(lo, after)
     hi = max(hi, lo)
@@ -253,7 +211,7 @@ def _sessions(
         dropped = in_range[~mask]
         warnings.warn(
             f"prices: {len(dropped)} row(s) are not {config.calendar} sessions and are ignored: "
-            f"{_show(dropped)}",
+            f"{show(dropped)}",
             stacklevel=4,
         )
         rows = np.flatnonzero(mask) + lo
@@ -276,25 +234,17 @@ def _instrument_major(frame: pd.DataFrame, rows, what: str) -> np.ndarray:
     return np.ascontiguousarray(values.T[:, rows])
 
 
-def _price_array(
-    prices: pd.DataFrame, rows, sessions: pd.DatetimeIndex, instruments: pd.Index
-) -> np.ndarray:
-    """(N, T) prices. Their values are checked by the kernel, which reads each one anyway and
-    counts bad ones; `reject_bad_prices` then names them."""
-    return _instrument_major(prices, rows, "prices")
-
-
 def reject_bad_prices(price: np.ndarray, sessions: pd.DatetimeIndex, instruments: pd.Index) -> None:
     """Raise naming (date, instrument, price) of prices that are not NaN and not finite > 0."""
     with np.errstate(invalid="ignore"):
         bad = ~(price > 0) & ~np.isnan(price) | np.isinf(price)
     i, t = np.nonzero(bad)
     order = np.lexsort((i, t))
-    pairs = [(sessions[t[k]], instruments[i[k]], price[i[k], t[k]]) for k in order[:_SHOWN]]
+    pairs = [(sessions[t[k]], instruments[i[k]], price[i[k], t[k]]) for k in order[:SHOWN]]
     raise ValueError(
         "prices: must be finite and > 0 (NaN = no price); bad (date, instrument, price): "
-        + _show(pairs)
-        + (f", ... ({len(order)} in all)" if len(order) > _SHOWN else "")
+        + show(pairs)
+        + (f", ... ({len(order)} in all)" if len(order) > SHOWN else "")
     )
 
 
@@ -343,22 +293,20 @@ def check_finite_weights(
             i, k = np.nonzero(bad)
             order = np.lexsort((i, k))
             pairs = [(dates[k[j]], columns[i[j]]) for j in order]
-            raise ValueError(
-                f"{what}: NaN or infinite weights at (date, instrument) {_show(pairs)}"
-            )
+            raise ValueError(f"{what}: NaN or infinite weights at (date, instrument) {show(pairs)}")
 
 
 def weight_columns(columns: pd.Index, instruments: pd.Index, what: str) -> np.ndarray:
     """Positions of weight columns among the price instruments; unknown ones raise."""
     if not columns.is_unique:
         raise ValueError(
-            f"{what}: duplicate instruments {_show(columns[columns.duplicated()].unique())}"
+            f"{what}: duplicate instruments {show(columns[columns.duplicated()].unique())}"
         )
     if columns.equals(instruments):
         return np.arange(len(instruments))
     col_idx = instruments.get_indexer(columns)
     if (col_idx < 0).any():
-        raise ValueError(f"{what}: instruments not in prices: {_show(columns[col_idx < 0])}")
+        raise ValueError(f"{what}: instruments not in prices: {show(columns[col_idx < 0])}")
     return col_idx
 
 
@@ -380,7 +328,7 @@ def decision_rows(
     if bad.any():
         raise ValueError(
             f"{what}: decision dates not in the price index / not {config.calendar} sessions: "
-            f"{_show(window[bad])}"
+            f"{show(window[bad])}"
         )
     if config.rebalance_frequency == "daily":
         keep = np.ones(len(window), dtype=bool)
@@ -427,7 +375,7 @@ def schedule(
             if unknown:
                 raise ValueError(
                     f"start_state: pending order of {order.decision_date} names instruments "
-                    f"not in prices: {_show(unknown)}"
+                    f"not in prices: {show(unknown)}"
                 )
             if order.sessions_ahead >= T:
                 pending_out.append(
@@ -444,7 +392,7 @@ def schedule(
     clash = exec_row[exec_at[inside]] >= 0
     if clash.any():
         raise ValueError(
-            f"weights: decisions {_show(decision_dates[inside][clash])} execute on the same "
+            f"weights: decisions {show(decision_dates[inside][clash])} execute on the same "
             "session as a pending order from start_state (was execution_lag changed?)"
         )
     exec_row[exec_at[inside]] = np.flatnonzero(inside)
@@ -474,152 +422,6 @@ def _rf_bar(
     return rf
 
 
-def _require_columns(frame: pd.DataFrame, what: str, columns: tuple[str, ...]) -> None:
-    if not isinstance(frame, pd.DataFrame):
-        raise ValueError(f"{what} must be a DataFrame, got {type(frame).__name__}")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {missing}; expected {list(columns)}")
-
-
-def _instrument_codes(values: pd.Series, what: str, col_of: dict[str, int]) -> np.ndarray:
-    keys = values.astype(str).to_numpy()
-    codes = np.array([col_of.get(k, -1) for k in keys], dtype=np.int64)
-    if (codes < 0).any():
-        raise ValueError(f"{what}: instruments not in prices: {_show(pd.unique(keys[codes < 0]))}")
-    return codes
-
-
-def _csr(pos: np.ndarray, T: int, *values: np.ndarray) -> tuple[np.ndarray, ...]:
-    order = np.argsort(pos, kind="stable")
-    ptr = np.zeros(T + 1, dtype=np.int64)
-    np.cumsum(np.bincount(pos, minlength=T), out=ptr[1:])
-    return (ptr, *(np.ascontiguousarray(v[order]) for v in values))
-
-
-def _empty_csr(T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return np.zeros(T + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
-
-
-def _corporate_actions(
-    frame: pd.DataFrame | None,
-    what: str,
-    value_col: str,
-    sessions: pd.DatetimeIndex,
-    col_of: dict[str, int],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    T = len(sessions)
-    if frame is None or len(frame) == 0:
-        return _empty_csr(T)
-    _require_columns(frame, what, ("ex_date", "instrument", value_col))
-    ex = pd.DatetimeIndex(pd.to_datetime(frame["ex_date"]))
-    if ex.tz is not None:
-        raise ValueError(f"{what}: ex_date must be tz-naive dates")
-    ex = ex.as_unit("ns")
-    values = frame[value_col].to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values)
-    if what == "splits":
-        bad |= ~(values > 0)
-    if bad.any():
-        rows = [(ex[k], frame["instrument"].iloc[k]) for k in np.flatnonzero(bad)]
-        rule = "finite and > 0" if what == "splits" else "finite"
-        raise ValueError(
-            f"{what}: {value_col} must be {rule} at (ex_date, instrument) {_show(rows)}"
-        )
-    codes = _instrument_codes(frame["instrument"], what, col_of)
-    inside = (ex >= sessions[0]) & (ex <= sessions[-1])
-    pos = sessions.get_indexer(ex[inside])
-    if (pos < 0).any():
-        raise ValueError(
-            f"{what}: ex_date not a session in the price index: {_show(ex[inside][pos < 0])}"
-        )
-    return _csr(pos, T, codes[inside], values[inside])
-
-
-def _funding(
-    frame: pd.DataFrame | None,
-    closes_ns: np.ndarray,
-    bar_start_ns: int | None,
-    col_of: dict[str, int],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    T = len(closes_ns)
-    if frame is None or len(frame) == 0:
-        return _empty_csr(T)
-    _require_columns(frame, "funding", ("ts", "instrument", "rate"))
-    col = frame["ts"]
-    ts = pd.DatetimeIndex(
-        col.array if isinstance(col.dtype, pd.DatetimeTZDtype) else pd.to_datetime(col)
-    )
-    if ts.tz is None:
-        raise ValueError("funding: ts must be tz-aware (UTC) settlement instants")
-    ts_ns = ts.tz_convert("UTC").as_unit("ns").asi8
-    rate = frame["rate"].to_numpy(dtype=np.float64)
-    if not np.isfinite(rate).all():
-        bad = [(ts[k], frame["instrument"].iloc[k]) for k in np.flatnonzero(~np.isfinite(rate))]
-        raise ValueError(f"funding: NaN or infinite rate at (ts, instrument) {_show(bad)}")
-    codes = _instrument_codes(frame["instrument"], "funding", col_of)
-    # bar t = (close t-1, close t]: a settlement belongs to the first close at or after it
-    pos = np.searchsorted(closes_ns, ts_ns, side="left")
-    keep = pos < T
-    if bar_start_ns is not None:
-        keep &= ts_ns > bar_start_ns
-    return _csr(pos[keep], T, codes[keep], rate[keep])
-
-
-def _universe(
-    universe: pd.DataFrame | None, sessions: pd.DatetimeIndex, instruments: pd.Index
-) -> tuple[np.ndarray, int]:
-    if universe is None:
-        return np.zeros((0, 0), dtype=np.bool_), 0
-    if not isinstance(universe, pd.DataFrame):
-        raise ValueError(f"universe must be a DataFrame, got {type(universe).__name__}")
-    if "instrument" in universe.columns:
-        member = _universe_from_intervals(universe, sessions, instruments)
-    else:
-        index = check_date_index(universe.index, "universe")
-        missing = instruments.difference(universe.columns, sort=False)
-        if len(missing):
-            raise ValueError(f"universe: no membership column for instruments {_show(missing)}")
-        extra = universe.columns.difference(instruments, sort=False)
-        if len(extra):
-            raise ValueError(f"universe: instruments not in prices: {_show(extra)}")
-        rows = index.get_indexer(sessions)
-        if (rows < 0).any():
-            raise ValueError(
-                f"universe: sessions missing from the index: {_show(sessions[rows < 0])}"
-            )
-        frame = universe.iloc[rows][list(instruments)]
-        if frame.isna().any().any():
-            raise ValueError("universe: membership values must be booleans, found NaN")
-        member = np.ascontiguousarray(frame.to_numpy(dtype=np.bool_).T)
-    exits = int((member[:, :-1] & ~member[:, 1:]).sum()) + int((~member[:, :1]).sum())
-    return member, exits
-
-
-def _universe_from_intervals(
-    frame: pd.DataFrame, sessions: pd.DatetimeIndex, instruments: pd.Index
-) -> np.ndarray:
-    names = [("from", "to"), ("start", "end"), ("valid_from", "valid_to")]
-    cols = next((pair for pair in names if set(pair) <= set(frame.columns)), None)
-    if cols is None:
-        raise ValueError("universe: interval form needs columns instrument, from, to (inclusive)")
-    col_of = {str(c): j for j, c in enumerate(instruments)}
-    codes = _instrument_codes(frame["instrument"], "universe", col_of)
-    lo = pd.DatetimeIndex(pd.to_datetime(frame[cols[0]])).as_unit("ns")
-    hi = pd.DatetimeIndex(pd.to_datetime(frame[cols[1]])).as_unit("ns")
-    if lo.hasnans:
-        raise ValueError(
-            f"universe: missing '{cols[0]}' date for {_show(frame['instrument'][lo.isna()])}"
-        )
-    s = sessions.asi8
-    start = np.searchsorted(s, lo.asi8, side="left")
-    stop = np.where(hi.isna(), len(s), np.searchsorted(s, hi.asi8, side="right"))
-    member = np.zeros((len(instruments), len(sessions)), dtype=np.bool_)
-    for j, a, b in zip(codes, start, stop, strict=True):
-        member[j, a:b] = True
-    return member
-
-
 def _check_state(state: EndState, config: BacktestConfig, col_of: dict[str, int]) -> None:
     if state.calendar != config.calendar:
         raise ValueError(
@@ -634,7 +436,7 @@ def _check_state(state: EndState, config: BacktestConfig, col_of: dict[str, int]
     unknown |= {k for k in state.open_lots.instrument if k not in col_of}
     if unknown:
         raise ValueError(
-            f"start_state: positions in instruments not in prices: {_show(sorted(unknown))}"
+            f"start_state: positions in instruments not in prices: {show(sorted(unknown))}"
         )
 
 

@@ -2,8 +2,8 @@
 
 ``run_portfolio`` walks the sessions once. Per session t (bar = (close t-1, close t]):
 
-1. splits with ex-date t (at the open): quantity x ratio, last mark / ratio, open lots
-   rescaled (value unchanged);
+1. splits with ex-date t (at the open): quantity x ratio, last mark / ratio (value
+   unchanged);
 2. carry over the bar, on the position held since the close of t-1, valued at that close:
    cash interest = cash x rf_bar[t]; borrow = short notional x borrow_rate; funding = sum
    over the bar's settlements of notional x rate (longs pay positive rates); dividends =
@@ -16,6 +16,10 @@
    x cost_rate, paid from cash. No price at t, or outside the universe: no trade, a log row
    says why;
 5. record: positions (notional = qty x last mark), equity = cash + sum(positions).
+
+Prices are also checked here (the kernel reads every one anyway): a price that is not NaN
+and not finite > 0 is counted and the caller rejects the input. ``fifo_step`` then matches
+the fill log into round trips (see `Fifo`); ``run_batch`` runs many weight schedules.
 
 Arrays are instrument-major where the kernel reads a whole panel (price, targets, universe:
 (N, T)), which is the memory layout pandas already holds, so no transposed copy is made.

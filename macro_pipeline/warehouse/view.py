@@ -197,15 +197,44 @@ class PointInTimeView:
         return out
 
     def members(self, universe: str) -> pd.DataFrame:
-        """Decision-date x instrument booleans: membership as known at each decision time."""
-        intervals = self.end_reader.universe(universe)
-        ids = sorted(intervals["instrument_id"].unique()) if len(intervals) else []
+        """Decision-date x instrument booleans: membership as known at each decision time.
+
+        Each membership interval (instrument, valid_from) counts at decision d in the vintage in
+        force at a(d): the one with the greatest known_at <= a(d) (ties: the latest recorded).
+        A revision of an interval (a new valid_to, say) applies only from its own known_at; it
+        never reaches back to decisions taken before it was known, and neither does a new one.
+        Columns: every instrument of any vintage known by the last decision time.
+        """
+        from macro_pipeline.warehouse.pit import copy_query
+
+        sql = ("SELECT instrument_id, valid_from, valid_to, known_at, recorded_at FROM universe_membership "
+               "WHERE universe = %(u)s AND known_at <= %(a)s AND recorded_at <= %(sys)s "
+               "ORDER BY instrument_id, valid_from, known_at, recorded_at")
+        rows = copy_query(self.engine, sql, {"u": universe, "a": self.end_reader.decision_time.to_pydatetime(),
+                                             "sys": self.system_as_of.to_pydatetime()})
+        ids = sorted(rows["instrument_id"].unique()) if len(rows) else []
         out = pd.DataFrame(False, index=self.decision_dates, columns=ids)
-        for row in intervals.itertuples():
-            known = self.decision_times >= row.known_at
-            inside = (self.decision_dates >= row.valid_from) & (
-                True if pd.isna(row.valid_to) else self.decision_dates < row.valid_to)
-            out.loc[known.to_numpy() & np.asarray(inside), row.instrument_id] = True
+        if not len(rows):
+            return out
+        for c in ("valid_from", "valid_to"):
+            rows[c] = pd.to_datetime(rows[c])
+        known = pd.to_datetime(rows["known_at"], utc=True).dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+        same_key = (rows["instrument_id"].to_numpy()[1:] == rows["instrument_id"].to_numpy()[:-1]) & (
+            rows["valid_from"].to_numpy()[1:] == rows["valid_from"].to_numpy()[:-1])
+        # a vintage is in force from its known_at until the next vintage of the same interval
+        until = np.full(len(rows), np.datetime64("NaT"), dtype="datetime64[ns]")
+        until[:-1][same_key] = known[1:][same_key]
+        times = self._times_ns()
+        dates = self.decision_dates.to_numpy(dtype="datetime64[ns]")
+        for k, row in enumerate(rows.itertuples()):
+            in_force = (times >= known[k]) & (np.isnat(until[k]) | (times < until[k]))
+            inside = dates >= np.datetime64(row.valid_from, "ns")
+            if not pd.isna(row.valid_to):
+                inside &= dates < np.datetime64(row.valid_to, "ns")
+            hit = in_force & inside
+            if hit.any():
+                col = out.columns.get_loc(row.instrument_id)
+                out.iloc[np.flatnonzero(hit), col] = True
         return out
 
     # ------------------------------------------------------------------ per decision date

@@ -38,12 +38,19 @@ from macro_pipeline.strategies.features import average_true_range
 @dataclass(frozen=True)
 class AtrBreakoutParams(StrategyParams):
     kind = "atr_breakout"
-    channel: int = param(20, "Donchian channel length in rows (sessions), current bar excluded", lo=2, hi=500)
+    channel: int = param(
+        20, "Donchian channel length in rows (sessions), current bar excluded", lo=2, hi=500
+    )
     atr_window: int = param(14, "ATR length in rows (Wilder smoothing)", lo=1, hi=500)
     atr_mult: float = param(3.0, "trailing stop distance in ATRs", lo=0.0, hi=20.0, lo_open=True)
     allow_short: bool = param(False, "also trade downside breakouts")
-    gross: float = param(1.0, "gross exposure if every eligible instrument is in a position", lo=0.0, hi=1.0,
-                         lo_open=True)
+    gross: float = param(
+        1.0,
+        "gross exposure if every eligible instrument is in a position",
+        lo=0.0,
+        hi=1.0,
+        lo_open=True,
+    )
     instruments: Ids = param((), "trade only these members of the universe (empty: all)")
 
 
@@ -69,7 +76,13 @@ class AtrBreakout(Strategy):
         lower = low.shift(1).rolling(p.channel, min_periods=p.channel).min().to_numpy()
         atr = average_true_range(high, low, close, p.atr_window).to_numpy()
         c = close.to_numpy()
-        ok_all = eligible.to_numpy() & np.isfinite(c) & np.isfinite(atr) & np.isfinite(upper) & np.isfinite(lower)
+        ok_all = (
+            eligible.to_numpy()
+            & np.isfinite(c)
+            & np.isfinite(atr)
+            & np.isfinite(upper)
+            & np.isfinite(lower)
+        )
         T, N = c.shape
         held = np.zeros((T, N))
         state = np.zeros(N)

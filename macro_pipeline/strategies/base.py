@@ -65,7 +65,8 @@ def validate_strategy_id(strategy_id: object) -> str:
     if not isinstance(strategy_id, str) or not STRATEGY_ID.fullmatch(strategy_id):
         raise StrategyError(
             f"invalid strategy id {strategy_id!r}: an id is 1-63 characters of lowercase letters, "
-            f"digits, '_' and '-', starting with a letter or digit ({STRATEGY_ID.pattern})")
+            f"digits, '_' and '-', starting with a letter or digit ({STRATEGY_ID.pattern})"
+        )
     return strategy_id
 
 
@@ -128,7 +129,9 @@ class StrategyParams:
         got = _FIELDS.get(cls)
         if got is None:
             hints = get_type_hints(cls)
-            got = _FIELDS[cls] = {f.name: (hints[f.name], f.metadata["spec"]) for f in dataclasses.fields(cls)}
+            got = _FIELDS[cls] = {
+                f.name: (hints[f.name], f.metadata["spec"]) for f in dataclasses.fields(cls)
+            }
         return got
 
     @classmethod
@@ -141,8 +144,15 @@ class StrategyParams:
         out = []
         for f in dataclasses.fields(cls):
             typ, spec = cls.fields()[f.name]
-            out.append({"name": f.name, "type": _type_name(typ), "default": _jsonable(f.default),
-                        "allowed": spec.allowed(f.name), "doc": spec.doc})
+            out.append(
+                {
+                    "name": f.name,
+                    "type": _type_name(typ),
+                    "default": _jsonable(f.default),
+                    "allowed": spec.allowed(f.name),
+                    "doc": spec.doc,
+                }
+            )
         return out
 
     # ---- construction
@@ -154,7 +164,8 @@ class StrategyParams:
         if unknown:
             raise StrategyError(
                 f"unknown parameter(s) {', '.join(map(repr, unknown))} for kind {cls.kind!r}; "
-                f"its parameters are {', '.join(known)}")
+                f"its parameters are {', '.join(known)}"
+            )
         return cls(**params)
 
     def to_dict(self) -> dict[str, Any]:
@@ -187,7 +198,9 @@ class StrategyParams:
                 raise cls._fail(name, value, f"must be an integer ({spec.allowed(name)})")
             return int(value)
         if typ is float:
-            if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+            if isinstance(value, bool | np.bool_) or not isinstance(
+                value, int | float | np.integer | np.floating
+            ):
                 raise cls._fail(name, value, f"must be a number ({spec.allowed(name)})")
             if not math.isfinite(float(value)):
                 raise cls._fail(name, value, "must be finite")
@@ -203,7 +216,9 @@ class StrategyParams:
                 raise cls._fail(name, value, "must be a list of instrument ids")
             bad = [v for v in value if not SAFE_INSTRUMENT.fullmatch(v)]
             if bad:
-                raise cls._fail(name, value, f"instrument ids must match {SAFE_INSTRUMENT.pattern}: {bad}")
+                raise cls._fail(
+                    name, value, f"instrument ids must match {SAFE_INSTRUMENT.pattern}: {bad}"
+                )
             if len(set(value)) != len(value):
                 raise cls._fail(name, value, "lists an instrument twice")
             return tuple(value)
@@ -224,8 +239,10 @@ def parse_value(params_cls: type[StrategyParams], name: str, text: str) -> Any:
     checked when the parameters are built)."""
     fields = params_cls.fields()
     if name not in fields:
-        raise StrategyError(f"unknown parameter {name!r} for kind {params_cls.kind!r}; "
-                            f"its parameters are {', '.join(fields)}")
+        raise StrategyError(
+            f"unknown parameter {name!r} for kind {params_cls.kind!r}; "
+            f"its parameters are {', '.join(fields)}"
+        )
     typ, spec = fields[name]
     raw = text.strip()
     try:
@@ -247,8 +264,10 @@ def parse_value(params_cls: type[StrategyParams], name: str, text: str) -> Any:
             return value
     except ValueError:
         what = {bool: "a boolean (true or false)", int: "an integer", float: "a finite number"}[typ]
-        raise StrategyError(f"parameter {name!r} of {params_cls.kind}: must be {what} "
-                            f"({spec.allowed(name)}), got {text!r}") from None
+        raise StrategyError(
+            f"parameter {name!r} of {params_cls.kind}: must be {what} "
+            f"({spec.allowed(name)}), got {text!r}"
+        ) from None
     return raw  # str and Ids (comma-separated, split when coerced)
 
 
@@ -287,27 +306,44 @@ class StrategyConfig:
         validate_strategy_id(self.strategy_id)
         cls = strategy_class(self.kind)
         if not isinstance(self.params, Mapping):
-            raise StrategyError(f"params of {self.strategy_id!r} must be a mapping, got {type(self.params).__name__}")
+            raise StrategyError(
+                f"params of {self.strategy_id!r} must be a mapping, got {type(self.params).__name__}"
+            )
         normalized = cls.Params.from_mapping(self.params).to_dict()
         object.__setattr__(self, "params", MappingProxyType(normalized))
-        for name, default, allowed in (("universe", cls.default_universe, None),
-                                       ("rebalance", cls.default_rebalance, REBALANCE),
-                                       ("calendar", cls.default_calendar, CALENDARS)):
+        for name, default, allowed in (
+            ("universe", cls.default_universe, None),
+            ("rebalance", cls.default_rebalance, REBALANCE),
+            ("calendar", cls.default_calendar, CALENDARS),
+        ):
             value = getattr(self, name)
             value = default if value is None else value
             if allowed is not None and value not in allowed:
-                raise StrategyError(f"{name} of {self.strategy_id!r} must be one of {', '.join(allowed)}, got {value!r}")
+                raise StrategyError(
+                    f"{name} of {self.strategy_id!r} must be one of {', '.join(allowed)}, got {value!r}"
+                )
             if allowed is None and (not isinstance(value, str) or not SAFE_NAME.fullmatch(value)):
-                raise StrategyError(f"universe of {self.strategy_id!r} must match {SAFE_NAME.pattern}, got {value!r}")
+                raise StrategyError(
+                    f"universe of {self.strategy_id!r} must match {SAFE_NAME.pattern}, got {value!r}"
+                )
             object.__setattr__(self, name, value)
         if self.calendar not in cls.calendars:
-            raise StrategyError(f"kind {self.kind!r} runs on calendar(s) {', '.join(cls.calendars)}, "
-                                f"not {self.calendar!r} ({self.strategy_id!r})")
+            raise StrategyError(
+                f"kind {self.kind!r} runs on calendar(s) {', '.join(cls.calendars)}, "
+                f"not {self.calendar!r} ({self.strategy_id!r})"
+            )
 
     def canonical(self) -> str:
-        body = {"kind": self.kind, "params": dict(self.params), "universe": self.universe,
-                "rebalance": self.rebalance, "calendar": self.calendar}
-        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+        body = {
+            "kind": self.kind,
+            "params": dict(self.params),
+            "universe": self.universe,
+            "rebalance": self.rebalance,
+            "calendar": self.calendar,
+        }
+        return json.dumps(
+            body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+        )
 
     @property
     def params_hash(self) -> str:
@@ -322,8 +358,14 @@ class StrategyConfig:
         return (self.strategy_id, self.canonical()) == (other.strategy_id, other.canonical())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"strategy_id": self.strategy_id, "kind": self.kind, "params": dict(self.params),
-                "universe": self.universe, "rebalance": self.rebalance, "calendar": self.calendar}
+        return {
+            "strategy_id": self.strategy_id,
+            "kind": self.kind,
+            "params": dict(self.params),
+            "universe": self.universe,
+            "rebalance": self.rebalance,
+            "calendar": self.calendar,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StrategyConfig:
@@ -336,14 +378,18 @@ class StrategyConfig:
         allowed = {"strategy_id", "kind", "params", "universe", "rebalance", "calendar"}
         unknown = sorted(set(data) - allowed)
         if unknown:
-            raise StrategyError(f"unknown configuration key(s) {unknown}; allowed: {sorted(allowed)}")
+            raise StrategyError(
+                f"unknown configuration key(s) {unknown}; allowed: {sorted(allowed)}"
+            )
         missing = [k for k in ("strategy_id", "kind") if k not in data]
         if missing:
             raise StrategyError(f"configuration is missing {missing}")
         cfg = cls(**data)
         if expected_hash is not None and expected_hash != cfg.params_hash:
-            raise StrategyError(f"params_hash of {cfg.strategy_id!r} does not match its parameters "
-                                f"({expected_hash[:12]} != {cfg.params_hash[:12]})")
+            raise StrategyError(
+                f"params_hash of {cfg.strategy_id!r} does not match its parameters "
+                f"({expected_hash[:12]} != {cfg.params_hash[:12]})"
+            )
         return cfg
 
 
@@ -366,12 +412,20 @@ class Strategy(ABC):
     default_calendar: ClassVar[str] = "XNYS"
     calendars: ClassVar[tuple[str, ...]] = CALENDARS
 
-    def __init__(self, params: StrategyParams | Mapping[str, Any] | None = None, *, universe: str | None = None,
-                 rebalance: str | None = None, calendar: str | None = None):
+    def __init__(
+        self,
+        params: StrategyParams | Mapping[str, Any] | None = None,
+        *,
+        universe: str | None = None,
+        rebalance: str | None = None,
+        calendar: str | None = None,
+    ):
         if params is None or isinstance(params, Mapping):
             params = self.Params.from_mapping(params)
         if not isinstance(params, self.Params):
-            raise StrategyError(f"{self.kind} needs {self.Params.__qualname__}, got {type(params).__name__}")
+            raise StrategyError(
+                f"{self.kind} needs {self.Params.__qualname__}, got {type(params).__name__}"
+            )
         params.validate()
         self.params = params
         self.universe = universe or self.default_universe
@@ -380,8 +434,12 @@ class Strategy(ABC):
 
     @classmethod
     def from_config(cls, config: StrategyConfig) -> Strategy:
-        return cls(cls.Params.from_mapping(config.params), universe=config.universe,
-                   rebalance=config.rebalance, calendar=config.calendar)
+        return cls(
+            cls.Params.from_mapping(config.params),
+            universe=config.universe,
+            rebalance=config.rebalance,
+            calendar=config.calendar,
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params!r}, universe={self.universe!r})"
@@ -397,23 +455,31 @@ class Strategy(ABC):
             return list(universe_ids)
         missing = [i for i in wanted if i not in universe_ids]
         if missing:
-            raise StrategyError(f"{self.kind}: instrument(s) {missing} are not in universe {self.universe!r} "
-                                f"(members: {list(universe_ids)[:30]})")
+            raise StrategyError(
+                f"{self.kind}: instrument(s) {missing} are not in universe {self.universe!r} "
+                f"(members: {list(universe_ids)[:30]})"
+            )
         return list(wanted)
 
-    def weights(self, view: PointInTimeView, instruments: Sequence[str] | None = None) -> pd.DataFrame:
+    def weights(
+        self, view: PointInTimeView, instruments: Sequence[str] | None = None
+    ) -> pd.DataFrame:
         """Target weights: ``view.decision_dates`` x instruments, float, never NaN.
 
         ``instruments``: the columns wanted (default: what the strategy trades in its universe).
         Instruments the strategy does not trade, or not eligible on a date, get 0.
         """
         if view.calendar != self.calendar:
-            raise StrategyError(f"{self.kind} is configured for calendar {self.calendar!r} but the view "
-                                f"decides on {view.calendar!r}")
+            raise StrategyError(
+                f"{self.kind} is configured for calendar {self.calendar!r} but the view "
+                f"decides on {view.calendar!r}"
+            )
         members = view.members(self.universe)
         if members.shape[1] == 0:
-            raise StrategyError(f"universe {self.universe!r} has no members known by "
-                                f"{view.decision_dates[-1].date()}")
+            raise StrategyError(
+                f"universe {self.universe!r} has no members known by "
+                f"{view.decision_dates[-1].date()}"
+            )
         traded = self.select_instruments(list(members.columns))
         ids = list(instruments) if instruments is not None else traded
         if not ids or len(set(ids)) != len(ids):
@@ -425,19 +491,29 @@ class Strategy(ABC):
             close = view.aligned_prices(active)
             eligible = members.reindex(columns=active, fill_value=False) & close.notna()
             w = self.compute(view, active, eligible)
-            if not isinstance(w, pd.DataFrame) or not w.index.equals(view.decision_dates) or list(w.columns) != active:
-                raise RuntimeError(f"{self.kind}.compute returned a frame that is not decision dates x {active}")
+            if (
+                not isinstance(w, pd.DataFrame)
+                or not w.index.equals(view.decision_dates)
+                or list(w.columns) != active
+            ):
+                raise RuntimeError(
+                    f"{self.kind}.compute returned a frame that is not decision dates x {active}"
+                )
             values = w.to_numpy(dtype="float64")
             bad = ~np.isfinite(values)
             if bad.any():
                 i, j = np.argwhere(bad)[0]
-                raise RuntimeError(f"{self.kind}.compute produced a non-finite weight ({values[i, j]}) at "
-                                   f"{w.index[i].date()} for {active[j]}")
+                raise RuntimeError(
+                    f"{self.kind}.compute produced a non-finite weight ({values[i, j]}) at "
+                    f"{w.index[i].date()} for {active[j]}"
+                )
             out[active] = np.where(eligible.to_numpy(), values, 0.0) + 0.0
         return out
 
     @abstractmethod
-    def compute(self, view: PointInTimeView, instruments: list[str], eligible: pd.DataFrame) -> pd.DataFrame:
+    def compute(
+        self, view: PointInTimeView, instruments: list[str], eligible: pd.DataFrame
+    ) -> pd.DataFrame:
         """Weights for ``instruments`` (decision dates x instruments) from the view alone.
 
         ``eligible``: booleans, member of the universe as known at d and a price known at d.

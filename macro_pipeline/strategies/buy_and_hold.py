@@ -6,6 +6,7 @@ held only once a price of it is known).
 Timing: row d uses membership and prices known at the close of d.
 Parameters:
 - ``gross`` (float, default 1.0, 0 < gross <= 1): total weight spread over the members.
+- ``instruments`` (ids, default all members of the universe): hold only these members.
 Outputs: w(d, i) = gross / n(d) for each of the n(d) eligible members at d, 0 for the others
 (all zero before any member has a price). Between rebalance sessions the engine does not trade,
 so positions drift with prices: buy and hold between rebalances.
@@ -24,7 +25,9 @@ from macro_pipeline.strategies.features import equal_weight
 @dataclass(frozen=True)
 class BuyAndHoldParams(StrategyParams):
     kind = "buy_and_hold"
-    gross: float = param(1.0, "total weight spread equally over the eligible members", lo=0.0, hi=1.0, lo_open=True)
+    gross: float = param(
+        1.0, "total weight spread equally over the eligible members", lo=0.0, hi=1.0, lo_open=True
+    )
     instruments: Ids = param((), "trade only these members of the universe (empty: all)")
 
 

@@ -42,13 +42,19 @@ class EmaCrossoverParams(StrategyParams):
     fast: int = param(20, "fast EMA span in rows (sessions)", lo=1, hi=1000)
     slow: int = param(100, "slow EMA span in rows (sessions); must exceed fast", lo=2, hi=2000)
     allow_short: bool = param(False, "go short when the fast EMA is below the slow one")
-    vol_window: int = param(60, "rows of log returns for the realised volatility of the risk budget", lo=2, hi=1000)
-    gross: float = param(1.0, "gross exposure when every instrument has a signal", lo=0.0, hi=1.0, lo_open=True)
+    vol_window: int = param(
+        60, "rows of log returns for the realised volatility of the risk budget", lo=2, hi=1000
+    )
+    gross: float = param(
+        1.0, "gross exposure when every instrument has a signal", lo=0.0, hi=1.0, lo_open=True
+    )
     instruments: Ids = param((), "trade only these members of the universe (empty: all)")
 
     def check(self) -> None:
         if self.fast >= self.slow:
-            raise StrategyError(f"parameter 'fast' of ema_crossover must be < slow ({self.slow}), got {self.fast}")
+            raise StrategyError(
+                f"parameter 'fast' of ema_crossover must be < slow ({self.slow}), got {self.fast}"
+            )
 
 
 class EmaCrossover(Strategy):

@@ -30,13 +30,17 @@ from macro_pipeline.strategies.base import (
 @dataclass(frozen=True)
 class ExternalParams(StrategyParams):
     kind = "external"
-    signal_name: str = param("demo_external_weights", "name of the external signal (external_signals.signal_name)")
+    signal_name: str = param(
+        "demo_external_weights", "name of the external signal (external_signals.signal_name)"
+    )
     instruments: Ids = param((), "trade only these members of the universe (empty: all)")
 
     def check(self) -> None:
         if not SAFE_NAME.fullmatch(self.signal_name):
-            raise StrategyError(f"parameter 'signal_name' of external must match {SAFE_NAME.pattern}, "
-                                f"got {self.signal_name!r}")
+            raise StrategyError(
+                f"parameter 'signal_name' of external must match {SAFE_NAME.pattern}, "
+                f"got {self.signal_name!r}"
+            )
 
 
 class External(Strategy):

@@ -19,7 +19,9 @@ def log_returns(close: pd.DataFrame) -> pd.DataFrame:
 def realized_vol(close: pd.DataFrame, window: int, periods_per_year: int) -> pd.DataFrame:
     """Annualised realised volatility: std (ddof=1) of the last ``window`` log returns (rows
     t-window+1..t) x sqrt(periods_per_year); NaN until ``window`` returns exist."""
-    return log_returns(close).rolling(window, min_periods=window).std(ddof=1) * np.sqrt(periods_per_year)
+    return log_returns(close).rolling(window, min_periods=window).std(ddof=1) * np.sqrt(
+        periods_per_year
+    )
 
 
 def wilder(x: np.ndarray, n: int) -> np.ndarray:
@@ -68,7 +70,9 @@ def true_range(high: pd.DataFrame, low: pd.DataFrame, close: pd.DataFrame) -> pd
     return tr.where(prev.notna())
 
 
-def average_true_range(high: pd.DataFrame, low: pd.DataFrame, close: pd.DataFrame, window: int) -> pd.DataFrame:
+def average_true_range(
+    high: pd.DataFrame, low: pd.DataFrame, close: pd.DataFrame, window: int
+) -> pd.DataFrame:
     """Wilder-smoothed true range over ``window`` rows."""
     tr = true_range(high, low, close)
     return pd.DataFrame(wilder(tr.to_numpy(), window), index=close.index, columns=close.columns)

@@ -49,36 +49,66 @@ from macro_pipeline.strategies.features import hysteresis
 @dataclass(frozen=True)
 class FundingCarryParams(StrategyParams):
     kind = "funding_carry"
-    mode: str = param("simple", "simple: rate thresholds; composite: score thresholds", choices=("simple", "composite"))
+    mode: str = param(
+        "simple",
+        "simple: rate thresholds; composite: score thresholds",
+        choices=("simple", "composite"),
+    )
     instrument: str = param("BTC-PERP", "the perpetual future traded")
-    lookback: int = param(1, "simple: rows (days) the per-settlement rate is averaged over", lo=1, hi=365)
-    entry_threshold: float = param(0.00005, "simple: enter short when the rate (per settlement) is >= this",
-                                   lo=-0.01, hi=0.01)
-    exit_threshold: float = param(0.0, "simple: exit when the rate is < this; must be <= entry_threshold",
-                                  lo=-0.01, hi=0.01)
+    lookback: int = param(
+        1, "simple: rows (days) the per-settlement rate is averaged over", lo=1, hi=365
+    )
+    entry_threshold: float = param(
+        0.00005, "simple: enter short when the rate (per settlement) is >= this", lo=-0.01, hi=0.01
+    )
+    exit_threshold: float = param(
+        0.0, "simple: exit when the rate is < this; must be <= entry_threshold", lo=-0.01, hi=0.01
+    )
     fast: int = param(3, "composite: rows of the fast mean rate", lo=1, hi=365)
-    slow: int = param(30, "composite: rows of the slow mean and of the rate volatility; must exceed fast",
-                      lo=2, hi=1000)
-    trend_weight: float = param(1.0, "composite: weight of the trend (fast - slow mean)", lo=0.0, hi=10.0)
-    vol_floor: float = param(0.00001, "composite: floor of the rate volatility in the score", lo=0.0, hi=0.01,
-                             lo_open=True)
-    entry_score: float = param(1.0, "composite: enter short when the score is >= this", lo=-100.0, hi=100.0)
-    exit_score: float = param(0.0, "composite: exit when the score is < this; must be <= entry_score",
-                              lo=-100.0, hi=100.0)
+    slow: int = param(
+        30,
+        "composite: rows of the slow mean and of the rate volatility; must exceed fast",
+        lo=2,
+        hi=1000,
+    )
+    trend_weight: float = param(
+        1.0, "composite: weight of the trend (fast - slow mean)", lo=0.0, hi=10.0
+    )
+    vol_floor: float = param(
+        0.00001,
+        "composite: floor of the rate volatility in the score",
+        lo=0.0,
+        hi=0.01,
+        lo_open=True,
+    )
+    entry_score: float = param(
+        1.0, "composite: enter short when the score is >= this", lo=-100.0, hi=100.0
+    )
+    exit_score: float = param(
+        0.0, "composite: exit when the score is < this; must be <= entry_score", lo=-100.0, hi=100.0
+    )
     gross: float = param(1.0, "size of the short while in the trade", lo=0.0, hi=1.0, lo_open=True)
 
     def check(self) -> None:
         if not SAFE_INSTRUMENT.fullmatch(self.instrument):
-            raise StrategyError(f"parameter 'instrument' of funding_carry must be an instrument id "
-                                f"({SAFE_INSTRUMENT.pattern}), got {self.instrument!r}")
+            raise StrategyError(
+                f"parameter 'instrument' of funding_carry must be an instrument id "
+                f"({SAFE_INSTRUMENT.pattern}), got {self.instrument!r}"
+            )
         if self.exit_threshold > self.entry_threshold:
-            raise StrategyError(f"parameter 'exit_threshold' of funding_carry must be <= entry_threshold "
-                                f"({self.entry_threshold}), got {self.exit_threshold}")
+            raise StrategyError(
+                f"parameter 'exit_threshold' of funding_carry must be <= entry_threshold "
+                f"({self.entry_threshold}), got {self.exit_threshold}"
+            )
         if self.exit_score > self.entry_score:
-            raise StrategyError(f"parameter 'exit_score' of funding_carry must be <= entry_score "
-                                f"({self.entry_score}), got {self.exit_score}")
+            raise StrategyError(
+                f"parameter 'exit_score' of funding_carry must be <= entry_score "
+                f"({self.entry_score}), got {self.exit_score}"
+            )
         if self.fast >= self.slow:
-            raise StrategyError(f"parameter 'fast' of funding_carry must be < slow ({self.slow}), got {self.fast}")
+            raise StrategyError(
+                f"parameter 'fast' of funding_carry must be < slow ({self.slow}), got {self.fast}"
+            )
 
 
 class FundingCarry(Strategy):
@@ -89,8 +119,10 @@ class FundingCarry(Strategy):
 
     def select_instruments(self, universe_ids):
         if self.params.instrument not in universe_ids:
-            raise StrategyError(f"funding_carry instrument {self.params.instrument!r} is not in universe "
-                                f"{self.universe!r}")
+            raise StrategyError(
+                f"funding_carry instrument {self.params.instrument!r} is not in universe "
+                f"{self.universe!r}"
+            )
         return [self.params.instrument]
 
     def warmup_periods(self) -> int:
@@ -110,8 +142,14 @@ class FundingCarry(Strategy):
     def compute(self, view, instruments, eligible) -> pd.DataFrame:
         p = self.params
         x = self.signal(view).to_numpy()[:, None]
-        entry, leave = (p.entry_threshold, p.exit_threshold) if p.mode == "simple" else (p.entry_score, p.exit_score)
+        entry, leave = (
+            (p.entry_threshold, p.exit_threshold)
+            if p.mode == "simple"
+            else (p.entry_score, p.exit_score)
+        )
         valid = eligible.to_numpy() & np.isfinite(x)
         with np.errstate(invalid="ignore"):
             held = hysteresis(x >= entry, x < leave, valid)
-        return pd.DataFrame(np.where(held, -p.gross, 0.0), index=view.decision_dates, columns=instruments)
+        return pd.DataFrame(
+            np.where(held, -p.gross, 0.0), index=view.decision_dates, columns=instruments
+        )

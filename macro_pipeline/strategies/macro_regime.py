@@ -64,32 +64,47 @@ FLAT = "flat"
 @dataclass(frozen=True)
 class MacroRegimeParams(StrategyParams):
     kind = "macro_regime"
-    growth_series: str = param("US_REALGDP", "quarterly real output level (growth = annualised q/q change)")
+    growth_series: str = param(
+        "US_REALGDP", "quarterly real output level (growth = annualised q/q change)"
+    )
     inflation_series: str = param("US_CPI", "quarterly inflation input, read as inflation_measure")
-    inflation_measure: str = param("yoy_index", "yoy_index: price index, 4-quarter change; rate_percent: a rate in %",
-                                   choices=("yoy_index", "rate_percent"))
-    growth_threshold: float = param(0.02, "annualised real growth at or above which growth is 'up'", lo=-0.5, hi=0.5)
-    inflation_threshold: float = param(0.025, "inflation (decimal) at or above which inflation is 'up'",
-                                       lo=-0.5, hi=0.5)
+    inflation_measure: str = param(
+        "yoy_index",
+        "yoy_index: price index, 4-quarter change; rate_percent: a rate in %",
+        choices=("yoy_index", "rate_percent"),
+    )
+    growth_threshold: float = param(
+        0.02, "annualised real growth at or above which growth is 'up'", lo=-0.5, hi=0.5
+    )
+    inflation_threshold: float = param(
+        0.025, "inflation (decimal) at or above which inflation is 'up'", lo=-0.5, hi=0.5
+    )
     equity: str = param("SPX", "equity sleeve instrument")
     bond: str = param("UST10_TR", "bond sleeve instrument (Treasury total-return proxy)")
     commodity: str = param("WTI", "commodity sleeve instrument")
-    max_staleness_days: int = param(200, "flat when the growth series printed nothing new for longer (days)",
-                                    lo=1, hi=3660)
+    max_staleness_days: int = param(
+        200, "flat when the growth series printed nothing new for longer (days)", lo=1, hi=3660
+    )
     gross: float = param(1.0, "scales the allocation table", lo=0.0, hi=1.0, lo_open=True)
 
     def check(self) -> None:
         for name in ("growth_series", "inflation_series"):
             value = getattr(self, name)
             if not SAFE_NAME.fullmatch(value):
-                raise StrategyError(f"parameter {name!r} of macro_regime must match {SAFE_NAME.pattern}, got {value!r}")
+                raise StrategyError(
+                    f"parameter {name!r} of macro_regime must match {SAFE_NAME.pattern}, got {value!r}"
+                )
         sleeves = [self.equity, self.bond, self.commodity]
         for name, value in zip(("equity", "bond", "commodity"), sleeves, strict=True):
             if not SAFE_INSTRUMENT.fullmatch(value):
-                raise StrategyError(f"parameter {name!r} of macro_regime must be an instrument id "
-                                    f"({SAFE_INSTRUMENT.pattern}), got {value!r}")
+                raise StrategyError(
+                    f"parameter {name!r} of macro_regime must be an instrument id "
+                    f"({SAFE_INSTRUMENT.pattern}), got {value!r}"
+                )
         if len(set(sleeves)) != 3:
-            raise StrategyError(f"macro_regime sleeves must be three different instruments, got {sleeves}")
+            raise StrategyError(
+                f"macro_regime sleeves must be three different instruments, got {sleeves}"
+            )
 
 
 class MacroRegime(Strategy):
@@ -103,7 +118,9 @@ class MacroRegime(Strategy):
         sleeves = [p.equity, p.bond, p.commodity]
         missing = [s for s in sleeves if s not in universe_ids]
         if missing:
-            raise StrategyError(f"macro_regime sleeve(s) {missing} are not in universe {self.universe!r}")
+            raise StrategyError(
+                f"macro_regime sleeve(s) {missing} are not in universe {self.universe!r}"
+            )
         return sleeves
 
     def inputs(self, view) -> pd.DataFrame:
@@ -129,15 +146,25 @@ class MacroRegime(Strategy):
         """The regime label in force at each decision date ('flat' when unknown or stale)."""
         p = self.params
         x = self.inputs(view)
-        known = x["growth"].notna() & x["inflation"].notna() & (x["growth_age_days"] <= p.max_staleness_days)
+        known = (
+            x["growth"].notna()
+            & x["inflation"].notna()
+            & (x["growth_age_days"] <= p.max_staleness_days)
+        )
         up_g = x["growth"] >= p.growth_threshold
         up_i = x["inflation"] >= p.inflation_threshold
-        label = np.select([up_g & ~up_i, up_g & up_i, ~up_g & up_i], ["goldilocks", "overheating", "stagflation"],
-                          default="deflation")
+        label = np.select(
+            [up_g & ~up_i, up_g & up_i, ~up_g & up_i],
+            ["goldilocks", "overheating", "stagflation"],
+            default="deflation",
+        )
         return pd.Series(np.where(known, label, FLAT), index=view.decision_dates, name="regime")
 
     def compute(self, view, instruments, eligible) -> pd.DataFrame:
         table = {**ALLOCATION, FLAT: (0.0, 0.0, 0.0)}
         regime = self.regimes(view)
-        w = np.array([table[r] for r in regime], dtype="float64").reshape(len(regime), 3) * self.params.gross
+        w = (
+            np.array([table[r] for r in regime], dtype="float64").reshape(len(regime), 3)
+            * self.params.gross
+        )
         return pd.DataFrame(w, index=view.decision_dates, columns=instruments)

@@ -34,7 +34,16 @@ from macro_pipeline.strategies.ts_momentum import TsMomentum
 
 KINDS: dict[str, type[Strategy]] = {
     cls.kind: cls
-    for cls in (BuyAndHold, EmaCrossover, RsiMeanRevert, AtrBreakout, TsMomentum, MacroRegime, FundingCarry, External)
+    for cls in (
+        BuyAndHold,
+        EmaCrossover,
+        RsiMeanRevert,
+        AtrBreakout,
+        TsMomentum,
+        MacroRegime,
+        FundingCarry,
+        External,
+    )
 }
 BUILTIN_CONFIG = "strategies.toml"  # inside the macro_pipeline package
 
@@ -85,7 +94,11 @@ def configs_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> l
     configs: list[StrategyConfig] = []
     seen: set[str] = set()
     for n, entry in enumerate(entries, start=1):
-        label = f"{source}: strategy #{n} ({entry.get('id', '?')!r})" if isinstance(entry, dict) else f"{source}: #{n}"
+        label = (
+            f"{source}: strategy #{n} ({entry.get('id', '?')!r})"
+            if isinstance(entry, dict)
+            else f"{source}: #{n}"
+        )
         try:
             cfg = StrategyConfig.from_dict(entry)
         except StrategyError as exc:

@@ -30,15 +30,27 @@ from macro_pipeline.strategies.features import equal_weight, hysteresis, wilder_
 class RsiMeanRevertParams(StrategyParams):
     kind = "rsi_mean_revert"
     window: int = param(14, "RSI length in rows (sessions)", lo=2, hi=500)
-    entry: float = param(30.0, "enter long when RSI falls below this", lo=0.0, hi=100.0, lo_open=True, hi_open=True)
-    exit: float = param(55.0, "exit when RSI rises above this; must exceed entry", lo=0.0, hi=100.0,
-                        lo_open=True, hi_open=True)
-    gross: float = param(1.0, "total weight shared equally by the open positions", lo=0.0, hi=1.0, lo_open=True)
+    entry: float = param(
+        30.0, "enter long when RSI falls below this", lo=0.0, hi=100.0, lo_open=True, hi_open=True
+    )
+    exit: float = param(
+        55.0,
+        "exit when RSI rises above this; must exceed entry",
+        lo=0.0,
+        hi=100.0,
+        lo_open=True,
+        hi_open=True,
+    )
+    gross: float = param(
+        1.0, "total weight shared equally by the open positions", lo=0.0, hi=1.0, lo_open=True
+    )
     instruments: Ids = param((), "trade only these members of the universe (empty: all)")
 
     def check(self) -> None:
         if self.entry >= self.exit:
-            raise StrategyError(f"parameter 'entry' of rsi_mean_revert must be < exit ({self.exit}), got {self.entry}")
+            raise StrategyError(
+                f"parameter 'entry' of rsi_mean_revert must be < exit ({self.exit}), got {self.entry}"
+            )
 
 
 class RsiMeanRevert(Strategy):
@@ -57,4 +69,6 @@ class RsiMeanRevert(Strategy):
         valid = eligible.to_numpy() & np.isfinite(rsi)
         with np.errstate(invalid="ignore"):
             held = hysteresis(rsi < p.entry, rsi > p.exit, valid)
-        return pd.DataFrame(equal_weight(held, p.gross), index=view.decision_dates, columns=instruments)
+        return pd.DataFrame(
+            equal_weight(held, p.gross), index=view.decision_dates, columns=instruments
+        )

@@ -32,10 +32,16 @@ from macro_pipeline.strategies.features import realized_vol
 @dataclass(frozen=True)
 class TsMomentumParams(StrategyParams):
     kind = "ts_momentum"
-    lookback: int = param(252, "rows (sessions) of the trailing return whose sign is the signal", lo=1, hi=2520)
+    lookback: int = param(
+        252, "rows (sessions) of the trailing return whose sign is the signal", lo=1, hi=2520
+    )
     vol_window: int = param(63, "rows of log returns for the realised volatility", lo=2, hi=1000)
-    target_vol: float = param(0.10, "annualised volatility each position is sized to", lo=0.0, hi=2.0, lo_open=True)
-    max_gross: float = param(1.0, "cap on the sum of absolute weights", lo=0.0, hi=10.0, lo_open=True)
+    target_vol: float = param(
+        0.10, "annualised volatility each position is sized to", lo=0.0, hi=2.0, lo_open=True
+    )
+    max_gross: float = param(
+        1.0, "cap on the sum of absolute weights", lo=0.0, hi=10.0, lo_open=True
+    )
     allow_short: bool = param(True, "short assets with a negative trailing return")
     instruments: Ids = param((), "trade only these members of the universe (empty: all)")
 

@@ -46,7 +46,9 @@ def decision_dates(cfg) -> pd.DatetimeIndex:
 
 
 def compute(engine, cfg, system_as_of=None) -> tuple[pd.DataFrame, PointInTimeView]:
-    view = PointInTimeView(engine, decision_dates(cfg), calendar=cfg.calendar, system_as_of=system_as_of)
+    view = PointInTimeView(
+        engine, decision_dates(cfg), calendar=cfg.calendar, system_as_of=system_as_of
+    )
     return build(cfg).weights(view), view
 
 
@@ -58,10 +60,17 @@ def _read(engine, sql: str, **params) -> pd.DataFrame:
 def perturb(engine) -> None:
     d_late, d_early = LATE[1], EARLY[1]
     # prices after D, scaled by a factor that varies by day (a different future, same release times)
-    for lo, hi, ids in ((d_late, pd.Timestamp("2017-12-31"), None),
-                        (d_early, pd.Timestamp("2010-12-31"), ["SPX", "NASDAQ", "UST10_TR", "WTI"])):
-        rows = _read(engine, "SELECT instrument_id, obs_date, open, high, low, close, volume FROM prices "
-                             "WHERE obs_date > :lo AND obs_date <= :hi", lo=lo.date(), hi=hi.date())
+    for lo, hi, ids in (
+        (d_late, pd.Timestamp("2017-12-31"), None),
+        (d_early, pd.Timestamp("2010-12-31"), ["SPX", "NASDAQ", "UST10_TR", "WTI"]),
+    ):
+        rows = _read(
+            engine,
+            "SELECT instrument_id, obs_date, open, high, low, close, volume FROM prices "
+            "WHERE obs_date > :lo AND obs_date <= :hi",
+            lo=lo.date(),
+            hi=hi.date(),
+        )
         if ids is not None:
             rows = rows[rows["instrument_id"].isin(ids)]
         day = (pd.to_datetime(rows["obs_date"]) - lo).dt.days.to_numpy()
@@ -71,34 +80,81 @@ def perturb(engine) -> None:
         rows["volume"] = rows["volume"].astype(float)
         ingest(engine, "prices", rows)
     # a price dated before D, corrected by a release known only after D
-    ingest(engine, "prices", pd.DataFrame({"instrument_id": ["SPX", "AAPL"], "obs_date": ["2016-06-27", "2016-06-28"],
-                                           "close": [1500.0, 50.0],
-                                           "known_at": [pd.Timestamp("2016-07-02 12:00", tz=UTC)] * 2}))
+    ingest(
+        engine,
+        "prices",
+        pd.DataFrame(
+            {
+                "instrument_id": ["SPX", "AAPL"],
+                "obs_date": ["2016-06-27", "2016-06-28"],
+                "close": [1500.0, 50.0],
+                "known_at": [pd.Timestamp("2016-07-02 12:00", tz=UTC)] * 2,
+            }
+        ),
+    )
     # funding settled after a(D) = 2016-07-01 00:00 UTC flips sign (a(D) itself was known at D)
     a_d = pd.Timestamp("2016-07-01 00:00", tz=UTC)
-    funding = _read(engine, "SELECT instrument_id, ts, rate, interval_hours FROM funding_rates "
-                            "WHERE ts > :a AND ts <= :b", a=a_d.to_pydatetime(), b=pd.Timestamp("2017-06-30", tz=UTC))
+    funding = _read(
+        engine,
+        "SELECT instrument_id, ts, rate, interval_hours FROM funding_rates "
+        "WHERE ts > :a AND ts <= :b",
+        a=a_d.to_pydatetime(),
+        b=pd.Timestamp("2017-06-30", tz=UTC),
+    )
     ingest(engine, "funding", funding.assign(rate=-funding["rate"].astype(float)))
     # the external signal after D: equal weights instead; a pre-D signal corrected after D
-    signals = _read(engine, "SELECT signal_name, instrument_id, obs_date, value FROM external_signals "
-                            "WHERE obs_date > :lo AND obs_date <= '2017-06-30'", lo=d_late.date())
+    signals = _read(
+        engine,
+        "SELECT signal_name, instrument_id, obs_date, value FROM external_signals "
+        "WHERE obs_date > :lo AND obs_date <= '2017-06-30'",
+        lo=d_late.date(),
+    )
     ingest(engine, "signals", signals.assign(value=0.05))
-    late = _read(engine, "SELECT signal_name, instrument_id, obs_date, value FROM external_signals "
-                         "WHERE obs_date = '2016-05-31'")
-    ingest(engine, "signals", late.assign(value=0.01, known_at=pd.Timestamp("2016-07-05 12:00", tz=UTC)))
+    late = _read(
+        engine,
+        "SELECT signal_name, instrument_id, obs_date, value FROM external_signals "
+        "WHERE obs_date = '2016-05-31'",
+    )
+    ingest(
+        engine,
+        "signals",
+        late.assign(value=0.01, known_at=pd.Timestamp("2016-07-05 12:00", tz=UTC)),
+    )
     # AAPL leaves US_EQ20 from 2016-09-01, announced 2016-08-01
-    ingest(engine, "universe", pd.DataFrame({"universe": ["US_EQ20"], "instrument_id": ["AAPL"],
-                                             "valid_from": ["1990-01-02"], "valid_to": ["2016-09-01"],
-                                             "known_at": [pd.Timestamp("2016-08-01", tz=UTC)]}))
+    ingest(
+        engine,
+        "universe",
+        pd.DataFrame(
+            {
+                "universe": ["US_EQ20"],
+                "instrument_id": ["AAPL"],
+                "valid_from": ["1990-01-02"],
+                "valid_to": ["2016-09-01"],
+                "known_at": [pd.Timestamp("2016-08-01", tz=UTC)],
+            }
+        ),
+    )
     # macro: old quarters (not the newest one) revised after D; the 2008Q2 first print corrected
-    old = _read(engine, "SELECT DISTINCT ON (series_id, obs_date) series_id, obs_date, value FROM macro_observations "
-                        "WHERE series_id IN ('US_REALGDP', 'US_CPI') AND obs_date BETWEEN '2006-03-31' AND '2007-12-31' "
-                        "ORDER BY series_id, obs_date, known_at DESC")
-    ingest(engine, "macro", old.assign(value=old["value"].astype(float) * 1.03,
-                                       known_at=pd.Timestamp("2008-07-10 13:30", tz=UTC)))
-    first = _read(engine, "SELECT DISTINCT ON (series_id) series_id, obs_date, value, known_at FROM macro_observations "
-                          "WHERE series_id IN ('US_REALGDP', 'US_CPI') AND obs_date = '2008-06-30' "
-                          "ORDER BY series_id, known_at")
+    old = _read(
+        engine,
+        "SELECT DISTINCT ON (series_id, obs_date) series_id, obs_date, value FROM macro_observations "
+        "WHERE series_id IN ('US_REALGDP', 'US_CPI') AND obs_date BETWEEN '2006-03-31' AND '2007-12-31' "
+        "ORDER BY series_id, obs_date, known_at DESC",
+    )
+    ingest(
+        engine,
+        "macro",
+        old.assign(
+            value=old["value"].astype(float) * 1.03,
+            known_at=pd.Timestamp("2008-07-10 13:30", tz=UTC),
+        ),
+    )
+    first = _read(
+        engine,
+        "SELECT DISTINCT ON (series_id) series_id, obs_date, value, known_at FROM macro_observations "
+        "WHERE series_id IN ('US_REALGDP', 'US_CPI') AND obs_date = '2008-06-30' "
+        "ORDER BY series_id, known_at",
+    )
     assert (pd.to_datetime(first["known_at"], utc=True) > pd.Timestamp(d_early, tz=UTC)).all()
     ingest(engine, "macro", first.assign(value=first["value"].astype(float) * 0.97))
 
@@ -129,7 +185,9 @@ def test_weights_up_to_d_are_unchanged_by_data_known_after_d(perturbed, strategy
 
 
 @pytest.mark.parametrize("strategy_id", ["carry-simple", "macro-regime", "external-demo"])
-def test_the_baseline_watermark_reproduces_the_baseline_after_the_perturbation(perturbed, strategy_id):
+def test_the_baseline_watermark_reproduces_the_baseline_after_the_perturbation(
+    perturbed, strategy_id
+):
     base, _, engine = perturbed
     before_w, before_view = base[strategy_id]
     again, _ = compute(engine, CONFIGS[strategy_id], system_as_of=before_view.system_as_of)

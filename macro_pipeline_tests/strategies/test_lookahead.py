@@ -17,7 +17,9 @@ from . import world
 @dataclass(frozen=True)
 class PeekParams(StrategyParams):
     kind = "peek"
-    peek_days: int = param(1, "how many days past the decision date the strategy reads", lo=0, hi=10)
+    peek_days: int = param(
+        1, "how many days past the decision date the strategy reads", lo=0, hi=10
+    )
 
 
 class Peek(Strategy):
@@ -31,7 +33,9 @@ class Peek(Strategy):
     def compute(self, view, instruments, eligible) -> pd.DataFrame:
         out = pd.DataFrame(0.0, index=view.decision_dates, columns=instruments)
         for d in view.decision_dates:
-            panel = view.at(d).price_panel(instruments, end=d + pd.Timedelta(days=self.params.peek_days))
+            panel = view.at(d).price_panel(
+                instruments, end=d + pd.Timedelta(days=self.params.peek_days)
+            )
             change = panel.iloc[-1] - panel.iloc[-2] if len(panel) > 1 else panel.iloc[-1] * 0
             out.loc[d] = (change > 0).astype(float) / len(instruments)
         return out
@@ -48,7 +52,9 @@ def _world(engine):
 def test_a_strategy_reading_tomorrows_price_raises_lookahead(engine):
     d = _world(engine)
     view = world.view(engine, d[:-1])  # tomorrow's prices exist in the warehouse
-    with pytest.raises(LookAheadError, match=r"look-ahead: prices for \['A', 'B'\] up to 2021-03-02"):
+    with pytest.raises(
+        LookAheadError, match=r"look-ahead: prices for \['A', 'B'\] up to 2021-03-02"
+    ):
         Peek({"peek_days": 1}).weights(view)
 
 

@@ -26,17 +26,31 @@ def test_membership_revision_known_later_does_not_reach_back(engine):
 
 def test_aligned_macro_lag_is_the_earlier_observation_in_the_vintage_in_force(engine):
     d = world.sessions(6)
-    world.instruments(engine, ["G"], kind="macro", asset_class="macro", release_rule="quarterly_30d")
+    world.instruments(
+        engine, ["G"], kind="macro", asset_class="macro", release_rule="quarterly_30d"
+    )
     k = [world.close_time(x) - pd.Timedelta(hours=3) for x in d]
     from macro_pipeline.warehouse.ingest import ingest
 
-    ingest(engine, "macro", pd.DataFrame({
-        "series_id": "G",
-        "obs_date": ["2020-09-30", "2020-12-31", "2020-09-30", "2021-01-31", "2020-12-31"],
-        "value": [1.0, 2.0, 1.5, 3.0, 2.5],
-        # Q3 and Q4 known long before; Q3 revised at session 1; a new obs at 3; Q4 revised at 4
-        "known_at": [pd.Timestamp("2020-11-01", tz="UTC"), pd.Timestamp("2021-02-01", tz="UTC"), k[1], k[3], k[4]],
-    }))
+    ingest(
+        engine,
+        "macro",
+        pd.DataFrame(
+            {
+                "series_id": "G",
+                "obs_date": ["2020-09-30", "2020-12-31", "2020-09-30", "2021-01-31", "2020-12-31"],
+                "value": [1.0, 2.0, 1.5, 3.0, 2.5],
+                # Q3 and Q4 known long before; Q3 revised at session 1; a new obs at 3; Q4 revised at 4
+                "known_at": [
+                    pd.Timestamp("2020-11-01", tz="UTC"),
+                    pd.Timestamp("2021-02-01", tz="UTC"),
+                    k[1],
+                    k[3],
+                    k[4],
+                ],
+            }
+        ),
+    )
     v = world.view(engine, d)
     assert v.aligned_macro(["G"])["G"].tolist() == [2.0, 2.0, 2.0, 3.0, 3.0, 3.0]
     assert v.aligned_macro(["G"], lag=1)["G"].tolist() == [1.0, 1.5, 1.5, 2.0, 2.5, 2.5]

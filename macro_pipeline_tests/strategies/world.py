@@ -27,9 +27,18 @@ def close_time(day: pd.Timestamp, calendar: str = "XNYS") -> pd.Timestamp:
     return decision_times(pd.DatetimeIndex([day]), calendar).iloc[0]
 
 
-def instruments(engine: sa.Engine, ids: Sequence[str], *, kind: str = "spot", calendar: str = "XNYS",
-                asset_class: str = "equity", release_rule: str | None = None) -> None:
-    frame = pd.DataFrame({"instrument_id": list(ids), "asset_class": asset_class, "kind": kind, "calendar": calendar})
+def instruments(
+    engine: sa.Engine,
+    ids: Sequence[str],
+    *,
+    kind: str = "spot",
+    calendar: str = "XNYS",
+    asset_class: str = "equity",
+    release_rule: str | None = None,
+) -> None:
+    frame = pd.DataFrame(
+        {"instrument_id": list(ids), "asset_class": asset_class, "kind": kind, "calendar": calendar}
+    )
     if release_rule is not None:
         frame["release_rule"] = release_rule
     ingest(engine, "instruments", frame)
@@ -39,24 +48,52 @@ def prices(engine: sa.Engine, dates: pd.DatetimeIndex, **closes: Sequence[float]
     """Closes per instrument on ``dates`` (NaN = no print that day), known at each close."""
     rows = []
     for iid, values in closes.items():
-        f = pd.DataFrame({"instrument_id": iid, "obs_date": dates[: len(values)], "close": np.asarray(values, float)})
+        f = pd.DataFrame(
+            {
+                "instrument_id": iid,
+                "obs_date": dates[: len(values)],
+                "close": np.asarray(values, float),
+            }
+        )
         rows.append(f[f["close"].notna()])
     ingest(engine, "prices", pd.concat(rows, ignore_index=True))
 
 
-def ohlc(engine: sa.Engine, dates: pd.DatetimeIndex, iid: str, bars: Sequence[tuple[float, float, float]]) -> None:
+def ohlc(
+    engine: sa.Engine, dates: pd.DatetimeIndex, iid: str, bars: Sequence[tuple[float, float, float]]
+) -> None:
     """(high, low, close) bars for one instrument; open = close."""
     h, lo, c = (np.asarray(x, float) for x in zip(*bars, strict=True))
-    ingest(engine, "prices", pd.DataFrame({"instrument_id": iid, "obs_date": dates[: len(bars)], "open": c,
-                                           "high": h, "low": lo, "close": c}))
+    ingest(
+        engine,
+        "prices",
+        pd.DataFrame(
+            {
+                "instrument_id": iid,
+                "obs_date": dates[: len(bars)],
+                "open": c,
+                "high": h,
+                "low": lo,
+                "close": c,
+            }
+        ),
+    )
 
 
-def universe(engine: sa.Engine, name: str, members: dict[str, tuple], ) -> None:
+def universe(
+    engine: sa.Engine,
+    name: str,
+    members: dict[str, tuple],
+) -> None:
     """members: id -> (valid_from, valid_to or None[, known_at])."""
     rows = []
     for iid, spec in members.items():
-        row = {"universe": name, "instrument_id": iid, "valid_from": pd.Timestamp(spec[0]),
-               "valid_to": pd.Timestamp(spec[1]) if spec[1] is not None else pd.NaT}
+        row = {
+            "universe": name,
+            "instrument_id": iid,
+            "valid_from": pd.Timestamp(spec[0]),
+            "valid_to": pd.Timestamp(spec[1]) if spec[1] is not None else pd.NaT,
+        }
         if len(spec) > 2:
             row["known_at"] = pd.Timestamp(spec[2])
         rows.append(row)

@@ -25,6 +25,7 @@ Run: .venv/bin/python bench/engine_vs_vectorbt.py [--repeats 7]
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -199,18 +200,19 @@ def main() -> None:
         size = vbt_sizes(prices, weights, freq)
         run_engine(prices, weights, cfg)  # warm-up (numba load / compile)
         run_vbt(prices, size)
-        t_eng, t_vbt = [], []
+        t_eng, t_vbt, c_eng, c_vbt = [], [], [], []
+        sides = (
+            (functools.partial(run_engine, prices, weights, cfg), t_eng, c_eng),
+            (functools.partial(run_vbt, prices, size), t_vbt, c_vbt),
+        )
         for _ in range(args.repeats):
-            gc.collect()
-            t0 = time.perf_counter()
-            r = run_engine(prices, weights, cfg)
-            t_eng.append(time.perf_counter() - t0)
-            del r
-            gc.collect()
-            t0 = time.perf_counter()
-            pf = run_vbt(prices, size)
-            t_vbt.append(time.perf_counter() - t0)
-            del pf
+            for call, wall, cpu in sides:  # interleaved, so both see the same machine load
+                gc.collect()
+                c0, t0 = time.process_time(), time.perf_counter()
+                out = call()
+                wall.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
+                del out
         r = run_engine(prices, weights, cfg)
         fv_vbt = float(run_vbt(prices, size).final_value())
         mem = {}
@@ -221,12 +223,14 @@ def main() -> None:
             )  # fmt: skip
             mem[side] = json.loads(out.stdout)["peak_mib"]
         me, mv = statistics.median(t_eng), statistics.median(t_vbt)
+        ce, cv = statistics.median(c_eng), statistics.median(c_vbt)
         rows.append(
             {
                 "rebalance": freq,
                 "engine_ms": me * 1e3,
                 "vectorbt_ms": mv * 1e3,
                 "ratio": me / mv,
+                "cpu_ratio": ce / cv,
                 "target": TARGETS[freq],
                 "ns_per_cell": me / (N_INSTRUMENTS * N_SESSIONS) * 1e9,
                 "engine_final": r.final_value,
@@ -247,10 +251,11 @@ def main() -> None:
     print(
         f"engine vs vectorbt {vectorbt.__version__} (numba {numba.__version__}, "
         f"{os.cpu_count()} cores): {N_INSTRUMENTS} instruments x {N_SESSIONS} sessions, "
-        f"{COST_BPS:g} bps, lag 1, median of {args.repeats} after warm-up"
+        f"{COST_BPS:g} bps, lag 1, median of {args.repeats} after warm-up "
+        f"(ms: wall time; cpu ratio: process CPU time, all threads, engine / vectorbt)"
     )
     header = (
-        f"{'rebalance':<9} {'engine ms':>9} {'vbt ms':>8} {'ratio':>6} {'target':>6} "
+        f"{'rebalance':<9} {'engine ms':>9} {'vbt ms':>8} {'ratio':>6} {'target':>6} {'cpu ratio':>9} "
         f"{'ns/cell':>7} {'engine final':>17} {'vectorbt final':>17} {'rel diff':>8} "
         f"{'fills':>8} {'trips':>8} {'eng MiB':>7} {'vbt MiB':>7}"
     )
@@ -259,7 +264,7 @@ def main() -> None:
     for x in rows:
         print(
             f"{x['rebalance']:<9} {x['engine_ms']:>9.1f} {x['vectorbt_ms']:>8.1f} "
-            f"{x['ratio']:>6.3f} {x['target']:>6.2f} {x['ns_per_cell']:>7.1f} "
+            f"{x['ratio']:>6.3f} {x['target']:>6.2f} {x['cpu_ratio']:>9.3f} {x['ns_per_cell']:>7.1f} "
             f"{x['engine_final']:>17.6f} {x['vectorbt_final']:>17.6f} {x['rel_diff']:>8.1e} "
             f"{x['fills']:>8d} {x['round_trips']:>8d} {x['engine_peak_mib']:>7.1f} "
             f"{x['vectorbt_peak_mib']:>7.1f}"

@@ -138,10 +138,6 @@ def strategy_view(engine: sa.Engine, cfg, end: DateLike, system_as_of: DateLike 
     return PointInTimeView(engine, days, calendar=cfg.calendar, system_as_of=sys_ts)
 
 
-def universe_instruments(view: PointInTimeView, universe: str) -> list[str]:
-    return list(view.members(universe).columns)
-
-
 def generate_signals(engine: sa.Engine, cfg, start: DateLike, end: DateLike, *, system_as_of: DateLike | None = None,
                      view: PointInTimeView | None = None) -> tuple[SignalSnapshot, str, bool, PointInTimeView]:
     """Compute the strategy's weights for [start, end] and store them as an immutable snapshot.
@@ -152,8 +148,7 @@ def generate_signals(engine: sa.Engine, cfg, start: DateLike, end: DateLike, *, 
 
     strategy = build(cfg)
     view = view or strategy_view(engine, cfg, end, system_as_of)
-    instruments = universe_instruments(view, cfg.universe)
-    weights = strategy.weights(view, instruments)
+    weights = strategy.weights(view)  # only the instruments the strategy trades
     window = weights.loc[pd.Timestamp(start):pd.Timestamp(end)]
     if window.empty:
         raise ValueError(f"no {cfg.calendar} decision dates for {cfg.strategy_id} in [{pd.Timestamp(start).date()}, "

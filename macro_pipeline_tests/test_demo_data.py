@@ -108,12 +108,12 @@ def test_frames_have_exactly_the_contract_columns_and_dtypes(frames):
 
 def test_row_counts(frames):
     counts = {name: len(df) for name, df in frames.items()}
-    assert counts["instruments"] == 20 + 4 + 1 + 11 + 12 + 1
-    # 20 x 8313 equities + 2 x 5031 indices + WTI + VIX + UST10_TR + 2922 BTC days
-    assert counts["prices"] == 20 * 8313 + 2 * 5031 + 8291 + 1259 + 6806 + 2922
+    assert counts["instruments"] == 20 + 4 + 1 + 11 + 12 + 2  # ... + BTC-PERP and BTC-SPOT
+    # 20 x 8313 equities + 2 x 5031 indices + WTI + VIX + UST10_TR + 2922 BTC days (perp and spot)
+    assert counts["prices"] == 20 * 8313 + 2 * 5031 + 8291 + 1259 + 6806 + 2 * 2922
     assert counts["funding"] == 2922 * 3
     assert counts["corporate_actions"] == 0
-    assert counts["universe"] == 20 + 5 + 26
+    assert counts["universe"] == 20 + 5 + 2 + 27  # US_EQ20, CROSS_ASSET, CRYPTO, ALL
     assert counts["signals"] == 20 * 395
 
 
@@ -419,8 +419,9 @@ def test_seed_moves_only_the_synthetic_parts(frames):
     assert not demo_frames.build_funding(other)["rate"].equals(frames["funding"]["rate"])
     # real data never depends on the seed
     prices = demo_frames.build_prices(other)
-    real = prices["instrument_id"] != "BTC-PERP"
-    ours_real = frames["prices"]["instrument_id"] != "BTC-PERP"
+    synthetic = ["BTC-PERP", "BTC-SPOT"]
+    real = ~prices["instrument_id"].isin(synthetic)
+    ours_real = ~frames["prices"]["instrument_id"].isin(synthetic)
     pd.testing.assert_frame_equal(
         prices[real].reset_index(drop=True), frames["prices"][ours_real].reset_index(drop=True)
     )

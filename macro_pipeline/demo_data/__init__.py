@@ -75,6 +75,9 @@ What is DERIVED / MODELLED / SYNTHETIC
    are 0 placeholders in the file (no prior CPI to difference) and are dropped. The schedule is
    configurable: ``load_demo_frames(macro_vintages=...)``.
 
+3a. ``BTC-SPOT`` (SYNTHETIC): the spot leg for delta-neutral carry, on the same GBM path as
+   BTC-PERP (zero basis), calendar 24/7; universe ``CRYPTO`` = (BTC-SPOT, BTC-PERP).
+
 3. ``BTC-PERP`` (SYNTHETIC, not market data): a perpetual future on a 24/7 calendar with release
    rule ``settlement``. Prices: one close per UTC calendar day 2015-01-01..2022-12-31
    (``obs_date`` = the UTC day), a GBM from 300.0 with drift 50 %/yr and vol 75 %/yr

@@ -66,13 +66,17 @@ UST_TENORS: dict[str, str] = {
 }
 
 PERP_ID = "BTC-PERP"
+# SYNTHETIC spot leg for delta-neutral carry: the same path as the perp (zero basis), so a
+# long-spot / short-perp position earns the funding and nothing else but costs
+SPOT_ID = "BTC-SPOT"
 UST10_TR_ID = "UST10_TR"
 
 DEMO_UNIVERSES: dict[str, tuple[str, ...]] = {
     "US_EQ20": EQUITY_TICKERS,
     "CROSS_ASSET": ("SPX", "NASDAQ", "WTI", UST10_TR_ID, PERP_ID),
     # every instrument that has a price series (macro series are not tradable)
-    "ALL": (*EQUITY_TICKERS, "SPX", "NASDAQ", "WTI", "VIX", UST10_TR_ID, PERP_ID),
+    "CRYPTO": (SPOT_ID, PERP_ID),
+    "ALL": (*EQUITY_TICKERS, "SPX", "NASDAQ", "WTI", "VIX", UST10_TR_ID, PERP_ID, SPOT_ID),
 }
 
 NY_TZ = "America/New_York"
@@ -318,7 +322,9 @@ def _perp_prices(seed: int) -> pd.DataFrame:
         dt
     ) * shocks
     close = PERP_S0 * np.exp(np.concatenate([[0.0], np.cumsum(log_ret)]))
-    return _close_only(PERP_ID, pd.Series(days), pd.Series(np.round(close, 2)))
+    closes = pd.Series(np.round(close, 2))
+    return pd.concat([_close_only(PERP_ID, pd.Series(days), closes), _close_only(SPOT_ID, pd.Series(days), closes)],
+                     ignore_index=True)
 
 
 def build_prices(seed: int, treasury: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -566,6 +572,10 @@ def build_instruments() -> pd.DataFrame:
         # are always known at their settlement time, whatever the instrument's rule
         (PERP_ID, "crypto", "perp", "24/7", "close",
          "SYNTHETIC BTC perpetual: GBM daily close and AR(1) 8-hourly funding; not market data")
+    )  # fmt: skip
+    rows.append(
+        (SPOT_ID, "crypto", "spot", "24/7", "close",
+         "SYNTHETIC BTC spot: the same GBM path as BTC-PERP (zero basis), the hedge leg of carry")
     )  # fmt: skip
     columns = [c for c in FRAME_COLUMNS["instruments"] if c != "currency"]
     out = pd.DataFrame(rows, columns=columns)

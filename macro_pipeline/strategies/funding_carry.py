@@ -2,9 +2,11 @@
 daily decisions).
 
 Sign convention (as the engine settles funding): at each settlement a LONG pays notional x rate
-and a SHORT receives it, so a positive rate pays shorts. The strategy is short the perp
-(w = -gross) while in the trade, 0 otherwise; the position is unhedged (the demo has no spot
-leg), so it carries the perp's price risk too.
+and a SHORT receives it, so a positive rate pays shorts. While in the trade the strategy is short
+the perp; with a ``hedge`` (a spot instrument on the same underlying, e.g. BTC-SPOT) it holds
+the spot long against it, half the gross on each leg (w_perp = -gross/2, w_spot = +gross/2:
+delta-neutral, a cash-and-carry trade that earns the funding, less costs). Without a hedge
+(``hedge=""``) the short is the whole gross and carries the perp's price risk too.
 
 Inputs: ``view.funding_per_decision([instrument])``: r(d) = mean rate per settlement (fraction
 per funding interval, 8h in the demo) over the settlements known between the previous decision
@@ -26,7 +28,9 @@ Parameters: ``mode`` (simple | composite, default simple); ``instrument`` (defau
 default 1.0, 0..10); ``vol_floor`` (float, default 1e-5, 0 < vol_floor <= 0.01); ``entry_score``
 (float, default 1.0, -100..100) and ``exit_score`` (float, default 0.0, -100..100), exit <= entry;
 ``gross`` (float, default 1.0, 0 < gross <= 1).
-Outputs: w(d, instrument) in {-gross, 0}; other instruments 0.
+``hedge`` (instrument id or "", default "": unhedged).
+Outputs: unhedged w(d, instrument) in {-gross, 0}; hedged w(d, instrument) in {-gross/2, 0} and
+w(d, hedge) = -w(d, instrument); other instruments 0.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class FundingCarryParams(StrategyParams):
         choices=("simple", "composite"),
     )
     instrument: str = param("BTC-PERP", "the perpetual future traded")
+    hedge: str = param("", "spot instrument held long against the short perp (delta-neutral); empty: unhedged")
     lookback: int = param(
         1, "simple: rows (days) the per-settlement rate is averaged over", lo=1, hi=365
     )
@@ -90,6 +95,11 @@ class FundingCarryParams(StrategyParams):
     gross: float = param(1.0, "size of the short while in the trade", lo=0.0, hi=1.0, lo_open=True)
 
     def check(self) -> None:
+        if self.hedge and (not SAFE_INSTRUMENT.fullmatch(self.hedge) or self.hedge == self.instrument):
+            raise StrategyError(
+                f"parameter 'hedge' of funding_carry must be another instrument id "
+                f"({SAFE_INSTRUMENT.pattern}) or empty, got {self.hedge!r}"
+            )
         if not SAFE_INSTRUMENT.fullmatch(self.instrument):
             raise StrategyError(
                 f"parameter 'instrument' of funding_carry must be an instrument id "
@@ -118,12 +128,13 @@ class FundingCarry(Strategy):
     default_calendar = "24/7"
 
     def select_instruments(self, universe_ids):
-        if self.params.instrument not in universe_ids:
-            raise StrategyError(
-                f"funding_carry instrument {self.params.instrument!r} is not in universe "
-                f"{self.universe!r}"
-            )
-        return [self.params.instrument]
+        legs = [self.params.instrument] + ([self.params.hedge] if self.params.hedge else [])
+        for leg in legs:
+            if leg not in universe_ids:
+                raise StrategyError(
+                    f"funding_carry instrument {leg!r} is not in universe {self.universe!r}"
+                )
+        return legs
 
     def warmup_periods(self) -> int:
         return self.params.lookback if self.params.mode == "simple" else self.params.slow
@@ -147,9 +158,15 @@ class FundingCarry(Strategy):
             if p.mode == "simple"
             else (p.entry_score, p.exit_score)
         )
-        valid = eligible.to_numpy() & np.isfinite(x)
+        legs = self.select_instruments(instruments)
+        # in the trade only while every leg is tradable
+        valid = eligible[legs].to_numpy().all(axis=1, keepdims=True) & np.isfinite(x)
         with np.errstate(invalid="ignore"):
-            held = hysteresis(x >= entry, x < leave, valid)
-        return pd.DataFrame(
-            np.where(held, -p.gross, 0.0), index=view.decision_dates, columns=instruments
-        )
+            held = hysteresis(x >= entry, x < leave, valid)[:, 0]
+        out = pd.DataFrame(0.0, index=view.decision_dates, columns=instruments)
+        if p.hedge:
+            out[p.instrument] = np.where(held, -p.gross / 2, 0.0)
+            out[p.hedge] = np.where(held, p.gross / 2, 0.0)
+        else:
+            out[p.instrument] = np.where(held, -p.gross, 0.0)
+        return out

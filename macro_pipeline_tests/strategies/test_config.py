@@ -39,7 +39,7 @@ def test_builtin_config_file_ships_every_kind_and_validates():
     for c in configs:
         s = build(c)
         assert s.kind == c.kind and s.universe == c.universe and s.calendar == c.calendar
-        assert c.universe in ("US_EQ20", "CROSS_ASSET", "ALL")
+        assert c.universe in ("US_EQ20", "CROSS_ASSET", "CRYPTO", "ALL")
     carry = {c.strategy_id: c for c in configs if c.kind == "funding_carry"}
     assert {c.params["mode"] for c in carry.values()} == {"simple", "composite"}
     assert all(c.calendar == "24/7" for c in carry.values())

@@ -202,3 +202,5 @@ def test_both_funding_carry_modes_enter_and_exit_on_the_demo_data(perturbed):
         exits = int((~held & held.shift(1, fill_value=False)).sum())
         assert entries >= 3 and exits >= 3, (sid, entries, exits)
         assert (base[sid][0]["BTC-PERP"] <= 0).all()  # short the perp to receive positive funding
+        # delta-neutral: the spot leg is long exactly as much as the perp leg is short
+        pd.testing.assert_series_equal(base[sid][0]["BTC-SPOT"], -base[sid][0]["BTC-PERP"], check_names=False)

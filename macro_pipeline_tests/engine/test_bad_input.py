@@ -163,3 +163,29 @@ def test_weights_outside_the_simulated_range_are_ignored_not_rejected() -> None:
     early = pd.DataFrame({"A": [np.nan]}, index=pd.DatetimeIndex(["2021-02-27"]))  # a Saturday
     r = simulate(prices, pd.concat([early, weights]).fillna(0.0), config(start="2021-03-01"))
     assert len(r.fills) == 4
+
+
+def test_weight_columns_may_be_a_subset_in_any_order() -> None:
+    prices, _ = good()
+    prices = prices.assign(C=[10.0, 10.0, 10.0, 10.0])
+    weights = pd.DataFrame({"C": [0.2], "A": [0.3]}, index=prices.index[:1])
+    r = simulate(prices, weights, config())
+    assert r.positions.iloc[1].tolist() == pytest.approx([0.3 * 1000.0, 0.0, 0.2 * 1000.0])
+
+
+def test_price_rows_that_are_not_sessions_are_dropped_with_a_warning() -> None:
+    prices, weights = good()
+    saturday = pd.DataFrame({"A": [1.0], "B": [1.0]}, index=pd.DatetimeIndex(["2021-03-06"]))
+    monday = pd.DataFrame({"A": [104.0], "B": [54.0]}, index=pd.DatetimeIndex(["2021-03-08"]))
+    extended = pd.concat([prices, saturday, monday])
+    with pytest.warns(UserWarning, match=r"1 row\(s\) are not XNYS sessions .*2021-03-06"):
+        r = simulate(extended, weights, config())
+    assert pd.Timestamp("2021-03-06") not in r.sessions
+    assert len(r.sessions) == 5
+
+
+@pytest.mark.filterwarnings("ignore:weights. none of the")
+def test_nan_weights_are_rejected_even_on_rows_not_acted_upon() -> None:
+    prices, weights = good()
+    with pytest.raises(ValueError, match=r"\(2021-03-01, A\)"):
+        simulate(prices, _set(weights, 0, "A", np.nan), config(rebalance_frequency="monthly"))

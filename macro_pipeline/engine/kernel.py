@@ -15,7 +15,8 @@
    target quantity = w x E / price[t]; trade = target - current; cost = abs(trade notional)
    x cost_rate, paid from cash. No price at t, or outside the universe: no trade, a log row
    says why;
-5. record: positions (notional = qty x last mark), equity = cash + sum(positions).
+5. record: equity = cash + sum(positions), gross and net position notional (positions =
+   qty x last mark; the per-instrument panel is rebuilt on demand by ``replay_positions``).
 
 Prices are also checked here (the kernel reads every one anyway): a price that is not NaN
 and not finite > 0 is counted and the caller rejects the input. ``fifo_step`` then matches
@@ -54,14 +55,14 @@ SERIES: tuple[str, ...] = (
 position notional, traded notional, trading costs, funding paid, borrow paid, interest
 received, dividends received."""
 N_SERIES = len(SERIES)
-FILL_FLOATS = ("quantity", "price", "notional", "cost")
+FILL_FLOATS = ("quantity", "price", "notional", "cost", "position")
 TRIP_FLOATS = ("quantity", "pnl", "return")
 _DAY_NS = 86_400 * 10**9
 _DUST = 1e-9
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _log(nf, t_ns, i, side, reason, q, p, notional, c, f_ns, f_i, f_code, f_val):
+def _log(nf, t_ns, i, side, reason, q, p, notional, c, after, f_ns, f_i, f_code, f_val):
     f_ns[nf] = t_ns
     f_i[nf] = i
     f_code[0, nf] = side
@@ -70,6 +71,7 @@ def _log(nf, t_ns, i, side, reason, q, p, notional, c, f_ns, f_i, f_code, f_val)
     f_val[1, nf] = p
     f_val[2, nf] = notional
     f_val[3, nf] = c
+    f_val[4, nf] = after
     return nf + 1
 
 
@@ -98,11 +100,10 @@ def run_portfolio(
     accrue_first,  # a bar precedes session 0 (continuation)
     record,  # False: only series[0] (equity) is written: no log, no positions
     series,  # (N_SERIES, T) out
-    pos,  # (T, N) out notional positions, or (0, 0)
     f_ns,  # (cap,) int64 out: fill log date (ns)
     f_i,  # (cap,) int32 out: instrument (-1 = whole portfolio)
     f_code,  # (2, cap) int8 out: side (SIDES), reason (REASONS)
-    f_val,  # (4, cap) float64 out: FILL_FLOATS
+    f_val,  # (5, cap) float64 out: FILL_FLOATS (position = units held after the row)
     t_lo,  # simulate sessions t_lo <= t < t_hi (a run can be resumed block by block)
     t_hi,
     nf,  # log rows already written
@@ -166,32 +167,30 @@ def run_portfolio(
                     costs += c
                     qty[i] = 0.0
                     if record:
-                        nf = _log(nf, t_ns, i, 1 if q > 0.0 else 0, 1, -q, px, notional, c,
+                        nf = _log(nf, t_ns, i, 1 if q > 0.0 else 0, 1, -q, px, notional, c, 0.0,
                                   f_ns, f_i, f_code, f_val)  # fmt: skip
                 else:
                     v = q * last_p[i]
                     held += v
             if record and not trading:
-                pos[t, i] = v
                 gross += abs(v)
         # 4. execution
         if trading:
             value = cash + held
             if not value > 0.0:
                 if record:
-                    nf = _log(nf, t_ns, -1, 2, 4, 0.0, np.nan, 0.0, 0.0, f_ns, f_i, f_code, f_val)
+                    nf = _log(
+                        nf, t_ns, -1, 2, 4, 0.0, np.nan, 0.0, 0.0, 0.0, f_ns, f_i, f_code, f_val
+                    )
                     for i in range(N):
-                        v = qty[i] * last_p[i] if qty[i] != 0.0 else 0.0
-                        pos[t, i] = v
-                        gross += abs(v)
+                        if qty[i] != 0.0:
+                            gross += abs(qty[i] * last_p[i])
             else:
                 held = 0.0
                 for i in range(N):
                     w = targets[i, k]
                     cur = qty[i]
                     if w == 0.0 and cur == 0.0:
-                        if record:
-                            pos[t, i] = 0.0
                         continue
                     p = price[i, t]
                     reason = -1
@@ -203,9 +202,8 @@ def run_portfolio(
                         v = cur * last_p[i] if cur != 0.0 else 0.0
                         held += v
                         if record:
-                            nf = _log(nf, t_ns, i, 2, reason, 0.0, np.nan, 0.0, 0.0,
+                            nf = _log(nf, t_ns, i, 2, reason, 0.0, np.nan, 0.0, 0.0, cur,
                                       f_ns, f_i, f_code, f_val)  # fmt: skip
-                            pos[t, i] = v
                             gross += abs(v)
                         continue
                     target = w * value / p
@@ -218,12 +216,11 @@ def run_portfolio(
                         costs += c
                         qty[i] = target
                         if record:
-                            nf = _log(nf, t_ns, i, 0 if q > 0.0 else 1, 0, q, p, notional, c,
+                            nf = _log(nf, t_ns, i, 0 if q > 0.0 else 1, 0, q, p, notional, c, target,
                                       f_ns, f_i, f_code, f_val)  # fmt: skip
                     v = target * p
                     held += v
                     if record:
-                        pos[t, i] = v
                         gross += abs(v)
         # 5. record
         series[0, t] = cash + held
@@ -238,6 +235,31 @@ def run_portfolio(
             series[8, t] = interest
             series[9, t] = dividends
     return nf, cash, n_bad
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def replay_positions(
+    price, session_ns, f_ns, f_i, f_val, split_ptr, split_i, split_ratio, qty, last_p, pos
+):
+    """Notional positions (T, N) rebuilt from the start quantities and marks, the splits and
+    the fill log: per session, splits, then that session's fills, then qty x last mark."""
+    N, T = price.shape
+    n = f_ns.shape[0]
+    f = 0
+    for t in range(T):
+        for e in range(split_ptr[t], split_ptr[t + 1]):
+            qty[split_i[e]] *= split_ratio[e]
+            last_p[split_i[e]] /= split_ratio[e]
+        while f < n and f_ns[f] == session_ns[t]:
+            if f_i[f] >= 0:
+                qty[f_i[f]] = f_val[4, f]  # the kernel's own quantity, bit for bit
+            f += 1
+        for i in range(N):
+            p = price[i, t]
+            if p == p:
+                last_p[i] = p
+            pos[t, i] = qty[i] * last_p[i] if qty[i] != 0.0 else 0.0
+    return pos
 
 
 class Fifo:
@@ -463,7 +485,7 @@ def run_batch(
             split_ptr, split_i, split_ratio, div_ptr, div_i, div_amount,
             fund_ptr, fund_i, fund_rate, rf_bar, borrow_rate, cost_rate,
             qty, last_p, cash0, no, no,
-            eq, no_f, no_ns, no_i, no_c, no_f, 0, T, 0,
+            eq, no_ns, no_i, no_c, no_f, 0, T, 0,
         )  # fmt: skip
         equity[s, :] = eq[0]
         bad = max(bad, out[2])

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from macro_pipeline.engine.config import BacktestConfig
-from macro_pipeline.engine.inputs import Prepared
-from macro_pipeline.engine.kernel import REASONS, SERIES, SIDES, Fifo, open_lots
+from macro_pipeline.engine.inputs import Prepared, readonly
+from macro_pipeline.engine.kernel import REASONS, SERIES, SIDES, Fifo, open_lots, replay_positions
 from macro_pipeline.engine.metrics import compute_metrics
 from macro_pipeline.engine.state import EndState, OpenLots
 from macro_pipeline.engine.version import ENGINE_VERSION
@@ -39,7 +39,7 @@ class BacktestResult:
     - ``fills``: one row per trade and per no-trade event: date, instrument, side
       (buy/sell/none), quantity (signed units), price, notional (signed), cost, reason
       (``kernel.REASONS``: rebalance, universe_exit; no trade: missing_price,
-      not_in_universe, non_positive_equity).
+      not_in_universe, non_positive_equity), position (units held after the row).
     - ``round_trips``: first-in-first-out lot matching (see ``kernel.Fifo``), one row per
       fill that closes lots, in fill order: instrument, entry_date (oldest lot closed),
       exit_date, holding_days (calendar days between them), quantity (units closed, >0 for
@@ -56,7 +56,6 @@ class BacktestResult:
         config: BacktestConfig,
         prep: Prepared,
         series: np.ndarray,
-        positions: np.ndarray,
         log: tuple[np.ndarray, ...],
         n_log: int,
         matcher,
@@ -69,7 +68,6 @@ class BacktestResult:
         self.instruments: pd.Index = prep.instruments
         self._prep = prep
         self._series = series
-        self._positions = positions
         self._log = tuple(a[..., :n_log] for a in log)
         self._n_log = n_log
         self._matcher = matcher
@@ -109,9 +107,15 @@ class BacktestResult:
 
     @cached_property
     def positions(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            self._positions, index=self.sessions, columns=self.instruments, copy=False
-        )
+        """Built on first use (the simulation itself only keeps gross and net sums)."""
+        p = self._prep
+        ns, inst, _, vals = self._log
+        pos = replay_positions(
+            p.price, p.sessions_ns, *map(readonly, (ns, inst, vals)),
+            p.split_ptr, p.split_i, p.split_ratio, p.qty0.copy(), p.last_p0.copy(),
+            np.empty((len(self.sessions), len(self.instruments))),
+        )  # fmt: skip
+        return pd.DataFrame(pos, index=self.sessions, columns=self.instruments, copy=False)
 
     @cached_property
     def exposure(self) -> pd.DataFrame:
@@ -159,6 +163,7 @@ class BacktestResult:
                 "notional": vals[2],
                 "cost": vals[3],
                 "reason": pd.Categorical.from_codes(codes[1], categories=REASONS, validate=False),
+                "position": vals[4],
             },
             copy=False,
         )

@@ -86,9 +86,8 @@ def simulate(
     )  # at most one log row per (session, instrument)
     # np.empty: capacity never written costs address space, not memory
     series = np.empty((N_SERIES, T))
-    pos = np.empty((T, N))
     log = (np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty((2, cap), np.int8),
-           np.empty((4, cap)))  # fmt: skip
+           np.empty((5, cap)))  # fmt: skip
     qty = prep.qty0.copy()
     last_p = prep.last_p0.copy()
     market = prep.kernel_inputs()
@@ -97,7 +96,7 @@ def simulate(
 
     def run(t_lo: int, t_hi: int, nf: int, cash: float) -> tuple[int, float, int]:
         return run_portfolio(
-            *market, qty, last_p, cash, prep.accrue_first, True, series, pos, *log, t_lo, t_hi, nf
+            *market, qty, last_p, cash, prep.accrue_first, True, series, *log, t_lo, t_hi, nf
         )
 
     if cap < _PIPELINE_MIN_ROWS or (os.cpu_count() or 1) < 2:
@@ -106,9 +105,7 @@ def simulate(
         n_log, cash, n_bad = _pipelined(run, matcher, T, prep.cash0)
     if n_bad:
         reject_bad_prices(prep.price, prep.sessions, prep.instruments)
-    return BacktestResult(
-        config, prep, series, pos, log, int(n_log), matcher, qty, last_p, float(cash)
-    )
+    return BacktestResult(config, prep, series, log, int(n_log), matcher, qty, last_p, float(cash))
 
 
 _PIPELINE_MIN_ROWS = 200_000

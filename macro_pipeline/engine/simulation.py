@@ -56,7 +56,13 @@ def simulate(
       ``splits``/``dividends`` are given, else adjusted ones (never both: that double counts).
     - ``weights``: decision dates x instruments (columns a subset of ``prices``'; absent
       instrument = weight 0), fraction of pre-trade equity per instrument, negative = short.
-      At execution, target quantity = w x equity / price; the trade is the difference.
+      At execution, target quantity = w x pre-trade equity / price; the trade is the
+      difference and its cost (abs(notional) x cost_rate) is paid from cash after it, so a
+      portfolio with weights summing to 1 ends the session with cash = -costs (vectorbt's
+      ``targetpercent`` convention). Cash may go negative (leverage); it then pays
+      ``risk_free``. Instruments are treated as fully paid (a perpetual's notional is
+      carried like a spot position; its funding replaces financing, so use risk_free=0
+      for a perp-only book).
     - ``funding``: columns ts (tz-aware), instrument, rate (per settlement, decimal). Every
       settlement with close(t-1) < ts <= close(t) (exchange close times of ``config.calendar``;
       "24/7" closes at 00:00 UTC) is paid on the position held over bar t, valued at the
@@ -73,7 +79,9 @@ def simulate(
     - ``start_state``: a previous result's ``end_state`` to continue from (cash, quantities,
       marks, pending orders, FIFO lots, drawdown peak); only sessions after its date run.
 
-    Raises ValueError, naming dates and instruments, for misaligned or bad input.
+    Raises ValueError, naming dates and instruments, for misaligned or bad input. The fill
+    log, series and round trips are built in bulk; long runs match round trips in a second
+    thread while the simulation proceeds (identical numbers, see ``_pipelined``).
     """
     prep = prepare(
         prices, weights, config, funding=funding, dividends=dividends, splits=splits,

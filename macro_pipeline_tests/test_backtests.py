@@ -90,12 +90,16 @@ def test_clean_mode_has_no_costs_and_beats_realistic(demo):
 
 
 def test_window_outside_the_data_is_a_clear_error(demo):
+    before = table_state(demo)
     with pytest.raises(ValueError, match="window ends 1975-12-31, before"):
         run_backtest(demo, "bh-us-eq20", "1970-01-01", "1975-12-31")
     with pytest.raises(ValueError, match="universe 'US_EQ20' has no members known by 1989-12-29"):
         run_backtest(demo, "bh-us-eq20", "1989-01-01", "1989-12-29")
     with pytest.raises(ValueError, match="unknown strategy"):
         run_backtest(demo, "no-such-strategy", "2010-01-01", "2010-12-31")
+    with pytest.raises(ValueError, match="after --end"):
+        run_backtest(demo, "bh-us-eq20", "2010-12-31", "2010-01-01")
+    assert table_state(demo) == before  # nothing written
 
 
 def test_cli_backtest_json_runs_show_and_compare(run_cli):

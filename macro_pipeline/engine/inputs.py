@@ -55,7 +55,8 @@ class Prepared:
     prev_equity: float
     hwm0: float
     accrue_first: bool
-    lots: tuple[np.ndarray, np.ndarray, np.ndarray]  # instrument, entry ns, (3, n) floats
+    rt_ns0: np.ndarray  # open round trips at the start (see kernel._book): opened, ns
+    rt_f0: np.ndarray  # (3, N) units, entry notional, entry costs
     events: list[tuple[int, str | None, str, float]]  # (session pos, instrument, reason, value)
 
     def split_events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -129,7 +130,7 @@ def prepare(
     last_p0 = np.full(N, np.nan)
     if start_state is None:
         cash0 = prev_equity = hwm0 = config.initial_capital
-        lots = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((3, 0)))
+        rt_ns0, rt_f0 = np.full(N, -1, dtype=np.int64), np.zeros((3, N))
     else:
         _check_state(start_state, config, col_of)
         for key, q in start_state.quantities.items():
@@ -140,7 +141,7 @@ def prepare(
         cash0 = start_state.cash
         prev_equity = start_state.equity
         hwm0 = start_state.high_water_mark
-        lots = _lot_arrays(start_state, col_of)
+        rt_ns0, rt_f0 = _open_trades(start_state, col_of, N)
     return Prepared(
         sessions=sessions,
         sessions_ns=sessions_ns,
@@ -170,7 +171,8 @@ def prepare(
         prev_equity=float(prev_equity),
         hwm0=float(hwm0),
         accrue_first=start_state is not None,
-        lots=lots,
+        rt_ns0=rt_ns0,
+        rt_f0=rt_f0,
         events=events,
     )
 
@@ -440,11 +442,13 @@ def _check_state(state: EndState, config: BacktestConfig, col_of: dict[str, int]
         )
 
 
-def _lot_arrays(
-    state: EndState, col_of: dict[str, int]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _open_trades(state: EndState, col_of: dict[str, int], N: int) -> tuple[np.ndarray, np.ndarray]:
     lots = state.open_lots
+    rt_ns = np.full(N, -1, dtype=np.int64)
+    rt_f = np.zeros((3, N))
     codes = np.array([col_of[k] for k in lots.instrument], dtype=np.int64)
-    entry = np.array(lots.entry_date, dtype="datetime64[ns]").astype(np.int64)
-    values = np.array([lots.quantity, lots.price, lots.cost_per_unit], dtype=np.float64)
-    return codes, entry, values.reshape(3, len(codes))
+    rt_ns[codes] = np.array(lots.entry_date, dtype="datetime64[ns]").astype(np.int64)
+    rt_f[0, codes] = np.abs(np.array(lots.quantity, dtype=np.float64))
+    rt_f[1, codes] = lots.entry_notional
+    rt_f[2, codes] = lots.entry_costs
+    return rt_ns, rt_f

@@ -19,8 +19,8 @@
    qty x last mark; the per-instrument panel is rebuilt on demand by ``replay_positions``).
 
 Prices are also checked here (the kernel reads every one anyway): a price that is not NaN
-and not finite > 0 is counted and the caller rejects the input. ``fifo_step`` then matches
-the fill log into round trips (see `Fifo`); ``run_batch`` runs many weight schedules.
+and not finite > 0 is counted and the caller rejects the input. Every fill also updates the
+instrument's open round trip (``_book``); ``run_batch`` runs many weight schedules.
 
 Arrays are instrument-major where the kernel reads a whole panel (price, targets, universe:
 (N, T)), which is the memory layout pandas already holds, so no transposed copy is made.
@@ -58,7 +58,6 @@ N_SERIES = len(SERIES)
 FILL_FLOATS = ("quantity", "price", "notional", "cost", "position")
 TRIP_FLOATS = ("quantity", "pnl", "return")
 _DAY_NS = 86_400 * 10**9
-_DUST = 1e-9
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -73,6 +72,62 @@ def _log(nf, t_ns, i, side, reason, q, p, notional, c, after, f_ns, f_i, f_code,
     f_val[3, nf] = c
     f_val[4, nf] = after
     return nf + 1
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _book(i, cur, target, q, p, c, t_ns, rt_ns, rt_f, r_i, r_ns, r_days, r_val, nr):
+    """Round-trip bookkeeping for one fill of q units at p (cost c) taking instrument i from
+    ``cur`` to ``target`` units (vectorbt's exit-trades convention, average cost).
+
+    The open trade of an instrument (rt_ns = the session it opened from flat; rt_f rows =
+    units, entry notional, entry costs) grows with every fill on its side. A fill against it
+    closes units at the average entry price: one round trip per closing fill with quantity
+    = units closed (>0 long), pnl = direction x units x (exit - average entry price) - entry
+    costs pro rata - exit costs, return = pnl / entry notional closed. What is left keeps
+    its average (all three sums scale down); a flip closes everything and opens the rest.
+    Returns the new round-trip count."""
+    size = abs(q)
+    if cur == 0.0:
+        rt_ns[i] = t_ns
+        rt_f[0, i] = size
+        rt_f[1, i] = size * p
+        rt_f[2, i] = c
+        return nr
+    if (q > 0.0) == (cur > 0.0):
+        rt_f[0, i] += size
+        rt_f[1, i] += size * p
+        rt_f[2, i] += c
+        return nr
+    open_units = rt_f[0, i]
+    flip = target != 0.0 and (target > 0.0) != (cur > 0.0)
+    units = open_units if target == 0.0 or flip else size
+    exit_costs = c * (units / size) if flip else c
+    entry_price = rt_f[1, i] / open_units
+    entry_costs = rt_f[2, i] * (units / open_units)
+    direction = 1.0 if cur > 0.0 else -1.0
+    pnl = direction * (units * p - units * entry_price) - entry_costs - exit_costs
+    r_i[nr] = i
+    r_ns[0, nr] = rt_ns[i]
+    r_ns[1, nr] = t_ns
+    r_days[nr] = (t_ns - rt_ns[i]) // _DAY_NS
+    r_val[0, nr] = direction * units
+    r_val[1, nr] = pnl
+    r_val[2, nr] = pnl / (units * entry_price)
+    if flip:
+        rt_ns[i] = t_ns
+        rt_f[0, i] = size - units
+        rt_f[1, i] = (size - units) * p
+        rt_f[2, i] = c - exit_costs
+    elif target == 0.0:
+        rt_f[0, i] = 0.0
+        rt_f[1, i] = 0.0
+        rt_f[2, i] = 0.0
+    else:
+        keep = (open_units - size) / open_units
+        rt_f[0, i] *= keep
+        rt_f[1, i] *= keep
+        rt_f[2, i] *= keep
+    return nr + 1
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -104,13 +159,20 @@ def run_portfolio(
     f_i,  # (cap,) int32 out: instrument (-1 = whole portfolio)
     f_code,  # (2, cap) int8 out: side (SIDES), reason (REASONS)
     f_val,  # (5, cap) float64 out: FILL_FLOATS (position = units held after the row)
-    t_lo,  # simulate sessions t_lo <= t < t_hi (a run can be resumed block by block)
+    rt_ns,  # (N,) in/out open trades (see _book): session opened, ns
+    rt_f,  # (3, N) in/out open trades: units, entry notional, entry costs
+    r_i,  # (cap,) int32 out: round trips, instrument
+    r_ns,  # (2, cap) int64 out: entry, exit ns
+    r_days,  # (cap,) int32 out: holding days
+    r_val,  # (3, cap) float64 out: TRIP_FLOATS
+    t_lo,  # simulate sessions t_lo <= t < t_hi
     t_hi,
     nf,  # log rows already written
+    nr,  # round trips already written
 ):
     """Simulate sessions [t_lo, t_hi) of one portfolio; returns (log rows written in all,
-    cash, number of prices that are not NaN and not finite > 0 - the caller rejects the
-    input when it is nonzero)."""
+    round trips written in all, cash, number of prices that are not NaN and not finite > 0 -
+    the caller rejects the input when it is nonzero)."""
     N = price.shape[0]
     has_universe = universe.shape[0] > 0
     n_bad = 0
@@ -122,6 +184,8 @@ def run_portfolio(
             r = split_ratio[e]
             qty[i] = qty[i] * r
             last_p[i] = last_p[i] / r
+            if record:
+                rt_f[0, i] *= r  # same notional and costs, more units
         # 2. carry over the bar, on the position held since the previous close
         funding = 0.0
         borrow = 0.0
@@ -169,6 +233,8 @@ def run_portfolio(
                     if record:
                         nf = _log(nf, t_ns, i, 1 if q > 0.0 else 0, 1, -q, px, notional, c, 0.0,
                                   f_ns, f_i, f_code, f_val)  # fmt: skip
+                        nr = _book(i, q, 0.0, -q, px, c, t_ns, rt_ns, rt_f, r_i, r_ns, r_days,
+                                   r_val, nr)  # fmt: skip
                 else:
                     v = q * last_p[i]
                     held += v
@@ -218,6 +284,8 @@ def run_portfolio(
                         if record:
                             nf = _log(nf, t_ns, i, 0 if q > 0.0 else 1, 0, q, p, notional, c, target,
                                       f_ns, f_i, f_code, f_val)  # fmt: skip
+                            nr = _book(i, cur, target, q, p, c, t_ns, rt_ns, rt_f, r_i, r_ns,
+                                       r_days, r_val, nr)  # fmt: skip
                     v = target * p
                     held += v
                     if record:
@@ -234,7 +302,7 @@ def run_portfolio(
             series[7, t] = borrow
             series[8, t] = interest
             series[9, t] = dividends
-    return nf, cash, n_bad
+    return nf, nr, cash, n_bad
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -260,185 +328,6 @@ def replay_positions(
                 last_p[i] = p
             pos[t, i] = qty[i] * last_p[i] if qty[i] != 0.0 else 0.0
     return pos
-
-
-class Fifo:
-    """State of the first-in-first-out lot matcher (arrays, so steps can resume).
-
-    Each buy (sell) first closes the oldest open short (long) lots of its instrument and
-    opens a new lot with whatever is left. Each fill that closes lots gives one round trip,
-    aggregated over the lots it closed (pyfolio's convention): entry = the oldest closed
-    lot's date, quantity = units closed (>0: a long round trip), pnl = sum over closed lots
-    of signed units x (exit - entry price) - units x (entry + exit cost per unit), return =
-    pnl / entry notional closed. Splits rescale open lots (quantity x ratio, price and cost
-    per unit / ratio) at their ex-date, before that session's fills.
-    """
-
-    def __init__(self, n_instruments: int, capacity: int, lots: tuple) -> None:
-        codes, entry_ns, values = lots
-        cap = capacity + len(codes)
-        # lot pool: a lot's fields share a cache line; freed slots are reused (stack)
-        self.lot_f = np.empty((cap, 3))  # quantity, price, cost per unit
-        self.lot_i = np.empty((cap, 3), dtype=np.int64)  # entry ns, next lot, free stack
-        self.head = np.full(n_instruments, -1, dtype=np.int64)
-        self.tail = np.full(n_instruments, -1, dtype=np.int64)
-        self.count = np.zeros(4, dtype=np.int64)  # lots used, lots free, trips, splits done
-        # round trips, one per closing fill at most (np.empty: unused capacity costs nothing)
-        self.r_i = np.empty(capacity, dtype=np.int32)
-        self.r_ns = np.empty((2, capacity), dtype=np.int64)  # entry, exit
-        self.r_days = np.empty(capacity, dtype=np.int32)
-        self.r_f = np.empty((3, capacity))  # TRIP_FLOATS
-        n = len(codes)
-        if n:  # start-state lots, oldest first per instrument: consecutive slots, linked
-            order = np.argsort(codes, kind="stable")
-            codes = codes[order]
-            self.lot_f[:n] = values[:, order].T
-            self.lot_i[:n, 0] = entry_ns[order]
-            first = np.r_[True, codes[1:] != codes[:-1]]
-            last = np.r_[codes[1:] != codes[:-1], True]
-            self.lot_i[:n, 1] = np.where(last, -1, np.arange(1, n + 1))
-            self.head[codes[first]] = np.flatnonzero(first)
-            self.tail[codes[last]] = np.flatnonzero(last)
-        self.count[0] = len(codes)
-
-    def arrays(self) -> tuple:
-        return (self.lot_f, self.lot_i, self.head, self.tail, self.count,
-                self.r_i, self.r_ns, self.r_days, self.r_f)  # fmt: skip
-
-    def trips(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        n = int(self.count[2])
-        return self.r_i[:n], self.r_ns[:, :n], self.r_days[:n], self.r_f[:, :n]
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def fifo_step(
-    f_ns,  # fill log (run_portfolio's), chronological
-    f_i,
-    f_val,
-    f_lo,  # process log rows f_lo <= f < f_hi
-    f_hi,
-    s_ns,  # splits, chronological: ex-date ns, instrument, ratio
-    s_i,
-    s_ratio,
-    last,  # True on the final step: apply the splits after the last fill too
-    lot_f,  # Fifo.arrays()
-    lot_i,
-    head,
-    tail,
-    count,
-    r_i,
-    r_ns,
-    r_days,
-    r_f,
-):
-    """Match log rows [f_lo, f_hi) into lots and round trips (see `Fifo`)."""
-    n_used = count[0]
-    n_free = count[1]
-    nr = count[2]
-    k = count[3]
-    for f in range(f_lo, f_hi + 1):
-        if f == f_hi:
-            if not last:
-                break
-            t_ns = np.iinfo(np.int64).max
-        else:
-            t_ns = f_ns[f]
-        while k < s_ns.shape[0] and s_ns[k] <= t_ns:
-            r = s_ratio[k]
-            h = head[s_i[k]]
-            while h >= 0:
-                lot_f[h, 0] *= r
-                lot_f[h, 1] /= r
-                lot_f[h, 2] /= r
-                h = lot_i[h, 1]
-            k += 1
-        if f == f_hi:
-            break
-        i = f_i[f]
-        q = f_val[0, f]
-        if q == 0.0 or i < 0:
-            continue
-        p = f_val[1, f]
-        cpu = f_val[3, f] / abs(q)
-        rem = q
-        h = head[i]
-        if h >= 0 and (lot_f[h, 0] > 0.0) != (q > 0.0):
-            tol = _DUST * abs(q)
-            entry_ns = lot_i[h, 0]
-            units = 0.0
-            pnl = 0.0
-            invested = 0.0
-            while h >= 0:
-                lq = lot_f[h, 0]
-                closed = min(abs(rem), abs(lq))
-                signed = closed if lq > 0.0 else -closed
-                pnl += signed * (p - lot_f[h, 1]) - closed * (lot_f[h, 2] + cpu)
-                invested += closed * lot_f[h, 1]
-                units += signed
-                lq -= signed
-                rem += signed
-                if abs(lq) <= _DUST * closed:  # lot used up (dust from float rounding too)
-                    lot_i[n_free, 2] = h
-                    n_free += 1
-                    h = lot_i[h, 1]
-                else:
-                    lot_f[h, 0] = lq
-                if abs(rem) <= tol:
-                    rem = 0.0
-                    break
-            head[i] = h
-            if h < 0:
-                tail[i] = -1
-            r_i[nr] = i
-            r_ns[0, nr] = entry_ns
-            r_ns[1, nr] = t_ns
-            r_days[nr] = (t_ns - entry_ns) // _DAY_NS
-            r_f[0, nr] = units
-            r_f[1, nr] = pnl
-            r_f[2, nr] = pnl / invested
-            nr += 1
-        if rem != 0.0:
-            if n_free > 0:
-                n_free -= 1
-                slot = lot_i[n_free, 2]
-            else:
-                slot = n_used
-                n_used += 1
-            lot_f[slot, 0] = rem
-            lot_f[slot, 1] = p
-            lot_f[slot, 2] = cpu
-            lot_i[slot, 0] = t_ns
-            lot_i[slot, 1] = -1
-            if tail[i] >= 0:
-                lot_i[tail[i], 1] = slot
-            else:
-                head[i] = slot
-            tail[i] = slot
-    count[0] = n_used
-    count[1] = n_free
-    count[2] = nr
-    count[3] = k
-
-
-@njit(cache=True, nogil=True)
-def open_lots(lot_f, lot_i, head, count):
-    """Open lots in instrument order, oldest first: (instrument, entry ns, (3, n) floats)."""
-    n = count[0] - count[1]
-    o_i = np.empty(n, dtype=np.int64)
-    o_ns = np.empty(n, dtype=np.int64)
-    o_f = np.empty((3, n))
-    m = 0
-    for i in range(head.shape[0]):
-        h = head[i]
-        while h >= 0:
-            o_i[m] = i
-            o_ns[m] = lot_i[h, 0]
-            o_f[0, m] = lot_f[h, 0]
-            o_f[1, m] = lot_f[h, 1]
-            o_f[2, m] = lot_f[h, 2]
-            m += 1
-            h = lot_i[h, 1]
-    return o_i[:m], o_ns[:m], o_f[:, :m]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -473,6 +362,8 @@ def run_batch(
     no_i = np.zeros(0, dtype=np.int32)
     no_c = np.zeros((0, 0), dtype=np.int8)
     no_f = np.zeros((0, 0))
+    no_t = np.zeros(0, dtype=np.int64)
+    no_n = np.zeros((0, 0), dtype=np.int64)
     eq = np.empty((1, T))
     qty = np.empty(N)
     last_p = np.empty(N)
@@ -485,10 +376,11 @@ def run_batch(
             split_ptr, split_i, split_ratio, div_ptr, div_i, div_amount,
             fund_ptr, fund_i, fund_rate, rf_bar, borrow_rate, cost_rate,
             qty, last_p, cash0, no, no,
-            eq, no_ns, no_i, no_c, no_f, 0, T, 0,
+            eq, no_ns, no_i, no_c, no_f, no_t, no_f, no_i, no_n, no_i, no_f,
+            0, T, 0, 0,
         )  # fmt: skip
         equity[s, :] = eq[0]
-        bad = max(bad, out[2])
+        bad = max(bad, out[3])
     return bad
 
 

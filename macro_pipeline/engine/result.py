@@ -14,7 +14,7 @@ import pandas as pd
 
 from macro_pipeline.engine.config import BacktestConfig
 from macro_pipeline.engine.inputs import Prepared, readonly
-from macro_pipeline.engine.kernel import REASONS, SERIES, SIDES, Fifo, open_lots, replay_positions
+from macro_pipeline.engine.kernel import REASONS, SERIES, SIDES, replay_positions
 from macro_pipeline.engine.metrics import compute_metrics
 from macro_pipeline.engine.state import EndState, OpenLots
 from macro_pipeline.engine.version import ENGINE_VERSION
@@ -40,12 +40,14 @@ class BacktestResult:
       (buy/sell/none), quantity (signed units), price, notional (signed), cost, reason
       (``kernel.REASONS``: rebalance, universe_exit; no trade: missing_price,
       not_in_universe, non_positive_equity), position (units held after the row).
-    - ``round_trips``: first-in-first-out lot matching (see ``kernel.Fifo``), one row per
-      fill that closes lots, in fill order: instrument, entry_date (oldest lot closed),
-      exit_date, holding_days (calendar days between them), quantity (units closed, >0 for
-      a long round trip), pnl (price move net of both fills' costs, pro rata; carry -
-      dividends, funding, borrow, interest - is in equity, not here), return (pnl / entry
-      notional closed). Lots still open are in ``end_state.open_lots``.
+    - ``round_trips``: vectorbt's exit-trades convention (average cost, see
+      ``kernel._book``): one row per fill that closes units, in fill order: instrument,
+      entry_date (the session the position was opened from flat), exit_date, holding_days
+      (calendar days between them), quantity (units closed, >0 for a long round trip), pnl
+      (units x (exit - average entry price), signed by direction, net of the entry costs
+      pro rata and the exit costs; carry - dividends, funding, borrow, interest - is in
+      equity, not here), return (pnl / entry notional closed). Positions still open are in
+      ``end_state.open_lots``.
     - ``skipped``: no-trade log: the no-trade fill rows plus portfolio-level events
       (``leverage_scaled``: a decision row scaled down, value = the scale factor).
     - ``end_state``: `EndState` to continue from; ``metrics``: `compute_metrics` output.
@@ -58,7 +60,9 @@ class BacktestResult:
         series: np.ndarray,
         log: tuple[np.ndarray, ...],
         n_log: int,
-        matcher,
+        trips: tuple[np.ndarray, ...],
+        n_trips: int,
+        open_trades: tuple[np.ndarray, np.ndarray],
         final_qty: np.ndarray,
         final_last_p: np.ndarray,
         final_cash: float,
@@ -69,8 +73,8 @@ class BacktestResult:
         self._prep = prep
         self._series = series
         self._log = tuple(a[..., :n_log] for a in log)
-        self._n_log = n_log
-        self._matcher = matcher
+        self._trips = tuple(a[..., :n_trips] for a in trips)
+        self._open_trades = open_trades
         self._final_qty = final_qty
         self._final_last_p = final_last_p
         self._final_cash = final_cash
@@ -172,14 +176,8 @@ class BacktestResult:
         return pd.Categorical.from_codes(codes, categories=self.instruments, validate=False)
 
     @cached_property
-    def _fifo(self) -> Fifo:
-        fifo = self._matcher.finish(self._n_log)
-        self._matcher = None
-        return fifo
-
-    @cached_property
     def round_trips(self) -> pd.DataFrame:
-        inst, dates, days, vals = self._fifo.trips()
+        inst, dates, days, vals = self._trips
         return pd.DataFrame(
             {
                 "instrument": self._instrument_col(inst),
@@ -223,14 +221,15 @@ class BacktestResult:
     def end_state(self) -> EndState:
         p = self._prep
         names = np.asarray(self.instruments.astype(str), dtype=object)
-        f = self._fifo
-        o_i, o_ns, o_f = open_lots(f.lot_f, f.lot_i, f.head, f.count)
+        rt_ns, rt_f = self._open_trades
+        o_i = np.flatnonzero(rt_f[0] > 0)
+        direction = np.sign(self._final_qty[o_i])
         lots = OpenLots(
             instrument=tuple(names[o_i].tolist()),
-            entry_date=tuple(o_ns.view("datetime64[ns]").astype("datetime64[D]").tolist()),
-            quantity=tuple(o_f[0].tolist()),
-            price=tuple(o_f[1].tolist()),
-            cost_per_unit=tuple(o_f[2].tolist()),
+            entry_date=tuple(rt_ns[o_i].view("datetime64[ns]").astype("datetime64[D]").tolist()),
+            quantity=tuple((direction * rt_f[0, o_i]).tolist()),
+            entry_notional=tuple(rt_f[1, o_i].tolist()),
+            entry_costs=tuple(rt_f[2, o_i].tolist()),
         )
         held = np.flatnonzero(self._final_qty)
         marked = np.flatnonzero(np.isfinite(self._final_last_p))

@@ -12,8 +12,6 @@ drift with prices. A decision whose execution falls after the last session is ca
 from __future__ import annotations
 
 import os
-import queue
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,7 +31,7 @@ from macro_pipeline.engine.inputs import (
     schedule,
     weight_columns,
 )
-from macro_pipeline.engine.kernel import N_SERIES, Fifo, fifo_step, run_batch, run_portfolio
+from macro_pipeline.engine.kernel import N_SERIES, run_batch, run_portfolio
 from macro_pipeline.engine.result import BacktestResult
 from macro_pipeline.engine.state import EndState
 
@@ -77,11 +75,12 @@ def simulate(
       at its last tradable price (that session's price, else the last known one); no new
       position is opened outside it.
     - ``start_state``: a previous result's ``end_state`` to continue from (cash, quantities,
-      marks, pending orders, FIFO lots, drawdown peak); only sessions after its date run.
+      marks, pending orders, open round trips, drawdown peak); only sessions after its date
+      run.
 
-    Raises ValueError, naming dates and instruments, for misaligned or bad input. The fill
-    log, series and round trips are built in bulk; long runs match round trips in a second
-    thread while the simulation proceeds (identical numbers, see ``_pipelined``).
+    Raises ValueError, naming dates and instruments, for misaligned or bad input. One
+    compiled pass writes the series, the fill log and the round trips; pandas views of them
+    are built on first access.
     """
     prep = prepare(
         prices, weights, config, funding=funding, dividends=dividends, splits=splits,
@@ -96,81 +95,21 @@ def simulate(
     series = np.empty((N_SERIES, T))
     log = (np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty((2, cap), np.int8),
            np.empty((5, cap)))  # fmt: skip
+    trips = (np.empty(cap, np.int32), np.empty((2, cap), np.int64), np.empty(cap, np.int32),
+             np.empty((3, cap)))  # fmt: skip
     qty = prep.qty0.copy()
     last_p = prep.last_p0.copy()
-    market = prep.kernel_inputs()
-    fifo = Fifo(N, cap, prep.lots)
-    matcher = _Matcher(fifo, log, prep)
-
-    def run(t_lo: int, t_hi: int, nf: int, cash: float) -> tuple[int, float, int]:
-        return run_portfolio(
-            *market, qty, last_p, cash, prep.accrue_first, True, series, *log, t_lo, t_hi, nf
-        )
-
-    if cap < _PIPELINE_MIN_ROWS or (os.cpu_count() or 1) < 2:
-        n_log, cash, n_bad = run(0, T, 0, prep.cash0)  # round trips: lazily, on first use
-    else:
-        n_log, cash, n_bad = _pipelined(run, matcher, T, prep.cash0)
+    rt_ns, rt_f = prep.rt_ns0.copy(), prep.rt_f0.copy()
+    n_log, n_trips, cash, n_bad = run_portfolio(
+        *prep.kernel_inputs(), qty, last_p, prep.cash0, prep.accrue_first, True, series, *log,
+        rt_ns, rt_f, *trips, 0, T, 0, 0,
+    )  # fmt: skip
     if n_bad:
         reject_bad_prices(prep.price, prep.sessions, prep.instruments)
-    return BacktestResult(config, prep, series, log, int(n_log), matcher, qty, last_p, float(cash))
-
-
-_PIPELINE_MIN_ROWS = 200_000
-_PIPELINE_BLOCKS = 8
-
-
-class _Matcher:
-    """Runs the FIFO matcher (`kernel.fifo_step`) over the fill log, in one go or block by
-    block behind the simulation."""
-
-    def __init__(self, fifo: Fifo, log: tuple[np.ndarray, ...], prep) -> None:
-        self.fifo = fifo
-        self.args = tuple(map(readonly, (log[0], log[1], log[3])))
-        self.splits = tuple(map(readonly, prep.split_events()))
-        self.done_rows = 0
-        self.finished = False
-
-    def step(self, f_hi: int, last: bool) -> None:
-        fifo_step(*self.args, self.done_rows, f_hi, *self.splits, last, *self.fifo.arrays())
-        self.done_rows = f_hi
-        self.finished = last
-
-    def finish(self, n_log: int) -> Fifo:
-        if not self.finished:
-            self.step(n_log, True)
-        return self.fifo
-
-
-def _pipelined(run, matcher: _Matcher, T: int, cash: float) -> tuple[int, float, int]:
-    """Simulate in blocks of sessions while a second thread matches the fills of finished
-    blocks into round trips (both compiled loops release the GIL): the FIFO pass then costs
-    little more than its last block."""
-    edges = np.linspace(0, T, _PIPELINE_BLOCKS + 1).astype(int)
-    ready: queue.SimpleQueue = queue.SimpleQueue()
-    failure: list[BaseException] = []
-
-    def match() -> None:
-        try:
-            while (item := ready.get()) is not None:
-                matcher.step(*item)
-        except BaseException as exc:  # re-raised in the caller's thread
-            failure.append(exc)
-
-    worker = threading.Thread(target=match, name="fifo-matcher", daemon=True)
-    worker.start()
-    nf, n_bad = 0, 0
-    try:
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-            nf, cash, bad = run(int(lo), int(hi), nf, cash)
-            n_bad += bad
-            ready.put((nf, hi == T))
-    finally:
-        ready.put(None)
-        worker.join()
-    if failure:
-        raise failure[0]
-    return nf, cash, n_bad
+    return BacktestResult(
+        config, prep, series, log, int(n_log), trips, int(n_trips), (rt_ns, rt_f), qty, last_p,
+        float(cash),
+    )  # fmt: skip
 
 
 @dataclass

@@ -24,15 +24,16 @@ def _date(value: Any) -> dt.date:
 
 @dataclass(frozen=True)
 class OpenLots:
-    """Open first-in-first-out lots, column-wise (one entry per lot, oldest first within an
-    instrument): signed quantity bought (>0) or sold short (<0) on ``entry_date`` at
-    ``price`` (split-adjusted), with the entry cost per unit of quantity."""
+    """Open round trips, column-wise, at most one per instrument (vectorbt's exit-trades
+    convention): the position opened from flat on ``entry_date``; ``quantity`` units now
+    held (>0 long, <0 short, split-adjusted); ``entry_notional`` and ``entry_costs`` still
+    attributed to them (their average entry price is entry_notional / abs(quantity))."""
 
     instrument: tuple[str, ...] = ()
     entry_date: tuple[dt.date, ...] = ()
     quantity: tuple[float, ...] = ()
-    price: tuple[float, ...] = ()
-    cost_per_unit: tuple[float, ...] = ()
+    entry_notional: tuple[float, ...] = ()
+    entry_costs: tuple[float, ...] = ()
 
     def __len__(self) -> int:
         return len(self.instrument)
@@ -42,8 +43,8 @@ class OpenLots:
             "instrument": list(self.instrument),
             "entry_date": [d.isoformat() for d in self.entry_date],
             "quantity": list(self.quantity),
-            "price": list(self.price),
-            "cost_per_unit": list(self.cost_per_unit),
+            "entry_notional": list(self.entry_notional),
+            "entry_costs": list(self.entry_costs),
         }
 
     @classmethod
@@ -52,8 +53,8 @@ class OpenLots:
             instrument=tuple(str(x) for x in d.get("instrument", ())),
             entry_date=tuple(_date(x) for x in d.get("entry_date", ())),
             quantity=tuple(float(x) for x in d.get("quantity", ())),
-            price=tuple(float(x) for x in d.get("price", ())),
-            cost_per_unit=tuple(float(x) for x in d.get("cost_per_unit", ())),
+            entry_notional=tuple(float(x) for x in d.get("entry_notional", ())),
+            entry_costs=tuple(float(x) for x in d.get("entry_costs", ())),
         )
 
 
@@ -94,7 +95,7 @@ class EndState:
     - ``cash``, ``equity``, ``high_water_mark`` (for drawdown) in money.
     - ``quantities``: nonzero positions in units (shares, contracts), by instrument id.
     - ``last_prices``: last known price per instrument (marks for missing prices).
-    - ``pending_orders``: decisions not yet executed; ``open_lots``: FIFO lots for round trips.
+    - ``pending_orders``: decisions not yet executed; ``open_lots``: open round trips.
     - ``execution_lag``/``calendar``: checked against the continuing call's config.
     """
 

@@ -55,7 +55,9 @@ class Prepared:
     prev_equity: float
     hwm0: float
     accrue_first: bool
-    rt_ns0: np.ndarray  # open round trips at the start (see kernel._book): opened, ns
+    rt_ns0: (
+        np.ndarray
+    )  # open round trips at the start (see the kernel module docstring): opened, ns
     rt_f0: np.ndarray  # (3, N) units, entry notional, entry costs
     events: list[tuple[int, str | None, str, float]]  # (session pos, instrument, reason, value)
 

@@ -19,8 +19,17 @@
    qty x last mark; the per-instrument panel is rebuilt on demand by ``replay_positions``).
 
 Prices are also checked here (the kernel reads every one anyway): a price that is not NaN
-and not finite > 0 is counted and the caller rejects the input. Every fill also updates the
-instrument's open round trip (``_book``); ``run_batch`` runs many weight schedules.
+and not finite > 0 is counted and the caller rejects the input. ``run_batch`` runs many
+weight schedules; ``replay_positions`` rebuilds the positions panel from the fill log.
+
+Round trips follow vectorbt's exit-trades convention (average cost). An instrument's open
+round trip (rt_ns = the session its position opened from flat; rt_f rows = units, entry
+notional, entry costs) grows with every fill on its side. A fill against it closes units at
+the average entry price: one round trip per closing fill, with quantity = units closed (>0
+long), pnl = direction x (units x exit price - entry notional closed) - entry costs pro
+rata - exit costs, and entry notional closed (return = pnl / entry notional, in bulk later).
+What is left keeps its average (the three sums scale down); a flip closes everything and
+opens the rest at the fill price with the rest of the fill's cost. Splits multiply units.
 
 Arrays are instrument-major where the kernel reads a whole panel (price, targets, universe:
 (N, T)), which is the memory layout pandas already holds, so no transposed copy is made.
@@ -56,78 +65,8 @@ position notional, traded notional, trading costs, funding paid, borrow paid, in
 received, dividends received."""
 N_SERIES = len(SERIES)
 FILL_FLOATS = ("quantity", "price", "notional", "cost", "position")
-TRIP_FLOATS = ("quantity", "pnl", "return")
+TRIP_FLOATS = ("quantity", "pnl", "entry_notional")
 _DAY_NS = 86_400 * 10**9
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _log(nf, t_ns, i, side, reason, q, p, notional, c, after, f_ns, f_i, f_code, f_val):
-    f_ns[nf] = t_ns
-    f_i[nf] = i
-    f_code[0, nf] = side
-    f_code[1, nf] = reason
-    f_val[0, nf] = q
-    f_val[1, nf] = p
-    f_val[2, nf] = notional
-    f_val[3, nf] = c
-    f_val[4, nf] = after
-    return nf + 1
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _book(i, cur, target, q, p, c, t_ns, rt_ns, rt_f, r_i, r_ns, r_days, r_val, nr):
-    """Round-trip bookkeeping for one fill of q units at p (cost c) taking instrument i from
-    ``cur`` to ``target`` units (vectorbt's exit-trades convention, average cost).
-
-    The open trade of an instrument (rt_ns = the session it opened from flat; rt_f rows =
-    units, entry notional, entry costs) grows with every fill on its side. A fill against it
-    closes units at the average entry price: one round trip per closing fill with quantity
-    = units closed (>0 long), pnl = direction x units x (exit - average entry price) - entry
-    costs pro rata - exit costs, return = pnl / entry notional closed. What is left keeps
-    its average (all three sums scale down); a flip closes everything and opens the rest.
-    Returns the new round-trip count."""
-    size = abs(q)
-    if cur == 0.0:
-        rt_ns[i] = t_ns
-        rt_f[0, i] = size
-        rt_f[1, i] = size * p
-        rt_f[2, i] = c
-        return nr
-    if (q > 0.0) == (cur > 0.0):
-        rt_f[0, i] += size
-        rt_f[1, i] += size * p
-        rt_f[2, i] += c
-        return nr
-    open_units = rt_f[0, i]
-    flip = target != 0.0 and (target > 0.0) != (cur > 0.0)
-    units = open_units if target == 0.0 or flip else size
-    exit_costs = c * (units / size) if flip else c
-    entry_price = rt_f[1, i] / open_units
-    entry_costs = rt_f[2, i] * (units / open_units)
-    direction = 1.0 if cur > 0.0 else -1.0
-    pnl = direction * (units * p - units * entry_price) - entry_costs - exit_costs
-    r_i[nr] = i
-    r_ns[0, nr] = rt_ns[i]
-    r_ns[1, nr] = t_ns
-    r_days[nr] = (t_ns - rt_ns[i]) // _DAY_NS
-    r_val[0, nr] = direction * units
-    r_val[1, nr] = pnl
-    r_val[2, nr] = pnl / (units * entry_price)
-    if flip:
-        rt_ns[i] = t_ns
-        rt_f[0, i] = size - units
-        rt_f[1, i] = (size - units) * p
-        rt_f[2, i] = c - exit_costs
-    elif target == 0.0:
-        rt_f[0, i] = 0.0
-        rt_f[1, i] = 0.0
-        rt_f[2, i] = 0.0
-    else:
-        keep = (open_units - size) / open_units
-        rt_f[0, i] *= keep
-        rt_f[1, i] *= keep
-        rt_f[2, i] *= keep
-    return nr + 1
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -159,11 +98,10 @@ def run_portfolio(
     f_i,  # (cap,) int32 out: instrument (-1 = whole portfolio)
     f_code,  # (2, cap) int8 out: side (SIDES), reason (REASONS)
     f_val,  # (5, cap) float64 out: FILL_FLOATS (position = units held after the row)
-    rt_ns,  # (N,) in/out open trades (see _book): session opened, ns
+    rt_ns,  # (N,) in/out open round trips (module docstring): session opened, ns
     rt_f,  # (3, N) in/out open trades: units, entry notional, entry costs
     r_i,  # (cap,) int32 out: round trips, instrument
     r_ns,  # (2, cap) int64 out: entry, exit ns
-    r_days,  # (cap,) int32 out: holding days
     r_val,  # (3, cap) float64 out: TRIP_FLOATS
     t_lo,  # simulate sessions t_lo <= t < t_hi
     t_hi,
@@ -231,10 +169,28 @@ def run_portfolio(
                     costs += c
                     qty[i] = 0.0
                     if record:
-                        nf = _log(nf, t_ns, i, 1 if q > 0.0 else 0, 1, -q, px, notional, c, 0.0,
-                                  f_ns, f_i, f_code, f_val)  # fmt: skip
-                        nr = _book(i, q, 0.0, -q, px, c, t_ns, rt_ns, rt_f, r_i, r_ns, r_days,
-                                   r_val, nr)  # fmt: skip
+                        f_ns[nf] = t_ns
+                        f_i[nf] = i
+                        f_code[0, nf] = 1 if q > 0.0 else 0
+                        f_code[1, nf] = 1
+                        f_val[0, nf] = -q
+                        f_val[1, nf] = px
+                        f_val[2, nf] = notional
+                        f_val[3, nf] = c
+                        f_val[4, nf] = 0.0
+                        nf += 1
+                        # the whole open round trip closes (module docstring)
+                        direction = 1.0 if q > 0.0 else -1.0
+                        r_i[nr] = i
+                        r_ns[0, nr] = rt_ns[i]
+                        r_ns[1, nr] = t_ns
+                        r_val[0, nr] = direction * rt_f[0, i]
+                        r_val[1, nr] = direction * (rt_f[0, i] * px - rt_f[1, i]) - rt_f[2, i] - c
+                        r_val[2, nr] = rt_f[1, i]
+                        nr += 1
+                        rt_f[0, i] = 0.0
+                        rt_f[1, i] = 0.0
+                        rt_f[2, i] = 0.0
                 else:
                     v = q * last_p[i]
                     held += v
@@ -245,9 +201,16 @@ def run_portfolio(
             value = cash + held
             if not value > 0.0:
                 if record:
-                    nf = _log(
-                        nf, t_ns, -1, 2, 4, 0.0, np.nan, 0.0, 0.0, 0.0, f_ns, f_i, f_code, f_val
-                    )
+                    f_ns[nf] = t_ns
+                    f_i[nf] = -1
+                    f_code[0, nf] = 2
+                    f_code[1, nf] = 4
+                    f_val[0, nf] = 0.0
+                    f_val[1, nf] = np.nan
+                    f_val[2, nf] = 0.0
+                    f_val[3, nf] = 0.0
+                    f_val[4, nf] = 0.0
+                    nf += 1
                     for i in range(N):
                         if qty[i] != 0.0:
                             gross += abs(qty[i] * last_p[i])
@@ -268,8 +231,16 @@ def run_portfolio(
                         v = cur * last_p[i] if cur != 0.0 else 0.0
                         held += v
                         if record:
-                            nf = _log(nf, t_ns, i, 2, reason, 0.0, np.nan, 0.0, 0.0, cur,
-                                      f_ns, f_i, f_code, f_val)  # fmt: skip
+                            f_ns[nf] = t_ns
+                            f_i[nf] = i
+                            f_code[0, nf] = 2
+                            f_code[1, nf] = reason
+                            f_val[0, nf] = 0.0
+                            f_val[1, nf] = np.nan
+                            f_val[2, nf] = 0.0
+                            f_val[3, nf] = 0.0
+                            f_val[4, nf] = cur
+                            nf += 1
                             gross += abs(v)
                         continue
                     target = w * value / p
@@ -282,10 +253,57 @@ def run_portfolio(
                         costs += c
                         qty[i] = target
                         if record:
-                            nf = _log(nf, t_ns, i, 0 if q > 0.0 else 1, 0, q, p, notional, c, target,
-                                      f_ns, f_i, f_code, f_val)  # fmt: skip
-                            nr = _book(i, cur, target, q, p, c, t_ns, rt_ns, rt_f, r_i, r_ns,
-                                       r_days, r_val, nr)  # fmt: skip
+                            f_ns[nf] = t_ns
+                            f_i[nf] = i
+                            f_code[0, nf] = 0 if q > 0.0 else 1
+                            f_code[1, nf] = 0
+                            f_val[0, nf] = q
+                            f_val[1, nf] = p
+                            f_val[2, nf] = notional
+                            f_val[3, nf] = c
+                            f_val[4, nf] = target
+                            nf += 1
+                            # round trips (module docstring); written out inline because a
+                            # numba call with array arguments costs more than this work
+                            size = abs(q)
+                            if cur == 0.0:
+                                rt_ns[i] = t_ns
+                                rt_f[0, i] = size
+                                rt_f[1, i] = size * p
+                                rt_f[2, i] = c
+                            elif (q > 0.0) == (cur > 0.0):
+                                rt_f[0, i] += size
+                                rt_f[1, i] += size * p
+                                rt_f[2, i] += c
+                            else:
+                                open_units = rt_f[0, i]
+                                flip = target != 0.0 and (target > 0.0) != (cur > 0.0)
+                                units = size if target != 0.0 and not flip else open_units
+                                frac = units / open_units
+                                invested = rt_f[1, i] * frac
+                                exit_costs = c * (units / size) if flip else c
+                                direction = 1.0 if cur > 0.0 else -1.0
+                                r_i[nr] = i
+                                r_ns[0, nr] = rt_ns[i]
+                                r_ns[1, nr] = t_ns
+                                r_val[0, nr] = direction * units
+                                r_val[1, nr] = (
+                                    direction * (units * p - invested)
+                                    - rt_f[2, i] * frac
+                                    - exit_costs
+                                )
+                                r_val[2, nr] = invested
+                                nr += 1
+                                if flip:
+                                    rt_ns[i] = t_ns
+                                    rt_f[0, i] = size - units
+                                    rt_f[1, i] = (size - units) * p
+                                    rt_f[2, i] = c - exit_costs
+                                else:
+                                    keep = 1.0 - frac  # 0.0 when closing everything
+                                    rt_f[0, i] *= keep
+                                    rt_f[1, i] *= keep
+                                    rt_f[2, i] *= keep
                     v = target * p
                     held += v
                     if record:
@@ -376,7 +394,7 @@ def run_batch(
             split_ptr, split_i, split_ratio, div_ptr, div_i, div_amount,
             fund_ptr, fund_i, fund_rate, rf_bar, borrow_rate, cost_rate,
             qty, last_p, cash0, no, no,
-            eq, no_ns, no_i, no_c, no_f, no_t, no_f, no_i, no_n, no_i, no_f,
+            eq, no_ns, no_i, no_c, no_f, no_t, no_f, no_i, no_n, no_f,
             0, T, 0, 0,
         )  # fmt: skip
         equity[s, :] = eq[0]

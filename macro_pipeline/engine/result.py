@@ -20,6 +20,7 @@ from macro_pipeline.engine.state import EndState, OpenLots
 from macro_pipeline.engine.version import ENGINE_VERSION
 
 _NO_TRADE = 2  # reason codes >= this are no-trade log rows
+_DAY_NS = 86_400 * 10**9
 
 
 class BacktestResult:
@@ -41,7 +42,7 @@ class BacktestResult:
       (``kernel.REASONS``: rebalance, universe_exit; no trade: missing_price,
       not_in_universe, non_positive_equity), position (units held after the row).
     - ``round_trips``: vectorbt's exit-trades convention (average cost, see
-      ``kernel._book``): one row per fill that closes units, in fill order: instrument,
+      the ``kernel`` module docstring): one row per fill that closes units, in fill order: instrument,
       entry_date (the session the position was opened from flat), exit_date, holding_days
       (calendar days between them), quantity (units closed, >0 for a long round trip), pnl
       (units x (exit - average entry price), signed by direction, net of the entry costs
@@ -177,16 +178,16 @@ class BacktestResult:
 
     @cached_property
     def round_trips(self) -> pd.DataFrame:
-        inst, dates, days, vals = self._trips
+        inst, dates, vals = self._trips
         return pd.DataFrame(
             {
                 "instrument": self._instrument_col(inst),
                 "entry_date": dates[0].view("datetime64[ns]"),
                 "exit_date": dates[1].view("datetime64[ns]"),
-                "holding_days": days,
+                "holding_days": ((dates[1] - dates[0]) // _DAY_NS).astype(np.int32),
                 "quantity": vals[0],
                 "pnl": vals[1],
-                "return": vals[2],
+                "return": vals[1] / vals[2],
             },
             copy=False,
         )

@@ -95,8 +95,7 @@ def simulate(
     series = np.empty((N_SERIES, T))
     log = (np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty((2, cap), np.int8),
            np.empty((5, cap)))  # fmt: skip
-    trips = (np.empty(cap, np.int32), np.empty((2, cap), np.int64), np.empty(cap, np.int32),
-             np.empty((3, cap)))  # fmt: skip
+    trips = (np.empty(cap, np.int32), np.empty((2, cap), np.int64), np.empty((3, cap)))
     qty = prep.qty0.copy()
     last_p = prep.last_p0.copy()
     rt_ns, rt_f = prep.rt_ns0.copy(), prep.rt_f0.copy()

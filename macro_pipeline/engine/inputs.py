@@ -16,7 +16,6 @@ import pandas as pd
 from macro_pipeline.engine import calendar as cal
 from macro_pipeline.engine.config import PERIODS_PER_YEAR, BacktestConfig
 from macro_pipeline.engine.events import corporate_actions, funding_events, universe_mask
-from macro_pipeline.engine.kernel import column_l1
 from macro_pipeline.engine.state import EndState, PendingOrder
 from macro_pipeline.engine.validation import SHOWN, check_date_index, show
 
@@ -268,7 +267,7 @@ def _weights(
     col_idx = weight_columns(weights.columns, instruments, "weights")
     lo, hi, pos, keep, window = decision_rows(weights.index, sessions, config, "weights")
     w = _instrument_major(weights, slice(lo, hi), "weights")
-    gross = column_l1(readonly(w))  # one pass: leverage, and NaN/inf show up in the sums
+    gross = gross_weights(w)  # NaN/inf show up in the sums
     if not np.isfinite(gross).all():
         check_finite_weights(w, window, weights.columns, "weights")
     if not keep.all():
@@ -346,6 +345,13 @@ def decision_rows(
                 stacklevel=5,
             )
     return lo, hi, pos.astype(np.int64), keep, window
+
+
+def gross_weights(w: np.ndarray) -> np.ndarray:
+    """sum(abs(w)) over instruments (axis -2) of (..., N, K) weights; NaN/inf propagate."""
+    if w.size and np.fmin.reduce(w, axis=None) >= 0:
+        return np.add.reduce(w, axis=-2)  # long-only: no abs() copy
+    return np.add.reduce(np.abs(w), axis=-2)
 
 
 def leverage_factor(gross: np.ndarray, max_leverage: float) -> np.ndarray:

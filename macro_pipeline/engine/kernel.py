@@ -27,7 +27,7 @@ round trip (rt_ns = the session its position opened from flat; rt_f rows = units
 notional, entry costs) grows with every fill on its side. A fill against it closes units at
 the average entry price: one round trip per closing fill, with quantity = units closed (>0
 long), pnl = direction x (units x exit price - entry notional closed) - entry costs pro
-rata - exit costs, and entry notional closed (return = pnl / entry notional, in bulk later).
+rata - exit costs, and return = pnl / entry notional closed.
 What is left keeps its average (the three sums scale down); a flip closes everything and
 opens the rest at the fill price with the rest of the fill's cost. Splits multiply units.
 
@@ -65,8 +65,8 @@ position notional, traded notional, trading costs, funding paid, borrow paid, in
 received, dividends received."""
 N_SERIES = len(SERIES)
 FILL_FLOATS = ("quantity", "price", "notional", "cost", "position")
-TRIP_FLOATS = ("quantity", "pnl", "entry_notional")
-_DAY_NS = 86_400 * 10**9
+TRIP_FLOATS = ("quantity", "pnl", "return")
+_PER_DAY = 1.0 / (86_400 * 10**9)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -102,6 +102,7 @@ def run_portfolio(
     rt_f,  # (3, N) in/out open trades: units, entry notional, entry costs
     r_i,  # (cap,) int32 out: round trips, instrument
     r_ns,  # (2, cap) int64 out: entry, exit ns
+    r_days,  # (cap,) int32 out: holding days
     r_val,  # (3, cap) float64 out: TRIP_FLOATS
     t_lo,  # simulate sessions t_lo <= t < t_hi
     t_hi,
@@ -186,7 +187,8 @@ def run_portfolio(
                         r_ns[1, nr] = t_ns
                         r_val[0, nr] = direction * rt_f[0, i]
                         r_val[1, nr] = direction * (rt_f[0, i] * px - rt_f[1, i]) - rt_f[2, i] - c
-                        r_val[2, nr] = rt_f[1, i]
+                        r_val[2, nr] = r_val[1, nr] / rt_f[1, i]
+                        r_days[nr] = np.int32(round((t_ns - rt_ns[i]) * _PER_DAY))
                         nr += 1
                         rt_f[0, i] = 0.0
                         rt_f[1, i] = 0.0
@@ -292,7 +294,9 @@ def run_portfolio(
                                     - rt_f[2, i] * frac
                                     - exit_costs
                                 )
-                                r_val[2, nr] = invested
+                                r_val[2, nr] = r_val[1, nr] / invested
+                                # midnight-to-midnight: a float ratio, no 64-bit divide
+                                r_days[nr] = np.int32(round((t_ns - rt_ns[i]) * _PER_DAY))
                                 nr += 1
                                 if flip:
                                     rt_ns[i] = t_ns
@@ -394,20 +398,9 @@ def run_batch(
             split_ptr, split_i, split_ratio, div_ptr, div_i, div_amount,
             fund_ptr, fund_i, fund_rate, rf_bar, borrow_rate, cost_rate,
             qty, last_p, cash0, no, no,
-            eq, no_ns, no_i, no_c, no_f, no_t, no_f, no_i, no_n, no_f,
+            eq, no_ns, no_i, no_c, no_f, no_t, no_f, no_i, no_n, no_i, no_f,
             0, T, 0, 0,
         )  # fmt: skip
         equity[s, :] = eq[0]
         bad = max(bad, out[3])
     return bad
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def column_l1(w):
-    """sum(abs(w)) down each column of an (N, K) array (NaN/inf propagate)."""
-    N, K = w.shape
-    out = np.zeros(K)
-    for i in range(N):
-        for k in range(K):
-            out[k] += abs(w[i, k])
-    return out

@@ -20,7 +20,6 @@ from macro_pipeline.engine.state import EndState, OpenLots
 from macro_pipeline.engine.version import ENGINE_VERSION
 
 _NO_TRADE = 2  # reason codes >= this are no-trade log rows
-_DAY_NS = 86_400 * 10**9
 
 
 class BacktestResult:
@@ -178,16 +177,16 @@ class BacktestResult:
 
     @cached_property
     def round_trips(self) -> pd.DataFrame:
-        inst, dates, vals = self._trips
+        inst, dates, days, vals = self._trips
         return pd.DataFrame(
             {
                 "instrument": self._instrument_col(inst),
                 "entry_date": dates[0].view("datetime64[ns]"),
                 "exit_date": dates[1].view("datetime64[ns]"),
-                "holding_days": ((dates[1] - dates[0]) // _DAY_NS).astype(np.int32),
+                "holding_days": days,
                 "quantity": vals[0],
                 "pnl": vals[1],
-                "return": vals[1] / vals[2],
+                "return": vals[2],
             },
             copy=False,
         )

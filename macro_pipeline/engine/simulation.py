@@ -24,6 +24,7 @@ from macro_pipeline.engine.config import BacktestConfig
 from macro_pipeline.engine.inputs import (
     check_finite_weights,
     decision_rows,
+    gross_weights,
     leverage_factor,
     prepare,
     readonly,
@@ -95,7 +96,8 @@ def simulate(
     series = np.empty((N_SERIES, T))
     log = (np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty((2, cap), np.int8),
            np.empty((5, cap)))  # fmt: skip
-    trips = (np.empty(cap, np.int32), np.empty((2, cap), np.int64), np.empty((3, cap)))
+    trips = (np.empty(cap, np.int32), np.empty((2, cap), np.int64), np.empty(cap, np.int32),
+             np.empty((3, cap)))  # fmt: skip
     qty = prep.qty0.copy()
     last_p = prep.last_p0.copy()
     rt_ns, rt_f = prep.rt_ns0.copy(), prep.rt_f0.copy()
@@ -191,7 +193,7 @@ def simulate_many(
     lo, hi, pos, keep, window = decision_rows(index, prep.sessions, config, "weights")
     targets = np.zeros((array.shape[0], N, int(keep.sum())))
     targets[:, col_idx, :] = array[:, lo:hi][:, keep].transpose(0, 2, 1)
-    gross = np.add.reduce(np.abs(targets), axis=1)
+    gross = gross_weights(targets)
     if not np.isfinite(gross).all():
         for s in range(targets.shape[0]):
             check_finite_weights(targets[s], window[keep], prep.instruments, f"weights[{s}]")

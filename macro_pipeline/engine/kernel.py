@@ -95,12 +95,12 @@ def run_portfolio(
     record,  # False: only series[0] (equity) is written: no log, no positions
     series,  # (N_SERIES, T) out
     f_ns,  # (cap,) int64 out: fill log date (ns)
-    f_i,  # (cap,) int32 out: instrument (-1 = whole portfolio)
+    f_i,  # (cap,) int16/int32 out: instrument (-1 = whole portfolio)
     f_code,  # (2, cap) int8 out: side (SIDES), reason (REASONS)
     f_val,  # (5, cap) float64 out: FILL_FLOATS (position = units held after the row)
     rt_ns,  # (N,) in/out open round trips (module docstring): session opened, ns
     rt_f,  # (3, N) in/out open trades: units, entry notional, entry costs
-    r_i,  # (cap,) int32 out: round trips, instrument
+    r_i,  # (cap,) int16/int32 out: round trips, instrument
     r_ns,  # (2, cap) int64 out: entry, exit ns
     r_days,  # (cap,) int32 out: holding days
     r_val,  # (3, cap) float64 out: TRIP_FLOATS
@@ -381,7 +381,8 @@ def run_batch(
     events and costs; returns the number of bad prices seen."""
     N, T = price.shape
     no_ns = np.zeros(0, dtype=np.int64)
-    no_i = np.zeros(0, dtype=np.int32)
+    no_i = np.zeros(0, dtype=np.int16)  # the instrument-code width `simulate` uses
+    no_d = np.zeros(0, dtype=np.int32)
     no_c = np.zeros((0, 0), dtype=np.int8)
     no_f = np.zeros((0, 0))
     no_t = np.zeros(0, dtype=np.int64)
@@ -398,7 +399,7 @@ def run_batch(
             split_ptr, split_i, split_ratio, div_ptr, div_i, div_amount,
             fund_ptr, fund_i, fund_rate, rf_bar, borrow_rate, cost_rate,
             qty, last_p, cash0, no, no,
-            eq, no_ns, no_i, no_c, no_f, no_t, no_f, no_i, no_n, no_i, no_f,
+            eq, no_ns, no_i, no_c, no_f, no_t, no_f, no_i, no_n, no_d, no_f,
             0, T, 0, 0,
         )  # fmt: skip
         equity[s, :] = eq[0]

@@ -89,14 +89,14 @@ def simulate(
     )  # fmt: skip
     N, T = prep.price.shape
     n_exec = int(np.count_nonzero(prep.exec_row >= 0))
-    cap = (
-        n_exec * max(N, 1) + prep.n_universe_exits
-    )  # at most one log row per (session, instrument)
-    # np.empty: capacity never written costs address space, not memory
+    # at most one log row per (session, instrument); np.empty: capacity never written costs
+    # address space, not memory. Instrument codes in the width pandas' categoricals use.
+    cap = n_exec * max(N, 1) + prep.n_universe_exits
+    code = np.int16 if N < 2**15 else np.int32
     series = np.empty((N_SERIES, T))
-    log = (np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty((2, cap), np.int8),
+    log = (np.empty(cap, np.int64), np.empty(cap, code), np.empty((2, cap), np.int8),
            np.empty((5, cap)))  # fmt: skip
-    trips = (np.empty(cap, np.int32), np.empty((2, cap), np.int64), np.empty(cap, np.int32),
+    trips = (np.empty(cap, code), np.empty((2, cap), np.int64), np.empty(cap, np.int32),
              np.empty((3, cap)))  # fmt: skip
     qty = prep.qty0.copy()
     last_p = prep.last_p0.copy()

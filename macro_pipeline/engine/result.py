@@ -114,9 +114,9 @@ class BacktestResult:
         """Built on first use (the simulation itself only keeps gross and net sums)."""
         p = self._prep
         ns, inst, _, vals = self._log
+        inputs = (p.price, p.sessions_ns, ns, inst, vals, p.split_ptr, p.split_i, p.split_ratio)
         pos = replay_positions(
-            p.price, p.sessions_ns, *map(readonly, (ns, inst, vals)),
-            p.split_ptr, p.split_i, p.split_ratio, p.qty0.copy(), p.last_p0.copy(),
+            *map(readonly, inputs), p.qty0.copy(), p.last_p0.copy(),
             np.empty((len(self.sessions), len(self.instruments))),
         )  # fmt: skip
         return pd.DataFrame(pos, index=self.sessions, columns=self.instruments, copy=False)

@@ -329,7 +329,7 @@ def run_portfolio(
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def replay_positions(
-    price, session_ns, f_ns, f_i, f_val, split_ptr, split_i, split_ratio, qty, last_p, pos
+    price, session_ns, f_ns, f_i, f_after, split_ptr, split_i, split_ratio, qty, last_p, pos
 ):
     """Notional positions (T, N) rebuilt from the start quantities and marks, the splits and
     the fill log: per session, splits, then that session's fills, then qty x last mark."""
@@ -342,7 +342,7 @@ def replay_positions(
             last_p[split_i[e]] /= split_ratio[e]
         while f < n and f_ns[f] == session_ns[t]:
             if f_i[f] >= 0:
-                qty[f_i[f]] = f_val[4, f]  # the kernel's own quantity, bit for bit
+                qty[f_i[f]] = f_after[f]  # the kernel's own quantity, bit for bit
             f += 1
         for i in range(N):
             p = price[i, t]

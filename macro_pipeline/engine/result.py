@@ -114,7 +114,7 @@ class BacktestResult:
         """Built on first use (the simulation itself only keeps gross and net sums)."""
         p = self._prep
         ns, inst, _, vals = self._log
-        inputs = (p.price, p.sessions_ns, ns, inst, vals, p.split_ptr, p.split_i, p.split_ratio)
+        inputs = (p.price, p.sessions_ns, ns, inst, vals[4], p.split_ptr, p.split_i, p.split_ratio)
         pos = replay_positions(
             *map(readonly, inputs), p.qty0.copy(), p.last_p0.copy(),
             np.empty((len(self.sessions), len(self.instruments))),

@@ -12,7 +12,7 @@ import pytest
 
 from macro_pipeline.warehouse import pgcopy
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 TEXT = ["AAA", None, "émoji 🚀", "", "AAA", "x" * 40, "日本", None]
 FLOATS = [1.5, -2.25, None, 0.0, -0.0, 1e300, -1e-300, float("nan")]
 DATES = ["2020-01-02", "1999-12-31", None, "1900-03-01", "1969-12-31", "2000-01-01", "2099-12-31", "1970-01-01"]
@@ -39,7 +39,7 @@ def _columns() -> list[pgcopy.Column]:
 def _expected() -> list[tuple]:
     dates = [None if d is None else dt.date.fromisoformat(d) for d in DATES]
     stamps = [None if s is None else dt.datetime.fromisoformat(s.replace("Z", "+00:00")) for s in STAMPS]
-    return list(zip(TEXT, FLOATS, dates, stamps, INTS))
+    return list(zip(TEXT, FLOATS, dates, stamps, INTS, strict=True))
 
 
 def decode(data: bytes, types: list[str]) -> list[tuple]:
@@ -82,7 +82,7 @@ def _same(a: tuple, b: tuple) -> bool:
             return (math.isnan(x) and math.isnan(y)) or (x == y and math.copysign(1, x) == math.copysign(1, y))
         return x == y
 
-    return len(a) == len(b) and all(eq(x, y) for x, y in zip(a, b))
+    return len(a) == len(b) and all(eq(x, y) for x, y in zip(a, b, strict=True))
 
 
 def _sorted(rows: list[tuple]) -> list[tuple]:
@@ -97,7 +97,7 @@ def test_encoding_decodes_to_the_input_rows(chunk_rows):
     data = b"".join(pgcopy.encode(_columns(), chunk_rows=chunk_rows))
     got, want = _sorted(decode(data, TYPES)), _sorted(_expected())
     assert len(got) == len(want)
-    assert all(_same(g, w) for g, w in zip(got, want)), (got, want)
+    assert all(_same(g, w) for g, w in zip(got, want, strict=True)), (got, want)
 
 
 def test_one_layout_keeps_row_order_and_groups_keep_order_inside():
@@ -143,4 +143,4 @@ def test_round_trip_through_postgresql(databases):
     want = _expected()
     assert len(got) == len(want)
     got, want = _sorted(got), _sorted(want)
-    assert all(_same(g, w) for g, w in zip(got, want)), (got, want)
+    assert all(_same(g, w) for g, w in zip(got, want, strict=True)), (got, want)

@@ -740,7 +740,7 @@ def ingest_instruments(engine: sa.Engine, source: str | Path | pd.DataFrame, *, 
             {"ids": df["instrument_id"].tolist()},
         ).all()
         stored = {r.instrument_id: tuple(r) for r in existing}
-        conflicts = [i for i, row in zip(df["instrument_id"], df.itertuples(index=False)) if i in stored and tuple(row) != stored[i]]
+        conflicts = [i for i, row in zip(df["instrument_id"], df.itertuples(index=False), strict=True) if i in stored and tuple(row) != stored[i]]
         if conflicts:
             mask = df["instrument_id"].isin(conflicts).to_numpy()
             raise IngestValidationError(label, [Problem("instrument-conflict", f"already registered with other attributes: {conflicts[:10]}", raw.row_labels[mask].tolist(), raw.row_word)])

@@ -21,9 +21,9 @@ their own ``known_at``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import time
-from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -145,9 +145,9 @@ def known_at_by_group(
     when = _naive_utc(when)
     group = np.asarray(group, dtype="int64")
     pair_of_group: dict[tuple[str, str], int] = {}
-    for rule, calendar in zip(rules, calendars):
+    for rule, calendar in zip(rules, calendars, strict=True):
         pair_of_group.setdefault((rule, calendar), len(pair_of_group))
-    group_pair = np.array([pair_of_group[rc] for rc in zip(rules, calendars)], dtype="int64")
+    group_pair = np.array([pair_of_group[rc] for rc in zip(rules, calendars, strict=True)], dtype="int64")
     row_pair = group_pair[group] if len(pair_of_group) > 1 else None  # one pair: no gather
     out = np.full(len(when), np.datetime64("NaT"), dtype="datetime64[us]")
     valid = ~np.isnat(when)

@@ -16,11 +16,11 @@
    x cost_rate, paid from cash. No price at t, or outside the universe: no trade, a log row
    says why;
 5. record: equity = cash + sum(positions), gross and net position notional (positions =
-   qty x last mark; the per-instrument panel is rebuilt on demand by ``replay_positions``).
+   qty x last mark; the per-instrument panel only when asked for: ``pos``).
 
 Prices are also checked here (the kernel reads every one anyway): a price that is not NaN
 and not finite > 0 is counted and the caller rejects the input. ``run_batch`` runs many
-weight schedules; ``replay_positions`` rebuilds the positions panel from the fill log.
+weight schedules.
 
 Round trips follow vectorbt's exit-trades convention (average cost). An instrument's open
 round trip (rt_ns = the session its position opened from flat; rt_f rows = units, entry
@@ -64,7 +64,7 @@ SERIES: tuple[str, ...] = (
 position notional, traded notional, trading costs, funding paid, borrow paid, interest
 received, dividends received."""
 N_SERIES = len(SERIES)
-FILL_FLOATS = ("quantity", "price", "notional", "cost", "position")
+FILL_FLOATS = ("quantity", "price", "notional", "cost")
 TRIP_FLOATS = ("quantity", "pnl", "return")
 _PER_DAY = 1.0 / (86_400 * 10**9)
 
@@ -94,10 +94,11 @@ def run_portfolio(
     accrue_first,  # a bar precedes session 0 (continuation)
     record,  # False: only series[0] (equity) is written: no log, no positions
     series,  # (N_SERIES, T) out
+    pos,  # (T, N) out notional positions, or (0, 0) = not kept
     f_ns,  # (cap,) int64 out: fill log date (ns)
     f_i,  # (cap,) int16/int32 out: instrument (-1 = whole portfolio)
     f_code,  # (2, cap) int8 out: side (SIDES), reason (REASONS)
-    f_val,  # (5, cap) float64 out: FILL_FLOATS (position = units held after the row)
+    f_val,  # (4, cap) float64 out: FILL_FLOATS
     rt_ns,  # (N,) in/out open round trips (module docstring): session opened, ns
     rt_f,  # (3, N) in/out open trades: units, entry notional, entry costs
     r_i,  # (cap,) int16/int32 out: round trips, instrument
@@ -114,6 +115,7 @@ def run_portfolio(
     the caller rejects the input when it is nonzero)."""
     N = price.shape[0]
     has_universe = universe.shape[0] > 0
+    has_pos = pos.shape[0] > 0
     n_bad = 0
     for t in range(t_lo, t_hi):
         t_ns = session_ns[t]
@@ -178,7 +180,6 @@ def run_portfolio(
                         f_val[1, nf] = px
                         f_val[2, nf] = notional
                         f_val[3, nf] = c
-                        f_val[4, nf] = 0.0
                         nf += 1
                         # the whole open round trip closes (module docstring)
                         direction = 1.0 if q > 0.0 else -1.0
@@ -196,8 +197,11 @@ def run_portfolio(
                 else:
                     v = q * last_p[i]
                     held += v
-            if record and not trading:
-                gross += abs(v)
+            if not trading:
+                if record:
+                    gross += abs(v)
+                if has_pos:
+                    pos[t, i] = v
         # 4. execution
         if trading:
             value = cash + held
@@ -211,17 +215,20 @@ def run_portfolio(
                     f_val[1, nf] = np.nan
                     f_val[2, nf] = 0.0
                     f_val[3, nf] = 0.0
-                    f_val[4, nf] = 0.0
                     nf += 1
-                    for i in range(N):
-                        if qty[i] != 0.0:
-                            gross += abs(qty[i] * last_p[i])
+                for i in range(N):
+                    v = qty[i] * last_p[i] if qty[i] != 0.0 else 0.0
+                    gross += abs(v)
+                    if has_pos:
+                        pos[t, i] = v
             else:
                 held = 0.0
                 for i in range(N):
                     w = targets[i, k]
                     cur = qty[i]
                     if w == 0.0 and cur == 0.0:
+                        if has_pos:
+                            pos[t, i] = 0.0
                         continue
                     p = price[i, t]
                     reason = -1
@@ -241,9 +248,10 @@ def run_portfolio(
                             f_val[1, nf] = np.nan
                             f_val[2, nf] = 0.0
                             f_val[3, nf] = 0.0
-                            f_val[4, nf] = cur
                             nf += 1
                             gross += abs(v)
+                        if has_pos:
+                            pos[t, i] = v
                         continue
                     target = w * value / p
                     q = target - cur
@@ -263,7 +271,6 @@ def run_portfolio(
                             f_val[1, nf] = p
                             f_val[2, nf] = notional
                             f_val[3, nf] = c
-                            f_val[4, nf] = target
                             nf += 1
                             # round trips (module docstring); written out inline because a
                             # numba call with array arguments costs more than this work
@@ -312,6 +319,8 @@ def run_portfolio(
                     held += v
                     if record:
                         gross += abs(v)
+                    if has_pos:
+                        pos[t, i] = v
         # 5. record
         series[0, t] = cash + held
         if record:
@@ -325,31 +334,6 @@ def run_portfolio(
             series[8, t] = interest
             series[9, t] = dividends
     return nf, nr, cash, n_bad
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def replay_positions(
-    price, session_ns, f_ns, f_i, f_after, split_ptr, split_i, split_ratio, qty, last_p, pos
-):
-    """Notional positions (T, N) rebuilt from the start quantities and marks, the splits and
-    the fill log: per session, splits, then that session's fills, then qty x last mark."""
-    N, T = price.shape
-    n = f_ns.shape[0]
-    f = 0
-    for t in range(T):
-        for e in range(split_ptr[t], split_ptr[t + 1]):
-            qty[split_i[e]] *= split_ratio[e]
-            last_p[split_i[e]] /= split_ratio[e]
-        while f < n and f_ns[f] == session_ns[t]:
-            if f_i[f] >= 0:
-                qty[f_i[f]] = f_after[f]  # the kernel's own quantity, bit for bit
-            f += 1
-        for i in range(N):
-            p = price[i, t]
-            if p == p:
-                last_p[i] = p
-            pos[t, i] = qty[i] * last_p[i] if qty[i] != 0.0 else 0.0
-    return pos
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -399,7 +383,7 @@ def run_batch(
             split_ptr, split_i, split_ratio, div_ptr, div_i, div_amount,
             fund_ptr, fund_i, fund_rate, rf_bar, borrow_rate, cost_rate,
             qty, last_p, cash0, no, no,
-            eq, no_ns, no_i, no_c, no_f, no_t, no_f, no_i, no_n, no_d, no_f,
+            eq, no_f, no_ns, no_i, no_c, no_f, no_t, no_f, no_i, no_n, no_d, no_f,
             0, T, 0, 0,
         )  # fmt: skip
         equity[s, :] = eq[0]

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from macro_pipeline.engine.config import BacktestConfig
-from macro_pipeline.engine.inputs import Prepared, readonly
-from macro_pipeline.engine.kernel import REASONS, SERIES, SIDES, replay_positions
+from macro_pipeline.engine.inputs import Prepared
+from macro_pipeline.engine.kernel import N_SERIES, REASONS, SERIES, SIDES, run_portfolio
 from macro_pipeline.engine.metrics import compute_metrics
 from macro_pipeline.engine.state import EndState, OpenLots
 from macro_pipeline.engine.version import ENGINE_VERSION
@@ -39,7 +39,7 @@ class BacktestResult:
     - ``fills``: one row per trade and per no-trade event: date, instrument, side
       (buy/sell/none), quantity (signed units), price, notional (signed), cost, reason
       (``kernel.REASONS``: rebalance, universe_exit; no trade: missing_price,
-      not_in_universe, non_positive_equity), position (units held after the row).
+      not_in_universe, non_positive_equity).
     - ``round_trips``: vectorbt's exit-trades convention (average cost, see
       the ``kernel`` module docstring): one row per fill that closes units, in fill order: instrument,
       entry_date (the session the position was opened from flat), exit_date, holding_days
@@ -111,13 +111,19 @@ class BacktestResult:
 
     @cached_property
     def positions(self) -> pd.DataFrame:
-        """Built on first use (the simulation itself only keeps gross and net sums)."""
+        """Built on first use by running the kernel again with the positions panel switched
+        on (same arithmetic, so the same numbers bit for bit; the first run keeps only the
+        gross and net sums)."""
         p = self._prep
-        ns, inst, _, vals = self._log
-        inputs = (p.price, p.sessions_ns, ns, inst, vals[4], p.split_ptr, p.split_i, p.split_ratio)
-        pos = replay_positions(
-            *map(readonly, inputs), p.qty0.copy(), p.last_p0.copy(),
-            np.empty((len(self.sessions), len(self.instruments))),
+        T, N = len(self.sessions), len(self.instruments)
+        pos = np.empty((T, N))
+        ns, inst, codes, vals = (a[..., :0] for a in self._log)
+        r_i, r_ns, r_days, r_val = (a[..., :0] for a in self._trips)
+        run_portfolio(
+            *p.kernel_inputs(), p.qty0.copy(), p.last_p0.copy(), p.cash0, p.accrue_first, False,
+            np.empty((N_SERIES, T)), pos, *map(np.ascontiguousarray, (ns, inst, codes, vals)),
+            p.rt_ns0.copy(), p.rt_f0.copy(),
+            *map(np.ascontiguousarray, (r_i, r_ns, r_days, r_val)), 0, T, 0, 0,
         )  # fmt: skip
         return pd.DataFrame(pos, index=self.sessions, columns=self.instruments, copy=False)
 
@@ -167,7 +173,6 @@ class BacktestResult:
                 "notional": vals[2],
                 "cost": vals[3],
                 "reason": pd.Categorical.from_codes(codes[1], categories=REASONS, validate=False),
-                "position": vals[4],
             },
             copy=False,
         )

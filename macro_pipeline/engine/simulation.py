@@ -95,14 +95,15 @@ def simulate(
     code = np.int16 if N < 2**15 else np.int32
     series = np.empty((N_SERIES, T))
     log = (np.empty(cap, np.int64), np.empty(cap, code), np.empty((2, cap), np.int8),
-           np.empty((5, cap)))  # fmt: skip
+           np.empty((4, cap)))  # fmt: skip
     trips = (np.empty(cap, code), np.empty((2, cap), np.int64), np.empty(cap, np.int32),
              np.empty((3, cap)))  # fmt: skip
     qty = prep.qty0.copy()
     last_p = prep.last_p0.copy()
     rt_ns, rt_f = prep.rt_ns0.copy(), prep.rt_f0.copy()
     n_log, n_trips, cash, n_bad = run_portfolio(
-        *prep.kernel_inputs(), qty, last_p, prep.cash0, prep.accrue_first, True, series, *log,
+        *prep.kernel_inputs(), qty, last_p, prep.cash0, prep.accrue_first, True, series,
+        np.zeros((0, 0)), *log,
         rt_ns, rt_f, *trips, 0, T, 0, 0,
     )  # fmt: skip
     if n_bad:

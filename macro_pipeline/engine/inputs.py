@@ -57,7 +57,7 @@ class Prepared:
     rt_ns0: (
         np.ndarray
     )  # open round trips at the start (see the kernel module docstring): opened, ns
-    rt_f0: np.ndarray  # (3, N) units, entry notional, entry costs
+    rt_f0: np.ndarray  # (N, 3) units, entry notional, entry costs
     events: list[tuple[int, str | None, str, float]]  # (session pos, instrument, reason, value)
 
     def split_events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -131,7 +131,7 @@ def prepare(
     last_p0 = np.full(N, np.nan)
     if start_state is None:
         cash0 = prev_equity = hwm0 = config.initial_capital
-        rt_ns0, rt_f0 = np.full(N, -1, dtype=np.int64), np.zeros((3, N))
+        rt_ns0, rt_f0 = np.full(N, -1, dtype=np.int64), np.zeros((N, 3))
     else:
         _check_state(start_state, config, col_of)
         for key, q in start_state.quantities.items():
@@ -453,10 +453,10 @@ def _check_state(state: EndState, config: BacktestConfig, col_of: dict[str, int]
 def _open_trades(state: EndState, col_of: dict[str, int], N: int) -> tuple[np.ndarray, np.ndarray]:
     lots = state.open_lots
     rt_ns = np.full(N, -1, dtype=np.int64)
-    rt_f = np.zeros((3, N))
+    rt_f = np.zeros((N, 3))
     codes = np.array([col_of[k] for k in lots.instrument], dtype=np.int64)
     rt_ns[codes] = np.array(lots.entry_date, dtype="datetime64[ns]").astype(np.int64)
-    rt_f[0, codes] = np.abs(np.array(lots.quantity, dtype=np.float64))
-    rt_f[1, codes] = lots.entry_notional
-    rt_f[2, codes] = lots.entry_costs
+    rt_f[codes, 0] = np.abs(np.array(lots.quantity, dtype=np.float64))
+    rt_f[codes, 1] = lots.entry_notional
+    rt_f[codes, 2] = lots.entry_costs
     return rt_ns, rt_f

@@ -23,7 +23,7 @@ and not finite > 0 is counted and the caller rejects the input. ``run_batch`` ru
 weight schedules.
 
 Round trips follow vectorbt's exit-trades convention (average cost). An instrument's open
-round trip (rt_ns = the session its position opened from flat; rt_f rows = units, entry
+round trip (rt_ns = the session its position opened from flat; rt_f columns = units, entry
 notional, entry costs) grows with every fill on its side. A fill against it closes units at
 the average entry price: one round trip per closing fill, with quantity = units closed (>0
 long), pnl = direction x (units x exit price - entry notional closed) - entry costs pro
@@ -100,7 +100,7 @@ def run_portfolio(
     f_code,  # (2, cap) int8 out: side (SIDES), reason (REASONS)
     f_val,  # (4, cap) float64 out: FILL_FLOATS
     rt_ns,  # (N,) in/out open round trips (module docstring): session opened, ns
-    rt_f,  # (3, N) in/out open trades: units, entry notional, entry costs
+    rt_f,  # (N, 3) in/out open round trips: units, entry notional, entry costs
     r_i,  # (cap,) int16/int32 out: round trips, instrument
     r_ns,  # (2, cap) int64 out: entry, exit ns
     r_days,  # (cap,) int32 out: holding days
@@ -126,7 +126,7 @@ def run_portfolio(
             qty[i] = qty[i] * r
             last_p[i] = last_p[i] / r
             if record:
-                rt_f[0, i] *= r  # same notional and costs, more units
+                rt_f[i, 0] *= r  # same notional and costs, more units
         # 2. carry over the bar, on the position held since the previous close
         funding = 0.0
         borrow = 0.0
@@ -186,14 +186,14 @@ def run_portfolio(
                         r_i[nr] = i
                         r_ns[0, nr] = rt_ns[i]
                         r_ns[1, nr] = t_ns
-                        r_val[0, nr] = direction * rt_f[0, i]
-                        r_val[1, nr] = direction * (rt_f[0, i] * px - rt_f[1, i]) - rt_f[2, i] - c
-                        r_val[2, nr] = r_val[1, nr] / rt_f[1, i]
+                        r_val[0, nr] = direction * rt_f[i, 0]
+                        r_val[1, nr] = direction * (rt_f[i, 0] * px - rt_f[i, 1]) - rt_f[i, 2] - c
+                        r_val[2, nr] = r_val[1, nr] / rt_f[i, 1]
                         r_days[nr] = np.int32(round((t_ns - rt_ns[i]) * _PER_DAY))
                         nr += 1
-                        rt_f[0, i] = 0.0
-                        rt_f[1, i] = 0.0
-                        rt_f[2, i] = 0.0
+                        rt_f[i, 0] = 0.0
+                        rt_f[i, 1] = 0.0
+                        rt_f[i, 2] = 0.0
                 else:
                     v = q * last_p[i]
                     held += v
@@ -277,19 +277,19 @@ def run_portfolio(
                             size = abs(q)
                             if cur == 0.0:
                                 rt_ns[i] = t_ns
-                                rt_f[0, i] = size
-                                rt_f[1, i] = size * p
-                                rt_f[2, i] = c
+                                rt_f[i, 0] = size
+                                rt_f[i, 1] = size * p
+                                rt_f[i, 2] = c
                             elif (q > 0.0) == (cur > 0.0):
-                                rt_f[0, i] += size
-                                rt_f[1, i] += size * p
-                                rt_f[2, i] += c
+                                rt_f[i, 0] += size
+                                rt_f[i, 1] += size * p
+                                rt_f[i, 2] += c
                             else:
-                                open_units = rt_f[0, i]
+                                open_units = rt_f[i, 0]
                                 flip = target != 0.0 and (target > 0.0) != (cur > 0.0)
                                 units = size if target != 0.0 and not flip else open_units
                                 frac = units / open_units
-                                invested = rt_f[1, i] * frac
+                                invested = rt_f[i, 1] * frac
                                 exit_costs = c * (units / size) if flip else c
                                 direction = 1.0 if cur > 0.0 else -1.0
                                 r_i[nr] = i
@@ -298,7 +298,7 @@ def run_portfolio(
                                 r_val[0, nr] = direction * units
                                 r_val[1, nr] = (
                                     direction * (units * p - invested)
-                                    - rt_f[2, i] * frac
+                                    - rt_f[i, 2] * frac
                                     - exit_costs
                                 )
                                 r_val[2, nr] = r_val[1, nr] / invested
@@ -307,14 +307,14 @@ def run_portfolio(
                                 nr += 1
                                 if flip:
                                     rt_ns[i] = t_ns
-                                    rt_f[0, i] = size - units
-                                    rt_f[1, i] = (size - units) * p
-                                    rt_f[2, i] = c - exit_costs
+                                    rt_f[i, 0] = size - units
+                                    rt_f[i, 1] = (size - units) * p
+                                    rt_f[i, 2] = c - exit_costs
                                 else:
                                     keep = 1.0 - frac  # 0.0 when closing everything
-                                    rt_f[0, i] *= keep
-                                    rt_f[1, i] *= keep
-                                    rt_f[2, i] *= keep
+                                    rt_f[i, 0] *= keep
+                                    rt_f[i, 1] *= keep
+                                    rt_f[i, 2] *= keep
                     v = target * p
                     held += v
                     if record:

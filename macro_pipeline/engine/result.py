@@ -227,14 +227,14 @@ class BacktestResult:
         p = self._prep
         names = np.asarray(self.instruments.astype(str), dtype=object)
         rt_ns, rt_f = self._open_trades
-        o_i = np.flatnonzero(rt_f[0] > 0)
+        o_i = np.flatnonzero(rt_f[:, 0] > 0)
         direction = np.sign(self._final_qty[o_i])
         lots = OpenLots(
             instrument=tuple(names[o_i].tolist()),
             entry_date=tuple(rt_ns[o_i].view("datetime64[ns]").astype("datetime64[D]").tolist()),
-            quantity=tuple((direction * rt_f[0, o_i]).tolist()),
-            entry_notional=tuple(rt_f[1, o_i].tolist()),
-            entry_costs=tuple(rt_f[2, o_i].tolist()),
+            quantity=tuple((direction * rt_f[o_i, 0]).tolist()),
+            entry_notional=tuple(rt_f[o_i, 1].tolist()),
+            entry_costs=tuple(rt_f[o_i, 2].tolist()),
         )
         held = np.flatnonzero(self._final_qty)
         marked = np.flatnonzero(np.isfinite(self._final_last_p))

@@ -141,7 +141,7 @@ def _universe_from_intervals(
     cols = next((pair for pair in names if set(pair) <= set(frame.columns)), None)
     if cols is None:
         raise ValueError("universe: interval form needs columns instrument, from, to (inclusive)")
-    col_of = {str(c): j for j, c in enumerate(instruments)}
+    col_of = dict(zip(instruments.astype(str).tolist(), range(len(instruments)), strict=True))
     codes = _instrument_codes(frame["instrument"], "universe", col_of)
     lo = pd.DatetimeIndex(pd.to_datetime(frame[cols[0]])).as_unit("ns")
     hi = pd.DatetimeIndex(pd.to_datetime(frame[cols[1]])).as_unit("ns")

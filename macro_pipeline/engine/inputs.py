@@ -108,7 +108,9 @@ def prepare(
     sessions_ns = sessions.asi8
     price = _instrument_major(prices, rows, "prices")  # values are checked by the kernel
     needs_lookup = any(x is not None for x in (funding, dividends, splits, universe, start_state))
-    col_of = {str(c): j for j, c in enumerate(instruments)} if needs_lookup else {}
+    col_of = (
+        dict(zip(instruments.astype(str).tolist(), range(N), strict=True)) if needs_lookup else {}
+    )
     closes_ns = cal.session_closes_ns(config.calendar, sessions_ns)
 
     events: list[tuple[int, str | None, str, float]] = []
@@ -406,9 +408,11 @@ def schedule(
             "session as a pending order from start_state (was execution_lag changed?)"
         )
     exec_row[exec_at[inside]] = np.flatnonzero(inside)
-    for k in np.flatnonzero(~inside):
-        col = targets[:, k]
-        weights = {str(instruments[j]): float(col[j]) for j in np.flatnonzero(col)}
+    late = np.flatnonzero(~inside)
+    names = np.asarray(instruments.astype(str), dtype=object) if len(late) else None
+    for k in late:
+        held = np.flatnonzero(targets[:, k])
+        weights = dict(zip(names[held].tolist(), targets[held, k].tolist(), strict=True))
         pending_out.append(PendingOrder(decision_dates[k].date(), int(exec_at[k] - T), weights))
     if extra:
         targets = np.ascontiguousarray(np.column_stack([targets, *extra]))

@@ -189,7 +189,7 @@ def run_portfolio(
                         r_val[0, nr] = direction * rt_f[i, 0]
                         r_val[1, nr] = direction * (rt_f[i, 0] * px - rt_f[i, 1]) - rt_f[i, 2] - c
                         r_val[2, nr] = r_val[1, nr] / rt_f[i, 1]
-                        r_days[nr] = np.int32(round((t_ns - rt_ns[i]) * _PER_DAY))
+                        r_days[nr] = np.int32((t_ns - rt_ns[i]) * _PER_DAY + 0.5)
                         nr += 1
                         rt_f[i, 0] = 0.0
                         rt_f[i, 1] = 0.0
@@ -303,7 +303,7 @@ def run_portfolio(
                                 )
                                 r_val[2, nr] = r_val[1, nr] / invested
                                 # midnight-to-midnight: a float ratio, no 64-bit divide
-                                r_days[nr] = np.int32(round((t_ns - rt_ns[i]) * _PER_DAY))
+                                r_days[nr] = np.int32((t_ns - rt_ns[i]) * _PER_DAY + 0.5)
                                 nr += 1
                                 if flip:
                                     rt_ns[i] = t_ns

@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# compile the engine's numba kernels into their on-disk cache now, at install time,
+	# so that no user-facing first call pays for compilation
+	$(BIN)/python -c "import macro_pipeline.engine as e; print(f'engine kernels compiled in {e.warm_up():.1f} s')"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -135,7 +135,9 @@ def store_run(
             f = pd.DataFrame({
                 "run_id": run_id, "fill_no": np.arange(1, len(fills) + 1),
                 "session_date": pd.DatetimeIndex(fills["date"]).strftime("%Y-%m-%d"),
-                "instrument_id": fills["instrument"].astype(str).to_numpy(), "side": fills["side"].astype(str).to_numpy(),
+                # portfolio-level log rows (e.g. non_positive_equity) have no instrument: stored as ''
+                "instrument_id": fills["instrument"].astype(object).where(fills["instrument"].notna(), "").astype(str).to_numpy(),
+                "side": fills["side"].astype(str).to_numpy(),
                 "quantity": fills["quantity"].to_numpy(dtype=float), "price": fills["price"].to_numpy(dtype=float),
                 "notional": fills["notional"].to_numpy(dtype=float), "cost": fills["cost"].to_numpy(dtype=float),
                 "reason": fills["reason"].astype(str).to_numpy()})

@@ -127,10 +127,9 @@ def _decision_time(calendar: str, day: pd.Timestamp) -> pd.Timestamp:
 
 def strategy_view(engine: sa.Engine, cfg, end: DateLike, system_as_of: DateLike | None) -> PointInTimeView:
     """The view a strategy computes on: every session from its origin to ``end``."""
-    if system_as_of is None:
-        with engine.connect() as conn:
-            system_as_of = conn.exec_driver_sql("SELECT clock_timestamp()").scalar_one()
-    sys_ts = utc(system_as_of)
+    from macro_pipeline.warehouse.pit import current_watermark
+
+    sys_ts = current_watermark(engine) if system_as_of is None else utc(system_as_of)
     origin = _origin(engine, cfg, end, sys_ts)
     days = sessions(cfg.calendar, origin, end)
     if len(days) == 0:
@@ -165,14 +164,16 @@ def generate_signals(engine: sa.Engine, cfg, start: DateLike, end: DateLike, *, 
 def engine_inputs(view: PointInTimeView, cfg, instruments: list[str], start: DateLike, end: DateLike) -> dict[str, Any]:
     """Prices, universe, funding and corporate actions for the engine over [start, end]."""
     lo, hi = pd.Timestamp(start), pd.Timestamp(end)
-    prices = view.aligned_prices(instruments).loc[lo:hi]
+    prices = view.session_prices(instruments).loc[lo:hi]
     have = prices.notna().any()
     if not have.any():
         raise ValueError(f"window [{lo.date()}, {hi.date()}] is outside the data: no prices for {instruments[:8]}")
     members = view.members(cfg.universe).reindex(columns=instruments, fill_value=False).loc[lo:hi]
-    funding = view.end_reader.funding(instruments, utc(lo) - pd.Timedelta(days=7), view.end_reader.decision_time)
-    funding = funding.rename(columns={"instrument_id": "instrument"})[["ts", "instrument", "rate"]]
-    actions = view.end_reader.corporate_actions(instruments, lo, hi).rename(columns={"instrument_id": "instrument"})
+    settle = view.settlements(instruments)
+    bars = view.decision_dates[settle["bar"].to_numpy(dtype=int)] if len(settle) else pd.DatetimeIndex([])
+    funding = settle.loc[(bars >= lo) & (bars <= hi), ["ts", "instrument", "rate"]]
+    actions = view.corporate_actions(instruments)
+    actions = actions[(pd.DatetimeIndex(actions["ex_date"]) >= lo) & (pd.DatetimeIndex(actions["ex_date"]) <= hi)]
     dividends = actions[actions["action"] == "dividend"].rename(columns={"value": "amount"})[["ex_date", "instrument", "amount"]]
     splits = actions[actions["action"] == "split"].rename(columns={"value": "ratio"})[["ex_date", "instrument", "ratio"]]
     return {"prices": prices, "universe": members, "funding": funding if len(funding) else None,

@@ -8,6 +8,7 @@ CREATE TABLE backtest_runs (
     window_start         date NOT NULL,
     window_end           date NOT NULL,
     config               jsonb NOT NULL,
+    config_hash          text NOT NULL,
     signal_snapshot_id   text NOT NULL REFERENCES signal_snapshots (snapshot_id),
     system_as_of         timestamptz NOT NULL,
     engine_version       text NOT NULL,
@@ -23,8 +24,11 @@ CREATE TABLE backtest_runs (
     created_at           timestamptz NOT NULL DEFAULT clock_timestamp(),
     CHECK (window_end >= window_start)
 );
+-- one current result per (strategy, window, settings): config_hash covers the whole config
+-- (costs, clean mode, lag, ...) and the start state, so an ad-hoc run with other settings never
+-- replaces the pipeline's run of the same window
 CREATE UNIQUE INDEX backtest_runs_one_current
-    ON backtest_runs (strategy_id, window_start, window_end, ((config ->> 'clean')))
+    ON backtest_runs (strategy_id, window_start, window_end, config_hash)
     WHERE superseded_by IS NULL AND status = 'success';
 CREATE INDEX backtest_runs_strategy ON backtest_runs (strategy_id, window_start);
 

@@ -50,20 +50,49 @@ def _date(d: DateLike | None) -> date | None:
     return None if d is None else pd.Timestamp(d).date()
 
 
-class PointInTimeReader:
-    """Reads as of decision time ``decision_time`` (naive values are UTC)."""
+INGEST_LOCK = 7170002  # the advisory lock every ingest holds (warehouse/ingest.py)
 
-    def __init__(self, engine: sa.Engine, decision_time: DateLike, system_as_of: DateLike | None = None):
+
+def current_watermark(engine: sa.Engine) -> pd.Timestamp:
+    """A ``system_as_of`` that later reads reproduce exactly.
+
+    An ingest stamps ``recorded_at`` when it takes the ingest lock but its rows appear only at
+    commit. Taking the same lock (shared) first waits for any ingest in flight, so every row
+    with ``recorded_at`` <= the returned time is already visible, and every later ingest stamps
+    a greater ``recorded_at``.
+    """
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": INGEST_LOCK})
+        return utc(conn.exec_driver_sql("SELECT clock_timestamp()").scalar_one())
+
+
+class PointInTimeReader:
+    """Reads as of decision time ``decision_time`` (naive values are UTC).
+
+    ``decision_date``: the session the decision belongs to (default: the UTC date of
+    ``decision_time``). On a 24/7 calendar the close of day d is 00:00 UTC of d+1, so
+    ``PointInTimeView.at`` passes d explicitly: asking for data dated d+1 is look-ahead.
+    ``system_as_of`` may not lie in the future: a watermark must name a state that can no longer
+    change.
+    """
+
+    def __init__(self, engine: sa.Engine, decision_time: DateLike, system_as_of: DateLike | None = None,
+                 *, decision_date: DateLike | None = None):
         self.engine = engine
         self.decision_time = utc(decision_time)
+        now = current_watermark(engine)
         if system_as_of is None:
-            with engine.connect() as conn:
-                system_as_of = conn.exec_driver_sql("SELECT clock_timestamp()").scalar_one()
+            system_as_of = now
+        elif utc(system_as_of) > now:
+            raise ValueError(
+                f"system_as_of {utc(system_as_of).isoformat()} is in the future (now {now.isoformat()}): "
+                "a watermark must name a stored state that can no longer change")
         self.system_as_of = utc(system_as_of)
+        self._decision_date = None if decision_date is None else pd.Timestamp(decision_date).date()
 
     @property
     def decision_date(self) -> date:
-        return self.decision_time.date()
+        return self._decision_date or self.decision_time.date()
 
     def __repr__(self) -> str:
         return f"PointInTimeReader(a={self.decision_time.isoformat()}, system_as_of={self.system_as_of.isoformat()})"

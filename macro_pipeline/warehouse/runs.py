@@ -2,8 +2,9 @@
 
 ``store_run`` writes a run and all its rows (daily equity, fills, round trips, metrics) in one
 transaction and, in that same transaction, marks the previous current run of the same
-(strategy, window, clean) superseded by the new one. A reader therefore always sees exactly one
-complete current result per window; a crash at any point leaves the previous one current.
+(strategy, window, settings: the whole config and start state) superseded by the new one. A reader
+therefore always sees exactly one complete current result per window and settings; a crash at any
+point leaves the previous one current.
 """
 
 from __future__ import annotations
@@ -72,6 +73,14 @@ def _copy(conn: sa.Connection, table: str, frame: pd.DataFrame) -> None:
         cur.copy_expert(f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN WITH (FORMAT csv)", buf)
 
 
+def config_hash(config: dict, start_state: dict | None) -> str:
+    """Identifies a run's settings: the whole engine config and the state it continued from."""
+    import hashlib
+
+    body = json.dumps({"config": config, "start_state": start_state}, default=_json_default, sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
 def store_run(
     engine: sa.Engine,
     *,
@@ -92,7 +101,8 @@ def store_run(
     end_state: dict | None,
     summary: dict | None = None,
 ) -> str | None:
-    """Store one complete run and supersede the previous current one; returns the superseded id.
+    """Store one complete run and supersede the previous current run of the same strategy, window
+    and settings (``config_hash``); returns the superseded id.
 
     ``equity``: index session dates, columns equity, cash, gross_exposure, net_exposure, drawdown,
     turnover. ``fills``/``round_trips``: the engine's frames. ``metrics``: scalar values go to
@@ -103,22 +113,22 @@ def store_run(
     if isinstance(monthly, pd.DataFrame):
         monthly_json = {str(y): {str(m): _finite_or_none(v) for m, v in row.items()} for y, row in monthly.iterrows()}
     scalars = {k: _finite_or_none(v) for k, v in metrics.items() if k != "monthly_returns"}
-    clean = str(bool(config.get("clean", False))).lower()
+    chash = config_hash(config, start_state)
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k, hashtext(:s))"), {"k": RUN_LOCK, "s": strategy_id})
         previous = conn.execute(sa.text(
             "SELECT run_id FROM backtest_runs WHERE strategy_id = :s AND window_start = :ws AND window_end = :we "
-            "AND config ->> 'clean' = :c AND superseded_by IS NULL AND status = 'success' FOR UPDATE"),
-            {"s": strategy_id, "ws": window_start, "we": window_end, "c": clean}).scalar()
+            "AND config_hash = :h AND superseded_by IS NULL AND status = 'success' FOR UPDATE"),
+            {"s": strategy_id, "ws": window_start, "we": window_end, "h": chash}).scalar()
         if previous is not None:  # the FK is deferred: checked at commit, when the new row exists
             conn.execute(sa.text("UPDATE backtest_runs SET superseded_by = :new WHERE run_id = :old"),
                          {"new": run_id, "old": previous})
         conn.execute(sa.text(
-            "INSERT INTO backtest_runs (run_id, strategy_id, window_start, window_end, config, signal_snapshot_id, "
+            "INSERT INTO backtest_runs (run_id, strategy_id, window_start, window_end, config, config_hash, signal_snapshot_id, "
             "system_as_of, engine_version, orchestrator_run_id, status, start_state, end_state, monthly_returns, summary) "
-            "VALUES (:id, :s, :ws, :we, CAST(:cfg AS jsonb), :snap, :sys, :ev, :orch, 'success', CAST(:ss AS jsonb), "
+            "VALUES (:id, :s, :ws, :we, CAST(:cfg AS jsonb), :h, :snap, :sys, :ev, :orch, 'success', CAST(:ss AS jsonb), "
             "CAST(:es AS jsonb), CAST(:mr AS jsonb), CAST(:sm AS jsonb))"),
-            {"id": run_id, "s": strategy_id, "ws": window_start, "we": window_end,
+            {"id": run_id, "s": strategy_id, "ws": window_start, "we": window_end, "h": chash,
              "cfg": json.dumps(config, default=_json_default, sort_keys=True), "snap": snapshot_id,
              "sys": system_as_of, "ev": engine_version, "orch": orchestrator_run_id,
              "ss": json.dumps(start_state, default=_json_default) if start_state is not None else None,

@@ -70,10 +70,12 @@ class PointInTimeView:
         self.calendar = calendar
         self.decision_times = decision_times(dates, calendar)
         self.decision_dates = dates
-        self.end_reader = PointInTimeReader(engine, self.decision_times.iloc[-1], system_as_of)
+        self.end_reader = PointInTimeReader(engine, self.decision_times.iloc[-1], system_as_of,
+                                            decision_date=dates[-1])
         self.system_as_of = self.end_reader.system_as_of
         self.history_start = pd.Timestamp(history_start) if history_start is not None else None
         self._cache: dict[tuple, _Long] = {}
+        self._universe_marks: dict[str, str] = {}
         self.inputs_known_at_max: pd.Timestamp | None = None  # audit: greatest known_at served
 
     # ------------------------------------------------------------------ loading (one read each)
@@ -179,21 +181,98 @@ class PointInTimeView:
         values, _ = self._align(self._all_vintages("signals", tuple(instruments), signal_name), "value", list(instruments))
         return values
 
-    def funding_per_decision(self, instruments: Sequence[str]) -> pd.DataFrame:
-        """Decision-date x instrument: mean funding rate per settlement over the settlements known
-        between the previous decision time and this one (NaN where none settled)."""
+    def _previous_decision_ns(self) -> np.datetime64:
+        """Decision time of the session before the first decision date (closes the first bar)."""
+        first = self.decision_dates[0]
+        if self.calendar == ALWAYS_OPEN:
+            prev = first - pd.Timedelta(days=1)
+        else:
+            from macro_pipeline.engine.calendar import calendar_sessions
+
+            sessions = calendar_sessions(self.calendar)
+            pos = sessions.searchsorted(first) - 1
+            prev = sessions[pos] if pos >= 0 else first - pd.Timedelta(days=1)
+        return decision_times(pd.DatetimeIndex([prev]), self.calendar).dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")[0]
+
+    def settlements(self, instruments: Sequence[str]) -> pd.DataFrame:
+        """Funding settlements by the bar they settle in, each in the version in force at that
+        bar's close: columns instrument, ts, rate, bar (index into ``decision_dates``).
+
+        Bar d covers ts in (a(d-1), a(d)]; the first bar starts at the previous session's close.
+        A settlement counts only if some version of it was known by its bar's close, and it
+        keeps that version: a correction learned later never reaches back, so a value never
+        depends on where a window ends (a chain of windows equals one long window).
+        """
         long = self._all_vintages("funding", tuple(instruments))
-        f = long.frame.sort_values(["known_at", "recorded_at"]).drop_duplicates(["instrument_id", "ts"], keep="last")
-        edges = self._times_ns()
+        f = long.frame
+        cols = ["instrument", "ts", "rate", "bar"]
+        if f.empty:
+            return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
+        times = self._times_ns()
+        ts = f["ts"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+        bar = np.searchsorted(times, ts, side="left")  # first decision time >= ts
+        inside = (bar < len(times)) & (ts > self._previous_decision_ns())
+        f = f.loc[inside].assign(bar=bar[inside])
+        known = f["known_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+        f = f.loc[known <= times[f["bar"].to_numpy()]]
+        f = f.sort_values(["instrument_id", "ts", "known_at", "recorded_at"]).drop_duplicates(
+            ["instrument_id", "ts"], keep="last")
+        return f.rename(columns={"instrument_id": "instrument"})[cols].reset_index(drop=True)
+
+    def funding_per_decision(self, instruments: Sequence[str]) -> pd.DataFrame:
+        """Decision-date x instrument: mean funding rate per settlement over the settlements of
+        bar d (ts in (a(d-1), a(d)]), each in the version in force at a(d); NaN where none."""
         out = pd.DataFrame(np.nan, index=self.decision_dates, columns=list(instruments))
-        for iid in instruments:
-            rows = f[f["instrument_id"] == iid]
-            if rows.empty:
-                continue
-            bucket = np.searchsorted(edges, rows["known_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]"), side="left")
-            ok = bucket < len(edges)
-            means = pd.Series(rows["rate"].to_numpy()[ok]).groupby(bucket[ok]).mean()
-            out.iloc[means.index.to_numpy(), out.columns.get_loc(iid)] = means.to_numpy()
+        s = self.settlements(instruments)
+        for iid, rows in s.groupby("instrument"):
+            means = rows.groupby("bar")["rate"].mean()
+            out.iloc[means.index.to_numpy(dtype=int), out.columns.get_loc(iid)] = means.to_numpy()
+        return out
+
+    def corporate_actions(self, instruments: Sequence[str]) -> pd.DataFrame:
+        """Splits and dividends whose ex-date is a decision date, each in the version in force at
+        that session's close (known_at <= a(ex_date)): columns instrument, ex_date, action, value.
+        Like settlements, a correction learned later never reaches back."""
+        f = self._all_vintages("corporate_actions", tuple(instruments)).frame
+        cols = ["instrument", "ex_date", "action", "value"]
+        if f.empty:
+            return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
+        pos = self.decision_dates.get_indexer(pd.DatetimeIndex(f["ex_date"]))
+        f = f.loc[pos >= 0].assign(pos=pos[pos >= 0])
+        known = f["known_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+        f = f.loc[known <= self._times_ns()[f["pos"].to_numpy()]]
+        f = f.sort_values(["instrument_id", "ex_date", "action", "known_at", "recorded_at"]).drop_duplicates(
+            ["instrument_id", "ex_date", "action"], keep="last")
+        return f.rename(columns={"instrument_id": "instrument"})[cols].reset_index(drop=True)
+
+    def session_prices(self, instruments: Sequence[str], field: str = "close") -> pd.DataFrame:
+        """Decision-date x instrument prices for execution and marking.
+
+        For an instrument on the view's calendar: the price dated d in the version known at a(d),
+        NaN if there is none (a missing or late print: the engine then does not trade it that
+        session and marks it at its last price). For an instrument on another calendar (a 24/7
+        perp in an XNYS strategy): its latest price known at a(d), as in ``aligned_prices``.
+        """
+        ids = list(instruments)
+        aligned = self.aligned_prices(ids, field)
+        with self.engine.connect() as conn:
+            cal = dict(conn.execute(sa.text("SELECT instrument_id, calendar FROM instruments WHERE instrument_id = ANY(:ids)"),
+                                    {"ids": ids}).all())
+        same = [i for i in ids if cal.get(i) == self.calendar]
+        if not same:
+            return aligned
+        f = self._all_vintages("prices", tuple(ids)).frame
+        f = f[f["instrument_id"].isin(same)]
+        pos = self.decision_dates.get_indexer(pd.DatetimeIndex(f["obs_date"]))
+        f = f.loc[pos >= 0].assign(pos=pos[pos >= 0])
+        known = f["known_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+        f = f.loc[known <= self._times_ns()[f["pos"].to_numpy()]]
+        f = f.sort_values(["instrument_id", "obs_date", "known_at", "recorded_at"]).drop_duplicates(
+            ["instrument_id", "obs_date"], keep="last")
+        exact = f.pivot(index="obs_date", columns="instrument_id", values=field).reindex(
+            index=self.decision_dates, columns=same).astype("float64")
+        out = aligned.copy()
+        out[same] = exact.to_numpy()
         return out
 
     def members(self, universe: str) -> pd.DataFrame:
@@ -212,6 +291,8 @@ class PointInTimeView:
                "ORDER BY instrument_id, valid_from, known_at, recorded_at")
         rows = copy_query(self.engine, sql, {"u": universe, "a": self.end_reader.decision_time.to_pydatetime(),
                                              "sys": self.system_as_of.to_pydatetime()})
+        top = pd.to_datetime(rows["recorded_at"], utc=True).max() if len(rows) else None
+        self._universe_marks[universe] = "none" if top is None or pd.isna(top) else pd.Timestamp(top).isoformat()
         ids = sorted(rows["instrument_id"].unique()) if len(rows) else []
         out = pd.DataFrame(False, index=self.decision_dates, columns=ids)
         if not len(rows):
@@ -244,7 +325,7 @@ class PointInTimeView:
         d = pd.Timestamp(decision_date).normalize()
         if d not in self.decision_times.index:
             raise ValueError(f"{d.date()} is not a decision date of this view")
-        return PointInTimeReader(self.engine, self.decision_times.loc[d], self.system_as_of)
+        return PointInTimeReader(self.engine, self.decision_times.loc[d], self.system_as_of, decision_date=d)
 
     def input_watermarks(self) -> dict[str, str]:
         """For each input actually read (table, ids): the greatest recorded_at among its rows.
@@ -257,7 +338,8 @@ class PointInTimeView:
             key = f"{name}{':' + extra if extra else ''}[{','.join(ids)}]"
             top = long.frame["recorded_at"].max() if len(long.frame) else None
             marks[key] = "none" if top is None or pd.isna(top) else pd.Timestamp(top).isoformat()
-        marks["universe"] = self.end_reader.watermarks(("universe",)).get("universe") or "none"
+        for name, mark in sorted(self._universe_marks.items()):
+            marks[f"universe:{name}"] = mark
         return marks
 
     def watermarks(self) -> dict[str, str | None]:

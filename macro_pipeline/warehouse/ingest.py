@@ -61,6 +61,7 @@ from macro_pipeline.warehouse.errors import IngestValidationError, Problem
 
 log = logging.getLogger(__name__)
 from macro_pipeline.warehouse.pit import INGEST_LOCK  # noqa: E402  (shared with readers)
+
 SAFE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 COPY_READ_BYTES = 1 << 20  # bytes the driver takes per read of the COPY stream

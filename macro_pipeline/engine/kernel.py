@@ -95,14 +95,15 @@ def run_portfolio(
     record,  # False: only series[0] (equity) is written: no log, no positions
     series,  # (N_SERIES, T) out
     pos,  # (T, N) out notional positions, or (0, 0) = not kept
-    f_ns,  # (cap,) int64 out: fill log date (ns)
+    f_end,  # (T,) int64 out: log rows written by the end of session t (dates: np.repeat)
     f_i,  # (cap,) int16/int32 out: instrument (-1 = whole portfolio)
     f_code,  # (2, cap) int8 out: side (SIDES), reason (REASONS)
     f_val,  # (4, cap) float64 out: FILL_FLOATS
     rt_ns,  # (N,) in/out open round trips (module docstring): session opened, ns
     rt_f,  # (N, 3) in/out open round trips: units, entry notional, entry costs
     r_i,  # (cap,) int16/int32 out: round trips, instrument
-    r_ns,  # (2, cap) int64 out: entry, exit ns
+    r_entry,  # (cap,) int64 out: entry ns
+    r_end,  # (T,) int64 out: round trips written by the end of session t (exit dates)
     r_days,  # (cap,) int32 out: holding days
     r_val,  # (3, cap) float64 out: TRIP_FLOATS
     t_lo,  # simulate sessions t_lo <= t < t_hi
@@ -172,7 +173,6 @@ def run_portfolio(
                     costs += c
                     qty[i] = 0.0
                     if record:
-                        f_ns[nf] = t_ns
                         f_i[nf] = i
                         f_code[0, nf] = 1 if q > 0.0 else 0
                         f_code[1, nf] = 1
@@ -184,8 +184,7 @@ def run_portfolio(
                         # the whole open round trip closes (module docstring)
                         direction = 1.0 if q > 0.0 else -1.0
                         r_i[nr] = i
-                        r_ns[0, nr] = rt_ns[i]
-                        r_ns[1, nr] = t_ns
+                        r_entry[nr] = rt_ns[i]
                         r_val[0, nr] = direction * rt_f[i, 0]
                         r_val[1, nr] = direction * (rt_f[i, 0] * px - rt_f[i, 1]) - rt_f[i, 2] - c
                         r_val[2, nr] = r_val[1, nr] / rt_f[i, 1]
@@ -207,7 +206,6 @@ def run_portfolio(
             value = cash + held
             if not value > 0.0:
                 if record:
-                    f_ns[nf] = t_ns
                     f_i[nf] = -1
                     f_code[0, nf] = 2
                     f_code[1, nf] = 4
@@ -240,7 +238,6 @@ def run_portfolio(
                         v = cur * last_p[i] if cur != 0.0 else 0.0
                         held += v
                         if record:
-                            f_ns[nf] = t_ns
                             f_i[nf] = i
                             f_code[0, nf] = 2
                             f_code[1, nf] = reason
@@ -263,7 +260,6 @@ def run_portfolio(
                         costs += c
                         qty[i] = target
                         if record:
-                            f_ns[nf] = t_ns
                             f_i[nf] = i
                             f_code[0, nf] = 0 if q > 0.0 else 1
                             f_code[1, nf] = 0
@@ -293,8 +289,7 @@ def run_portfolio(
                                 exit_costs = c * (units / size) if flip else c
                                 direction = 1.0 if cur > 0.0 else -1.0
                                 r_i[nr] = i
-                                r_ns[0, nr] = rt_ns[i]
-                                r_ns[1, nr] = t_ns
+                                r_entry[nr] = rt_ns[i]
                                 r_val[0, nr] = direction * units
                                 r_val[1, nr] = (
                                     direction * (units * p - invested)
@@ -333,6 +328,8 @@ def run_portfolio(
             series[7, t] = borrow
             series[8, t] = interest
             series[9, t] = dividends
+            f_end[t] = nf
+            r_end[t] = nr
     return nf, nr, cash, n_bad
 
 
@@ -364,13 +361,11 @@ def run_batch(
     """``run_portfolio`` (equity only) for weight schedules s in [lo, hi) sharing prices,
     events and costs; returns the number of bad prices seen."""
     N, T = price.shape
-    no_ns = np.zeros(0, dtype=np.int64)
     no_i = np.zeros(0, dtype=np.int16)  # the instrument-code width `simulate` uses
     no_d = np.zeros(0, dtype=np.int32)
     no_c = np.zeros((0, 0), dtype=np.int8)
     no_f = np.zeros((0, 0))
     no_t = np.zeros(0, dtype=np.int64)
-    no_n = np.zeros((0, 0), dtype=np.int64)
     eq = np.empty((1, T))
     qty = np.empty(N)
     last_p = np.empty(N)
@@ -383,7 +378,7 @@ def run_batch(
             split_ptr, split_i, split_ratio, div_ptr, div_i, div_amount,
             fund_ptr, fund_i, fund_rate, rf_bar, borrow_rate, cost_rate,
             qty, last_p, cash0, no, no,
-            eq, no_f, no_ns, no_i, no_c, no_f, no_t, no_f, no_i, no_n, no_d, no_f,
+            eq, no_f, no_t, no_i, no_c, no_f, no_t, no_f, no_i, no_t, no_t, no_d, no_f,
             0, T, 0, 0,
         )  # fmt: skip
         equity[s, :] = eq[0]

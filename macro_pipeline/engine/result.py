@@ -72,8 +72,12 @@ class BacktestResult:
         self.instruments: pd.Index = prep.instruments
         self._prep = prep
         self._series = series
-        self._log = tuple(a[..., :n_log] for a in log)
-        self._trips = tuple(a[..., :n_trips] for a in trips)
+        # log / trips: (rows by the end of each session, instrument, codes, values) and
+        # (instrument, entry ns, rows by the end of each session, days, values)
+        self._log_end, self._trip_end = log[0], trips[2]
+        self._log = (None, *(a[..., :n_log] for a in log[1:]))
+        self._trips = (trips[0][:n_trips], trips[1][:n_trips], None,
+                       *(a[..., :n_trips] for a in trips[3:]))  # fmt: skip
         self._open_trades = open_trades
         self._final_qty = final_qty
         self._final_last_p = final_last_p
@@ -117,13 +121,16 @@ class BacktestResult:
         p = self._prep
         T, N = len(self.sessions), len(self.instruments)
         pos = np.empty((T, N))
-        ns, inst, codes, vals = (a[..., :0] for a in self._log)
-        r_i, r_ns, r_days, r_val = (a[..., :0] for a in self._trips)
+        none = np.empty(0, np.int64)
+        inst, codes, vals = (a[..., :0] for a in self._log[1:])
+        r_i, r_entry = (a[:0] for a in self._trips[:2])
+        r_days, r_val = (a[..., :0] for a in self._trips[3:])
         run_portfolio(
             *p.kernel_inputs(), p.qty0.copy(), p.last_p0.copy(), p.cash0, p.accrue_first, False,
-            np.empty((N_SERIES, T)), pos, *map(np.ascontiguousarray, (ns, inst, codes, vals)),
+            np.empty((N_SERIES, T)), pos, none, *map(np.ascontiguousarray, (inst, codes, vals)),
             p.rt_ns0.copy(), p.rt_f0.copy(),
-            *map(np.ascontiguousarray, (r_i, r_ns, r_days, r_val)), 0, T, 0, 0,
+            *map(np.ascontiguousarray, (r_i, r_entry)), none,
+            *map(np.ascontiguousarray, (r_days, r_val)), 0, T, 0, 0,
         )  # fmt: skip
         return pd.DataFrame(pos, index=self.sessions, columns=self.instruments, copy=False)
 
@@ -160,12 +167,23 @@ class BacktestResult:
         names = ("costs", "funding", "borrow", "interest", "dividends")
         return pd.DataFrame({n: self._series[SERIES.index(n)] for n in names}, index=self.sessions)
 
+    def _row_dates(self, end: np.ndarray) -> np.ndarray:
+        """Session date (ns) of each log row / round trip, from the per-session row counts."""
+        counts = np.empty_like(end)
+        counts[0] = end[0]
+        np.subtract(end[1:], end[:-1], out=counts[1:])
+        return np.repeat(self._prep.sessions_ns, counts)
+
+    @cached_property
+    def _log_ns(self) -> np.ndarray:
+        return self._row_dates(self._log_end)
+
     @cached_property
     def fills(self) -> pd.DataFrame:
-        ns, inst, codes, vals = self._log
+        _, inst, codes, vals = self._log
         return pd.DataFrame(
             {
-                "date": ns.view("datetime64[ns]"),
+                "date": self._log_ns.view("datetime64[ns]"),
                 "instrument": self._instrument_col(inst),
                 "side": pd.Categorical.from_codes(codes[0], categories=SIDES, validate=False),
                 "quantity": vals[0],
@@ -182,12 +200,12 @@ class BacktestResult:
 
     @cached_property
     def round_trips(self) -> pd.DataFrame:
-        inst, dates, days, vals = self._trips
+        inst, entry, _, days, vals = self._trips
         return pd.DataFrame(
             {
                 "instrument": self._instrument_col(inst),
-                "entry_date": dates[0].view("datetime64[ns]"),
-                "exit_date": dates[1].view("datetime64[ns]"),
+                "entry_date": entry.view("datetime64[ns]"),
+                "exit_date": self._row_dates(self._trip_end).view("datetime64[ns]"),
                 "holding_days": days,
                 "quantity": vals[0],
                 "pnl": vals[1],
@@ -198,7 +216,8 @@ class BacktestResult:
 
     @cached_property
     def skipped(self) -> pd.DataFrame:
-        ns, inst, codes, _ = self._log
+        _, inst, codes, _ = self._log
+        ns = self._log_ns
         rows = np.flatnonzero(codes[1] >= _NO_TRADE)
         no_trade = pd.DataFrame(
             {

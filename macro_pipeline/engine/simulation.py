@@ -94,10 +94,12 @@ def simulate(
     cap = n_exec * max(N, 1) + prep.n_universe_exits
     code = np.int16 if N < 2**15 else np.int32
     series = np.empty((N_SERIES, T))
-    log = (np.empty(cap, np.int64), np.empty(cap, code), np.empty((2, cap), np.int8),
+    # log dates are not stored per row: the kernel writes, per session, how many log rows /
+    # round trips exist by its end, and the result expands the session dates (np.repeat)
+    log = (np.empty(T, np.int64), np.empty(cap, code), np.empty((2, cap), np.int8),
            np.empty((4, cap)))  # fmt: skip
-    trips = (np.empty(cap, code), np.empty((2, cap), np.int64), np.empty(cap, np.int32),
-             np.empty((3, cap)))  # fmt: skip
+    trips = (np.empty(cap, code), np.empty(cap, np.int64), np.empty(T, np.int64),
+             np.empty(cap, np.int32), np.empty((3, cap)))  # fmt: skip
     qty = prep.qty0.copy()
     last_p = prep.last_p0.copy()
     rt_ns, rt_f = prep.rt_ns0.copy(), prep.rt_f0.copy()

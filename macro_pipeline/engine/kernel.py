@@ -97,7 +97,7 @@ def run_portfolio(
     pos,  # (T, N) out notional positions, or (0, 0) = not kept
     f_end,  # (T,) int64 out: log rows written by the end of session t (dates: np.repeat)
     f_i,  # (cap,) int16/int32 out: instrument (-1 = whole portfolio)
-    f_code,  # (2, cap) int8 out: side (SIDES), reason (REASONS)
+    f_code,  # (cap,) int8 out: side (SIDES) + 4 x reason (REASONS); one stream, not two
     f_val,  # (4, cap) float64 out: FILL_FLOATS
     rt_ns,  # (N,) in/out open round trips (module docstring): session opened, ns
     rt_f,  # (N, 3) in/out open round trips: units, entry notional, entry costs
@@ -174,8 +174,7 @@ def run_portfolio(
                     qty[i] = 0.0
                     if record:
                         f_i[nf] = i
-                        f_code[0, nf] = 1 if q > 0.0 else 0
-                        f_code[1, nf] = 1
+                        f_code[nf] = 5 if q > 0.0 else 4  # sell / buy, universe_exit
                         f_val[0, nf] = -q
                         f_val[1, nf] = px
                         f_val[2, nf] = notional
@@ -207,8 +206,7 @@ def run_portfolio(
             if not value > 0.0:
                 if record:
                     f_i[nf] = -1
-                    f_code[0, nf] = 2
-                    f_code[1, nf] = 4
+                    f_code[nf] = 2 + 4 * 4  # none, non_positive_equity
                     f_val[0, nf] = 0.0
                     f_val[1, nf] = np.nan
                     f_val[2, nf] = 0.0
@@ -239,8 +237,7 @@ def run_portfolio(
                         held += v
                         if record:
                             f_i[nf] = i
-                            f_code[0, nf] = 2
-                            f_code[1, nf] = reason
+                            f_code[nf] = 2 + 4 * reason  # none
                             f_val[0, nf] = 0.0
                             f_val[1, nf] = np.nan
                             f_val[2, nf] = 0.0
@@ -261,8 +258,7 @@ def run_portfolio(
                         qty[i] = target
                         if record:
                             f_i[nf] = i
-                            f_code[0, nf] = 0 if q > 0.0 else 1
-                            f_code[1, nf] = 0
+                            f_code[nf] = 0 if q > 0.0 else 1  # buy / sell, rebalance
                             f_val[0, nf] = q
                             f_val[1, nf] = p
                             f_val[2, nf] = notional
@@ -363,7 +359,7 @@ def run_batch(
     N, T = price.shape
     no_i = np.zeros(0, dtype=np.int16)  # the instrument-code width `simulate` uses
     no_d = np.zeros(0, dtype=np.int32)
-    no_c = np.zeros((0, 0), dtype=np.int8)
+    no_c = np.zeros(0, dtype=np.int8)
     no_f = np.zeros((0, 0))
     no_t = np.zeros(0, dtype=np.int64)
     eq = np.empty((1, T))

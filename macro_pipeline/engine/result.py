@@ -179,18 +179,25 @@ class BacktestResult:
         return self._row_dates(self._log_end)
 
     @cached_property
+    def _side_reason(self) -> tuple[np.ndarray, np.ndarray]:
+        """The kernel's combined log code (side + 4 x reason) split into int8 codes."""
+        code = self._log[2]
+        return code & 3, code >> 2
+
+    @cached_property
     def fills(self) -> pd.DataFrame:
-        _, inst, codes, vals = self._log
+        _, inst, _, vals = self._log
+        side, reason = self._side_reason
         return pd.DataFrame(
             {
                 "date": self._log_ns.view("datetime64[ns]"),
                 "instrument": self._instrument_col(inst),
-                "side": pd.Categorical.from_codes(codes[0], categories=SIDES, validate=False),
+                "side": pd.Categorical.from_codes(side, categories=SIDES, validate=False),
                 "quantity": vals[0],
                 "price": vals[1],
                 "notional": vals[2],
                 "cost": vals[3],
-                "reason": pd.Categorical.from_codes(codes[1], categories=REASONS, validate=False),
+                "reason": pd.Categorical.from_codes(reason, categories=REASONS, validate=False),
             },
             copy=False,
         )
@@ -216,14 +223,15 @@ class BacktestResult:
 
     @cached_property
     def skipped(self) -> pd.DataFrame:
-        _, inst, codes, _ = self._log
+        _, inst, _, _ = self._log
         ns = self._log_ns
-        rows = np.flatnonzero(codes[1] >= _NO_TRADE)
+        reason = self._side_reason[1]
+        rows = np.flatnonzero(reason >= _NO_TRADE)
         no_trade = pd.DataFrame(
             {
                 "date": ns[rows].view("datetime64[ns]"),
                 "instrument": np.asarray(self._instrument_col(inst[rows]), dtype=object),
-                "reason": np.asarray(REASONS, dtype=object)[codes[1, rows]],
+                "reason": np.asarray(REASONS, dtype=object)[reason[rows]],
                 "value": np.nan,
             }
         )

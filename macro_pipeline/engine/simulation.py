@@ -96,7 +96,7 @@ def simulate(
     series = np.empty((N_SERIES, T))
     # log dates are not stored per row: the kernel writes, per session, how many log rows /
     # round trips exist by its end, and the result expands the session dates (np.repeat)
-    log = (np.empty(T, np.int64), np.empty(cap, code), np.empty((2, cap), np.int8),
+    log = (np.empty(T, np.int64), np.empty(cap, code), np.empty(cap, np.int8),
            np.empty((4, cap)))  # fmt: skip
     trips = (np.empty(cap, code), np.empty(cap, np.int64), np.empty(T, np.int64),
              np.empty(cap, np.int32), np.empty((3, cap)))  # fmt: skip

@@ -118,6 +118,7 @@ def run_portfolio(
     has_universe = universe.shape[0] > 0
     has_pos = pos.shape[0] > 0
     n_bad = 0
+    p_t = np.empty(N)  # this session's prices, contiguous (price is instrument-major)
     for t in range(t_lo, t_hi):
         t_ns = session_ns[t]
         # 1. splits at the open of t
@@ -157,6 +158,7 @@ def run_portfolio(
         gross = 0.0
         for i in range(N):
             p = price[i, t]
+            p_t[i] = p  # the execution pass reads it here, not with a stride of T again
             if p == p:
                 last_p[i] = p
                 if not (p > 0.0 and p < np.inf):
@@ -226,7 +228,7 @@ def run_portfolio(
                         if has_pos:
                             pos[t, i] = 0.0
                         continue
-                    p = price[i, t]
+                    p = p_t[i]
                     reason = -1
                     if has_universe and not universe[i, t]:
                         reason = 3

@@ -119,6 +119,7 @@ def run_portfolio(
     has_pos = pos.shape[0] > 0
     n_bad = 0
     p_t = np.empty(N)  # this session's prices, contiguous (price is instrument-major)
+    sel = np.empty(6)  # branch-free selects of the open trade update (round trips)
     for t in range(t_lo, t_hi):
         t_ns = session_ns[t]
         # 1. splits at the open of t
@@ -274,11 +275,13 @@ def run_portfolio(
                                 rt_f[i, 0] = size
                                 rt_f[i, 1] = size * p
                                 rt_f[i, 2] = c
-                            elif (q > 0.0) == (cur > 0.0):
-                                rt_f[i, 0] += size
-                                rt_f[i, 1] += size * p
-                                rt_f[i, 2] += c
                             else:
+                                # Adding to the open side or reducing it depends on the data
+                                # (an unpredictable branch stalls the pass): the closing
+                                # arithmetic always runs, its round trip row is always written
+                                # and kept (nr advances) only when the fill closes units, and
+                                # the open trade is updated by an indexed select.
+                                closing = np.int64(q > 0.0) ^ np.int64(cur > 0.0)
                                 open_units = rt_f[i, 0]
                                 flip = target != 0.0 and (target > 0.0) != (cur > 0.0)
                                 units = size if target != 0.0 and not flip else open_units
@@ -286,18 +289,19 @@ def run_portfolio(
                                 invested = rt_f[i, 1] * frac
                                 exit_costs = c * (units / size) if flip else c
                                 direction = 1.0 if cur > 0.0 else -1.0
-                                r_i[nr] = i
-                                r_entry[nr] = rt_ns[i]
-                                r_val[0, nr] = direction * units
-                                r_val[1, nr] = (
+                                pnl = (
                                     direction * (units * p - invested)
                                     - rt_f[i, 2] * frac
                                     - exit_costs
                                 )
-                                r_val[2, nr] = r_val[1, nr] / invested
+                                r_i[nr] = i
+                                r_entry[nr] = rt_ns[i]
+                                r_val[0, nr] = direction * units
+                                r_val[1, nr] = pnl
+                                r_val[2, nr] = pnl / invested
                                 # midnight-to-midnight: a float ratio, no 64-bit divide
                                 r_days[nr] = np.int32((t_ns - rt_ns[i]) * _PER_DAY + 0.5)
-                                nr += 1
+                                nr += closing
                                 if flip:
                                     rt_ns[i] = t_ns
                                     rt_f[i, 0] = size - units
@@ -305,9 +309,15 @@ def run_portfolio(
                                     rt_f[i, 2] = c - exit_costs
                                 else:
                                     keep = 1.0 - frac  # 0.0 when closing everything
-                                    rt_f[i, 0] *= keep
-                                    rt_f[i, 1] *= keep
-                                    rt_f[i, 2] *= keep
+                                    sel[0] = rt_f[i, 0] + size
+                                    sel[1] = rt_f[i, 0] * keep
+                                    sel[2] = rt_f[i, 1] + size * p
+                                    sel[3] = rt_f[i, 1] * keep
+                                    sel[4] = rt_f[i, 2] + c
+                                    sel[5] = rt_f[i, 2] * keep
+                                    rt_f[i, 0] = sel[closing]
+                                    rt_f[i, 1] = sel[2 + closing]
+                                    rt_f[i, 2] = sel[4 + closing]
                     v = target * p
                     held += v
                     if record:

@@ -97,7 +97,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     for path in args.files:
         report = ingest.ingest(
             engine, args.kind, path, register_unknown=args.register_instruments,
-            show_progress=not args.quiet,
+            register_release_rule=args.release_rule, show_progress=not args.quiet,
         )
         print(report.summary())
     return 0
@@ -306,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("files", nargs="+", metavar="FILE")
     ing.add_argument("--register-instruments", action="store_true",
                      help="register unknown instrument ids with default attributes instead of failing")
+    ing.add_argument("--release-rule", choices=["close", "quarterly_30d", "same_day"],
+                     help="release rule of instruments registered by --register-instruments "
+                          "(default: quarterly_30d for macro series, close otherwise)")
     ing.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ing.set_defaults(func=cmd_ingest)
 

@@ -177,3 +177,15 @@ def test_instruments_conflicting_attributes_are_refused(wh):
         ingest(wh, "instruments", changed)
     assert table_state(wh) == before
     assert ingest(wh, "instruments", INSTRUMENTS).rows_added == 0
+
+
+def test_registered_daily_macro_series_can_take_the_close_rule(wh):
+    frame = pd.DataFrame({"series_id": ["UST_X"], "obs_date": ["2020-01-02"], "value": [0.015]})
+    ingest(wh, "macro", frame, register_unknown=True, register_release_rule="close")
+    with wh.connect() as conn:
+        rule, known = conn.exec_driver_sql(
+            "SELECT i.release_rule, to_char(m.known_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') "
+            "FROM instruments i JOIN macro_observations m ON m.series_id = i.instrument_id").one()
+    assert (rule, known) == ("close", "2020-01-02 21:00")
+    with pytest.raises(ValueError, match="release rule 'daily'"):
+        ingest(wh, "macro", frame, register_unknown=True, register_release_rule="daily")

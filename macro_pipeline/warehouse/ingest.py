@@ -454,10 +454,12 @@ def _instrument_rows(conn: sa.Connection, ids: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["instrument_id", "kind", "calendar", "release_rule"])
 
 
-def _register(conn: sa.Connection, spec: KindSpec, ids: list[str]) -> None:
+def _register(conn: sa.Connection, spec: KindSpec, ids: list[str], rule: str | None = None) -> None:
+    """Register unknown ids with defaults for the kind; ``rule`` overrides the release rule
+    (a daily macro series such as a yield needs ``close``, not the quarterly default)."""
     kind = spec.register_kind
     calendar = release.ALWAYS_OPEN if kind == "perp" else "XNYS"
-    rule = {"macro": "quarterly_30d", "perp": "close"}.get(kind, "close")
+    rule = rule or {"macro": "quarterly_30d", "perp": "close"}.get(kind, "close")
     conn.execute(
         sa.text(
             "INSERT INTO instruments (instrument_id, asset_class, kind, calendar, release_rule, description) "
@@ -654,6 +656,7 @@ def ingest(
     source: str | Path | pd.DataFrame,
     *,
     register_unknown: bool = False,
+    register_release_rule: str | None = None,
     name: str | None = None,
     release_model: release.ReleaseModel = release.DEFAULT_MODEL,
     show_progress: bool = False,
@@ -661,8 +664,11 @@ def ingest(
     """Validate ``source`` (a file path or a DataFrame) as ``kind`` and store it.
 
     Raises ``IngestValidationError`` (nothing written) on any broken rule, including instruments
-    that are not registered unless ``register_unknown``. All-or-nothing: one transaction.
+    that are not registered unless ``register_unknown`` (then registered with the kind's default
+    release rule, or ``register_release_rule``). All-or-nothing: one transaction.
     """
+    if register_release_rule is not None and register_release_rule not in release.INSTRUMENT_RULES:
+        raise ValueError(f"release rule {register_release_rule!r} is not one of {release.INSTRUMENT_RULES}")
     if kind == "instruments":
         return ingest_instruments(engine, source, name=name)
     if kind not in SPECS:
@@ -686,7 +692,7 @@ def ingest(
             if unknown and not register_unknown:  # validated above; instruments are never deleted
                 raise IngestValidationError(label, [Problem("unknown-instrument", f"{unknown[:10]} not registered", [])])
             if unknown:
-                _register(conn, spec, unknown)
+                _register(conn, spec, unknown, register_release_rule)
                 report.instruments_registered = unknown
             with _phase("known_at"):
                 frame = _fill_known_at(conn, spec, frame, release_model)

@@ -59,6 +59,7 @@ class Prepared:
     )  # open round trips at the start (see the kernel module docstring): opened, ns
     rt_f0: np.ndarray  # (N, 3) units, entry notional, entry costs
     events: list[tuple[int, str | None, str, float]]  # (session pos, instrument, reason, value)
+    decision_pos: np.ndarray | None = None  # session position of targets[:, k], k < K decisions
 
     def split_events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Splits in time order: (ex-date ns, instrument, ratio)."""
@@ -177,6 +178,7 @@ def prepare(
         rt_ns0=rt_ns0,
         rt_f0=rt_f0,
         events=events,
+        decision_pos=decision_pos,
     )
 
 

@@ -50,7 +50,9 @@ class BacktestResult:
       ``end_state.open_lots``.
     - ``skipped``: no-trade log: the no-trade fill rows plus portfolio-level events
       (``leverage_scaled``: a decision row scaled down, value = the scale factor).
-    - ``end_state``: `EndState` to continue from; ``metrics``: `compute_metrics` output.
+    - ``end_state``: `EndState` to continue from; ``states`` / ``state_at(session)``: the
+      `EndState` at the close of each checkpoint session (``simulate(checkpoints=...)``);
+      ``metrics``: `compute_metrics` output.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class BacktestResult:
         final_qty: np.ndarray,
         final_last_p: np.ndarray,
         final_cash: float,
+        snapshots: tuple = (),
     ) -> None:
         self.config = config
         self.sessions: pd.DatetimeIndex = prep.sessions
@@ -82,6 +85,8 @@ class BacktestResult:
         self._final_qty = final_qty
         self._final_last_p = final_last_p
         self._final_cash = final_cash
+        # (session position, qty, last_p, cash, (rt_ns, rt_f), pending orders) per checkpoint
+        self._snapshots = snapshots
 
     def __repr__(self) -> str:
         s = self.sessions
@@ -249,13 +254,21 @@ class BacktestResult:
         out = pd.concat([portfolio, no_trade], ignore_index=True)
         return out.sort_values("date", kind="stable", ignore_index=True)
 
-    @cached_property
-    def end_state(self) -> EndState:
+    def _state(
+        self,
+        t: int,
+        qty: np.ndarray,
+        last_p: np.ndarray,
+        cash: float,
+        open_trades: tuple[np.ndarray, np.ndarray],
+        pending: tuple,
+    ) -> EndState:
+        """`EndState` at the close of session position ``t`` from the kernel's arrays then."""
         p = self._prep
         names = np.asarray(self.instruments.astype(str), dtype=object)
-        rt_ns, rt_f = self._open_trades
+        rt_ns, rt_f = open_trades
         o_i = np.flatnonzero(rt_f[:, 0] > 0)
-        direction = np.sign(self._final_qty[o_i])
+        direction = np.sign(qty[o_i])
         lots = OpenLots(
             instrument=tuple(names[o_i].tolist()),
             entry_date=tuple(rt_ns[o_i].view("datetime64[ns]").astype("datetime64[D]").tolist()),
@@ -263,25 +276,48 @@ class BacktestResult:
             entry_notional=tuple(rt_f[o_i, 1].tolist()),
             entry_costs=tuple(rt_f[o_i, 2].tolist()),
         )
-        held = np.flatnonzero(self._final_qty)
-        marked = np.flatnonzero(np.isfinite(self._final_last_p))
-        eq = self._series[0]
+        held = np.flatnonzero(qty)
+        marked = np.flatnonzero(np.isfinite(last_p))
+        eq = self._series[0, : t + 1]
         return EndState(
-            date=self.sessions[-1].date(),
-            close_ns=int(p.closes_ns[-1]),
-            cash=float(self._final_cash),
+            date=self.sessions[t].date(),
+            close_ns=int(p.closes_ns[t]),
+            cash=float(cash),
             equity=float(eq[-1]),
             high_water_mark=float(max(p.hwm0, eq.max())),
-            quantities=dict(zip(names[held].tolist(), self._final_qty[held].tolist(), strict=True)),
-            last_prices=dict(
-                zip(names[marked].tolist(), self._final_last_p[marked].tolist(), strict=True)
-            ),
-            pending_orders=tuple(p.pending_out),
+            quantities=dict(zip(names[held].tolist(), qty[held].tolist(), strict=True)),
+            last_prices=dict(zip(names[marked].tolist(), last_p[marked].tolist(), strict=True)),
+            pending_orders=tuple(pending),
             open_lots=lots,
             execution_lag=self.config.execution_lag,
             calendar=self.config.calendar,
             engine_version=ENGINE_VERSION,
         )
+
+    @cached_property
+    def end_state(self) -> EndState:
+        return self._state(
+            len(self.sessions) - 1, self._final_qty, self._final_last_p, self._final_cash,
+            self._open_trades, self._prep.pending_out,
+        )  # fmt: skip
+
+    @cached_property
+    def states(self) -> dict[pd.Timestamp, EndState]:
+        """`EndState` at the close of each ``checkpoints`` session given to `simulate`
+        (ascending; empty without checkpoints): exactly the ``end_state`` of a run ending
+        there."""
+        return {self.sessions[t]: self._state(t, *snap) for t, *snap in self._snapshots}
+
+    def state_at(self, session: Any) -> EndState:
+        """``states[session]``; KeyError (naming it) if it was not a checkpoint."""
+        key = pd.Timestamp(session)
+        try:
+            return self.states[key]
+        except KeyError:
+            raise KeyError(
+                f"{key.date()} is not a checkpoint of this result; checkpoints: "
+                f"{[d.date().isoformat() for d in self.states]}"
+            ) from None
 
     @cached_property
     def metrics(self) -> dict[str, Any]:

@@ -34,7 +34,8 @@ from macro_pipeline.engine.inputs import (
 )
 from macro_pipeline.engine.kernel import N_SERIES, run_batch, run_portfolio
 from macro_pipeline.engine.result import BacktestResult
-from macro_pipeline.engine.state import EndState
+from macro_pipeline.engine.state import EndState, PendingOrder
+from macro_pipeline.engine.validation import show
 
 
 def simulate(
@@ -47,6 +48,7 @@ def simulate(
     splits: pd.DataFrame | None = None,
     universe: pd.DataFrame | None = None,
     start_state: EndState | None = None,
+    checkpoints: Sequence | None = None,
 ) -> BacktestResult:
     """Simulate a target-weight portfolio over the sessions of ``prices``.
 
@@ -78,6 +80,15 @@ def simulate(
     - ``start_state``: a previous result's ``end_state`` to continue from (cash, quantities,
       marks, pending orders, open round trips, drawdown peak); only sessions after its date
       run.
+    - ``checkpoints``: dates (anything ``pd.Timestamp`` accepts) that must be simulated
+      sessions (sessions of ``prices`` in the run's range; else ValueError naming them).
+      ``result.states[pd.Timestamp(b)]`` (or ``result.state_at(b)``) is the `EndState` at
+      the close of each checkpoint b, exactly (bit for bit) the ``end_state`` of the same
+      call ending at b (``config.end=b``), pending orders included; continuing from it with
+      ``start_state`` over the sessions after b reproduces the rest of this run. For a
+      multi-partition run that must store every partition's end state while simulating the
+      range once. The kernel runs in segments between checkpoints (same arithmetic); no
+      checkpoints = one pass, as before.
 
     Raises ValueError, naming dates and instruments, for misaligned or bad input. One
     compiled pass writes the series, the fill log and the round trips; pandas views of them
@@ -88,6 +99,7 @@ def simulate(
         universe=universe, start_state=start_state,
     )  # fmt: skip
     N, T = prep.price.shape
+    stops = _checkpoint_positions(checkpoints, prep.sessions) if checkpoints is not None else []
     n_exec = int(np.count_nonzero(prep.exec_row >= 0))
     # at most one log row per (session, instrument); np.empty: capacity never written costs
     # address space, not memory. Instrument codes in the width pandas' categoricals use.
@@ -103,17 +115,79 @@ def simulate(
     qty = prep.qty0.copy()
     last_p = prep.last_p0.copy()
     rt_ns, rt_f = prep.rt_ns0.copy(), prep.rt_f0.copy()
-    n_log, n_trips, cash, n_bad = run_portfolio(
-        *prep.kernel_inputs(), qty, last_p, prep.cash0, prep.accrue_first, True, series,
-        np.zeros((0, 0)), *log,
-        rt_ns, rt_f, *trips, 0, T, 0, 0,
-    )  # fmt: skip
+    snapshots = []
+    if not stops:
+        n_log, n_trips, cash, n_bad = run_portfolio(
+            *prep.kernel_inputs(), qty, last_p, prep.cash0, prep.accrue_first, True, series,
+            np.zeros((0, 0)), *log,
+            rt_ns, rt_f, *trips, 0, T, 0, 0,
+        )  # fmt: skip
+    else:
+        # the kernel is resumable: run [lo, b] segments, snapshotting the state at each b
+        inputs = prep.kernel_inputs()
+        no_pos = np.zeros((0, 0))
+        n_log, n_trips, cash, n_bad, lo = 0, 0, prep.cash0, 0, 0
+        for hi in [*(b + 1 for b in stops), T]:
+            if hi > lo:
+                n_log, n_trips, cash, bad = run_portfolio(
+                    *inputs, qty, last_p, cash, prep.accrue_first, True, series, no_pos, *log,
+                    rt_ns, rt_f, *trips, lo, hi, n_log, n_trips,
+                )  # fmt: skip
+                n_bad += bad
+            lo = hi
+            if hi - 1 in stops and len(snapshots) < len(stops):
+                b = hi - 1
+                snapshots.append((b, qty.copy(), last_p.copy(), float(cash),
+                                  (rt_ns.copy(), rt_f.copy()),
+                                  _pending_at(prep, start_state, b, config.execution_lag)))  # fmt: skip
     if n_bad:
         reject_bad_prices(prep.price, prep.sessions, prep.instruments)
     return BacktestResult(
         config, prep, series, log, int(n_log), trips, int(n_trips), (rt_ns, rt_f), qty, last_p,
-        float(cash),
+        float(cash), tuple(snapshots),
     )  # fmt: skip
+
+
+def _checkpoint_positions(checkpoints, sessions: pd.DatetimeIndex) -> list[int]:
+    """Sorted unique positions in ``sessions`` of the checkpoint dates; ValueError naming
+    any that is not one of them."""
+    if isinstance(checkpoints, (str, pd.Timestamp)) or not hasattr(checkpoints, "__iter__"):
+        checkpoints = [checkpoints]
+    try:
+        stamps = pd.DatetimeIndex([pd.Timestamp(c) for c in checkpoints])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"checkpoints: not dates ({exc})") from exc
+    if stamps.tz is not None:
+        raise ValueError(f"checkpoints: must be tz-naive dates, got {show(stamps)}")
+    pos = sessions.get_indexer(stamps)
+    if (pos < 0).any():
+        raise ValueError(
+            f"checkpoints: not simulated sessions of prices (between {sessions[0].date()} and "
+            f"{sessions[-1].date()}): {show(stamps[pos < 0])}"
+        )
+    return sorted(set(pos.tolist()))
+
+
+def _pending_at(prep, start_state: EndState | None, b: int, lag: int) -> tuple:
+    """The pending orders of a run ending at session position ``b`` (`schedule`'s order:
+    the start state's still pending, then decisions made by b executing after it)."""
+    out = []
+    if start_state is not None:
+        for order in start_state.pending_orders:
+            if order.sessions_ahead > b:
+                out.append(
+                    PendingOrder(order.decision_date, order.sessions_ahead - b - 1, order.weights)
+                )
+    dpos = prep.decision_pos
+    late = np.flatnonzero((dpos <= b) & (dpos + lag > b))
+    if len(late):
+        names = np.asarray(prep.instruments.astype(str), dtype=object)
+        for k in late:
+            held = np.flatnonzero(prep.targets[:, k])
+            weights = dict(zip(names[held].tolist(), prep.targets[held, k].tolist(), strict=True))
+            out.append(PendingOrder(prep.sessions[dpos[k]].date(), int(dpos[k] + lag - b - 1),
+                                    weights))  # fmt: skip
+    return tuple(out)
 
 
 @dataclass

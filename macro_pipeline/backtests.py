@@ -34,6 +34,10 @@ from macro_pipeline.warehouse.snapshots import SignalSnapshot, write_snapshot
 from macro_pipeline.warehouse.view import PointInTimeView
 
 
+class NoDataYet(ValueError):
+    """The window ends before the strategy's universe has any member (nothing to compute)."""
+
+
 @dataclass
 class BacktestOutcome:
     run_id: str | None
@@ -115,7 +119,7 @@ def _origin(engine: sa.Engine, cfg, end: DateLike, system_as_of: pd.Timestamp) -
     reader = PointInTimeReader(engine, _decision_time(cfg.calendar, end_sessions[-1]), system_as_of)
     members = reader.universe(cfg.universe)
     if members.empty:
-        raise ValueError(f"universe {cfg.universe!r} has no members known by {pd.Timestamp(end).date()}")
+        raise NoDataYet(f"universe {cfg.universe!r} has no members known by {pd.Timestamp(end).date()}")
     return pd.Timestamp(members["valid_from"].min())
 
 
@@ -133,7 +137,7 @@ def strategy_view(engine: sa.Engine, cfg, end: DateLike, system_as_of: DateLike 
     origin = _origin(engine, cfg, end, sys_ts)
     days = sessions(cfg.calendar, origin, end)
     if len(days) == 0:
-        raise ValueError(f"window ends {pd.Timestamp(end).date()}, before universe {cfg.universe!r} starts ({origin.date()})")
+        raise NoDataYet(f"window ends {pd.Timestamp(end).date()}, before universe {cfg.universe!r} starts ({origin.date()})")
     return PointInTimeView(engine, days, calendar=cfg.calendar, system_as_of=sys_ts)
 
 
@@ -219,3 +223,128 @@ def run_backtest(engine: sa.Engine, strategy_id: str, start: DateLike, end: Date
 
 def as_date(d: DateLike) -> date:
     return pd.Timestamp(d).date()
+
+
+# --------------------------------------------------------------------------- monthly chains (Dagster partitions)
+
+
+@dataclass
+class MonthOutcome:
+    month: str  # "YYYY-MM-01"
+    status: str  # "stored" | "before-data" | "after-data"
+    run_id: str | None = None
+    snapshot_id: str | None = None
+    metrics: dict = field(default_factory=dict)
+    sessions: int = 0
+
+
+def month_window(cfg, month: str, today: pd.Timestamp | None = None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """First and last session of ``month`` on the strategy's calendar (the current month ends
+    today); None when the month has no session yet."""
+    first = pd.Timestamp(month).normalize().replace(day=1)
+    last = first + pd.offsets.MonthEnd(0)
+    today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() if today is None else pd.Timestamp(today)
+    days = sessions(cfg.calendar, first, min(last, today))
+    return None if len(days) == 0 else (days[0], days[-1])
+
+
+def _previous_pipeline_run(engine: sa.Engine, strategy_id: str, window: tuple[pd.Timestamp, pd.Timestamp]):
+    with engine.connect() as conn:
+        return conn.execute(sa.text(
+            "SELECT run_id, end_state FROM backtest_runs WHERE strategy_id = :s AND window_start = :ws AND window_end = :we "
+            "AND superseded_by IS NULL AND status = 'success' AND summary ->> 'pipeline' = 'true' "
+            "ORDER BY created_at DESC LIMIT 1"),
+            {"s": strategy_id, "ws": window[0].date(), "we": window[1].date()}).first()
+
+
+def run_months(engine: sa.Engine, strategy_id: str, months: list[str], *, system_as_of: DateLike | None = None,
+               orchestrator_run_id: str | None = None) -> list[MonthOutcome]:
+    """Materialize consecutive monthly partitions of one strategy: the weights are computed once,
+    the engine simulates the whole range once (with a checkpoint at each month's last session),
+    and each month is stored as its own run continuing from the previous month's end state.
+
+    The first month of the strategy's history starts fresh; any later month needs the previous
+    month's pipeline run (``ValueError`` naming the missing month otherwise). Months before the
+    strategy's data are reported as ``before-data``; months with no session yet as
+    ``after-data``. Chain invariance: materializing months one by one or as a range gives the
+    same equity as one engine call over the whole range.
+    """
+    from macro_pipeline.strategies.base import CODE_VERSION
+    from macro_pipeline.strategies.registry import build
+
+    cfg = load_strategy(engine, strategy_id)
+    ordered = sorted(set(pd.Timestamp(m).strftime("%Y-%m-01") for m in months))
+    windows = {m: month_window(cfg, m) for m in ordered}
+    outcomes = {m: MonthOutcome(m, "after-data") for m in ordered if windows[m] is None}
+    live = [m for m in ordered if windows[m] is not None]
+    if not live:
+        return [outcomes[m] for m in ordered]
+    for a, b in zip(live, live[1:], strict=False):
+        if (pd.Timestamp(a) + pd.offsets.MonthBegin(1)).strftime("%Y-%m-01") != b:
+            raise ValueError(f"months of {strategy_id} must be consecutive: {a} then {b}; run each stretch separately")
+    end = windows[live[-1]][1]
+    try:
+        view = strategy_view(engine, cfg, end, system_as_of)
+    except NoDataYet:
+        return [outcomes.get(m, MonthOutcome(m, "before-data")) for m in ordered]
+    origin = view.decision_dates[0]
+    for m in list(live):
+        if windows[m][1] < origin:
+            outcomes[m] = MonthOutcome(m, "before-data")
+            live.remove(m)
+    if not live:
+        return [outcomes[m] for m in ordered]
+    start = max(windows[live[0]][0], origin)
+    weights = build(cfg).weights(view)
+    start_state = None
+    prev_month = (pd.Timestamp(live[0]) - pd.offsets.MonthBegin(1)).strftime("%Y-%m-01")
+    prev_window = month_window(cfg, prev_month)
+    if prev_window is not None and prev_window[1] >= origin:
+        prev = _previous_pipeline_run(engine, strategy_id, prev_window)
+        if prev is None:
+            raise ValueError(f"{strategy_id} {live[0][:7]} continues from {prev_month[:7]}, which has no stored "
+                             f"backtest; materialize from {prev_month[:7]} (or the first missing month) on")
+        start_state = EndState.from_dict(dict(prev.end_state))
+    inputs = engine_inputs(view, cfg, list(weights.columns), start, end)
+    config = backtest_config(cfg, start, end)
+    checkpoints = [windows[m][1] for m in live]
+    result = simulate(inputs.pop("prices"), weights.loc[start:end], config, start_state=start_state,
+                      checkpoints=checkpoints, **inputs)
+    returns, trips, fills = result.returns, result.round_trips, result.fills
+    eq = pd.DataFrame({"equity": result.equity, "cash": result.cash, "gross_exposure": result.exposure["gross"],
+                       "net_exposure": result.exposure["net"], "drawdown": result.drawdown, "turnover": result.turnover})
+    state = start_state
+    for m in live:
+        ms, me = max(windows[m][0], start), windows[m][1]
+        w = weights.loc[ms:me]
+        snap = SignalSnapshot(cfg.strategy_id, cfg.params_hash, ms.date(), me.date(), view.input_watermarks(), CODE_VERSION, w)
+        sid, _ = write_snapshot(engine, snap)
+        month_trips = trips[(pd.DatetimeIndex(trips["exit_date"]) >= ms) & (pd.DatetimeIndex(trips["exit_date"]) <= me)] if len(trips) else trips
+        from macro_pipeline.engine import compute_metrics
+
+        metrics = compute_metrics(returns.loc[ms:me], month_trips, exposure=result.exposure.loc[ms:me],
+                                  turnover=result.turnover.loc[ms:me])
+        end_state = result.state_at(me)
+        month_cfg = backtest_config(cfg, ms, me).to_dict()
+        run_id = new_run_id()
+        month_fills = fills[(pd.DatetimeIndex(fills["date"]) >= ms) & (pd.DatetimeIndex(fills["date"]) <= me)]
+        store_run(engine, run_id=run_id, strategy_id=strategy_id, window_start=ms.date(), window_end=me.date(),
+                  config=month_cfg, snapshot_id=sid, system_as_of=view.system_as_of.to_pydatetime(),
+                  engine_version=ENGINE_VERSION, orchestrator_run_id=orchestrator_run_id, equity=eq.loc[ms:me],
+                  fills=month_fills, round_trips=month_trips, metrics=metrics,
+                  start_state=state.to_dict() if state is not None else None, end_state=end_state.to_dict(),
+                  summary={"pipeline": True, "costs_paid": float(result.costs.loc[ms:me].sum()),
+                           "funding_paid": float(result.funding.loc[ms:me].sum())})
+        state = end_state
+        outcomes[m] = MonthOutcome(m, "stored", run_id, sid, metrics, int(len(eq.loc[ms:me])))
+    return [outcomes[m] for m in ordered]
+
+
+def stitched_equity(engine: sa.Engine, strategy_id: str) -> pd.Series:
+    """The strategy's full-history daily equity from its current monthly pipeline runs."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT e.session_date, e.equity FROM backtest_runs r JOIN daily_equity e USING (run_id) "
+            "WHERE r.strategy_id = :s AND r.superseded_by IS NULL AND r.status = 'success' "
+            "AND r.summary ->> 'pipeline' = 'true' ORDER BY e.session_date"), {"s": strategy_id}).all()
+    return pd.Series([r[1] for r in rows], index=pd.DatetimeIndex([r[0] for r in rows]), name=strategy_id, dtype="float64")

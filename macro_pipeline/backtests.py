@@ -296,6 +296,7 @@ def run_months(engine: sa.Engine, strategy_id: str, months: list[str], *, system
         return [outcomes[m] for m in ordered]
     start = max(windows[live[0]][0], origin)
     weights = build(cfg).weights(view)
+    marks = view.input_watermarks()  # what the weights read (before the engine's inputs are loaded)
     start_state = None
     prev_month = (pd.Timestamp(live[0]) - pd.offsets.MonthBegin(1)).strftime("%Y-%m-01")
     prev_window = month_window(cfg, prev_month)
@@ -317,7 +318,7 @@ def run_months(engine: sa.Engine, strategy_id: str, months: list[str], *, system
     for m in live:
         ms, me = max(windows[m][0], start), windows[m][1]
         w = weights.loc[ms:me]
-        snap = SignalSnapshot(cfg.strategy_id, cfg.params_hash, ms.date(), me.date(), view.input_watermarks(), CODE_VERSION, w)
+        snap = SignalSnapshot(cfg.strategy_id, cfg.params_hash, w.index[0].date(), w.index[-1].date(), marks, CODE_VERSION, w)
         sid, _ = write_snapshot(engine, snap)
         month_trips = trips[(pd.DatetimeIndex(trips["exit_date"]) >= ms) & (pd.DatetimeIndex(trips["exit_date"]) <= me)] if len(trips) else trips
         from macro_pipeline.engine import compute_metrics
@@ -348,3 +349,65 @@ def stitched_equity(engine: sa.Engine, strategy_id: str) -> pd.Series:
             "WHERE r.strategy_id = :s AND r.superseded_by IS NULL AND r.status = 'success' "
             "AND r.summary ->> 'pipeline' = 'true' ORDER BY e.session_date"), {"s": strategy_id}).all()
     return pd.Series([r[1] for r in rows], index=pd.DatetimeIndex([r[0] for r in rows]), name=strategy_id, dtype="float64")
+
+
+def month_signals(engine: sa.Engine, strategy_id: str, months: list[str], *,
+                  system_as_of: DateLike | None = None) -> dict[str, str | None]:
+    """Write the snapshot of each month (weights computed once for the range); month -> id
+    (None for months without data)."""
+    from macro_pipeline.strategies.base import CODE_VERSION
+    from macro_pipeline.strategies.registry import build
+
+    cfg = load_strategy(engine, strategy_id)
+    ordered = sorted(set(pd.Timestamp(m).strftime("%Y-%m-01") for m in months))
+    windows = {m: month_window(cfg, m) for m in ordered}
+    out: dict[str, str | None] = {m: None for m in ordered}
+    live = [m for m in ordered if windows[m] is not None]
+    if not live:
+        return out
+    try:
+        view = strategy_view(engine, cfg, windows[live[-1]][1], system_as_of)
+    except NoDataYet:
+        return out
+    weights = build(cfg).weights(view)
+    for m in live:
+        w = weights.loc[windows[m][0]:windows[m][1]]
+        if w.empty:
+            continue
+        snap = SignalSnapshot(cfg.strategy_id, cfg.params_hash, w.index[0].date(), w.index[-1].date(),
+                              view.input_watermarks(), CODE_VERSION, w)
+        out[m] = write_snapshot(engine, snap)[0]
+    return out
+
+
+def current_month_runs(engine: sa.Engine, strategy_id: str, months: list[str]) -> list[dict]:
+    """The current pipeline run of each month that has one, with its scalar metrics."""
+    from macro_pipeline.warehouse.runs import load_run
+
+    cfg = load_strategy(engine, strategy_id)
+    rows = []
+    for m in sorted(set(months)):
+        window = month_window(cfg, m)
+        if window is None:
+            continue
+        run = _previous_pipeline_run(engine, strategy_id, window)
+        if run is not None:
+            rows.append({"strategy_id": strategy_id, "month": m, "run_id": run[0],
+                         "metrics": load_run(engine, run[0]).metrics})
+    return rows
+
+
+def leaderboard_frame(engine: sa.Engine) -> pd.DataFrame:
+    """Every strategy with pipeline results, ranked by Sharpe on its stitched full history."""
+    from macro_pipeline.engine import compute_metrics
+
+    rows = {}
+    for strategy_id in list_strategies(engine)["strategy_id"] if len(list_strategies(engine)) else []:
+        eq = stitched_equity(engine, strategy_id)
+        if len(eq) < 2:
+            continue
+        m = compute_metrics(eq.pct_change().dropna())
+        rows[strategy_id] = {k: m[k] for k in ("total_return", "cagr", "annual_volatility", "sharpe", "sortino",
+                                               "max_drawdown", "calmar")} | {"first": eq.index[0].date(), "last": eq.index[-1].date()}
+    board = pd.DataFrame.from_dict(rows, orient="index")
+    return board.sort_values("sharpe", ascending=False) if len(board) else board

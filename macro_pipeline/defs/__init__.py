@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dagster as dg
 
+from macro_pipeline.defs.backtest_assets import BACKTEST_ASSETS
 from macro_pipeline.defs.ingest_assets import INGEST_ASSETS
 from macro_pipeline.defs.resources import WarehouseResource
 
 ingest_job = dg.define_asset_job("ingest_job", selection=dg.AssetSelection.groups("ingest"))
 
 defs = dg.Definitions(
-    assets=INGEST_ASSETS,
+    assets=[*INGEST_ASSETS, *BACKTEST_ASSETS],
     jobs=[ingest_job],
     resources={"warehouse": WarehouseResource()},
 )

@@ -78,3 +78,23 @@ def test_a_range_of_months_in_one_run_continues_the_chain(warehouse, instance):
     assert equity.index[0].strftime("%Y-%m") == "2015-01" and equity.index[-1].strftime("%Y-%m") == "2015-05"
     board = dg.materialize([leaderboard], instance=instance, resources=_resources(warehouse))
     assert _meta(board, "leaderboard")["best_strategy"].value == "carry-simple"
+
+
+def test_asset_checks_pass_on_stored_results_and_catch_a_broken_invariant(warehouse, instance):
+    from macro_pipeline.defs.checks import (
+        ASSET_CHECKS,
+        backtest_equity_invariant,
+        prices_no_duplicate_keys,
+        prices_positive_and_finite,
+        signals_no_lookahead,
+    )
+
+    res = _resources(warehouse)["warehouse"]
+    for check in (prices_positive_and_finite, prices_no_duplicate_keys, backtest_equity_invariant, signals_no_lookahead):
+        out = check(warehouse=res)
+        assert out.passed, (check, out.metadata)
+    with warehouse.begin() as conn:  # result rows are not append-only facts: corrupt one on purpose
+        conn.exec_driver_sql("UPDATE daily_equity SET cash = cash + 1000 WHERE ctid = (SELECT ctid FROM daily_equity LIMIT 1)")
+    broken = backtest_equity_invariant(warehouse=res)
+    assert not broken.passed and broken.metadata["violating_sessions"].value == 1
+    assert len(ASSET_CHECKS) == 5

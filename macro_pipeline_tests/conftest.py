@@ -100,3 +100,17 @@ def table_state(engine: sa.Engine) -> dict[str, tuple[int, str]]:
 
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def demo_with_strategies(databases: Databases) -> sa.Engine:
+    """A new demo warehouse with the repository's strategies registered, for a module that writes
+    (runs, revisions): each such module gets its own, so modules never see each other's runs."""
+    from macro_pipeline.backtests import register_strategy
+    from macro_pipeline.strategies.registry import load_builtin_configs
+    from macro_pipeline.warehouse.demo import load_demo
+
+    engine = databases.new()
+    load_demo(engine)
+    for cfg in load_builtin_configs():
+        register_strategy(engine, cfg)
+    return engine

@@ -12,22 +12,15 @@ from macro_pipeline import cli
 from macro_pipeline.backtests import register_strategy, run_backtest
 from macro_pipeline.settings import DATABASE_URL_ENV
 from macro_pipeline.strategies.base import StrategyConfig
-from macro_pipeline.strategies.registry import load_builtin_configs
-from macro_pipeline.warehouse.demo import load_demo
 from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline.warehouse.runs import list_runs, load_run
 from macro_pipeline.warehouse.snapshots import read_snapshot
-from macro_pipeline_tests.conftest import table_state
+from macro_pipeline_tests.conftest import demo_with_strategies, table_state
 
 
 @pytest.fixture(scope="module")
 def demo(databases):
-    """A demo warehouse this module may write to (runs, revisions)."""
-    engine = databases.new()
-    load_demo(engine)
-    for cfg in load_builtin_configs():
-        register_strategy(engine, cfg)
-    return engine
+    return demo_with_strategies(databases)
 
 
 @pytest.fixture

@@ -6,23 +6,19 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from macro_pipeline.backtests import register_strategy, stitched_equity
+from macro_pipeline.backtests import stitched_equity
 from macro_pipeline.defs import defs
 from macro_pipeline.defs.backtest_assets import backtest, backtest_metrics, leaderboard, signals
 from macro_pipeline.defs.resources import WarehouseResource
 from macro_pipeline.strategies.registry import load_builtin_configs
-from macro_pipeline.warehouse.demo import load_demo
+from macro_pipeline_tests.conftest import demo_with_strategies
 
 ASSETS = [signals, backtest, backtest_metrics]
 
 
 @pytest.fixture(scope="module")
 def warehouse(databases):
-    engine = databases.new()
-    load_demo(engine)
-    for cfg in load_builtin_configs():
-        register_strategy(engine, cfg)
-    return engine
+    return demo_with_strategies(databases)
 
 
 @pytest.fixture(scope="module")

@@ -10,26 +10,21 @@ from macro_pipeline.backtests import (
     backtest_config,
     engine_inputs,
     load_strategy,
-    register_strategy,
     run_months,
     stitched_equity,
     strategy_view,
 )
 from macro_pipeline.engine import simulate
-from macro_pipeline.strategies.registry import build, load_builtin_configs
-from macro_pipeline.warehouse.demo import load_demo
+from macro_pipeline.strategies.registry import build
 from macro_pipeline.warehouse.pit import current_watermark
+from macro_pipeline_tests.conftest import demo_with_strategies
 
 MONTHS = ["2016-01-01", "2016-02-01", "2016-03-01", "2016-04-01"]
 
 
 @pytest.fixture(scope="module")
 def demo(databases):
-    engine = databases.new()
-    load_demo(engine)
-    for cfg in load_builtin_configs():
-        register_strategy(engine, cfg)
-    return engine
+    return demo_with_strategies(databases)
 
 
 @pytest.mark.parametrize("strategy_id", ["ema-us-eq20", "carry-simple"])

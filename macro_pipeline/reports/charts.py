@@ -1,0 +1,240 @@
+"""Charts as inline SVG: matplotlib figures (no pyplot, no GUI backend) saved as SVG text.
+
+Each function returns one ``<svg>`` element as a string, ready to inline in HTML: the XML
+prolog, DOCTYPE and metadata are stripped, text stays text (``svg.fonttype = none``) and the
+ids matplotlib derives from hashes are salted per chart, so several charts in one page never
+share an id. Nothing references anything outside the element.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+from matplotlib.ticker import (
+    FuncFormatter,
+    MaxNLocator,
+    NullFormatter,
+    NullLocator,
+    ScalarFormatter,
+)
+
+WIDTH_IN = 10.0
+PALETTE = ("#1f4e79", "#c55a11", "#548235", "#7030a0", "#bf9000", "#2e75b6", "#a5a5a5", "#843c0c")
+_STYLE = {
+    "svg.fonttype": "none",
+    "font.family": "DejaVu Sans",  # ships with matplotlib: the same text metrics everywhere
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#e5e5e5",
+    "grid.linewidth": 0.6,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "axes.titlelocation": "left",
+    "legend.frameon": False,
+    "legend.fontsize": 8,
+}
+_PROLOG = re.compile(r"^.*?(?=<svg)", re.S)
+_METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
+
+
+def _svg(fig: Figure, name: str) -> str:
+    buf = io.StringIO()
+    with mpl.rc_context({**_STYLE, "svg.hashsalt": name}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    text = _METADATA.sub("", _PROLOG.sub("", buf.getvalue(), count=1))
+    return text.replace("<svg ", f'<svg class="chart" data-chart="{name}" role="img" ', 1)
+
+
+def _figure(height_in: float, rows: int = 1, ratios: tuple[float, ...] | None = None):
+    with mpl.rc_context(_STYLE):
+        fig = Figure(figsize=(WIDTH_IN, height_in), layout="constrained")
+        axes = fig.subplots(rows, 1, sharex=True, gridspec_kw={"height_ratios": ratios} if ratios else None,
+                            squeeze=False)[:, 0]
+    return fig, list(axes)
+
+
+def _dates(ax, index: pd.Index) -> None:
+    locator = AutoDateLocator(minticks=4, maxticks=10)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    if len(index) and index[0] == index[-1]:  # one session: a week around it, not years
+        day = pd.Timestamp(index[0])
+        ax.set_xlim(day - pd.Timedelta(days=4), day + pd.Timedelta(days=4))
+
+
+def _x(index: pd.Index) -> np.ndarray:
+    return pd.DatetimeIndex(index).to_numpy()
+
+
+def _plot(ax, index: pd.Index, values, **kw) -> None:
+    """A line, or markers when there is one point (a line of one point draws nothing)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 1:
+        ax.plot(_x(index), values, marker="o", **{**kw, "linestyle": "none"})
+    else:
+        ax.plot(_x(index), values, linewidth=1.1, **kw)
+
+
+def _log_axis(ax, values: np.ndarray) -> None:
+    """Log scale; under a 20x range the default decade ticks leave the axis nearly unlabelled,
+    so evenly spaced ticks are used there instead."""
+    ax.set_yscale("log")
+    finite = values[np.isfinite(values) & (values > 0)]
+    if len(finite) and finite.max() / finite.min() < 20:
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
+        ax.yaxis.set_minor_locator(NullLocator())
+    else:
+        ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _percent(ax) -> FuncFormatter:
+    """Percent ticks with as many decimals as the axis span needs (a 1% drawdown axis reads
+    -0.2%, -0.4%, not -0%, -0%)."""
+
+    def fmt(value: float, _pos=None) -> str:
+        lo, hi = ax.get_ylim()
+        span = abs(hi - lo)
+        digits = 0 if span >= 0.1 else (1 if span >= 0.01 else 2)
+        text = f"{100 * value:.{digits}f}"
+        return ("0" if float(text) == 0 else text) + "%"
+
+    return FuncFormatter(fmt)
+
+
+def _money(x: float, _pos=None) -> str:
+    ax = abs(x)
+    if ax >= 1e9:
+        return f"{x / 1e9:.1f}bn"
+    if ax >= 1e6:
+        return f"{x / 1e6:.2f}m"
+    if ax >= 1e3:
+        return f"{x / 1e3:.0f}k"
+    return f"{x:.0f}"
+
+
+def equity_drawdown(equity: pd.Series, drawdown: pd.Series, benchmark: pd.Series | None, *, log: bool,
+                    name: str = "equity") -> str:
+    """Equity (log scale when ``log``) against the rebased benchmark, with the drawdown below."""
+    log = log and len(equity) > 1
+    with mpl.rc_context(_STYLE):
+        fig, (top, bottom) = _figure(5.2, 2, (3, 1.3))
+        _plot(top, equity.index, equity, color=PALETTE[0], label=str(equity.name or "strategy"))
+        if benchmark is not None and benchmark.notna().any():
+            _plot(top, benchmark.index, benchmark, color=PALETTE[6], label=str(benchmark.name), zorder=1)
+        if log:
+            _log_axis(top, np.r_[np.asarray(equity, float), np.asarray(benchmark, float) if benchmark is not None else []])
+        top.yaxis.set_major_formatter(FuncFormatter(_money))
+        top.set_title("Equity" + (" (log scale)" if log else ""))
+        top.legend(loc="upper left")
+        dd = np.asarray(drawdown, dtype=float)
+        if len(dd) > 1:
+            bottom.fill_between(_x(drawdown.index), dd, 0.0, color="#c00000", alpha=0.35, linewidth=0)
+        _plot(bottom, drawdown.index, dd, color="#c00000")
+        bottom.yaxis.set_major_formatter(_percent(bottom))
+        bottom.set_title("Drawdown")
+        bottom.set_ylim(top=0.0, bottom=min(-0.01, float(np.nanmin(dd)) * 1.1 if len(dd) else -0.01))
+        _dates(bottom, equity.index)
+        return _svg(fig, name)
+
+
+def rolling(stats: pd.DataFrame, window: int, name: str = "rolling") -> str:
+    """Rolling Sharpe (top) and annualised volatility (bottom)."""
+    with mpl.rc_context(_STYLE):
+        fig, (top, bottom) = _figure(4.2, 2, (1, 1))
+        _plot(top, stats.index, stats["sharpe"], color=PALETTE[0])
+        top.axhline(0.0, color="#808080", linewidth=0.8)
+        top.set_title(f"Rolling Sharpe ({window} sessions)")
+        _plot(bottom, stats.index, stats["volatility"], color=PALETTE[1])
+        bottom.yaxis.set_major_formatter(_percent(bottom))
+        bottom.set_title(f"Rolling volatility, annualised ({window} sessions)")
+        bottom.set_ylim(bottom=0.0)
+        _dates(bottom, stats.index)
+        return _svg(fig, name)
+
+
+def exposure(frame: pd.DataFrame, name: str = "exposure") -> str:
+    """Gross and net exposure as fractions of equity."""
+    with mpl.rc_context(_STYLE):
+        fig, (ax,) = _figure(2.8)
+        _plot(ax, frame.index, frame["gross_exposure"], color=PALETTE[0], label="gross")
+        _plot(ax, frame.index, frame["net_exposure"], color=PALETTE[1], label="net", linestyle="--")
+        ax.axhline(0.0, color="#808080", linewidth=0.8)
+        ax.yaxis.set_major_formatter(_percent(ax))
+        ax.set_title("Exposure (fraction of equity)")
+        ax.legend(loc="upper left", ncols=2)
+        _dates(ax, frame.index)
+        return _svg(fig, name)
+
+
+def turnover(monthly: pd.Series, name: str = "turnover") -> str:
+    """Turnover summed per month (traded notional / equity, both sides)."""
+    with mpl.rc_context(_STYLE):
+        fig, (ax,) = _figure(2.6)
+        x = _x(monthly.index)
+        width = np.timedelta64(22, "D")  # a plain number would be nanoseconds on a datetime64 axis
+        ax.bar(x, monthly.to_numpy(dtype=float), width=width, color=PALETTE[0], align="center")
+        ax.yaxis.set_major_formatter(_percent(ax))
+        ax.set_title("Turnover per month (traded notional / equity, both sides)")
+        ax.set_ylim(bottom=0.0)
+        _dates(ax, monthly.index)
+        return _svg(fig, name)
+
+
+def costs_carry(costs: pd.Series, carry: pd.Series, name: str = "costs") -> str:
+    """Cumulative trading costs paid and cumulative carry paid (negative = received)."""
+    with mpl.rc_context(_STYLE):
+        fig, (ax,) = _figure(2.8)
+        _plot(ax, costs.index, costs.cumsum(), color="#c00000", label="trading costs paid")
+        _plot(ax, carry.index, carry.cumsum(), color=PALETTE[2], label="funding and other carry paid")
+        ax.axhline(0.0, color="#808080", linewidth=0.8)
+        ax.yaxis.set_major_formatter(FuncFormatter(_money))
+        ax.set_title("Cumulative costs and carry (money; below zero = received)")
+        ax.legend(loc="upper left", ncols=2)
+        _dates(ax, costs.index)
+        return _svg(fig, name)
+
+
+def holding_histogram(holding_days: pd.Series, name: str = "holding") -> str:
+    """Distribution of round-trip holding periods (calendar days)."""
+    values = holding_days.to_numpy(dtype=float)
+    with mpl.rc_context(_STYLE):
+        fig, (ax,) = _figure(2.6)
+        hi = max(1.0, float(values.max()))
+        bins = np.unique(np.ceil(np.geomspace(1, hi + 1, 30))) if hi > 30 else np.arange(0, hi + 2) - 0.5
+        ax.hist(values, bins=bins, color=PALETTE[0], edgecolor="white", linewidth=0.4)
+        if hi > 30:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.set_xlabel("holding period (calendar days)")
+        ax.set_ylabel("round trips")
+        ax.set_title("Holding periods")
+        return _svg(fig, name)
+
+
+def overlay(curves: dict[str, pd.Series], drawdowns: dict[str, pd.Series], *, log: bool, name: str = "overlay") -> str:
+    """Several growth curves (each 1.0 at its own start) and their drawdowns, overlaid."""
+    log = log and max(len(c) for c in curves.values()) > 1
+    with mpl.rc_context(_STYLE):
+        fig, (top, bottom) = _figure(5.6, 2, (3, 1.4))
+        for i, (label, curve) in enumerate(curves.items()):
+            color = PALETTE[i % len(PALETTE)]
+            _plot(top, curve.index, curve, color=color, label=label)
+            _plot(bottom, drawdowns[label].index, drawdowns[label], color=color)
+        if log:
+            _log_axis(top, np.concatenate([np.asarray(c, float) for c in curves.values()]))
+        top.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.2f}"))
+        top.set_title("Growth of 1" + (" (log scale)" if log else ""))
+        top.legend(loc="upper left")
+        bottom.yaxis.set_major_formatter(_percent(bottom))
+        bottom.set_title("Drawdown")
+        bottom.set_ylim(top=0.0)
+        _dates(bottom, pd.DatetimeIndex(np.concatenate([c.index.to_numpy() for c in curves.values()])).sort_values())
+        return _svg(fig, name)

@@ -1,0 +1,375 @@
+"""What a report is about: one stored run, or a strategy's full history stitched from its current
+monthly pipeline runs. Both become a `Subject` with the same fields, so one renderer serves both.
+
+Derived series (all on the subject's session dates):
+- ``returns``: equity / previous equity - 1, the first session against the starting equity (the
+  start state's, or the config's initial capital), the same series the engine's metrics use.
+- ``costs_daily``: trading costs paid per session, the sum of the fills' ``cost``.
+- ``carry_daily``: carry paid per session (funding, borrow; interest and dividends count as
+  negative payments), from the cash ledger: the engine keeps
+  ``cash_t = cash_{t-1} + interest + dividends - funding - borrow - sum(fill notional + cost)``,
+  so ``carry paid_t = -(cash_t - cash_{t-1} + sum over fills at t of (notional + cost))``.
+  Daily funding is not stored on its own; its total over the run is (``summary.funding_paid``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from macro_pipeline.engine.metrics import METRIC_KEYS, compute_metrics
+from macro_pipeline.reports import queries
+
+DEFAULT_BENCHMARK = "SPX"  # the S&P 500 index of the demo data
+SCALAR_METRICS: tuple[str, ...] = tuple(k for k in METRIC_KEYS if k != "monthly_returns")
+
+
+class UnknownSubject(ValueError):
+    """An id that names no stored run or strategy, or more than one."""
+
+
+@dataclass
+class Subject:
+    """A run or a stitched strategy history, with everything a report shows."""
+
+    kind: Literal["run", "strategy"]
+    ident: str  # run id or strategy id
+    strategy_id: str
+    strategy: dict[str, Any]  # kind, params, universe, rebalance, calendar, params_hash
+    config: dict[str, Any]
+    equity: pd.DataFrame  # equity, cash, gross_exposure, net_exposure, drawdown, turnover
+    start_equity: float
+    start_cash: float
+    fills: pd.DataFrame  # session_date, instrument_id, side, quantity, price, notional, cost, reason
+    round_trips: pd.DataFrame  # instrument_id, entry_date, exit_date, holding_days, pnl, return_pct
+    metrics: dict[str, float | None]
+    costs_paid: float
+    funding_paid: float
+    lineage: dict[str, Any]
+    system_as_of: pd.Timestamp  # the (latest) watermark the data was read at
+    stored_window: tuple[Any, Any]  # window_start, window_end as stored (may be non-session days)
+    start_state: dict | None = None
+    runs: pd.DataFrame | None = None  # strategy subjects: the monthly runs stitched
+    notes: list[str] = field(default_factory=list)  # edge cases the report must say
+
+    @property
+    def clean(self) -> bool:
+        return bool(self.config.get("clean"))
+
+    @property
+    def calendar(self) -> str:
+        return str(self.strategy.get("calendar") or self.config.get("calendar") or "XNYS")
+
+    @property
+    def window(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        return self.equity.index[0], self.equity.index[-1]
+
+    @property
+    def label(self) -> str:
+        mode = " (clean)" if self.clean else ""
+        if self.kind == "run":
+            return f"{self.strategy_id}{mode} run {self.ident[:8]}"
+        return f"{self.strategy_id}{mode} full history"
+
+    @property
+    def returns(self) -> pd.Series:
+        eq = self.equity["equity"]
+        prev = eq.shift(1)
+        prev.iloc[0] = self.start_equity
+        return (eq / prev - 1.0).rename("returns")
+
+    @property
+    def trades(self) -> pd.DataFrame:
+        """Fills that traded (not the no-trade log rows)."""
+        if self.fills.empty:
+            return self.fills
+        return self.fills[self.fills["side"].isin(["buy", "sell"])]
+
+    @property
+    def costs_daily(self) -> pd.Series:
+        idx = self.equity.index
+        if self.fills.empty:
+            return pd.Series(0.0, index=idx, name="costs")
+        by_day = self.fills.groupby(pd.to_datetime(self.fills["session_date"]))["cost"].sum()
+        return by_day.reindex(idx, fill_value=0.0).rename("costs")
+
+    @property
+    def carry_daily(self) -> pd.Series:
+        idx = self.equity.index
+        cash = self.equity["cash"]
+        prev = cash.shift(1)
+        prev.iloc[0] = self.start_cash
+        flows = pd.Series(0.0, index=idx)
+        if not self.fills.empty:
+            f = self.fills
+            spent = (f["notional"].fillna(0.0) + f["cost"].fillna(0.0)).groupby(pd.to_datetime(f["session_date"])).sum()
+            flows = spent.reindex(idx, fill_value=0.0)
+        return (-(cash - prev + flows)).rename("carry")
+
+    @property
+    def periods_per_year(self) -> int:
+        return 365 if self.calendar == "24/7" else 252
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _start_point(config: dict, start_state: dict | None) -> tuple[float, float]:
+    if start_state:
+        return float(start_state["equity"]), float(start_state["cash"])
+    capital = float(config.get("initial_capital", 1_000_000.0))
+    return capital, capital
+
+
+def _strategy(engine: sa.Engine, strategy_id: str) -> dict[str, Any]:
+    row = queries.strategy_row(engine, strategy_id)
+    if row is None:
+        raise UnknownSubject(f"unknown strategy {strategy_id!r} (see `macro-pipeline strategies list`)")
+    params = row["params"] if isinstance(row["params"], dict) else json.loads(row["params"])
+    return {"kind": row["kind"], "params": params.get("params", {}), "universe": row["universe"],
+            "rebalance": params.get("rebalance"), "calendar": params.get("calendar"),
+            "params_hash": row["params_hash"]}
+
+
+def resolve_run_id(engine: sa.Engine, text: str) -> str:
+    """A full run id, or a unique prefix of one (at least 6 hex characters)."""
+    found = queries.run_ids_matching(engine, text)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise UnknownSubject(f"no backtest run {text!r} (see `macro-pipeline runs list`)")
+    raise UnknownSubject(f"run id prefix {text!r} is ambiguous: it matches {', '.join(found[:5])}"
+                         f"{', ...' if len(found) > 5 else ''}; give more characters")
+
+
+def load_run_subject(engine: sa.Engine, run_id: str) -> Subject:
+    """One stored run; metrics are the stored ones (the engine's ``compute_metrics``)."""
+    from macro_pipeline.warehouse.runs import load_run
+
+    rec = load_run(engine, resolve_run_id(engine, run_id))
+    m = rec.meta
+    config = dict(m["config"] or {})
+    summary = dict(m["summary"] or {})
+    start_equity, start_cash = _start_point(config, m["start_state"])
+    metrics = {k: rec.metrics.get(k) for k in SCALAR_METRICS}
+    lineage = {
+        "run id": m["run_id"],
+        "strategy id": m["strategy_id"],
+        "window": f"{m['window_start']} .. {m['window_end']}",
+        "signal snapshot id": m["signal_snapshot_id"],
+        "system_as_of (watermark)": pd.Timestamp(m["system_as_of"]).isoformat(),
+        "engine version": m["engine_version"],
+        "orchestrator run id": m["orchestrator_run_id"] or "none (not run by Dagster)",
+        "pipeline run (one month of the Dagster chain)": "yes" if summary.get("pipeline") else "no",
+        "status": m["status"] + (f", superseded by {m['superseded_by']}" if m["superseded_by"] else ", current"),
+        "stored at": pd.Timestamp(m["created_at"]).isoformat(),
+        "start state": f"continues from {m['start_state']['date']}" if m["start_state"] else "fresh start",
+    }
+    subject = Subject("run", m["run_id"], m["strategy_id"], _strategy(engine, m["strategy_id"]), config,
+                      rec.equity, start_equity, start_cash, rec.fills, rec.round_trips, metrics,
+                      float(summary.get("costs_paid", 0.0) or 0.0), float(summary.get("funding_paid", 0.0) or 0.0),
+                      lineage, pd.Timestamp(m["system_as_of"]), (m["window_start"], m["window_end"]),
+                      m["start_state"])
+    if m["superseded_by"]:
+        subject.notes.append(f"This run has been superseded by run {m['superseded_by']} (a rerun of the same "
+                             "strategy, window and settings); it is shown as stored.")
+    _edge_notes(subject)
+    return subject
+
+
+def load_strategy_subject(engine: sa.Engine, strategy_id: str) -> Subject:
+    """A strategy's full history: its current monthly pipeline runs concatenated (equity, fills,
+    round trips; costs and funding summed) with metrics recomputed over the whole history by the
+    engine's ``compute_metrics``."""
+    strategy = _strategy(engine, strategy_id)
+    runs = queries.current_pipeline_runs(engine, strategy_id)
+    if runs.empty:
+        raise UnknownSubject(
+            f"strategy {strategy_id!r} has no monthly pipeline runs yet (materialize its `backtest` partitions "
+            "in Dagster); for a one-off run use `macro-pipeline report RUN_ID`")
+    equity, fills, trips = queries.run_rows(engine, list(runs["run_id"]))
+    first = runs.iloc[0]
+    config = dict(first["config"])
+    config["end"] = str(runs.iloc[-1]["window_end"])
+    start_equity, start_cash = _start_point(config, first["start_state"])
+    summaries = [dict(s or {}) for s in runs["summary"]]
+    runs = runs.assign(costs_paid=[float(s.get("costs_paid", 0.0) or 0.0) for s in summaries],
+                       funding_paid=[float(s.get("funding_paid", 0.0) or 0.0) for s in summaries],
+                       sessions=equity.groupby(_run_of_session(equity.index, runs)).size().reindex(
+                           runs["run_id"]).fillna(0).astype(int).to_numpy())
+    subject = Subject("strategy", strategy_id, strategy_id, strategy, config, equity, start_equity, start_cash,
+                      fills, trips, {}, float(runs["costs_paid"].sum()), float(runs["funding_paid"].sum()), {},
+                      pd.Timestamp(runs["system_as_of"].max()),
+                      (runs.iloc[0]["window_start"], runs.iloc[-1]["window_end"]), first["start_state"], runs=runs)
+    exposure = equity[["gross_exposure", "net_exposure"]].rename(columns={"gross_exposure": "gross",
+                                                                          "net_exposure": "net"})
+    computed = compute_metrics(subject.returns, trips, exposure=exposure, turnover=equity["turnover"])
+    subject.metrics = {k: _finite(computed[k]) for k in SCALAR_METRICS}
+    marks = sorted({pd.Timestamp(t).isoformat() for t in runs["system_as_of"]})
+    subject.lineage = {
+        "strategy id": strategy_id,
+        "history": f"{runs.iloc[0]['window_start']} .. {runs.iloc[-1]['window_end']} "
+                   f"({len(runs)} monthly pipeline run{'s' if len(runs) != 1 else ''})",
+        "system_as_of (watermarks)": marks[0] if len(marks) == 1 else f"{marks[0]} .. {marks[-1]} ({len(marks)} distinct)",
+        "engine versions": ", ".join(sorted(set(runs["engine_version"]))),
+        "orchestrator run ids": ", ".join(sorted({str(x) for x in runs["orchestrator_run_id"] if x})) or "none",
+        "signal snapshots": f"{runs['signal_snapshot_id'].nunique()} distinct, one per monthly run",
+    }
+    _chain_notes(subject)
+    _edge_notes(subject)
+    return subject
+
+
+def _run_of_session(sessions: pd.DatetimeIndex, runs: pd.DataFrame) -> np.ndarray:
+    starts = pd.to_datetime(runs["window_start"]).to_numpy()
+    pos = np.searchsorted(starts, sessions.to_numpy(), side="right") - 1
+    return runs["run_id"].to_numpy()[np.clip(pos, 0, len(runs) - 1)]
+
+
+def _chain_notes(subject: Subject) -> None:
+    """Say where the monthly chain is broken: a month that starts fresh after the first, or
+    continues from a state other than the previous month's last session."""
+    runs = subject.runs
+    for prev, cur in zip(runs.iloc[:-1].itertuples(), runs.iloc[1:].itertuples(), strict=True):
+        state = cur.start_state
+        if not state:
+            subject.notes.append(f"The chain restarts fresh at {cur.window_start} (no start state): equity before "
+                                 "and after are separate runs.")
+        elif str(state.get("date")) != str(prev.window_end):
+            subject.notes.append(f"Gap in the monthly chain: the run of {cur.window_start} continues from "
+                                 f"{state.get('date')}, but the previous stored month ends {prev.window_end}.")
+
+
+def _finite(x: Any) -> float | None:
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _edge_notes(s: Subject) -> None:
+    """The edge cases a reader must be told about, in words."""
+    n = len(s.equity)
+    what = "This run" if s.kind == "run" else "This history"
+    if n == 1:
+        s.notes.append(f"{what} covers a single session ({s.window[0].date()}): volatility, Sharpe, Sortino and "
+                       "the rolling statistics need at least two returns and are shown as n/a.")
+    if s.trades.empty:
+        why = ""
+        if n == 1 and int(s.config.get("execution_lag", 1)) >= 1:
+            why = " (a decision executes the session after it is made, so a one-session run cannot trade)"
+        s.notes.append(f"No trades: {what.lower()} never traded{why}, so the trade statistics are empty; equity "
+                       "moved only with carry and any positions carried in from the start state.")
+    elif s.round_trips.empty:
+        s.notes.append("No round trip was closed in this window (positions are still open at the end): "
+                       "win rate, profit factor and average win/loss are undefined.")
+    total = s.equity["equity"].iloc[-1] / s.start_equity - 1.0
+    if total < 0:
+        s.notes.append(f"Negative total return: {what.lower()} lost {-100 * total:.2f}% "
+                       f"(equity {s.start_equity:,.0f} to {s.equity['equity'].iloc[-1]:,.0f}).")
+    if (s.equity["equity"] <= 0).any():
+        s.notes.append("Equity fell to zero or below: the equity chart uses a linear scale.")
+
+
+def resolve_subject(engine: sa.Engine, ident: str) -> Subject:
+    """A run id (or unique prefix) or a strategy id; a clear error when it is neither or both."""
+    runs = queries.run_ids_matching(engine, ident)
+    is_strategy = queries.strategy_row(engine, ident) is not None
+    if is_strategy and runs:
+        raise UnknownSubject(f"{ident!r} is ambiguous: it is a strategy id and matches run {runs[0]}; "
+                             "give the full run id")
+    if is_strategy:
+        return load_strategy_subject(engine, ident)
+    if len(runs) == 1:
+        return load_run_subject(engine, runs[0])
+    if len(runs) > 1:
+        raise UnknownSubject(f"run id prefix {ident!r} is ambiguous: it matches {', '.join(runs[:5])}; "
+                             "give more characters")
+    raise UnknownSubject(f"{ident!r} is neither a stored run id nor a strategy id (see `macro-pipeline runs list` "
+                         "and `macro-pipeline strategies list`)")
+
+
+# --------------------------------------------------------------------------- derived tables
+
+
+def monthly_returns(returns: pd.Series) -> pd.DataFrame:
+    """Year x month (1-12) compounded returns, plus a ``year`` column compounding the year's
+    sessions in this series (a partial year covers only its sessions)."""
+    if returns.empty:
+        return pd.DataFrame(columns=[*range(1, 13), "year"])
+    idx = pd.DatetimeIndex(returns.index)
+    growth = 1.0 + returns
+    table = (growth.groupby([idx.year, idx.month]).prod() - 1.0).unstack().reindex(columns=range(1, 13))
+    table["year"] = growth.groupby(idx.year).prod() - 1.0
+    table.index.name = "year"
+    return table
+
+
+def rolling_stats(returns: pd.Series, window: int, periods_per_year: int) -> pd.DataFrame:
+    """Rolling annualised volatility (sample std x sqrt(periods)) and Sharpe (mean / std x
+    sqrt(periods), risk-free 0) over ``window`` sessions; NaN until the window is full."""
+    mean = returns.rolling(window, min_periods=window).mean()
+    std = returns.rolling(window, min_periods=window).std(ddof=1)
+    scale = math.sqrt(periods_per_year)
+    sharpe = (mean / std.where(std > 0)) * scale
+    return pd.DataFrame({"sharpe": sharpe, "volatility": std * scale})
+
+
+def trade_statistics(trips: pd.DataFrame) -> dict[str, float | None]:
+    """Win rate, profit factor, average win/loss (money), holding-period quantiles (calendar days)
+    of the round trips, computed as the engine's ``compute_metrics`` does."""
+    out: dict[str, float | None] = dict.fromkeys(
+        ["round_trips", "win_rate", "profit_factor", "avg_win", "avg_loss", "best", "worst", "total_pnl",
+         "holding_min", "holding_median", "holding_mean", "holding_p90", "holding_max"])
+    out["round_trips"] = float(len(trips))
+    if trips.empty:
+        return out
+    pnl = trips["pnl"].to_numpy(dtype=float)
+    wins, losses = pnl[pnl > 0], pnl[pnl < 0]
+    out["win_rate"] = len(wins) / len(pnl)
+    out["profit_factor"] = (wins.sum() / -losses.sum()) if len(losses) else (math.inf if len(wins) else None)
+    out["avg_win"] = float(wins.mean()) if len(wins) else None
+    out["avg_loss"] = float(losses.mean()) if len(losses) else None
+    out["best"], out["worst"], out["total_pnl"] = float(pnl.max()), float(pnl.min()), float(pnl.sum())
+    hold = trips["holding_days"].to_numpy(dtype=float)
+    out["holding_min"], out["holding_max"] = float(hold.min()), float(hold.max())
+    out["holding_median"], out["holding_mean"] = float(np.median(hold)), float(hold.mean())
+    out["holding_p90"] = float(np.percentile(hold, 90))
+    return out
+
+
+def benchmark_curve(engine: sa.Engine, instrument: str, subject: Subject, *, explicit: bool) -> tuple[pd.Series | None, str]:
+    """The benchmark's close on the subject's sessions, rebased to the subject's equity on the
+    first session both have, as stored up to the subject's ``system_as_of``; (None, why) when
+    there is nothing to show. An unknown instrument named explicitly is an error."""
+    from macro_pipeline.warehouse.pit import PointInTimeReader, utc
+
+    if not queries.instrument_exists(engine, instrument):
+        if explicit:
+            raise ValueError(f"unknown benchmark instrument {instrument!r} (not in the warehouse's instruments)")
+        return None, f"No benchmark: the default {instrument} is not in this warehouse."
+    lo, hi = subject.window
+    sys_as_of = utc(subject.system_as_of)
+    reader = PointInTimeReader(engine, max(sys_as_of, utc(hi) + pd.Timedelta(days=2)), sys_as_of)
+    panel = reader.price_panel([instrument], lo - pd.Timedelta(days=10), hi)
+    if panel.empty or instrument not in panel:
+        return None, f"No benchmark: {instrument} has no prices between {lo.date()} and {hi.date()}."
+    close = panel[instrument].dropna()
+    last = close.index.max()
+    aligned = close.reindex(close.index.union(subject.equity.index)).ffill().reindex(subject.equity.index)
+    aligned[aligned.index > last] = np.nan
+    first_valid = aligned.first_valid_index()
+    if first_valid is None:
+        return None, f"No benchmark: {instrument} has no prices between {lo.date()} and {hi.date()}."
+    curve = aligned / aligned.loc[first_valid] * subject.equity["equity"].loc[first_valid]
+    caption = f"{instrument} close (price only), rebased to the strategy's equity on {first_valid.date()}"
+    if last < hi:
+        caption += f"; its data ends {last.date()}"
+    return curve.rename(instrument), caption

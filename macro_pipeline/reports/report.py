@@ -1,0 +1,458 @@
+"""The pages: one subject (a run or a stitched strategy history), and a comparison of several.
+
+``render_*`` return the HTML text; ``write_*`` render and write it to a file and return the
+path. A page is one file with every style and chart inline (SVG, no script), so it opens
+anywhere with no network.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from macro_pipeline.engine.metrics import compute_metrics
+from macro_pipeline.reports import charts, queries
+from macro_pipeline.reports import html as h
+from macro_pipeline.reports.data import (
+    DEFAULT_BENCHMARK,
+    SCALAR_METRICS,
+    Subject,
+    benchmark_curve,
+    load_run_subject,
+    load_strategy_subject,
+    monthly_returns,
+    resolve_run_id,
+    resolve_subject,
+    rolling_stats,
+    trade_statistics,
+)
+
+
+class ReportWriteError(ValueError):
+    """The report file cannot be written where asked."""
+
+
+# --------------------------------------------------------------------------- one subject
+
+
+def _title(s: Subject) -> tuple[str, str]:
+    lo, hi = s.window
+    mode = "clean (no trading costs)" if s.clean else "realistic costs"
+    span = f"{lo.date()} .. {hi.date()}, {len(s.equity):,} session{'s' if len(s.equity) != 1 else ''}"
+    if s.kind == "run":
+        return f"Backtest report: {s.strategy_id}", f"run {s.ident} · {span} · {mode}"
+    return (f"Strategy report: {s.strategy_id} (full history)",
+            f"{len(s.runs)} monthly pipeline runs stitched · {span} · {mode}")
+
+
+def _summary(s: Subject, bench_total: float | None) -> str:
+    m = s.metrics
+    final = float(s.equity["equity"].iloc[-1])
+    items = [
+        ("total return", h.fmt_metric("total_return", m.get("total_return")), h.sign_class(m.get("total_return"))),
+        ("CAGR", h.fmt_metric("cagr", m.get("cagr")), h.sign_class(m.get("cagr"))),
+        ("Sharpe", h.fmt_metric("sharpe", m.get("sharpe")), ""),
+        ("max drawdown", h.fmt_metric("max_drawdown", m.get("max_drawdown")), ""),
+        ("annual volatility", h.fmt_metric("annual_volatility", m.get("annual_volatility")), ""),
+        ("final equity", f"{final:,.0f}", ""),
+        ("trades (fills)", f"{len(s.trades):,}", ""),
+        ("round trips", f"{len(s.round_trips):,}", ""),
+        ("costs paid", h.fmt_money(s.costs_paid), ""),
+        ("funding paid", h.fmt_money(s.funding_paid), ""),
+    ]
+    if bench_total is not None:
+        items.insert(1, ("benchmark total return", h.fmt_pct(bench_total), h.sign_class(bench_total)))
+    return h.kpis(items)
+
+
+def _equity_section(s: Subject, bench: pd.Series | None, bench_caption: str) -> tuple[str, float | None]:
+    eq = s.equity["equity"].rename(s.strategy_id)
+    log = bool((eq > 0).all())
+    svg = charts.equity_drawdown(eq, s.equity["drawdown"], bench, log=log)
+    parts = [svg, h.caption("Equity at each session close in the portfolio currency; drawdown = equity / running "
+                            "peak - 1 (the peak includes the start state's).")]
+    bench_total = None
+    if bench is not None:
+        b = bench.dropna()
+        if len(b) >= 2:
+            bm = compute_metrics(b.pct_change().dropna())
+            bench_total = bm["total_return"]
+            bench_caption += (f". Over the same sessions ({b.index[0].date()} .. {b.index[-1].date()}): total return "
+                              f"{h.fmt_pct(bm['total_return'])}, CAGR {h.fmt_pct(bm['cagr'])}, max drawdown "
+                              f"{h.fmt_pct(bm['max_drawdown'])}")
+    parts.append(h.caption("Benchmark: " + bench_caption + "."))
+    return h.section("equity", "Equity against the benchmark, and drawdown", "".join(parts)), bench_total
+
+
+def _rolling_section(s: Subject) -> str:
+    window = s.periods_per_year
+    r = s.returns
+    if len(r) < window:
+        body = h.paragraph(f"Rolling 12-month statistics need {window} sessions; this "
+                           f"{'run' if s.kind == 'run' else 'history'} has {len(r)}, so there is no full "
+                           "window to show.", "note")
+    else:
+        stats = rolling_stats(r, window, s.periods_per_year)
+        body = charts.rolling(stats.dropna(how="all"), window) + h.caption(
+            f"Over the trailing {window} sessions (12 months on the {s.calendar} calendar), annualised with "
+            f"{s.periods_per_year} periods a year, risk-free 0. Latest: Sharpe {h.fmt_metric('sharpe', stats['sharpe'].iloc[-1])}, "
+            f"volatility {h.fmt_pct(stats['volatility'].iloc[-1])}.")
+    return h.section("rolling", "Rolling 12-month Sharpe and volatility", body)
+
+
+def _exposure_section(s: Subject) -> str:
+    e = s.equity
+    body = charts.exposure(e) + h.caption(
+        f"Average gross {h.fmt_pct(e['gross_exposure'].mean())}, net {h.fmt_pct(e['net_exposure'].mean())}; "
+        f"maximum gross {h.fmt_pct(e['gross_exposure'].max())}.")
+    return h.section("exposure", "Gross and net exposure", body)
+
+
+def _turnover_section(s: Subject) -> str:
+    t = s.equity["turnover"]
+    monthly = t.groupby(pd.DatetimeIndex(t.index).to_period("M")).sum()
+    monthly.index = monthly.index.to_timestamp() + pd.Timedelta(days=14)
+    body = charts.turnover(monthly) + h.caption(
+        f"Annualised turnover {h.fmt_metric('turnover', s.metrics.get('turnover'))} (mean daily traded notional / "
+        f"equity x 252); busiest session {h.fmt_pct(t.max())} on {t.idxmax().date()}.")
+    return h.section("turnover", "Turnover", body)
+
+
+def _metrics_section(s: Subject) -> str:
+    rows = [[f"<td>{h.esc(k)}</td>", h.metric_cell(k, s.metrics.get(k)),
+             f'<td class="note">{h.esc(h.METRIC_NOTES.get(k, ""))}</td>'] for k in SCALAR_METRICS]
+    src = ("as stored with the run (the engine's compute_metrics)" if s.kind == "run"
+           else "compute_metrics over the stitched history")
+    return h.section("metrics", "Metrics", h.caption(f"All of the engine's metrics, {src}; n/a where undefined.")
+                     + h.table(["metric", "value", "meaning"], rows, cls="metrics", raw=True))
+
+
+def _trades_section(s: Subject) -> str:
+    trades = s.trades
+    if trades.empty:
+        return h.section("trades", "Trade statistics", h.paragraph(
+            "No trades: no fill in this window, so there are no round trips, win rate, profit factor or holding "
+            "periods to show.", "note"))
+    stats = trade_statistics(s.round_trips)
+    buys = int((trades["side"] == "buy").sum())
+    rows = [
+        ("fills", f"{len(trades):,} ({buys:,} buys, {len(trades) - buys:,} sells)"),
+        ("no-trade log rows", f"{len(s.fills) - len(trades):,}"),
+        ("round trips closed", f"{int(stats['round_trips']):,}"),
+        ("win rate", h.fmt_pct(stats["win_rate"])),
+        ("profit factor", h.fmt_metric("profit_factor", stats["profit_factor"])),
+        ("average win", h.fmt_money(stats["avg_win"])),
+        ("average loss", h.fmt_money(stats["avg_loss"])),
+        ("best / worst round trip", f"{h.fmt_money(stats['best'])} / {h.fmt_money(stats['worst'])}"),
+        ("total round-trip P&L", h.fmt_money(stats["total_pnl"])),
+    ]
+    body = h.table(["statistic", "value"], rows, cls="trade-stats")
+    if s.round_trips.empty:
+        body += h.paragraph("No round trip was closed: every position opened is still open at the end, so win rate, "
+                            "profit factor and holding periods are undefined.", "note")
+        return h.section("trades", "Trade statistics", body)
+    hold = [("min", stats["holding_min"]), ("median", stats["holding_median"]), ("mean", stats["holding_mean"]),
+            ("90th percentile", stats["holding_p90"]), ("max", stats["holding_max"])]
+    body += "<h3>Holding periods (calendar days)</h3>"
+    body += h.table([q for q, _ in hold], [[f"{v:,.1f}" for _, v in hold]], cls="holding")
+    body += charts.holding_histogram(s.round_trips["holding_days"])
+    by = s.round_trips.groupby("instrument_id")["pnl"].agg(["count", "sum", lambda x: (x > 0).mean()])
+    by.columns = ["trips", "pnl", "win_rate"]
+    by = by.reindex(by["pnl"].abs().sort_values(ascending=False).index).head(12)
+    body += "<h3>By instrument (largest P&amp;L first, at most 12)</h3>"
+    body += h.table(["instrument", "round trips", "P&L", "win rate"],
+                    [[i, f"{int(r.trips):,}", h.fmt_money(r.pnl), h.fmt_pct(r.win_rate)] for i, r in by.iterrows()])
+    body += h.caption("Round trips follow the exit-trades convention (one per closing fill, average cost); their "
+                      "P&L is net of trading costs and excludes carry (funding, dividends, borrow, interest).")
+    return h.section("trades", "Trade statistics", body)
+
+
+def _costs_section(engine: sa.Engine, s: Subject) -> str:
+    costs, carry = s.costs_daily, s.carry_daily
+    carry_total = float(carry.sum())
+    rows = [("trading costs paid", h.fmt_money(s.costs_paid)),
+            ("funding paid (negative = received)", h.fmt_money(s.funding_paid)),
+            ("all carry paid, from the cash ledger", h.fmt_money(carry_total))]
+    body = h.table(["", "money"], rows, cls="costs")
+    body += charts.costs_carry(costs, carry)
+    body += h.caption("Costs are the fills' costs by session. Carry per session comes from the cash ledger "
+                      "(cash change plus what the fills spent): funding and borrow paid, less interest and "
+                      "dividends received. Funding alone is stored only as a total"
+                      + (" per month (see the monthly runs in the lineage)." if s.kind == "strategy" else ".")
+                      + (" Here the ledger carry equals the stored funding total."
+                         if math.isclose(carry_total, s.funding_paid, rel_tol=1e-6, abs_tol=1e-4) else ""))
+    if s.clean:
+        body += h.paragraph("Clean run: trading costs and slippage are zero by construction.", "note")
+    if s.kind == "run":
+        other_id = queries.counterpart_run(engine, s.strategy_id, *s.stored_window, s.config, s.start_state)
+        if other_id is None:
+            want = "clean" if not s.clean else "realistic"
+            body += h.paragraph(f"No {want} counterpart of this run is stored (same strategy, window and settings"
+                                f"{', clean' if want == 'clean' else ''}); "
+                                f"`macro-pipeline backtest --strategy {s.strategy_id} --start {s.stored_window[0]} "
+                                f"--end {s.stored_window[1]}{' --clean' if want == 'clean' else ''}` makes one.", "note")
+        else:
+            other = load_run_subject(engine, other_id)
+            real, clean = (s, other) if not s.clean else (other, s)
+            body += "<h3>Clean vs realistic</h3>" + _drag_table([(real, clean)])
+    return h.section("costs", "Costs and funding", body)
+
+
+def _lineage_section(s: Subject) -> str:
+    st = s.strategy
+    items = dict(s.lineage)
+    items["strategy kind"] = st["kind"]
+    items["strategy params"] = json.dumps(st["params"], sort_keys=True)
+    items["universe / rebalance / calendar"] = f"{st['universe']} / {st['rebalance']} / {st['calendar']}"
+    items["params hash"] = st["params_hash"]
+    body = h.lineage_block(items, s.config)
+    if s.kind == "strategy":
+        runs = s.runs
+        rows = [[str(r.window_start)[:7], f"{r.window_start} .. {r.window_end}", r.run_id, r.signal_snapshot_id,
+                 pd.Timestamp(r.system_as_of).isoformat(), r.engine_version, r.orchestrator_run_id or "",
+                 f"{r.sessions:,}", h.fmt_metric("total_return", r.total_return), h.fmt_money(r.costs_paid),
+                 h.fmt_money(r.funding_paid)] for r in runs.itertuples()]
+        body += (f'<details id="monthly-runs"><summary>The {len(runs)} monthly pipeline runs stitched '
+                 "(run id, signal snapshot id, watermark, ...)</summary><div class=\"scroll\">"
+                 + h.table(["month", "window", "run id", "signal snapshot id", "system_as_of", "engine",
+                            "orchestrator run id", "sessions", "return", "costs paid", "funding paid"], rows,
+                           cls="monthly-runs")
+                 + "</div></details>")
+    return h.section("lineage", "Lineage", body)
+
+
+def render_subject(engine: sa.Engine, s: Subject, benchmark: str | None = None) -> str:
+    """The full report of one subject; ``benchmark`` None means the demo's S&P 500 (``SPX``),
+    silently left out when the warehouse does not hold it."""
+    bench, bench_caption = benchmark_curve(engine, benchmark or DEFAULT_BENCHMARK, s, explicit=benchmark is not None)
+    equity_html, bench_total = _equity_section(s, bench, bench_caption)
+    table = monthly_returns(s.returns)
+    monthly_html = h.section("monthly-returns", "Monthly returns", h.heatmap(table) + h.caption(
+        "Compounded session returns per calendar month, in percent; the year total compounds the year's sessions "
+        "in this window (a partial first or last year covers only its sessions)."))
+    title, subtitle = _title(s)
+    body = "".join([
+        h.notes(s.notes),
+        h.section("summary", "Summary", _summary(s, bench_total)),
+        equity_html, monthly_html, _rolling_section(s), _exposure_section(s), _turnover_section(s),
+        _metrics_section(s), _trades_section(s), _costs_section(engine, s), _lineage_section(s),
+    ])
+    return h.page(title, subtitle, body)
+
+
+def render_run_report(engine: sa.Engine, run_id: str, benchmark: str | None = None) -> str:
+    return render_subject(engine, load_run_subject(engine, run_id), benchmark)
+
+
+def render_strategy_report(engine: sa.Engine, strategy_id: str, benchmark: str | None = None) -> str:
+    return render_subject(engine, load_strategy_subject(engine, strategy_id), benchmark)
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def _drag_table(pairs: Sequence[tuple[Subject, Subject]]) -> str:
+    rows = []
+    for real, clean in pairs:
+        rm, cm = real.metrics, clean.metrics
+
+        def diff(k: str, rm=rm, cm=cm) -> str:
+            a, b = rm.get(k), cm.get(k)
+            return "n/a" if h.is_missing(a) or h.is_missing(b) else f"{100 * (b - a):.2f} pp"
+
+        rows.append([real.strategy_id, f"{real.stored_window[0]} .. {real.stored_window[1]}", real.ident[:12],
+                     clean.ident[:12], h.fmt_metric("total_return", rm.get("total_return")),
+                     h.fmt_metric("total_return", cm.get("total_return")), diff("total_return"), diff("cagr"),
+                     h.fmt_money(real.costs_paid)])
+    return h.table(["strategy", "window", "realistic run", "clean run", "total return (realistic)",
+                    "total return (clean)", "cost drag, total return", "cost drag, CAGR", "costs paid"], rows,
+                   cls="cost-drag") + h.caption("Cost drag = clean - realistic, in percentage points: what trading "
+                                                "costs and slippage took.")
+
+
+def render_comparison(engine: sa.Engine, subjects: Sequence[Subject]) -> str:
+    """Overlaid growth curves and drawdowns, metrics side by side, and the clean vs realistic cost
+    drag for every run whose counterpart (same strategy, window and settings, the other clean
+    flag) is among the subjects or stored."""
+    labels = _unique_labels(subjects)
+    curves = {lab: s.equity["equity"] / s.start_equity for lab, s in zip(labels, subjects, strict=True)}
+    drawdowns = {lab: s.equity["drawdown"] for lab, s in zip(labels, subjects, strict=True)}
+    log = all(bool((c > 0).all()) for c in curves.values())
+    notes = [f"{lab}: {n}" for lab, s in zip(labels, subjects, strict=True) for n in s.notes]
+    windows = {s.window for s in subjects}
+    body = h.notes(notes)
+    overlay = charts.overlay(curves, drawdowns, log=log)
+    cap = "Each curve is equity / its own starting equity, so curves with different capital compare."
+    if len(windows) > 1:
+        cap += " The windows differ: each curve starts at 1 on its own first session."
+    body += h.section("equity", "Equity and drawdown, overlaid", overlay + h.caption(cap))
+    header = ["metric", *labels]
+    rows = [[f"<td>{h.esc(k)}</td>", *(h.metric_cell(k, s.metrics.get(k)) for s in subjects)] for k in SCALAR_METRICS]
+    extra = [("window", [f"{s.window[0].date()} .. {s.window[1].date()}" for s in subjects]),
+             ("sessions", [f"{len(s.equity):,}" for s in subjects]),
+             ("costs paid", [h.fmt_money(s.costs_paid) for s in subjects]),
+             ("funding paid", [h.fmt_money(s.funding_paid) for s in subjects]),
+             ("mode", ["clean" if s.clean else "realistic costs" for s in subjects]),
+             ("kind", ["run" if s.kind == "run" else f"strategy history ({len(s.runs)} months)" for s in subjects])]
+    rows += [[f"<td>{h.esc(k)}</td>", *(f"<td>{h.esc(v)}</td>" for v in vals)] for k, vals in extra]
+    body += h.section("metrics", "Metrics side by side", h.table(header, rows, cls="metrics", raw=True))
+    body += h.section("cost-drag", "Clean vs realistic cost drag", _drag_section(engine, subjects))
+    lineage_rows = [[lab, s.kind, s.ident, s.lineage.get("signal snapshot id", s.lineage.get("signal snapshots", "")),
+                     s.lineage.get("system_as_of (watermark)", s.lineage.get("system_as_of (watermarks)", "")),
+                     s.lineage.get("engine version", s.lineage.get("engine versions", ""))]
+                    for lab, s in zip(labels, subjects, strict=True)]
+    body += h.section("lineage", "Lineage", h.table(["label", "kind", "id", "signal snapshot", "system_as_of",
+                                                     "engine"], lineage_rows, cls="lineage"))
+    title = "Comparison: " + ", ".join(dict.fromkeys(s.strategy_id for s in subjects))
+    return h.page(title, f"{len(subjects)} results: " + "; ".join(labels), body)
+
+
+def _unique_labels(subjects: Sequence[Subject]) -> list[str]:
+    labels = [s.label for s in subjects]
+    seen: dict[str, int] = {}
+    out = []
+    for lab in labels:
+        seen[lab] = seen.get(lab, 0) + 1
+        out.append(lab if labels.count(lab) == 1 else f"{lab} #{seen[lab]}")
+    return out
+
+
+def _drag_section(engine: sa.Engine, subjects: Sequence[Subject]) -> str:
+    by_id = {s.ident: s for s in subjects if s.kind == "run"}
+    pairs, missing, done = [], [], set()
+    for s in subjects:
+        if s.kind != "run":
+            missing.append(f"{s.label}: a pipeline history has no clean counterpart; compare a one-off run with its "
+                           "--clean twin instead.")
+            continue
+        if s.ident in done:
+            continue
+        other_id = queries.counterpart_run(engine, s.strategy_id, *s.stored_window, s.config, s.start_state)
+        if other_id is None:
+            missing.append(f"{s.label}: no {'clean' if not s.clean else 'realistic'} counterpart stored "
+                           f"(same strategy, window {s.stored_window[0]} .. {s.stored_window[1]} and settings).")
+            continue
+        other = by_id.get(other_id) or load_run_subject(engine, other_id)
+        done.update({s.ident, other_id})
+        pairs.append((s, other) if not s.clean else (other, s))
+    body = _drag_table(pairs) if pairs else ""
+    if missing:
+        body += "<ul>" + "".join(f"<li>{h.esc(m)}</li>" for m in missing) + "</ul>"
+    return body
+
+
+# --------------------------------------------------------------------------- files
+
+
+def reports_dir(settings=None) -> Path:
+    """Where reports go by default: ``$MACRO_PIPELINE_HOME/reports``."""
+    from macro_pipeline.settings import load_settings
+
+    return (settings or load_settings()).home / "reports"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:120]
+
+
+def _target(out: str | os.PathLike | None, default_name: str) -> Path:
+    """``out`` as a file, or ``default_name`` inside ``out`` when it is an existing directory (or
+    inside the default reports directory when ``out`` is None). Fails before any work is done
+    when the place cannot be written."""
+    path = reports_dir() / default_name if out is None else Path(out).expanduser()
+    if path.is_dir():
+        path = path / default_name
+    _check_directory(path.parent, path)
+    return path
+
+
+def _check_directory(directory: Path, target: Path) -> None:
+    """``directory`` exists and is writable, or can be created below a writable directory."""
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ReportWriteError(f"cannot write report to {target}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ReportWriteError(f"cannot write report to {target}: {existing} is not writable")
+
+
+def _write(path: Path, text: str) -> Path:
+    """Write atomically (a temporary file renamed over the target): never a half-written report."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ReportWriteError(f"cannot write report to {path}: {exc.strerror or exc}") from exc
+    return path.resolve()
+
+
+def write_run_report(engine: sa.Engine, run_id: str, out: str | os.PathLike | None = None,
+                     benchmark: str | None = None) -> Path:
+    """Write the report of stored run ``run_id`` (full id or unique prefix) to ``out`` (a file,
+    or a directory for ``run-<id>.html``; default the reports directory); returns the path."""
+    run_id = resolve_run_id(engine, run_id)
+    path = _target(out, f"run-{run_id}.html")
+    return _write(path, render_run_report(engine, run_id, benchmark))
+
+
+def write_strategy_report(engine: sa.Engine, strategy_id: str, out: str | os.PathLike | None = None,
+                          benchmark: str | None = None) -> Path:
+    """Write the full-history report of ``strategy_id`` (its current monthly pipeline runs,
+    stitched) to ``out`` (file or directory for ``strategy-<id>.html``); returns the path."""
+    path = _target(out, f"strategy-{_safe(strategy_id)}.html")
+    return _write(path, render_strategy_report(engine, strategy_id, benchmark))
+
+
+def write_comparison(engine: sa.Engine, ids: Sequence[str], out: str | os.PathLike | None = None) -> Path:
+    """Write the comparison of ``ids`` (run ids, unique prefixes or strategy ids, at least one)
+    to ``out`` (file or directory); returns the path."""
+    if not ids:
+        raise ValueError("compare needs at least one run or strategy id")
+    subjects = [resolve_subject(engine, i) for i in ids]
+    name = "compare-" + "_".join(_safe(s.ident[:12] if s.kind == "run" else s.ident) for s in subjects)[:100] + ".html"
+    path = _target(out, name)
+    return _write(path, render_comparison(engine, subjects))
+
+
+def write_reports(engine: sa.Engine, *, run_ids: Iterable[str] = (), strategy_ids: Iterable[str] = (),
+                  out_dir: str | os.PathLike | None = None, benchmark: str | None = None,
+                  progress: bool | None = None) -> list[Path]:
+    """Bulk: one report per run and per strategy into ``out_dir`` (default the reports
+    directory), with a progress bar on stderr (default: when stderr is a terminal)."""
+    from tqdm import tqdm
+
+    targets = [("run", r) for r in run_ids] + [("strategy", s) for s in strategy_ids]
+    directory = reports_dir() if out_dir is None else Path(out_dir).expanduser()
+    if directory.exists() and not directory.is_dir():
+        raise ReportWriteError(f"cannot write reports to {directory}: it is a file, not a directory")
+    _check_directory(directory, directory)  # fail before the work when it cannot be written
+    paths = []
+    show = sys.stderr.isatty() if progress is None else progress
+    for kind, ident in tqdm(targets, desc="reports", unit="report", disable=not show):
+        if kind == "run":
+            paths.append(write_run_report(engine, ident, directory / f"run-{resolve_run_id(engine, ident)}.html",
+                                          benchmark))
+        else:
+            paths.append(write_strategy_report(engine, ident, directory / f"strategy-{_safe(ident)}.html", benchmark))
+    return paths
+
+
+def write_strategy_reports(engine: sa.Engine, strategy_ids: Iterable[str] | None = None,
+                           out_dir: str | os.PathLike | None = None, benchmark: str | None = None,
+                           progress: bool | None = None) -> list[Path]:
+    """A full-history report for each strategy (default: every strategy with pipeline runs)."""
+    ids = queries.strategies_with_pipeline_runs(engine) if strategy_ids is None else list(strategy_ids)
+    return write_reports(engine, strategy_ids=ids, out_dir=out_dir, benchmark=benchmark, progress=progress)
+

@@ -19,7 +19,7 @@ Timing and data (DESIGN sections 1-2):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -80,6 +80,14 @@ def register_strategy(engine: sa.Engine, cfg) -> str:
             {"s": cfg.strategy_id, "k": cfg.kind, "p": json.dumps(cfg.to_dict(), sort_keys=True),
              "h": cfg.params_hash, "u": cfg.universe})
     return "added"
+
+
+def sync_builtin_strategies(engine: sa.Engine) -> list[str]:
+    """Register the configurations of the package's ``strategies.toml`` (idempotent; the same id
+    with other parameters is an error); the ids newly added."""
+    from macro_pipeline.strategies.registry import load_builtin_configs
+
+    return [cfg.strategy_id for cfg in load_builtin_configs() if register_strategy(engine, cfg) == "added"]
 
 
 def load_strategy(engine: sa.Engine, strategy_id: str):
@@ -257,6 +265,134 @@ def _previous_pipeline_run(engine: sa.Engine, strategy_id: str, window: tuple[pd
             {"s": strategy_id, "ws": window[0].date(), "we": window[1].date()}).first()
 
 
+@dataclass
+class MonthPlan:
+    """Everything the engine needs for a stretch of consecutive months of one strategy, read from
+    the warehouse (point in time) by ``plan_months``; ``simulate_plan`` is pure, ``store_months``
+    writes. The Dagster ``backtest`` asset runs these three as separate ops."""
+
+    strategy_id: str
+    params_hash: str
+    outcomes: dict[str, MonthOutcome]  # months already decided (before/after the data)
+    live: list[str]  # months to simulate and store, consecutive
+    windows: dict[str, tuple[pd.Timestamp, pd.Timestamp]]
+    start: pd.Timestamp | None = None
+    weights: pd.DataFrame | None = field(default=None, repr=False)
+    marks: dict = field(default_factory=dict)
+    start_state: EndState | None = None
+    inputs: dict = field(default_factory=dict, repr=False)
+    config: BacktestConfig | None = None
+    system_as_of: pd.Timestamp | None = None
+    rebalance: str = ""
+    calendar: str = ""
+
+    @property
+    def months(self) -> list[str]:
+        return sorted(set(self.outcomes) | set(self.live))
+
+
+def plan_months(engine: sa.Engine, strategy_id: str, months: list[str], *,
+                system_as_of: DateLike | None = None) -> MonthPlan:
+    """Read what a stretch of months needs: weights (computed once for the stretch), engine
+    inputs, and the previous month's end state (``ValueError`` naming the month when the chain
+    has a gap). Months before the strategy's data are ``before-data``; months with no session
+    yet ``after-data``."""
+    from macro_pipeline.strategies.registry import build
+
+    cfg = load_strategy(engine, strategy_id)
+    ordered = sorted(set(pd.Timestamp(m).strftime("%Y-%m-01") for m in months))
+    windows = {m: month_window(cfg, m) for m in ordered}
+    plan = MonthPlan(strategy_id, cfg.params_hash, {m: MonthOutcome(m, "after-data") for m in ordered if windows[m] is None},
+                     [m for m in ordered if windows[m] is not None], {m: w for m, w in windows.items() if w is not None},
+                     rebalance=cfg.rebalance, calendar=cfg.calendar)
+    live = plan.live
+    if not live:
+        return plan
+    for a, b in zip(live, live[1:], strict=False):
+        if (pd.Timestamp(a) + pd.offsets.MonthBegin(1)).strftime("%Y-%m-01") != b:
+            raise ValueError(f"months of {strategy_id} must be consecutive: {a} then {b}; run each stretch separately")
+    end = windows[live[-1]][1]
+    try:
+        view = strategy_view(engine, cfg, end, system_as_of)
+    except NoDataYet:
+        plan.outcomes.update({m: MonthOutcome(m, "before-data") for m in live})
+        plan.live = []
+        return plan
+    origin = view.decision_dates[0]
+    for m in list(live):
+        if windows[m][1] < origin:
+            plan.outcomes[m] = MonthOutcome(m, "before-data")
+            live.remove(m)
+    if not live:
+        return plan
+    plan.start = start = max(windows[live[0]][0], origin)
+    plan.weights = build(cfg).weights(view)
+    plan.marks = view.input_watermarks()  # what the weights read (before the engine's inputs are loaded)
+    prev_month = (pd.Timestamp(live[0]) - pd.offsets.MonthBegin(1)).strftime("%Y-%m-01")
+    prev_window = month_window(cfg, prev_month)
+    if prev_window is not None and prev_window[1] >= origin:
+        prev = _previous_pipeline_run(engine, strategy_id, prev_window)
+        if prev is None:
+            raise ValueError(f"{strategy_id} {live[0][:7]} continues from {prev_month[:7]}, which has no stored "
+                             f"backtest; materialize from {prev_month[:7]} (or the first missing month) on")
+        plan.start_state = EndState.from_dict(dict(prev.end_state))
+    plan.inputs = engine_inputs(view, cfg, list(plan.weights.columns), start, end)
+    plan.config = backtest_config(cfg, start, end)
+    plan.system_as_of = view.system_as_of
+    return plan
+
+
+def simulate_plan(plan: MonthPlan) -> BacktestResult | None:
+    """The engine over the whole stretch, once, with a checkpoint at each month's last session.
+    Pure: no I/O."""
+    if not plan.live:
+        return None
+    inputs = dict(plan.inputs)
+    end = plan.windows[plan.live[-1]][1]
+    return simulate(inputs.pop("prices"), plan.weights.loc[plan.start:end], plan.config, start_state=plan.start_state,
+                    checkpoints=[plan.windows[m][1] for m in plan.live], **inputs)
+
+
+def store_months(engine: sa.Engine, plan: MonthPlan, result: BacktestResult | None, *,
+                 orchestrator_run_id: str | None = None) -> list[MonthOutcome]:
+    """Store each month of a simulated stretch as its own run (snapshot, equity, fills, trips,
+    metrics, start and end state), continuing from the previous month's end state."""
+    from macro_pipeline.engine import compute_metrics
+    from macro_pipeline.strategies.base import CODE_VERSION
+
+    outcomes = dict(plan.outcomes)
+    if plan.live:
+        returns, trips, fills = result.returns, result.round_trips, result.fills
+        eq = pd.DataFrame({"equity": result.equity, "cash": result.cash, "gross_exposure": result.exposure["gross"],
+                           "net_exposure": result.exposure["net"], "drawdown": result.drawdown,
+                           "turnover": result.turnover})
+        trip_exit = pd.DatetimeIndex(trips["exit_date"]) if len(trips) else None
+        fill_date = pd.DatetimeIndex(fills["date"])
+        state = plan.start_state
+        for m in plan.live:
+            ms, me = max(plan.windows[m][0], plan.start), plan.windows[m][1]
+            w = plan.weights.loc[ms:me]
+            snap = SignalSnapshot(plan.strategy_id, plan.params_hash, w.index[0].date(), w.index[-1].date(), plan.marks,
+                                  CODE_VERSION, w)
+            sid, _ = write_snapshot(engine, snap)
+            month_trips = trips[(trip_exit >= ms) & (trip_exit <= me)] if len(trips) else trips
+            metrics = compute_metrics(returns.loc[ms:me], month_trips, exposure=result.exposure.loc[ms:me],
+                                      turnover=result.turnover.loc[ms:me])
+            end_state = result.state_at(me)
+            month_cfg = replace(plan.config, start=ms.date(), end=me.date()).to_dict()
+            run_id = new_run_id()
+            store_run(engine, run_id=run_id, strategy_id=plan.strategy_id, window_start=ms.date(), window_end=me.date(),
+                      config=month_cfg, snapshot_id=sid, system_as_of=plan.system_as_of.to_pydatetime(),
+                      engine_version=ENGINE_VERSION, orchestrator_run_id=orchestrator_run_id, equity=eq.loc[ms:me],
+                      fills=fills[(fill_date >= ms) & (fill_date <= me)], round_trips=month_trips, metrics=metrics,
+                      start_state=state.to_dict() if state is not None else None, end_state=end_state.to_dict(),
+                      summary={"pipeline": True, "costs_paid": float(result.costs.loc[ms:me].sum()),
+                               "funding_paid": float(result.funding.loc[ms:me].sum())})
+            state = end_state
+            outcomes[m] = MonthOutcome(m, "stored", run_id, sid, metrics, int(len(eq.loc[ms:me])))
+    return [outcomes[m] for m in sorted(outcomes)]
+
+
 def run_months(engine: sa.Engine, strategy_id: str, months: list[str], *, system_as_of: DateLike | None = None,
                orchestrator_run_id: str | None = None) -> list[MonthOutcome]:
     """Materialize consecutive monthly partitions of one strategy: the weights are computed once,
@@ -269,76 +405,8 @@ def run_months(engine: sa.Engine, strategy_id: str, months: list[str], *, system
     ``after-data``. Chain invariance: materializing months one by one or as a range gives the
     same equity as one engine call over the whole range.
     """
-    from macro_pipeline.strategies.base import CODE_VERSION
-    from macro_pipeline.strategies.registry import build
-
-    cfg = load_strategy(engine, strategy_id)
-    ordered = sorted(set(pd.Timestamp(m).strftime("%Y-%m-01") for m in months))
-    windows = {m: month_window(cfg, m) for m in ordered}
-    outcomes = {m: MonthOutcome(m, "after-data") for m in ordered if windows[m] is None}
-    live = [m for m in ordered if windows[m] is not None]
-    if not live:
-        return [outcomes[m] for m in ordered]
-    for a, b in zip(live, live[1:], strict=False):
-        if (pd.Timestamp(a) + pd.offsets.MonthBegin(1)).strftime("%Y-%m-01") != b:
-            raise ValueError(f"months of {strategy_id} must be consecutive: {a} then {b}; run each stretch separately")
-    end = windows[live[-1]][1]
-    try:
-        view = strategy_view(engine, cfg, end, system_as_of)
-    except NoDataYet:
-        return [outcomes.get(m, MonthOutcome(m, "before-data")) for m in ordered]
-    origin = view.decision_dates[0]
-    for m in list(live):
-        if windows[m][1] < origin:
-            outcomes[m] = MonthOutcome(m, "before-data")
-            live.remove(m)
-    if not live:
-        return [outcomes[m] for m in ordered]
-    start = max(windows[live[0]][0], origin)
-    weights = build(cfg).weights(view)
-    marks = view.input_watermarks()  # what the weights read (before the engine's inputs are loaded)
-    start_state = None
-    prev_month = (pd.Timestamp(live[0]) - pd.offsets.MonthBegin(1)).strftime("%Y-%m-01")
-    prev_window = month_window(cfg, prev_month)
-    if prev_window is not None and prev_window[1] >= origin:
-        prev = _previous_pipeline_run(engine, strategy_id, prev_window)
-        if prev is None:
-            raise ValueError(f"{strategy_id} {live[0][:7]} continues from {prev_month[:7]}, which has no stored "
-                             f"backtest; materialize from {prev_month[:7]} (or the first missing month) on")
-        start_state = EndState.from_dict(dict(prev.end_state))
-    inputs = engine_inputs(view, cfg, list(weights.columns), start, end)
-    config = backtest_config(cfg, start, end)
-    checkpoints = [windows[m][1] for m in live]
-    result = simulate(inputs.pop("prices"), weights.loc[start:end], config, start_state=start_state,
-                      checkpoints=checkpoints, **inputs)
-    returns, trips, fills = result.returns, result.round_trips, result.fills
-    eq = pd.DataFrame({"equity": result.equity, "cash": result.cash, "gross_exposure": result.exposure["gross"],
-                       "net_exposure": result.exposure["net"], "drawdown": result.drawdown, "turnover": result.turnover})
-    state = start_state
-    for m in live:
-        ms, me = max(windows[m][0], start), windows[m][1]
-        w = weights.loc[ms:me]
-        snap = SignalSnapshot(cfg.strategy_id, cfg.params_hash, w.index[0].date(), w.index[-1].date(), marks, CODE_VERSION, w)
-        sid, _ = write_snapshot(engine, snap)
-        month_trips = trips[(pd.DatetimeIndex(trips["exit_date"]) >= ms) & (pd.DatetimeIndex(trips["exit_date"]) <= me)] if len(trips) else trips
-        from macro_pipeline.engine import compute_metrics
-
-        metrics = compute_metrics(returns.loc[ms:me], month_trips, exposure=result.exposure.loc[ms:me],
-                                  turnover=result.turnover.loc[ms:me])
-        end_state = result.state_at(me)
-        month_cfg = backtest_config(cfg, ms, me).to_dict()
-        run_id = new_run_id()
-        month_fills = fills[(pd.DatetimeIndex(fills["date"]) >= ms) & (pd.DatetimeIndex(fills["date"]) <= me)]
-        store_run(engine, run_id=run_id, strategy_id=strategy_id, window_start=ms.date(), window_end=me.date(),
-                  config=month_cfg, snapshot_id=sid, system_as_of=view.system_as_of.to_pydatetime(),
-                  engine_version=ENGINE_VERSION, orchestrator_run_id=orchestrator_run_id, equity=eq.loc[ms:me],
-                  fills=month_fills, round_trips=month_trips, metrics=metrics,
-                  start_state=state.to_dict() if state is not None else None, end_state=end_state.to_dict(),
-                  summary={"pipeline": True, "costs_paid": float(result.costs.loc[ms:me].sum()),
-                           "funding_paid": float(result.funding.loc[ms:me].sum())})
-        state = end_state
-        outcomes[m] = MonthOutcome(m, "stored", run_id, sid, metrics, int(len(eq.loc[ms:me])))
-    return [outcomes[m] for m in ordered]
+    plan = plan_months(engine, strategy_id, months, system_as_of=system_as_of)
+    return store_months(engine, plan, simulate_plan(plan), orchestrator_run_id=orchestrator_run_id)
 
 
 def stitched_equity(engine: sa.Engine, strategy_id: str) -> pd.Series:

@@ -144,11 +144,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _sync_builtin(engine) -> None:
     """Register the repository's strategy configurations (idempotent; conflicts are errors)."""
-    from macro_pipeline.backtests import register_strategy
-    from macro_pipeline.strategies.registry import load_builtin_configs
+    from macro_pipeline.backtests import sync_builtin_strategies
 
-    for cfg in load_builtin_configs():
-        register_strategy(engine, cfg)
+    sync_builtin_strategies(engine)
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:

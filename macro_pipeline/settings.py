@@ -10,6 +10,13 @@
 Dagster's instance lives under ``$MACRO_PIPELINE_HOME/dagster`` (``DAGSTER_HOME``) with its storage in
 the same PostgreSQL server (database ``macro_pipeline_dagster`` for the embedded server).
 Credentials only ever arrive through the environment.
+
+Automation:
+- ``MACRO_PIPELINE_NIGHTLY_CRON`` (default ``0 2 * * *``) and ``MACRO_PIPELINE_NIGHTLY_TZ``
+  (default ``UTC``; any IANA name such as ``America/New_York``): when the nightly schedule runs.
+- ``MACRO_PIPELINE_HISTORY_START`` (default ``1986-01-01``): the first month partition.
+- ``MACRO_PIPELINE_DAGSTER_STORAGE_URL``: Dagster's instance storage; default: the database
+  ``macro_pipeline_dagster`` on the warehouse's server.
 """
 
 from __future__ import annotations
@@ -21,6 +28,11 @@ from pathlib import Path
 DATABASE_URL_ENV = "MACRO_PIPELINE_DATABASE_URL"
 HOME_ENV = "MACRO_PIPELINE_HOME"
 EMBEDDED_DATABASE = "macro_pipeline"
+DAGSTER_DATABASE = "macro_pipeline_dagster"
+DAGSTER_STORAGE_ENV = "MACRO_PIPELINE_DAGSTER_STORAGE_URL"
+NIGHTLY_CRON_ENV = "MACRO_PIPELINE_NIGHTLY_CRON"
+NIGHTLY_TZ_ENV = "MACRO_PIPELINE_NIGHTLY_TZ"
+HISTORY_START_ENV = "MACRO_PIPELINE_HISTORY_START"
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,10 @@ class Settings:
 
     database_url: str | None
     home: Path
+    nightly_cron: str = "0 2 * * *"
+    nightly_tz: str = "UTC"
+    history_start: str = "1986-01-01"
+    dagster_storage_url: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -47,7 +63,32 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     url = env.get(DATABASE_URL_ENV) or None
     home = Path(env.get(HOME_ENV) or "./.macro_pipeline").expanduser().resolve()
-    return Settings(database_url=normalize_url(url) if url else None, home=home)
+    storage = env.get(DAGSTER_STORAGE_ENV) or None
+    return Settings(database_url=normalize_url(url) if url else None, home=home,
+                    nightly_cron=env.get(NIGHTLY_CRON_ENV) or "0 2 * * *",
+                    nightly_tz=_timezone(env.get(NIGHTLY_TZ_ENV) or "UTC"),
+                    history_start=_month_start(env.get(HISTORY_START_ENV) or "1986-01-01"),
+                    dagster_storage_url=normalize_url(storage) if storage else None)
+
+
+def _timezone(name: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"{NIGHTLY_TZ_ENV}={name!r} is not an IANA time zone (e.g. UTC, America/New_York)") from exc
+    return name
+
+
+def _month_start(text: str) -> str:
+    from datetime import date
+
+    try:
+        d = date.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"{HISTORY_START_ENV}={text!r} is not a date (YYYY-MM-DD)") from exc
+    return d.replace(day=1).isoformat()
 
 
 def normalize_url(url: str) -> str:

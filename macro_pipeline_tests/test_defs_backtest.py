@@ -67,7 +67,7 @@ def test_a_range_of_months_in_one_run_continues_the_chain(warehouse, instance):
             "dagster/asset_partition_range_end": "2015-05-01|carry-simple"}
     result = dg.materialize(ASSETS, instance=instance, resources=_resources(warehouse), tags=tags)
     assert result.success
-    assert _meta(result, "backtest")["runs_stored"].value == 3
+    assert _meta(result, "backtest")["runs_stored_in_this_run"].value == 3
     assert sorted(e.partition for e in _events(result, "backtest")) == [
         "2015-03-01|carry-simple", "2015-04-01|carry-simple", "2015-05-01|carry-simple"]
     equity = stitched_equity(warehouse, "carry-simple")

@@ -1,19 +1,24 @@
-"""The Dagster code location (loaded by ``workspace.yaml``)."""
+"""The Dagster code location (loaded by ``workspace.yaml``).
 
-from __future__ import annotations
+Runs use the in-process executor: every job here is a chain of steps that each need the whole
+machine (2 cores: one run per strategy at a time is the concurrency that pays), and starting a
+process per step would cost more than most steps take.
+"""
 
 import dagster as dg
 
+from macro_pipeline.defs.automation import JOBS, SCHEDULES, SENSORS
 from macro_pipeline.defs.backtest_assets import BACKTEST_ASSETS
 from macro_pipeline.defs.checks import ASSET_CHECKS
 from macro_pipeline.defs.ingest_assets import INGEST_ASSETS
 from macro_pipeline.defs.resources import WarehouseResource
 
-ingest_job = dg.define_asset_job("ingest_job", selection=dg.AssetSelection.groups("ingest"))
-
 defs = dg.Definitions(
     assets=[*INGEST_ASSETS, *BACKTEST_ASSETS],
     asset_checks=ASSET_CHECKS,
-    jobs=[ingest_job],
+    jobs=JOBS,
+    sensors=SENSORS,
+    schedules=SCHEDULES,
     resources={"warehouse": WarehouseResource()},
+    executor=dg.in_process_executor,
 )

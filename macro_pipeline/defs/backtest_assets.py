@@ -1,16 +1,27 @@
 """Strategy-side assets, partitioned by strategy x month. Thin: each reads its partition keys and
 calls ``macro_pipeline.backtests``; no business math here.
 
+``backtest`` is a graph-backed asset of three ops, so the engine is a step of its own:
+``backtest_inputs`` reads the point-in-time inputs of every strategy stretch in the run,
+``backtest_engine`` simulates each stretch once (pure: no I/O), ``backtest_store`` writes one
+stored run per month. The database steps retry on transient database errors (``retry_transient``) and only on those; each op can be
+re-executed on its own from the UI.
+
 (No ``from __future__ import annotations``: Dagster resolves resource types from annotations.)
 """
 
+import hashlib
+import json
+
 import dagster as dg
 
-from macro_pipeline.defs.partitions import months_by_strategy, strategy_month_partitions
-from macro_pipeline.defs.resources import WarehouseResource
+from macro_pipeline.defs.partitions import months_by_strategy, partition_key, strategy_month_partitions
+from macro_pipeline.defs.resources import WarehouseResource, retry_transient
 
 GROUP = "backtest"
 HEADLINE = ("total_return", "cagr", "annual_volatility", "sharpe", "sortino", "max_drawdown", "trade_count")
+INGEST_DEPS = ["prices", "macro_observations", "funding_rates", "corporate_actions", "universe_membership",
+               "external_signals"]
 
 
 def _number(v) -> float | None:
@@ -21,54 +32,99 @@ def _number(v) -> float | None:
     return f if f == f else None
 
 
+def snapshot_data_version(ids: dict[str, str | None]) -> dg.DataVersion:
+    """The ``signals`` data version: the snapshot id when the run wrote one partition; for a range,
+    a hash of every partition's snapshot id (Dagster keeps one data version per asset and run), so
+    any changed snapshot changes the version and marks the downstream backtest stale."""
+    present = {k: v for k, v in ids.items() if v}
+    if len(present) == 1:
+        return dg.DataVersion(next(iter(present.values())))
+    blob = json.dumps(sorted(present.items())).encode()
+    return dg.DataVersion("range-" + hashlib.sha256(blob).hexdigest())
+
+
 @dg.asset(
     partitions_def=strategy_month_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=GROUP,
-    deps=["prices", "macro_observations", "funding_rates", "corporate_actions", "universe_membership",
-          "external_signals"],
+    deps=INGEST_DEPS,
     description="Point-in-time signal snapshots (immutable, content-hashed) per strategy and month.",
 )
 def signals(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     from macro_pipeline.backtests import month_signals
 
-    engine = warehouse.engine()
-    ids: dict[str, str] = {}
-    for strategy_id, months in months_by_strategy(context.partition_keys).items():
-        for month, sid in month_signals(engine, strategy_id, months).items():
-            ids[f"{month}|{strategy_id}"] = sid
-            context.log.info(f"{strategy_id} {month[:7]}: snapshot {sid or 'none (no data for this month)'}")
-    snapshot_ids = sorted({s for s in ids.values() if s})
-    data_version = dg.DataVersion(snapshot_ids[0]) if len(snapshot_ids) == 1 else None
-    return dg.MaterializeResult(
-        metadata={"signal_snapshot_ids": dg.MetadataValue.json(ids), "partitions": len(ids)},
-        data_version=data_version,
-    )
+    ids: dict[str, str | None] = {}
+    with retry_transient(context):
+        engine = warehouse.engine()
+        for strategy_id, months in months_by_strategy(context.partition_keys).items():
+            for month, sid in month_signals(engine, strategy_id, months).items():
+                key = partition_key(month, strategy_id)
+                ids[key] = sid
+                context.add_asset_metadata({"signal_snapshot_id": sid or "none (no data for this month)"},
+                                           partition_key=key)
+    written = sorted({s for s in ids.values() if s})
+    context.log.info(f"{len(ids)} partition(s), {len(written)} distinct snapshot(s)")
+    return dg.MaterializeResult(metadata={"partitions_in_run": len(ids)}, data_version=snapshot_data_version(ids))
 
 
-@dg.asset(
+@dg.op(ins={"signals": dg.In(dg.Nothing)},
+       description="Read each strategy stretch's point-in-time inputs (weights, prices, actions, funding, "
+                   "previous month's end state).")
+def backtest_inputs(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> list:
+    from macro_pipeline.backtests import plan_months
+
+    plans = []
+    with retry_transient(context):
+        engine = warehouse.engine()
+        for strategy_id, months in months_by_strategy(context.partition_keys).items():
+            plans.append(plan_months(engine, strategy_id, months))
+            context.log.info(f"{strategy_id}: {len(months)} month(s) {months[0][:7]}..{months[-1][:7]}, "
+                             f"{len(plans[-1].live)} with sessions in the data")
+    return plans
+
+
+@dg.op(description="The engine: one simulation per strategy stretch, with a checkpoint at every month end. No I/O.")
+def backtest_engine(context: dg.OpExecutionContext, plans: list) -> list:
+    import time
+
+    from macro_pipeline.backtests import simulate_plan
+
+    results, started = [], time.perf_counter()
+    for plan in plans:
+        results.append(simulate_plan(plan))
+    context.add_output_metadata({"engine_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 4)),
+                                 "stretches": len(plans)})
+    return results
+
+
+@dg.op(out=dg.Out(dg.Nothing),
+       description="Store one run per month (snapshot foreign key, equity, fills, trips, metrics, states).")
+def backtest_store(context: dg.AssetExecutionContext, warehouse: WarehouseResource, plans: list, results: list) -> None:
+    from macro_pipeline.backtests import store_months
+
+    stored = 0
+    with retry_transient(context):
+        engine = warehouse.engine()
+        for plan, result in zip(plans, results, strict=True):
+            for o in store_months(engine, plan, result, orchestrator_run_id=context.run.run_id):
+                stored += o.status == "stored"
+                context.add_asset_metadata({"status": o.status, "run_id": o.run_id or "none",
+                                            "signal_snapshot_id": o.snapshot_id or "none", "sessions": o.sessions},
+                                           partition_key=partition_key(o.month, plan.strategy_id))
+    context.add_asset_metadata({"runs_stored_in_this_run": stored})
+
+
+@dg.graph_asset(
     partitions_def=strategy_month_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=GROUP,
-    deps=[signals],
-    description="Backtest per strategy and month, continuing from the previous month's end state.",
+    ins={"signals": dg.AssetIn(dagster_type=dg.Nothing)},
+    description="Backtest per strategy and month, continuing from the previous month's end state. "
+                "Ops: backtest_inputs -> backtest_engine -> backtest_store.",
 )
-def backtest(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from macro_pipeline.backtests import run_months
-
-    engine = warehouse.engine()
-    stored: dict[str, dict] = {}
-    for strategy_id, months in months_by_strategy(context.partition_keys).items():
-        for o in run_months(engine, strategy_id, months, orchestrator_run_id=context.run_id):
-            stored[f"{o.month}|{strategy_id}"] = {"status": o.status, "run_id": o.run_id,
-                                                  "signal_snapshot_id": o.snapshot_id, "sessions": o.sessions}
-    runs = [v for v in stored.values() if v["status"] == "stored"]
-    metadata = {"partitions": len(stored), "runs_stored": len(runs), "runs": dg.MetadataValue.json(stored)}
-    if len(stored) == 1:
-        (only,) = stored.values()
-        metadata["signal_snapshot_id"] = only["signal_snapshot_id"] or "none"
-        metadata["run_id"] = only["run_id"] or "none"
-    return dg.MaterializeResult(metadata=metadata)
+def backtest(signals):
+    plans = backtest_inputs(signals)
+    return backtest_store(plans, backtest_engine(plans))
 
 
 @dg.asset(
@@ -81,22 +137,20 @@ def backtest(context: dg.AssetExecutionContext, warehouse: WarehouseResource) ->
 def backtest_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     from macro_pipeline.backtests import current_month_runs
 
-    engine = warehouse.engine()
     rows = []
-    for strategy_id, months in months_by_strategy(context.partition_keys).items():
-        rows += current_month_runs(engine, strategy_id, months)
-    metadata: dict = {"partitions_with_results": len(rows)}
-    if len(rows) == 1:
-        for k in HEADLINE:
-            v = _number(rows[0]["metrics"].get(k))
-            if v is not None:
-                metadata[k] = dg.MetadataValue.float(v)
+    with retry_transient(context):
+        engine = warehouse.engine()
+        for strategy_id, months in months_by_strategy(context.partition_keys).items():
+            rows += current_month_runs(engine, strategy_id, months)
+    for r in rows:
+        numbers = {k: dg.MetadataValue.float(v) for k in HEADLINE if (v := _number(r["metrics"].get(k))) is not None}
+        context.add_asset_metadata({**numbers, "run_id": r["run_id"]}, partition_key=partition_key(r["month"], r["strategy_id"]))
     table = ["| strategy | month | " + " | ".join(HEADLINE) + " |", "|" + "---|" * (len(HEADLINE) + 2)]
     for r in rows:
-        cells = [f"{_number(r['metrics'].get(k)):.4f}" if _number(r["metrics"].get(k)) is not None else "-" for k in HEADLINE]
+        cells = [f"{v:.4f}" if (v := _number(r["metrics"].get(k))) is not None else "-" for k in HEADLINE]
         table.append(f"| {r['strategy_id']} | {r['month'][:7]} | " + " | ".join(cells) + " |")
-    metadata["summary"] = dg.MetadataValue.md("\n".join(table))
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata={"partitions_with_results": len(rows),
+                                          "summary": dg.MetadataValue.md("\n".join(table[:2 + 60]))})
 
 
 @dg.asset(group_name=GROUP, deps=[backtest_metrics],
@@ -104,7 +158,8 @@ def backtest_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 def leaderboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     from macro_pipeline.backtests import leaderboard_frame
 
-    board = leaderboard_frame(warehouse.engine())
+    with retry_transient(context):
+        board = leaderboard_frame(warehouse.engine())
     context.log.info("\n" + board.to_string())
     md = board.to_markdown() if len(board) else "no strategy has stored results yet"
     meta = {"strategies": len(board), "leaderboard": dg.MetadataValue.md(md)}

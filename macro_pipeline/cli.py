@@ -265,15 +265,41 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from macro_pipeline.warehouse.runs import load_run
+    from macro_pipeline.reports.data import resolve_subject
 
     engine = _migrated_engine(args)
-    records = [load_run(engine, r) for r in args.runs]
-    header = ["metric"] + [f"{r.meta['strategy_id']}{' (clean)' if r.meta['config'].get('clean') else ''} {r.run_id[:8]}"
-                           for r in records]
-    rows = [[k] + [_fmt(k, r.metrics.get(k)) for r in records] for k in _HEADLINE]
-    rows.append(["window"] + [f"{r.meta['window_start']}..{r.meta['window_end']}" for r in records])
+    subjects = [resolve_subject(engine, r) for r in args.runs]  # run ids, unique prefixes or strategy ids
+    header = ["metric"] + [s.label for s in subjects]
+    rows = [[k] + [_fmt(k, s.metrics.get(k)) for s in subjects] for k in _HEADLINE]
+    rows.append(["window"] + [f"{s.stored_window[0]}..{s.stored_window[1]}" for s in subjects])
     print(_table(rows, header))
+    if args.html:
+        from macro_pipeline.reports import write_comparison
+
+        print(f"wrote {write_comparison(engine, subjects, args.html)}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from macro_pipeline.reports import write_reports, write_run_report, write_strategy_report
+    from macro_pipeline.reports.queries import strategies_with_pipeline_runs
+
+    engine = _migrated_engine(args)
+    strategies = list(args.strategy or [])
+    if args.all_strategies:
+        strategies += [s for s in strategies_with_pipeline_runs(engine) if s not in strategies]
+        if not strategies:
+            raise ValueError("no strategy has monthly pipeline runs yet (materialize `backtest` in Dagster first)")
+    if not args.run_ids and not strategies:
+        raise ValueError("report needs a RUN_ID, --strategy ID or --all-strategies")
+    if len(args.run_ids) + len(strategies) == 1:
+        paths = [write_run_report(engine, args.run_ids[0], args.out, args.benchmark) if args.run_ids
+                 else write_strategy_report(engine, strategies[0], args.out, args.benchmark)]
+    else:
+        paths = write_reports(engine, run_ids=args.run_ids, strategy_ids=strategies, out_dir=args.out,
+                              benchmark=args.benchmark, progress=not args.quiet)
+    for path in paths:
+        print(f"wrote {path}")
     return 0
 
 
@@ -356,9 +382,22 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--signals", action="store_true", help="also print the snapshot's weights")
     rs.set_defaults(func=cmd_runs_show)
 
-    cmp_ = sub.add_parser("compare", help="side-by-side metrics of stored runs")
-    cmp_.add_argument("runs", nargs="+", metavar="RUN_ID")
+    cmp_ = sub.add_parser("compare", help="side-by-side metrics of stored runs and strategy histories")
+    cmp_.add_argument("runs", nargs="+", metavar="RUN_OR_STRATEGY",
+                      help="a run id (or unique prefix) or a strategy id (its stitched monthly pipeline runs)")
+    cmp_.add_argument("--html", metavar="PATH", help="also write an HTML comparison (file or directory)")
     cmp_.set_defaults(func=cmd_compare)
+
+    rep = sub.add_parser("report", help="self-contained HTML report of a run or a strategy's full history")
+    rep.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="a stored run id (or unique prefix)")
+    rep.add_argument("--strategy", action="append", metavar="ID",
+                     help="a strategy's full history from its monthly pipeline runs; repeat for several")
+    rep.add_argument("--all-strategies", action="store_true", help="one report per strategy with pipeline runs")
+    rep.add_argument("--out", metavar="PATH",
+                     help="a file (one report) or a directory; default $MACRO_PIPELINE_HOME/reports")
+    rep.add_argument("--benchmark", metavar="INSTRUMENT", help="drawn against equity (default SPX, the demo's S&P 500)")
+    rep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    rep.set_defaults(func=cmd_report)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default: load demo data, show it")
     demo.add_argument("-q", "--quiet", action="store_true")

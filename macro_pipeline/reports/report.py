@@ -415,12 +415,13 @@ def write_strategy_report(engine: sa.Engine, strategy_id: str, out: str | os.Pat
     return _write(path, render_strategy_report(engine, strategy_id, benchmark))
 
 
-def write_comparison(engine: sa.Engine, ids: Sequence[str], out: str | os.PathLike | None = None) -> Path:
-    """Write the comparison of ``ids`` (run ids, unique prefixes or strategy ids, at least one)
-    to ``out`` (file or directory); returns the path."""
+def write_comparison(engine: sa.Engine, ids: Sequence[str | Subject], out: str | os.PathLike | None = None) -> Path:
+    """Write the comparison of ``ids`` (run ids, unique prefixes or strategy ids, at least one;
+    already loaded `Subject`s are taken as they are) to ``out`` (file or directory); returns the
+    path."""
     if not ids:
         raise ValueError("compare needs at least one run or strategy id")
-    subjects = [resolve_subject(engine, i) for i in ids]
+    subjects = [i if isinstance(i, Subject) else resolve_subject(engine, i) for i in ids]
     name = "compare-" + "_".join(_safe(s.ident[:12] if s.kind == "run" else s.ident) for s in subjects)[:100] + ".html"
     path = _target(out, name)
     return _write(path, render_comparison(engine, subjects))

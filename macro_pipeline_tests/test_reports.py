@@ -25,6 +25,7 @@ from macro_pipeline.reports import (
 from macro_pipeline.reports.data import load_run_subject, load_strategy_subject, resolve_subject
 from macro_pipeline.settings import DATABASE_URL_ENV, HOME_ENV
 from macro_pipeline.strategies.base import StrategyConfig
+from macro_pipeline.warehouse.pit import PointInTimeReader
 from macro_pipeline.warehouse.runs import load_run
 from macro_pipeline_tests.conftest import demo_with_strategies
 
@@ -191,6 +192,9 @@ def test_run_report_has_every_section_with_the_stored_numbers(demo, runs, tmp_pa
     # benchmark, trade statistics, costs and the clean counterpart's cost drag, in words and numbers
     body = page.body
     assert "SPX close (price only), rebased" in body
+    spx = PointInTimeReader(demo, "2017-01-10", m["system_as_of"]).price_panel(["SPX"], "2014-01-01", "2016-12-31")["SPX"]
+    spx_total = spx.dropna().iloc[-1] / spx.dropna().iloc[0] - 1
+    assert f"(2014-01-02 .. 2016-12-30): total return {100 * spx_total:.2f}%" in body
     assert f"win rate {100 * rec.metrics['win_rate']:.2f}%" in body
     assert f"trading costs paid {m['summary']['costs_paid']:,.2f}" in body
     assert "90th percentile" in body and "Holding periods" in body

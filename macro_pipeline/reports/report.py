@@ -53,7 +53,7 @@ def _title(s: Subject) -> tuple[str, str]:
             f"{len(s.runs)} monthly pipeline runs stitched · {span} · {mode}")
 
 
-def _summary(s: Subject, bench_total: float | None) -> str:
+def _summary(s: Subject, bench: tuple[float, str] | None) -> str:
     m = s.metrics
     final = float(s.equity["equity"].iloc[-1])
     items = [
@@ -68,12 +68,13 @@ def _summary(s: Subject, bench_total: float | None) -> str:
         ("costs paid", h.fmt_money(s.costs_paid), ""),
         ("funding paid", h.fmt_money(s.funding_paid), ""),
     ]
-    if bench_total is not None:
-        items.insert(1, ("benchmark total return", h.fmt_pct(bench_total), h.sign_class(bench_total)))
+    if bench is not None:
+        total, label = bench
+        items.insert(1, (label, h.fmt_pct(total), h.sign_class(total)))
     return h.kpis(items)
 
 
-def _equity_section(s: Subject, bench: pd.Series | None, bench_caption: str) -> tuple[str, float | None]:
+def _equity_section(s: Subject, bench: pd.Series | None, bench_caption: str) -> tuple[str, tuple[float, str] | None]:
     eq = s.equity["equity"].rename(s.strategy_id)
     log = bool((eq > 0).all())
     svg = charts.equity_drawdown(eq, s.equity["drawdown"], bench, log=log)
@@ -82,10 +83,17 @@ def _equity_section(s: Subject, bench: pd.Series | None, bench_caption: str) -> 
     bench_total = None
     if bench is not None:
         b = bench.dropna()
+        covered = (b.index[0], b.index[-1]) if len(b) else None
+        # on a 24/7 calendar the benchmark is carried over weekends and holidays; its statistics
+        # use its own closes (an index never closes exactly unchanged, so repeats are the carries)
+        b = b[b.ne(b.shift())] if len(b) else b
         if len(b) >= 2:
             bm = compute_metrics(b.pct_change().dropna())
-            bench_total = bm["total_return"]
-            bench_caption += (f". Over the same sessions ({b.index[0].date()} .. {b.index[-1].date()}): total return "
+            label = "benchmark total return"
+            if covered != s.window:  # say when it covers less than the strategy
+                label += f" ({covered[0].year}-{covered[1].year})"
+            bench_total = (bm["total_return"], label)
+            bench_caption += (f". Over the same sessions ({covered[0].date()} .. {covered[1].date()}): total return "
                               f"{h.fmt_pct(bm['total_return'])}, CAGR {h.fmt_pct(bm['cagr'])}, max drawdown "
                               f"{h.fmt_pct(bm['max_drawdown'])}")
     parts.append(h.caption("Benchmark: " + bench_caption + "."))

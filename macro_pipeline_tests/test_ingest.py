@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from macro_pipeline.warehouse import ingest as ingest_module
 from macro_pipeline.warehouse.errors import IngestValidationError
 from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline_tests.conftest import table_state
@@ -103,6 +104,15 @@ def test_every_kind_loads_from_csv_and_parquet(wh, tmp_path, fmt):
     assert tuple(f) == (3, True)
 
 
+def test_gzipped_csv_loads_like_the_plain_file(wh, tmp_path):
+    import gzip
+
+    path = tmp_path / "p.csv.gz"
+    path.write_bytes(gzip.compress(PRICES_CSV.encode()))
+    assert ingest(wh, "prices", path).rows_added == 3
+    assert ingest(wh, "prices", write(tmp_path, "p.csv", PRICES_CSV)).rows_added == 0
+
+
 def test_register_instruments_flag_registers_unknown_ids(wh):
     frame = pd.DataFrame({"instrument_id": ["NEW1"], "obs_date": ["2020-01-02"], "close": [1.0]})
     with pytest.raises(IngestValidationError, match="unknown-instrument"):
@@ -189,3 +199,76 @@ def test_registered_daily_macro_series_can_take_the_close_rule(wh):
     assert (rule, known) == ("close", "2020-01-02 21:00")
     with pytest.raises(ValueError, match="release rule 'daily'"):
         ingest(wh, "macro", frame, register_unknown=True, register_release_rule="daily")
+
+
+# --------------------------------------------------------------------------- staging in chunks
+
+VINTAGES_CSV = """instrument_id,obs_date,close,known_at
+AAA,2020-01-02,10.0,2020-01-02T21:00:00Z
+AAA,2020-01-02,10.1,2020-01-03T21:00:00Z
+AAA,2020-01-03,10.8,2020-01-03T21:00:00Z
+BBB,2020-01-02,20.5,2020-01-02T21:00:00Z
+BBB,2020-01-02,20.6,2020-01-06T21:00:00Z
+BBB,2020-01-03,20.7,2020-01-03T21:00:00Z
+"""
+
+
+def _staging_tables(engine) -> list[str]:
+    with engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname = 'ingest_staging'").scalars().all()
+
+
+def test_chunk_bounds_never_split_a_key_and_cover_every_row():
+    frame = pd.DataFrame({"instrument_id": list("AAABBCCCCD"), "obs_date": pd.to_datetime(["2020-01-02"] * 10).astype("datetime64[us]")})
+    for rows in range(1, 12):
+        bounds = ingest_module._chunk_bounds(frame, ("instrument_id", "obs_date"), rows)
+        assert [lo for lo, _ in bounds] == [0] + [hi for _, hi in bounds[:-1]] and bounds[-1][1] == 10
+        assert all(frame["instrument_id"].iloc[lo - 1] != frame["instrument_id"].iloc[lo] for lo, _ in bounds[1:])
+    assert ingest_module._chunk_bounds(frame, ("instrument_id", "obs_date"), 4) == [(0, 5), (5, 9), (9, 10)]
+
+
+def test_chunked_staging_counts_as_one_insert_would(wh, tmp_path, monkeypatch):
+    # one row per chunk if keys allowed it: a key's two vintages must stay in one chunk, else the
+    # second would be counted as a revision of the first instead of both being added
+    monkeypatch.setattr(ingest_module, "STAGE_CHUNK_ROWS", 1)
+    first = ingest(wh, "prices", write(tmp_path, "v.csv", VINTAGES_CSV))
+    assert (first.rows_added, first.revisions_added, first.unchanged) == (6, 0, 0)
+    changed = VINTAGES_CSV.replace("10.8,", "10.9,").replace("20.6,", "20.65,") + "BBB,2020-01-06,21.0,2020-01-06T21:00:00Z\n"
+    second = ingest(wh, "prices", write(tmp_path, "v2.csv", changed))
+    assert (second.rows_added, second.revisions_added, second.unchanged) == (1, 2, 4)
+    with wh.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT count(*), count(DISTINCT batch_id) FROM prices").one()
+    assert tuple(stored) == (9, 2)
+    assert ingest(wh, "prices", write(tmp_path, "v3.csv", changed)).rows_added == 0
+    assert _staging_tables(wh) == []
+
+
+def test_failure_in_a_later_chunk_writes_nothing_and_leaves_no_staging(wh, tmp_path, monkeypatch):
+    ingest(wh, "prices", pd.DataFrame({"instrument_id": ["PERP"], "obs_date": ["2020-01-02"], "close": [7000.0]}))
+    before = table_state(wh)
+    monkeypatch.setattr(ingest_module, "STAGE_CHUNK_ROWS", 1)
+    calls = []
+    real = ingest_module._insert_new
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("connection lost")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "_insert_new", failing)
+    with pytest.raises(RuntimeError, match="connection lost"):
+        ingest(wh, "prices", write(tmp_path, "v.csv", VINTAGES_CSV))
+    assert table_state(wh) == before and _staging_tables(wh) == []
+    monkeypatch.setattr(ingest_module, "_insert_new", real)
+    assert ingest(wh, "prices", write(tmp_path, "v.csv", VINTAGES_CSV)).rows_added == 6
+
+
+def test_staging_left_by_a_dead_ingest_is_dropped_by_the_next(wh, tmp_path, monkeypatch):
+    with wh.begin() as conn:
+        conn.exec_driver_sql("CREATE UNLOGGED TABLE ingest_staging.prices_999_0 (x int)")
+    ingest(wh, "prices", write(tmp_path, "p.csv", PRICES_CSV))  # one chunk: a temporary table
+    assert _staging_tables(wh) == ["prices_999_0"]
+    monkeypatch.setattr(ingest_module, "STAGE_CHUNK_ROWS", 1)
+    ingest(wh, "prices", write(tmp_path, "v.csv", VINTAGES_CSV))
+    assert _staging_tables(wh) == []

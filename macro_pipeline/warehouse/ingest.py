@@ -20,17 +20,21 @@ What happens, in order:
 2. validate every rule over every row and raise ``IngestValidationError`` listing each broken rule
    with the file, the first few line numbers and a count; nothing has been written;
 3. in one transaction, serialized with other ingests by an advisory lock: take ``recorded_at``
-   from the database clock, COPY the rows into a temporary staging table, then one set-based
-   ``INSERT ... SELECT`` stores the rows that are new: a key never seen (added) or a key whose
-   stored version with the same ``known_at`` has other values (a revision or correction). Rows
-   identical to their stored version are skipped, so re-ingesting a file adds nothing (and then
-   not even a batch row is written).
+   from the database clock, COPY the rows into staging, then a set-based ``INSERT ... SELECT``
+   stores the rows that are new: a key never seen (added) or a key whose stored version with the
+   same ``known_at`` has other values (a revision or correction). Rows identical to their stored
+   version are skipped, so re-ingesting a file adds nothing (and then not even a batch row is
+   written). Files of more than ``STAGE_CHUNK_ROWS`` rows are staged and inserted in chunks that
+   never split a key (``_Staging``): a second connection COPYs chunk k + 1 into an unlogged
+   table while the transaction inserts chunk k, so the COPY overlaps the INSERT.
 
-Speed (5M price rows; ``bench/ingest.py``): text columns become Categoricals, so string work is
-per distinct id; known_at is computed per (instrument rule, calendar, distinct day); the staging
-COPY is binary (``pgcopy``: no text formatting, no parsing in the server), ``FREEZE``, in the
-unique index's order (so the INSERT appends at the B-tree's right edge). Most of the time left is
-the INSERT itself: heap, unique index, BRIN and CHECKs with their WAL, ~3.3 s per million rows.
+Speed (5M price rows; ``bench/ingest.py``): the file is memory-mapped, not copied; text columns
+become Categoricals, so string work is per distinct id; known_at is computed per (instrument
+rule, calendar, distinct day); the staging COPY is binary (``pgcopy``: no text formatting, no
+parsing in the server), ``FREEZE``, in the unique index's order (so the INSERT appends at the
+B-tree's right edge) and overlapped with the INSERT. Most of the time left is the INSERT itself
+(~2 s per million rows): per row, a heap insert, a unique B-tree insert, a BRIN update and seven
+CHECKs, with their WAL; all of it is the schema's own work, none is the staging's.
 ``logging`` at DEBUG shows the time of each step.
 """
 
@@ -40,9 +44,11 @@ import contextlib
 import hashlib
 import io
 import logging
+import queue
 import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,6 +71,10 @@ from macro_pipeline.warehouse.pit import INGEST_LOCK  # noqa: E402  (shared with
 SAFE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 COPY_READ_BYTES = 1 << 20  # bytes the driver takes per read of the COPY stream
+STAGE_SCHEMA = "ingest_staging"  # sql/005_ingest_staging.sql
+# rows per staging table: small enough that the first INSERT starts soon (the COPY of the first
+# chunk is the only one not overlapped), large enough that per-statement costs stay negligible
+STAGE_CHUNK_ROWS = 500_000
 
 
 @dataclass(frozen=True)
@@ -185,26 +195,27 @@ class RawFile:
 def read_file(path: str | Path) -> RawFile:
     """Read CSV (optionally .gz) or Parquet without coercing types (validation does that).
 
-    The file's SHA-256 is computed on another thread while it is parsed (hashlib releases the GIL).
+    The file is memory-mapped (no copy of it in memory; pyarrow parses the mapped pages) and its
+    SHA-256 is computed on another thread while it is parsed (hashlib releases the GIL).
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
-    data = path.read_bytes()
+    data = pa.memory_map(str(path)).read_buffer()  # unmapped when the last reference goes
     with ThreadPoolExecutor(max_workers=1) as pool:
-        sha = pool.submit(lambda: hashlib.sha256(data).hexdigest())
+        sha = pool.submit(lambda: hashlib.sha256(memoryview(data)).hexdigest())
         frame, row_labels, row_word = _parse(path, data)
         return RawFile(frame, row_labels, row_word, sha.result())
 
 
-def _parse(path: Path, data: bytes) -> tuple[pd.DataFrame, np.ndarray, str]:
+def _parse(path: Path, data: pa.Buffer) -> tuple[pd.DataFrame, np.ndarray, str]:
     name = path.name.lower()
     try:
         if name.endswith((".parquet", ".pq")):
-            frame = pq.read_table(io.BytesIO(data)).to_pandas(date_as_object=False)
+            frame = pq.read_table(pa.BufferReader(data)).to_pandas(date_as_object=False)
             return frame, np.arange(1, len(frame) + 1), "row"
         table = pacsv.read_csv(
-            pa.py_buffer(data) if not name.endswith(".gz") else pa.input_stream(pa.py_buffer(data), compression="gzip"),
+            pa.BufferReader(data) if not name.endswith(".gz") else pa.input_stream(pa.BufferReader(data), compression="gzip"),
             parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=True),
         )
@@ -553,24 +564,156 @@ def _copy_columns(frame: pd.DataFrame) -> list[pgcopy.Column]:
     return out
 
 
-def _copy_frame(cur, table: str, frame: pd.DataFrame, progress: Callable[[int], None]) -> None:
+def _copy_frame(cur, table: str, frame: pd.DataFrame) -> None:
     """Binary COPY of the frame into ``table``: no text formatting here, no parsing in the server.
 
     The stream is encoded piece by piece as the driver reads it, so the server stores one piece
     while Python encodes the next.
     """
-    stream = pgcopy.encode(_copy_columns(frame), on_rows=progress)
+    stream = pgcopy.encode(_copy_columns(frame))
     # FREEZE (the table was created in this transaction): rows are stored frozen, so reading them
     # back does not set hint bits, which would dirty and rewrite every page of the staging table
     cur.copy_expert(f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN WITH (FORMAT binary, FREEZE)",
                     pgcopy.Reader(stream), size=COPY_READ_BYTES)
 
 
+def _chunk_bounds(frame: pd.DataFrame, keys: tuple[str, ...], rows: int) -> list[tuple[int, int]]:
+    """Row ranges ``[start, stop)`` of about ``rows`` rows that never split a key.
+
+    ``frame`` is in index order, so the rows of one key (several ``known_at``) are adjacent and
+    stay in one chunk: whether such a key is *added* or a *revision* is then decided by one
+    statement, exactly as if the file were inserted at once.
+    """
+    n = len(frame)
+    if n <= rows:
+        return [(0, n)]
+    codes = _row_codes([_order_codes(frame[c]) for c in keys])
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])  # first row of each key
+    at = np.searchsorted(starts, np.arange(rows, n, rows))  # the next key start from each multiple
+    cuts = np.unique(starts[at[at < len(starts)]])
+    edges = [0, *[int(c) for c in cuts if 0 < c < n], n]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+class _Staging:
+    """Staging tables COPYed on a second connection while the ingest's transaction inserts from them.
+
+    ``start`` copies each chunk of the frame into its own unlogged table in the ``ingest_staging``
+    schema (``sql/005_ingest_staging.sql``), created, filled (``FREEZE``) and committed one after
+    the other on a thread; ``tables`` yields each name once it is committed. So the transaction's
+    INSERT of chunk k runs in one server process while another stores chunk k + 1: with a core
+    to spare, the COPY no longer adds to the time of the INSERT. The staged rows are scratch: the
+    fact tables are written only by the ingest's own transaction, after validation, all or
+    nothing. A frame of one chunk is staged in a temporary table of the transaction instead.
+
+    Leaving the context drops the tables; use it around the transaction, whose INSERTs lock them
+    until it ends. Tables of an ingest whose process died are dropped by the next one.
+    """
+
+    def __init__(self, engine: sa.Engine):
+        self._engine = engine
+        self._dbapi = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._ready: queue.Queue = queue.Queue()
+        self._created: list[str] = []
+        self._count = 0
+
+    def __enter__(self) -> _Staging:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        if self._dbapi is None:
+            return
+        try:
+            self._dbapi.rollback()  # a failed COPY leaves the connection in an aborted transaction
+            with self._dbapi.cursor() as cur:
+                for name in self._created:
+                    cur.execute(f"DROP TABLE IF EXISTS {name}")
+            self._dbapi.commit()
+        except Exception:  # noqa: BLE001 - never hide the ingest's own outcome; the next ingest drops them
+            log.warning("could not drop the staging tables %s", self._created, exc_info=True)
+        finally:
+            self._dbapi.close()
+
+    def start(self, conn: sa.Connection, spec: KindSpec, batch_id: int, frame: pd.DataFrame,
+              bounds: list[tuple[int, int]]) -> None:
+        """Stage ``frame[lo:hi]`` for each of ``bounds``; ``conn`` is the ingest's transaction,
+        holding the ingest lock."""
+        if len(bounds) == 1:  # nothing to overlap: a temporary table on the transaction's connection
+            name = f"stage_{spec.table}"
+            conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ON COMMIT DROP AS "
+                                 f"SELECT {', '.join(frame.columns)} FROM {spec.table} WITH NO DATA")
+            with conn.connection.dbapi_connection.cursor() as cur:
+                _copy_frame(cur, name, frame)
+            self._count = 1
+            self._ready.put(name)
+            return
+        self._dbapi = self._engine.raw_connection()
+        self._drop_stale()
+        names = [f"{STAGE_SCHEMA}.{spec.table}_{batch_id}_{k}" for k in range(len(bounds))]
+        self._count = len(names)
+        self._thread = threading.Thread(
+            target=self._fill, args=(spec, frame, list(zip(names, bounds, strict=True))), name="ingest-staging", daemon=True)
+        self._thread.start()
+
+    def _drop_stale(self) -> None:
+        """Drop the tables of ingests whose process died before dropping them. No other ingest is
+        filling any (the caller holds the ingest lock); one that is still dropping its own holds
+        a lock on it, then it is left to that ingest (short lock timeout, no waiting)."""
+        with self._dbapi.cursor() as cur:
+            cur.execute("SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = %s", (STAGE_SCHEMA,))
+            stale = [r[0] for r in cur.fetchall()]
+        self._dbapi.commit()
+        for name in stale:
+            try:
+                with self._dbapi.cursor() as cur:
+                    cur.execute("SET LOCAL lock_timeout = '1s'")
+                    cur.execute(f"DROP TABLE IF EXISTS {STAGE_SCHEMA}.{name}")
+                self._dbapi.commit()
+            except Exception:  # noqa: BLE001 - in use or gone: not ours to insist on
+                self._dbapi.rollback()
+
+    def _fill(self, spec: KindSpec, frame: pd.DataFrame, chunks: list[tuple[str, tuple[int, int]]]) -> None:
+        try:
+            for name, (lo, hi) in chunks:
+                if self._stop.is_set():
+                    return
+                with self._dbapi.cursor() as cur:
+                    self._created.append(name)
+                    cur.execute(f"CREATE UNLOGGED TABLE {name} AS SELECT {', '.join(frame.columns)} FROM {spec.table} WITH NO DATA")
+                    _copy_frame(cur, name, frame.iloc[lo:hi])
+                self._dbapi.commit()
+                self._ready.put(name)
+        except BaseException as exc:  # noqa: BLE001 - handed to the transaction's thread, raised there
+            self._ready.put(exc)
+
+    def tables(self) -> Iterator[str]:
+        """Each chunk's table, in order, as soon as it is committed (raises what the COPY raised)."""
+        for _ in range(self._count):
+            item = self._ready.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def stop(self) -> None:
+        """No further chunk is staged; returns once the one being copied (if any) is done."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
 def _store(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, report: IngestReport,
-           source_sha: str | None, show_progress: bool) -> None:
+           source_sha: str | None, staging: _Staging, show_progress: bool) -> None:
     cols = list(spec.columns)
     frame = frame[cols]
     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({INGEST_LOCK})")
+    # Plain per-row work (a scan, a probe, a few comparisons): JIT compilation, which these row
+    # counts would trigger with inlining and optimization, costs more than it saves. Memoize
+    # caches index probes by key; every staged key is distinct, so it would only miss.
+    conn.exec_driver_sql("SET LOCAL jit = off")
+    conn.exec_driver_sql("SET LOCAL enable_memoize = off")
     with _phase("index order"):
         order = _index_order(conn, spec, frame)
         if order is not None:
@@ -583,60 +726,19 @@ def _store(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, report: Ing
         ),
         {"k": spec.kind, "s": report.source, "h": source_sha, "n": report.rows_in_file, "r": recorded_at},
     ).scalar_one()
-    stage = f"stage_{spec.table}"
-    conn.exec_driver_sql(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {', '.join(cols)} FROM {spec.table} WITH NO DATA")
+    bounds = _chunk_bounds(frame, spec.keys, STAGE_CHUNK_ROWS)
+    staging.start(conn, spec, batch_id, frame, bounds)
     bar = tqdm(total=len(frame), desc=f"ingest {spec.kind}", unit="row", disable=not show_progress, leave=False)
-    with _phase("COPY to staging"), conn.connection.dbapi_connection.cursor() as cur:
-        _copy_frame(cur, stage, frame, bar.update)
+    added = revisions = 0
+    with _phase(f"COPY to staging and INSERT, {len(bounds)} chunk(s)"):
+        try:
+            for (lo, hi), stage in zip(bounds, staging.tables(), strict=True):
+                a, r = _insert_new(conn, spec, stage, frame[spec.entity].iloc[lo:hi], recorded_at, batch_id)
+                added, revisions = added + a, revisions + r
+                bar.update(hi - lo)
+        finally:
+            staging.stop()  # after a failure, before the transaction ends: no COPY carries on
     bar.close()
-    params = {"rec": recorded_at, "batch": batch_id}
-    target_cols = ", ".join(cols)
-    seen = conn.execute(  # the file's entities are known here: one index probe each, no staging scan
-        sa.text(f"SELECT EXISTS (SELECT 1 FROM {spec.table} WHERE {spec.entity} = ANY(:ids))"),
-        {"ids": frame[spec.entity].unique().tolist()},
-    ).scalar_one()
-    if not seen:
-        # fast path: nothing stored yet for these instruments, every row is new
-        with _phase("INSERT (fast path)"):
-            added = conn.execute(
-                sa.text(f"INSERT INTO {spec.table} ({target_cols}, recorded_at, batch_id) "
-                        f"SELECT {target_cols}, :rec, :batch FROM {stage}"),
-                params,
-            ).rowcount
-        revisions = 0
-    else:
-        conn.exec_driver_sql(f"ANALYZE {stage}")  # row estimates for the join plan below
-        same = " AND ".join(f"t.{k} = s.{k}" for k in spec.keys)
-        differs = " OR ".join(f"s.{v} IS DISTINCT FROM cur.{v}" for v in spec.values)
-        s_cols = ", ".join(f"s.{c}" for c in cols)
-        row = conn.execute(
-            sa.text(
-                f"""
-                WITH cand AS (
-                    SELECT {s_cols},
-                           EXISTS (SELECT 1 FROM {spec.table} t WHERE {same}) AS key_seen
-                    FROM {stage} s
-                    LEFT JOIN LATERAL (
-                        SELECT true AS present, {', '.join('t.' + v for v in spec.values)}
-                        FROM {spec.table} t
-                        WHERE {same} AND t.known_at = s.known_at
-                        ORDER BY t.recorded_at DESC LIMIT 1
-                    ) cur ON true
-                    WHERE cur.present IS NULL OR {differs}
-                ), ins AS (
-                    INSERT INTO {spec.table} ({target_cols}, recorded_at, batch_id)
-                    SELECT {target_cols}, :rec, :batch FROM cand
-                    RETURNING 1
-                )
-                SELECT count(*) FILTER (WHERE NOT key_seen), count(*) FILTER (WHERE key_seen),
-                       (SELECT count(*) FROM ins)
-                FROM cand
-                """
-            ),
-            params,
-        ).one()
-        added, revisions, inserted = int(row[0]), int(row[1]), int(row[2])
-        assert inserted == added + revisions
     report.rows_added, report.revisions_added = int(added), int(revisions)
     report.unchanged = report.rows_in_file - report.rows_added - report.revisions_added
     report.batch_id, report.recorded_at = int(batch_id), recorded_at
@@ -644,6 +746,60 @@ def _store(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, report: Ing
         sa.text("UPDATE ingest_batches SET rows_added = :a, revisions_added = :r, unchanged = :u WHERE batch_id = :b"),
         {"a": report.rows_added, "r": report.revisions_added, "u": report.unchanged, "b": batch_id},
     )
+
+
+def _insert_new(conn: sa.Connection, spec: KindSpec, stage: str, entities: pd.Series,
+                recorded_at: datetime, batch_id: int) -> tuple[int, int]:
+    """One set-based INSERT of the staged rows that are new; returns (added, revisions)."""
+    cols = list(spec.columns)
+    params = {"rec": recorded_at, "batch": batch_id}
+    target_cols = ", ".join(cols)
+    seen = conn.execute(  # the chunk's entities are known here: one index probe each, no staging scan
+        sa.text(f"SELECT EXISTS (SELECT 1 FROM {spec.table} WHERE {spec.entity} = ANY(:ids))"),
+        {"ids": entities.unique().tolist()},
+    ).scalar_one()
+    if not seen:
+        # fast path: nothing stored yet for these instruments, every row is new
+        added = conn.execute(
+            sa.text(f"INSERT INTO {spec.table} ({target_cols}, recorded_at, batch_id) "
+                    f"SELECT {target_cols}, :rec, :batch FROM {stage}"),
+            params,
+        ).rowcount
+        return int(added), 0
+    # per staged row (in index order): one probe for the stored version with the same known_at,
+    # and for rows that differ from it, one probe telling a new key from a revision
+    same = " AND ".join(f"t.{k} = s.{k}" for k in spec.keys)
+    differs = " OR ".join(f"s.{v} IS DISTINCT FROM cur.{v}" for v in spec.values)
+    s_cols = ", ".join(f"s.{c}" for c in cols)
+    row = conn.execute(
+        sa.text(
+            f"""
+            WITH cand AS (
+                SELECT {s_cols},
+                       EXISTS (SELECT 1 FROM {spec.table} t WHERE {same}) AS key_seen
+                FROM {stage} s
+                LEFT JOIN LATERAL (
+                    SELECT true AS present, {', '.join('t.' + v for v in spec.values)}
+                    FROM {spec.table} t
+                    WHERE {same} AND t.known_at = s.known_at
+                    ORDER BY t.recorded_at DESC LIMIT 1
+                ) cur ON true
+                WHERE cur.present IS NULL OR {differs}
+            ), ins AS (
+                INSERT INTO {spec.table} ({target_cols}, recorded_at, batch_id)
+                SELECT {target_cols}, :rec, :batch FROM cand
+                RETURNING 1
+            )
+            SELECT count(*) FILTER (WHERE NOT key_seen), count(*) FILTER (WHERE key_seen),
+                   (SELECT count(*) FROM ins)
+            FROM cand
+            """
+        ),
+        params,
+    ).one()
+    added, revisions, inserted = int(row[0]), int(row[1]), int(row[2])
+    assert inserted == added + revisions
+    return added, revisions
 
 
 class _NothingNew(Exception):
@@ -685,7 +841,8 @@ def ingest(
         frame = validate(spec, raw, label, registered)
     report = IngestReport(kind, label, len(frame))
     try:
-        with engine.begin() as conn:
+        # the staging context is left after the transaction: its INSERTs lock the staging tables
+        with _Staging(engine) as staging, engine.begin() as conn:
             ids = sorted(frame[spec.entity].unique().tolist())
             known = set(_instrument_rows(conn, ids)["instrument_id"])
             unknown = [i for i in ids if i not in known]
@@ -701,7 +858,7 @@ def ingest(
                 early = (frame["known_at"] < start).to_numpy()
                 if early.any():
                     raise IngestValidationError(label, [Problem("known-before-valid", "release rule gave known_at before the valid time", raw.row_labels[early].tolist(), raw.row_word)])
-            _store(conn, spec, frame, report, None if raw.sha256 is None else raw.sha256, show_progress)
+            _store(conn, spec, frame, report, raw.sha256, staging, show_progress)
             if report.rows_added + report.revisions_added == 0 and not report.instruments_registered:
                 raise _NothingNew
     except _NothingNew:

@@ -526,9 +526,10 @@ def _collation_rank(conn: sa.Connection, values: list[str]) -> np.ndarray:
     return rank
 
 
-def _index_order(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame) -> np.ndarray | None:
-    """The row order of the table's unique index (key ascending, known_at descending), or None
-    when the rows are in that order already (files usually are).
+def _index_order(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray]:
+    """(order, keys): the row order of the table's unique index (key ascending, known_at
+    descending), None when the rows are in that order already (files usually are); and one int64
+    per row, in that order, equal for the rows of one key (for ``_chunk_bounds``).
 
     Rows stored in index order append at the right edge of the B-tree. A file sorted another way
     (by date, then instrument) makes the INSERT split pages all over the index instead: 1.7x
@@ -541,10 +542,12 @@ def _index_order(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame) -> np
             parts.append((_collation_rank(conn, [str(u) for u in uniques])[codes], len(uniques)))
         else:
             parts.append(_order_codes(frame[c]))
-    if _is_increasing(_row_codes(parts)):  # keys strictly increasing: known_at cannot matter
-        return None
+    keys = _row_codes(parts)
+    if _is_increasing(keys):  # keys strictly increasing: known_at cannot matter
+        return None, keys
     codes, base = _order_codes(frame["known_at"])
-    return np.argsort(_row_codes(parts + [(base - codes, base + 1)]), kind="stable")
+    order = np.argsort(_row_codes(parts + [(base - codes, base + 1)]), kind="stable")
+    return order, keys[order]
 
 
 def _copy_columns(frame: pd.DataFrame) -> list[pgcopy.Column]:
@@ -577,18 +580,17 @@ def _copy_frame(cur, table: str, frame: pd.DataFrame) -> None:
                     pgcopy.Reader(stream), size=COPY_READ_BYTES)
 
 
-def _chunk_bounds(frame: pd.DataFrame, keys: tuple[str, ...], rows: int) -> list[tuple[int, int]]:
+def _chunk_bounds(keys: np.ndarray, rows: int) -> list[tuple[int, int]]:
     """Row ranges ``[start, stop)`` of about ``rows`` rows that never split a key.
 
-    ``frame`` is in index order, so the rows of one key (several ``known_at``) are adjacent and
-    stay in one chunk: whether such a key is *added* or a *revision* is then decided by one
-    statement, exactly as if the file were inserted at once.
+    ``keys``: one code per row in index order (``_index_order``), so the rows of one key (several
+    ``known_at``) are adjacent and stay in one chunk: whether such a key is *added* or a
+    *revision* is then decided by one statement, exactly as if the file were inserted at once.
     """
-    n = len(frame)
+    n = len(keys)
     if n <= rows:
         return [(0, n)]
-    codes = _row_codes([_order_codes(frame[c]) for c in keys])
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])  # first row of each key
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])  # first row of each key
     at = np.searchsorted(starts, np.arange(rows, n, rows))  # the next key start from each multiple
     cuts = np.unique(starts[at[at < len(starts)]])
     edges = [0, *[int(c) for c in cuts if 0 < c < n], n]
@@ -715,7 +717,7 @@ def _store(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, report: Ing
     conn.exec_driver_sql("SET LOCAL jit = off")
     conn.exec_driver_sql("SET LOCAL enable_memoize = off")
     with _phase("index order"):
-        order = _index_order(conn, spec, frame)
+        order, keys = _index_order(conn, spec, frame)
         if order is not None:
             frame = frame.take(order)
     recorded_at = conn.exec_driver_sql("SELECT clock_timestamp()").scalar_one()
@@ -726,7 +728,7 @@ def _store(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, report: Ing
         ),
         {"k": spec.kind, "s": report.source, "h": source_sha, "n": report.rows_in_file, "r": recorded_at},
     ).scalar_one()
-    bounds = _chunk_bounds(frame, spec.keys, STAGE_CHUNK_ROWS)
+    bounds = _chunk_bounds(keys, STAGE_CHUNK_ROWS)
     staging.start(conn, spec, batch_id, frame, bounds)
     bar = tqdm(total=len(frame), desc=f"ingest {spec.kind}", unit="row", disable=not show_progress, leave=False)
     added = revisions = 0

@@ -387,7 +387,7 @@ def store_months(engine: sa.Engine, plan: MonthPlan, result: BacktestResult | No
                       fills=fills[(fill_date >= ms) & (fill_date <= me)], round_trips=month_trips, metrics=metrics,
                       start_state=state.to_dict() if state is not None else None, end_state=end_state.to_dict(),
                       summary={"pipeline": True, "costs_paid": float(result.costs.loc[ms:me].sum()),
-                               "funding_paid": float(result.funding.loc[ms:me].sum())})
+                               "funding_paid": float(result.funding.loc[ms:me].sum())}, pipeline_month=True)
             state = end_state
             outcomes[m] = MonthOutcome(m, "stored", run_id, sid, metrics, int(len(eq.loc[ms:me])))
     return [outcomes[m] for m in sorted(outcomes)]

@@ -120,23 +120,53 @@ def cmd_stored(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Until the Dagster pipeline lands: load the demo data and show what is stored."""
+    """The main job through Dagster: ingest, register, backtest every month, rank (see demo.py)."""
+    from macro_pipeline import orchestration
+    from macro_pipeline.demo import run_demo
     from macro_pipeline.settings import database_url, load_settings
     from macro_pipeline.warehouse import db
-    from macro_pipeline.warehouse.demo import load_demo
-    from macro_pipeline.warehouse.inventory import inventory, render_inventory
 
-    engine = _migrated_engine(args)
-    for report in load_demo(engine, show_progress=not args.quiet):
-        print(report.summary())
-    print()
-    print(render_inventory(inventory(engine)))
     settings = load_settings()
+    result = run_demo(show_progress=not args.quiet, workers=args.workers)
     print()
-    print(f"warehouse: {db.render(database_url(settings))}")
+    print("leaderboard (full history stitched from the monthly runs, ranked by Sharpe):")
+    board = result.leaderboard.copy()
+    for col in ("total_return", "cagr", "annual_volatility", "max_drawdown"):
+        if col in board:
+            board[col] = board[col].map(lambda v: f"{v:.2%}")
+    for col in ("sharpe", "sortino", "calmar"):
+        if col in board:
+            board[col] = board[col].map(lambda v: f"{v:.2f}")
+    print(board.to_string())
+    print()
+    print(f"{result.months_materialized} strategy-months materialized in {result.seconds['backtests']:.0f} s "
+          f"(ingest {result.seconds['ingest']:.0f} s)")
+    print(f"warehouse: {db.render(database_url(settings))} (tables backtest_runs, daily_equity, fills, "
+          "round_trips, metrics, signal_snapshots)")
+    print(f"Dagster instance: {orchestration.dagster_home(settings)} (storage: "
+          f"{db.render(orchestration.storage_url(settings))})")
     if settings.embedded:
         print(f"embedded PostgreSQL data: {settings.pgdata} (stop it with `macro-pipeline db stop`)")
+    print("open the UI on these results: macro-pipeline dev   (then http://127.0.0.1:3000)")
     return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Dagster's webserver and daemon (``dagster dev``) on this project's instance, bound to
+    127.0.0.1 unless told otherwise."""
+    import os
+    import subprocess
+
+    from macro_pipeline import orchestration
+
+    env = {**os.environ, **orchestration.prepare()}
+    cmd = [sys.executable, "-m", "dagster", "dev", "-m", "macro_pipeline.defs", "--host", args.host,
+           "--port", str(args.port)]
+    print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it")
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0
 
 
 # --------------------------------------------------------------------------- strategies and runs
@@ -399,8 +429,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     rep.set_defaults(func=cmd_report)
 
-    demo = sub.add_parser("demo", help="the main job on the embedded default: load demo data, show it")
+    dev = sub.add_parser("dev", help="Dagster webserver + daemon on this project's instance (127.0.0.1)")
+    dev.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(func=cmd_dev)
+
+    demo = sub.add_parser("demo", help="the main job through Dagster: demo data, strategies, every month, leaderboard")
     demo.add_argument("-q", "--quiet", action="store_true")
+    demo.add_argument("--workers", type=int, default=2, help="strategy runs at a time (default 2: one per core)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

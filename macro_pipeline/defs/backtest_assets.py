@@ -15,6 +15,7 @@ import json
 
 import dagster as dg
 
+from macro_pipeline.defs.metadata import add_partition_metadata
 from macro_pipeline.defs.partitions import months_by_strategy, partition_key, strategy_month_partitions
 from macro_pipeline.defs.resources import WarehouseResource, retry_transient
 
@@ -58,10 +59,9 @@ def signals(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> 
         engine = warehouse.engine()
         for strategy_id, months in months_by_strategy(context.partition_keys).items():
             for month, sid in month_signals(engine, strategy_id, months).items():
-                key = partition_key(month, strategy_id)
-                ids[key] = sid
-                context.add_asset_metadata({"signal_snapshot_id": sid or "none (no data for this month)"},
-                                           partition_key=key)
+                ids[partition_key(month, strategy_id)] = sid
+    add_partition_metadata(context, {k: {"signal_snapshot_id": sid or "none (no data for this month)"}
+                                     for k, sid in ids.items()})
     written = sorted({s for s in ids.values() if s})
     context.log.info(f"{len(ids)} partition(s), {len(written)} distinct snapshot(s)")
     return dg.MaterializeResult(metadata={"partitions_in_run": len(ids)}, data_version=snapshot_data_version(ids))
@@ -102,16 +102,16 @@ def backtest_engine(context: dg.OpExecutionContext, plans: list) -> list:
 def backtest_store(context: dg.AssetExecutionContext, warehouse: WarehouseResource, plans: list, results: list) -> None:
     from macro_pipeline.backtests import store_months
 
-    stored = 0
+    per_partition = {}
     with retry_transient(context):
         engine = warehouse.engine()
         for plan, result in zip(plans, results, strict=True):
             for o in store_months(engine, plan, result, orchestrator_run_id=context.run.run_id):
-                stored += o.status == "stored"
-                context.add_asset_metadata({"status": o.status, "run_id": o.run_id or "none",
-                                            "signal_snapshot_id": o.snapshot_id or "none", "sessions": o.sessions},
-                                           partition_key=partition_key(o.month, plan.strategy_id))
-    context.add_asset_metadata({"runs_stored_in_this_run": stored})
+                per_partition[partition_key(o.month, plan.strategy_id)] = {
+                    "status": o.status, "run_id": o.run_id or "none", "signal_snapshot_id": o.snapshot_id or "none",
+                    "sessions": o.sessions}
+    add_partition_metadata(context, per_partition)
+    context.add_asset_metadata({"runs_stored_in_this_run": sum(v["status"] == "stored" for v in per_partition.values())})
 
 
 @dg.graph_asset(
@@ -142,9 +142,10 @@ def backtest_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         engine = warehouse.engine()
         for strategy_id, months in months_by_strategy(context.partition_keys).items():
             rows += current_month_runs(engine, strategy_id, months)
-    for r in rows:
-        numbers = {k: dg.MetadataValue.float(v) for k in HEADLINE if (v := _number(r["metrics"].get(k))) is not None}
-        context.add_asset_metadata({**numbers, "run_id": r["run_id"]}, partition_key=partition_key(r["month"], r["strategy_id"]))
+    add_partition_metadata(context, {
+        partition_key(r["month"], r["strategy_id"]): {
+            **{k: dg.MetadataValue.float(v) for k in HEADLINE if (v := _number(r["metrics"].get(k))) is not None},
+            "run_id": r["run_id"]} for r in rows})
     table = ["| strategy | month | " + " | ".join(HEADLINE) + " |", "|" + "---|" * (len(HEADLINE) + 2)]
     for r in rows:
         cells = [f"{v:.4f}" if (v := _number(r["metrics"].get(k))) is not None else "-" for k in HEADLINE]

@@ -100,9 +100,15 @@ def store_run(
     start_state: dict | None,
     end_state: dict | None,
     summary: dict | None = None,
+    pipeline_month: bool = False,
 ) -> str | None:
     """Store one complete run and supersede the previous current run of the same strategy, window
     and settings (``config_hash``); returns the superseded id.
+
+    ``pipeline_month``: the run is a month of the Dagster pipeline's chain; it supersedes every
+    current pipeline run of the same strategy and calendar month, whatever their window end (the
+    current month grows day by day) or start state (a rerun after a revision continues from a
+    new end state), so each month has exactly one current run.
 
     ``equity``: index session dates, columns equity, cash, gross_exposure, net_exposure, drawdown,
     turnover. ``fills``/``round_trips``: the engine's frames. ``metrics``: scalar values go to
@@ -116,13 +122,21 @@ def store_run(
     chash = config_hash(config, start_state)
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k, hashtext(:s))"), {"k": RUN_LOCK, "s": strategy_id})
-        previous = conn.execute(sa.text(
-            "SELECT run_id FROM backtest_runs WHERE strategy_id = :s AND window_start = :ws AND window_end = :we "
-            "AND config_hash = :h AND superseded_by IS NULL AND status = 'success' FOR UPDATE"),
-            {"s": strategy_id, "ws": window_start, "we": window_end, "h": chash}).scalar()
-        if previous is not None:  # the FK is deferred: checked at commit, when the new row exists
-            conn.execute(sa.text("UPDATE backtest_runs SET superseded_by = :new WHERE run_id = :old"),
-                         {"new": run_id, "old": previous})
+        if pipeline_month:
+            olds = conn.execute(sa.text(
+                "SELECT run_id FROM backtest_runs WHERE strategy_id = :s "
+                "AND date_trunc('month', window_start) = date_trunc('month', CAST(:ws AS date)) "
+                "AND summary ->> 'pipeline' = 'true' AND superseded_by IS NULL AND status = 'success' "
+                "ORDER BY created_at FOR UPDATE"), {"s": strategy_id, "ws": window_start}).scalars().all()
+        else:
+            olds = conn.execute(sa.text(
+                "SELECT run_id FROM backtest_runs WHERE strategy_id = :s AND window_start = :ws AND window_end = :we "
+                "AND config_hash = :h AND superseded_by IS NULL AND status = 'success' FOR UPDATE"),
+                {"s": strategy_id, "ws": window_start, "we": window_end, "h": chash}).scalars().all()
+        previous = olds[-1] if olds else None
+        if olds:  # the FK is deferred: checked at commit, when the new row exists
+            conn.execute(sa.text("UPDATE backtest_runs SET superseded_by = :new WHERE run_id = ANY(:old)"),
+                         {"new": run_id, "old": list(olds)})
         conn.execute(sa.text(
             "INSERT INTO backtest_runs (run_id, strategy_id, window_start, window_end, config, config_hash, signal_snapshot_id, "
             "system_as_of, engine_version, orchestrator_run_id, status, start_state, end_state, monthly_returns, summary) "

@@ -1,0 +1,85 @@
+"""Dagster's instance for this project: ``DAGSTER_HOME`` with the packaged ``dagster.yaml``, and
+its storage in PostgreSQL on the warehouse's server (the embedded one by default).
+
+- ``DAGSTER_HOME``: ``$MACRO_PIPELINE_HOME/dagster`` unless ``DAGSTER_HOME`` is already set.
+- storage: ``MACRO_PIPELINE_DAGSTER_STORAGE_URL`` if set, else the database
+  ``macro_pipeline_dagster`` on the warehouse's server (created on first use).
+
+``prepare()`` makes both exist and returns the environment every Dagster process of the project
+needs (the webserver, the daemon, their run workers, an in-process demo run).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from macro_pipeline.settings import (
+    DAGSTER_DATABASE,
+    DAGSTER_STORAGE_ENV,
+    DATABASE_URL_ENV,
+    HOME_ENV,
+    Settings,
+    database_url,
+    load_settings,
+)
+
+PACKAGED_INSTANCE_YAML = Path(__file__).with_name("dagster.yaml")
+EVENT_BATCH_SIZE = "500"
+
+
+def storage_url(settings: Settings | None = None) -> str:
+    """Dagster's storage URL (its database created if missing)."""
+    from macro_pipeline.warehouse import db
+
+    settings = settings or load_settings()
+    if settings.dagster_storage_url:
+        return settings.dagster_storage_url
+    warehouse = database_url(settings)
+    admin = sa.create_engine(db.with_database(warehouse, "postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": DAGSTER_DATABASE}).first()
+    finally:
+        admin.dispose()
+    if not exists:
+        try:
+            db.create_database(warehouse, DAGSTER_DATABASE)
+        except sa.exc.ProgrammingError as exc:  # created by a concurrent command in between
+            if "already exists" not in str(exc):
+                raise
+    return db.with_database(warehouse, DAGSTER_DATABASE)
+
+
+def dagster_home(settings: Settings | None = None) -> Path:
+    settings = settings or load_settings()
+    return Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home).resolve()
+
+
+def prepare(settings: Settings | None = None) -> dict[str, str]:
+    """Create ``DAGSTER_HOME`` (with the packaged ``dagster.yaml``) and the storage database;
+    return the environment variables Dagster processes need, and set them in this process."""
+    settings = settings or load_settings()
+    home = dagster_home(settings)
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / "dagster.yaml"
+    if not target.exists() or target.read_bytes() != PACKAGED_INSTANCE_YAML.read_bytes():
+        shutil.copyfile(PACKAGED_INSTANCE_YAML, target)
+    env = {"DAGSTER_HOME": str(home), DAGSTER_STORAGE_ENV: storage_url(settings), HOME_ENV: str(settings.home),
+           # write a run's per-partition events in batches (a full-history run records thousands)
+           "DAGSTER_EVENT_BATCH_SIZE": os.environ.get("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)}
+    if settings.database_url:
+        env[DATABASE_URL_ENV] = settings.database_url
+    os.environ.update(env)
+    return env
+
+
+def instance(settings: Settings | None = None):
+    """The project's persistent ``DagsterInstance`` (what ``macro-pipeline dev`` shows)."""
+    import dagster as dg
+
+    prepare(settings)
+    return dg.DagsterInstance.get()

@@ -7,6 +7,7 @@ own databases (``mpt_<random>``) and drops them at the end; nothing else is touc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -114,3 +115,20 @@ def demo_with_strategies(databases: Databases) -> sa.Engine:
     for cfg in load_builtin_configs():
         register_strategy(engine, cfg)
     return engine
+
+
+@contextlib.contextmanager
+def postgres_instance(databases: Databases) -> Iterator:
+    """A Dagster instance whose run, event and schedule storage live in a new PostgreSQL database
+    of the test server (dagster-postgres), dropped with the session's other databases."""
+    import dagster as dg
+
+    url = databases.new(migrated=False).url.render_as_string(hide_password=False)
+    with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": url}}}) as instance:
+        yield instance
+
+
+@pytest.fixture
+def dagster_instance(databases: Databases) -> Iterator:
+    with postgres_instance(databases) as instance:
+        yield instance

@@ -10,8 +10,8 @@ How new data maps to reruns (DESIGN section 4):
   of day ``max(valid date, known_at date)`` (known_at's UTC date: never later than the first
   decision that can see it, so the rerun can only start early, never late).
 - A row affects a strategy when its instrument or series is in the strategy's footprint (every
-  id its universe ever held, plus every id its latest signal snapshot read: macro series, hedge
-  legs, external signals), or when it is a universe row of the strategy's universe.
+  id its latest signal snapshot read: traded instruments, macro series, hedge legs, external
+  signals), or when it is a universe row of the strategy's universe.
 - Each affected strategy gets one rerun from the month of its earliest affected day (never
   before its first month of data, never after its first month without a stored run) to the
   newest month, in order, in one run.
@@ -154,14 +154,18 @@ def nightly_reruns(engine: sa.Engine, strategy_ids: list[str], today: pd.Timesta
 
 
 def footprint(engine: sa.Engine, strategy_id: str, universe: str) -> set[str]:
-    """Every id a strategy's results can depend on: its universe's members (any vintage) and
-    what its latest signal snapshot read (macro series, hedge legs, signal instruments)."""
+    """Every id a strategy's results depend on: what its latest signal snapshot read (the traded
+    instruments' prices, macro series, funding, hedge legs, external signals; actions and
+    funding of the traded instruments come with them), or, before any snapshot, every id its
+    universe ever held. Universe rows are matched by universe name, separately."""
     with engine.connect() as conn:
-        ids = set(conn.execute(sa.text("SELECT DISTINCT instrument_id FROM universe_membership WHERE universe = :u"),
-                               {"u": universe}).scalars())
         marks = conn.execute(sa.text("SELECT input_watermarks FROM signal_snapshots WHERE strategy_id = :s "
                                      "ORDER BY created_at DESC LIMIT 1"), {"s": strategy_id}).scalar()
-    for key in (marks or {}):
+        if not marks:
+            return set(conn.execute(sa.text("SELECT DISTINCT instrument_id FROM universe_membership WHERE universe = :u"),
+                                    {"u": universe}).scalars())
+    ids: set[str] = set()
+    for key in marks:
         m = _KEY.match(key)
         if m and m.group("ids"):
             ids.update(i for i in m.group("ids").split(",") if i)

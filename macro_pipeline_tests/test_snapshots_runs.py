@@ -110,3 +110,35 @@ def test_a_crash_mid_write_leaves_the_previous_result_current_and_nothing_partia
 def test_unknown_run_is_a_clear_error(wh):
     with pytest.raises(ValueError, match="no backtest run 'nope'"):
         load_run(wh, "nope")
+
+
+def test_a_portfolio_level_fill_row_without_instrument_is_stored(wh):
+    # the engine logs e.g. non_positive_equity with no instrument and no price; COPY used to read
+    # the empty instrument as NULL and refuse the whole run
+    sid, _ = write_snapshot(wh, snap())
+    fills = pd.DataFrame({"date": pd.to_datetime(["2020-02-03", "2020-02-04"]), "instrument": ["AAA", None],
+                          "side": ["buy", "none"], "quantity": [1.0, 0.0], "price": [100.0, np.nan],
+                          "notional": [100.0, 0.0], "cost": [0.07, 0.0], "reason": ["rebalance", "non_positive_equity"]})
+    run_id, _ = _store(wh, sid, fills=fills)
+    stored = load_run(wh, run_id).fills
+    assert len(stored) == 2 and list(stored["reason"]) == ["rebalance", "non_positive_equity"]
+    assert stored["instrument_id"].iloc[1] == "" and pd.isna(stored["price"].iloc[1])
+
+
+def test_a_pipeline_month_supersedes_every_current_run_of_that_month(wh):
+    # the current month grows day by day, and a rerun after a revision starts from another state:
+    # neither may leave two current runs for one month
+    sid, _ = write_snapshot(wh, snap())
+    idx = pd.to_datetime(["2020-02-03"])
+    eq = pd.DataFrame({"equity": [100.0], "cash": [0.0], "gross_exposure": [1.0], "net_exposure": [1.0],
+                       "drawdown": [0.0], "turnover": [1.0]}, index=idx)
+    empty = pd.DataFrame(columns=["instrument", "entry_date", "exit_date", "holding_days", "pnl", "return"])
+    fills = pd.DataFrame(columns=["date", "instrument", "side", "quantity", "price", "notional", "cost", "reason"])
+    ids = []
+    for end, state in ((dt.date(2020, 2, 3), None), (dt.date(2020, 2, 4), None), (dt.date(2020, 2, 4), {"cash": 5.0})):
+        ids.append(new_run_id())
+        store_run(wh, run_id=ids[-1], strategy_id="s1", window_start=dt.date(2020, 2, 3), window_end=end, config={},
+                  snapshot_id=sid, system_as_of=dt.datetime(2024, 1, 1, tzinfo=dt.UTC), engine_version="t",
+                  orchestrator_run_id=None, equity=eq, fills=fills, round_trips=empty, metrics={}, start_state=state,
+                  end_state={"cash": 0.0}, summary={"pipeline": True}, pipeline_month=True)
+    assert list(list_runs(wh, "s1", current_only=True)["run_id"]) == [ids[-1]]

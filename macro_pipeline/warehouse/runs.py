@@ -67,10 +67,12 @@ def _copy(conn: sa.Connection, table: str, frame: pd.DataFrame) -> None:
     for c in out.columns:
         if pd.api.types.is_float_dtype(out[c]):
             out[c] = [None if not math.isfinite(v) else repr(float(v)) for v in out[c]]
-    out.to_csv(buf, index=False, header=False)
+    # NULL is spelled \N, so an empty string (a portfolio-level fill row has instrument '') stays
+    # an empty string: in CSV's default, an unquoted empty field would be NULL
+    out.to_csv(buf, index=False, header=False, na_rep="\\N")
     buf.seek(0)
     with conn.connection.dbapi_connection.cursor() as cur:
-        cur.copy_expert(f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN WITH (FORMAT csv)", buf)
+        cur.copy_expert(f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buf)
 
 
 def config_hash(config: dict, start_state: dict | None) -> str:

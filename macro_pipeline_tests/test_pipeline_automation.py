@@ -1,0 +1,239 @@
+"""The pipeline's automation through Dagster's own evaluation: the point-in-time sensor, the
+strategy-registration sensor, the nightly schedule, transient-error retries, and chain invariance
+(months one by one == a range in one run == one engine call). Dagster's instance is on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from macro_pipeline.backtests import register_strategy, run_backtest, run_months, stitched_equity
+from macro_pipeline.defs import defs
+from macro_pipeline.defs.automation import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    STRATEGY_TAG,
+    nightly_schedule,
+    point_in_time_sensor,
+    strategy_registry_sensor,
+)
+from macro_pipeline.defs.resources import WarehouseResource, retry_transient
+from macro_pipeline.planning import history_rerun, month_of, today_utc
+from macro_pipeline.strategies.base import StrategyConfig
+from macro_pipeline.strategies.registry import load_builtin_configs
+from macro_pipeline.warehouse.ingest import ingest
+from macro_pipeline_tests.conftest import demo_with_strategies, postgres_instance
+
+BUILTIN = sorted(c.strategy_id for c in load_builtin_configs())
+NEWEST = month_of(today_utc())
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _resources(engine: sa.Engine) -> dict:
+    return {"warehouse": WarehouseResource(url=engine.url.render_as_string(hide_password=False))}
+
+
+def _current_runs(engine: sa.Engine, strategy_id: str) -> dict[str, str]:
+    """month -> run id of the current pipeline run."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT to_char(window_start, 'YYYY-MM-01'), run_id FROM backtest_runs WHERE strategy_id = :s "
+            "AND superseded_by IS NULL AND summary ->> 'pipeline' = 'true'"), {"s": strategy_id}).all()
+    return dict(rows)
+
+
+def _run_request(engine: sa.Engine, instance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    return defs.resolve_job_def(request.job_name).execute_in_process(
+        instance=instance, tags=dict(request.tags), run_config=QUIET, resources=_resources(engine))
+
+
+@pytest.fixture(scope="module")
+def world(databases):
+    """A demo warehouse where carry-simple and atr-index have their whole history stored."""
+    engine = demo_with_strategies(databases)
+    for sid in ("carry-simple", "atr-index"):
+        run_months(engine, sid, history_rerun(engine, sid).months)
+    with postgres_instance(databases) as instance:
+        instance.add_dynamic_partitions("strategy", BUILTIN)
+        yield engine, instance
+
+
+def _tick(instance, engine, cursor):
+    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources=_resources(engine),
+                                  repository_def=defs.get_repository_def())
+    return point_in_time_sensor(ctx)
+
+
+def test_definitions_hold_every_asset_check_job_sensor_and_schedule():
+    repo = defs.get_repository_def()
+    assets = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert assets == {"instruments", "prices", "macro_observations", "funding_rates", "corporate_actions",
+                      "universe_membership", "external_signals", "signals", "backtest", "backtest_metrics", "leaderboard"}
+    checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
+    assert checks == {"prices_positive_and_finite", "prices_no_duplicate_keys", "backtest_equity_invariant",
+                      "signals_within_leverage", "signals_no_lookahead"}
+    assert {j.name for j in repo.get_all_jobs()} >= {"ingest_job", "backtest_job", "leaderboard_job"}
+    assert {s.name for s in repo.sensor_defs} == {"point_in_time_sensor", "strategy_registry_sensor"}
+    (schedule,) = repo.schedule_defs
+    assert schedule.name == "nightly_schedule" and schedule.cron_schedule == "0 2 * * *"
+    assert schedule.execution_timezone == "UTC"
+    # the engine is an op of its own inside the backtest asset
+    backtest = defs.resolve_assets_def("backtest")
+    assert {n.name for n in backtest.node_def.node_defs} == {"backtest_inputs", "backtest_engine", "backtest_store"}
+
+
+def test_nightly_time_zone_and_cron_come_from_the_environment():
+    from macro_pipeline.settings import load_settings
+
+    s = load_settings({"MACRO_PIPELINE_NIGHTLY_TZ": "America/New_York", "MACRO_PIPELINE_NIGHTLY_CRON": "30 1 * * 1-5"})
+    assert (s.nightly_tz, s.nightly_cron) == ("America/New_York", "30 1 * * 1-5")
+    with pytest.raises(ValueError, match="MACRO_PIPELINE_NIGHTLY_TZ='Mars/Olympus' is not an IANA time zone"):
+        load_settings({"MACRO_PIPELINE_NIGHTLY_TZ": "Mars/Olympus"})
+
+
+def test_point_in_time_sensor_reruns_exactly_the_affected_months(world):
+    engine, instance = world
+    first = _tick(instance, engine, None)
+    assert first.run_requests == [] and first.cursor
+    quiet = _tick(instance, engine, first.cursor)  # nothing new: no runs, cursor moves on
+    assert quiet.run_requests == []
+    cursor = quiet.cursor
+
+    # a late correction of an old BTC-PERP close, known since 2020-03-11: carry-simple reads it,
+    # atr-index does not (carry-composite reads it too but has no history yet: registration's job)
+    with engine.connect() as conn:
+        close = conn.execute(sa.text("SELECT close FROM prices WHERE instrument_id = 'BTC-PERP' "
+                                     "AND obs_date = '2020-03-10' ORDER BY recorded_at DESC LIMIT 1")).scalar_one()
+    ingest(engine, "prices", pd.DataFrame({"instrument_id": ["BTC-PERP"], "obs_date": ["2020-03-10"],
+                                           "close": [close * 1.01], "known_at": ["2020-03-11T00:00:00Z"]}))
+    before = {s: _current_runs(engine, s) for s in ("carry-simple", "atr-index")}
+    result = _tick(instance, engine, cursor)
+    backtests = [r for r in result.run_requests if r.job_name == "backtest_job"]
+    assert [r.tags[STRATEGY_TAG] for r in backtests] == ["carry-simple"]
+    (req,) = backtests
+    assert req.tags[RANGE_START_TAG] == "2020-03-01|carry-simple"
+    assert req.tags[RANGE_END_TAG] == f"{NEWEST}|carry-simple"
+    new_mark = json.loads(result.cursor)["recorded_at"]
+    assert new_mark > json.loads(cursor)["recorded_at"]
+    assert req.run_key == f"pit:carry-simple:2020-03-01:{NEWEST}:{new_mark}"  # revision identity in the key
+    assert any(r.job_name == "leaderboard_job" for r in result.run_requests)
+
+    run = _run_request(engine, instance, req)
+    assert run.success
+    after = {s: _current_runs(engine, s) for s in ("carry-simple", "atr-index")}
+    assert after["atr-index"] == before["atr-index"]  # unaffected strategy: untouched
+    old = {m: r for m, r in before["carry-simple"].items() if m < "2020-03-01"}
+    assert {m: after["carry-simple"][m] for m in old} == old  # months before the change: untouched
+    rerun = [m for m in after["carry-simple"] if m >= "2020-03-01"]
+    assert rerun and all(after["carry-simple"][m] != before["carry-simple"][m] for m in rerun)
+    assert sorted(e.partition for e in run.get_asset_materialization_events()
+                  if e.asset_key.to_user_string() == "backtest")[0] == "2020-03-01|carry-simple"
+
+    # the same data seen again: nothing to do
+    assert [r for r in _tick(instance, engine, result.cursor).run_requests] == []
+
+
+def test_a_revision_known_today_reruns_only_the_newest_month(world):
+    engine, instance = world
+    cursor = _tick(instance, engine, None).cursor
+    now = pd.Timestamp.now(tz="UTC").floor("s") - pd.Timedelta(seconds=5)
+    ingest(engine, "prices", pd.DataFrame({"instrument_id": ["SPX"], "obs_date": ["2016-05-02"], "close": [2100.0],
+                                           "known_at": [now.isoformat()]}))
+    result = _tick(instance, engine, cursor)
+    backtests = {r.tags[STRATEGY_TAG]: r for r in result.run_requests if r.job_name == "backtest_job"}
+    assert set(backtests) == {"atr-index"}  # SPX: atr-index trades it; carry-simple does not
+    assert backtests["atr-index"].tags[RANGE_START_TAG] == f"{NEWEST}|atr-index"
+    assert backtests["atr-index"].tags[RANGE_END_TAG] == f"{NEWEST}|atr-index"
+
+
+def test_registration_sensor_adds_partition_keys_and_backfills_full_history(databases, world):
+    engine, _ = world
+    with postgres_instance(databases) as fresh:
+        ctx = dg.build_sensor_context(instance=fresh, resources=_resources(engine), repository_def=defs.get_repository_def())
+        result = strategy_registry_sensor(ctx)
+        (add,) = result.dynamic_partitions_requests
+        assert sorted(add.partition_keys) == BUILTIN
+        starts = {r.tags[STRATEGY_TAG]: r.tags[RANGE_START_TAG] for r in result.run_requests}
+        assert starts["bh-us-eq20"] == "1990-01-01|bh-us-eq20" and starts["carry-simple"] == "2015-01-01|carry-simple"
+        assert all(r.tags[RANGE_END_TAG].startswith(NEWEST) for r in result.run_requests)
+        with engine.connect() as conn:
+            h = conn.execute(sa.text("SELECT params_hash FROM strategies WHERE strategy_id = 'bh-us-eq20'")).scalar()
+        assert {r.run_key for r in result.run_requests} >= {f"register:bh-us-eq20:1990-01-01:{NEWEST}:{h}"}
+
+        fresh.add_dynamic_partitions("strategy", BUILTIN)
+        cfg = StrategyConfig("bh-crypto-test", "buy_and_hold", {}, universe="CRYPTO", rebalance="monthly", calendar="24/7")
+        register_strategy(engine, cfg)  # what `macro-pipeline strategies add` does
+        again = strategy_registry_sensor(ctx)
+        assert [r.tags[STRATEGY_TAG] for r in again.run_requests] == ["bh-crypto-test"]
+        assert again.run_requests[0].tags[RANGE_START_TAG] == "2015-01-01|bh-crypto-test"
+        assert again.dynamic_partitions_requests[0].partition_keys == ["bh-crypto-test"]
+
+
+def test_nightly_schedule_runs_the_newest_month_and_fills_gaps(world):
+    engine, instance = world
+    ctx = dg.build_schedule_context(instance=instance, resources=_resources(engine),
+                                    scheduled_execution_time=pd.Timestamp.now(tz="UTC").floor("D").to_pydatetime(),
+                                    repository_def=defs.get_repository_def())
+    requests = {r.tags[STRATEGY_TAG]: r for r in nightly_schedule(ctx)}
+    assert set(requests) == set(BUILTIN)
+    for sid in ("carry-simple", "atr-index"):  # complete history: only the newest month
+        assert (requests[sid].tags[RANGE_START_TAG], requests[sid].tags[RANGE_END_TAG]) == (
+            f"{NEWEST}|{sid}", f"{NEWEST}|{sid}")
+    assert requests["macro-regime"].tags[RANGE_START_TAG] == "1986-01-01|macro-regime"  # nothing stored yet
+    assert all(r.run_key.startswith("nightly:") for r in requests.values())
+
+
+def test_chain_invariance_months_one_by_one_equal_a_range_and_one_engine_call(databases):
+    months = ["2015-01-01", "2015-02-01", "2015-03-01", "2015-04-01"]
+    one_by_one, ranged = demo_with_strategies(databases), demo_with_strategies(databases)
+    with postgres_instance(databases) as instance:
+        instance.add_dynamic_partitions("strategy", ["carry-simple"])
+        job = defs.resolve_job_def("backtest_job")
+        for m in months:
+            assert job.execute_in_process(instance=instance, partition_key=f"{m}|carry-simple", run_config=QUIET,
+                                          resources=_resources(one_by_one)).success
+        assert job.execute_in_process(instance=instance, run_config=QUIET, resources=_resources(ranged),
+                                      tags={RANGE_START_TAG: "2015-01-01|carry-simple",
+                                            RANGE_END_TAG: "2015-04-01|carry-simple"}).success
+    a, b = stitched_equity(one_by_one, "carry-simple"), stitched_equity(ranged, "carry-simple")
+    direct = run_backtest(ranged, "carry-simple", "2015-01-01", "2015-04-30", store=False).result.equity
+    assert a.index[0] == pd.Timestamp("2015-01-01") and a.index[-1] == pd.Timestamp("2015-04-30")
+    pd.testing.assert_series_equal(a, b, check_names=False, rtol=0, atol=0)
+    assert list(direct.index) == list(a.index)
+    assert abs(a.to_numpy() / direct.to_numpy() - 1).max() < 1e-12
+
+
+def test_transient_database_errors_retry_the_step_and_other_errors_fail_at_once(dagster_instance):
+    calls = {"flaky": 0, "broken": 0}
+
+    @dg.op
+    def flaky(context):
+        calls["flaky"] += 1
+        with retry_transient(context):
+            if calls["flaky"] == 1:
+                raise sa.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+        return 1
+
+    @dg.op
+    def broken(context):
+        calls["broken"] += 1
+        with retry_transient(context):
+            raise ValueError("weights break the leverage limit")
+
+    import macro_pipeline.defs.resources as res
+
+    wait = res.RETRY_WAIT_SECONDS
+    res.RETRY_WAIT_SECONDS = 0.0
+    try:
+        ok = dg.GraphDefinition("g1", node_defs=[flaky]).to_job(executor_def=dg.in_process_executor)
+        assert ok.execute_in_process(instance=dagster_instance).success and calls["flaky"] == 2
+        bad = dg.GraphDefinition("g2", node_defs=[broken]).to_job(executor_def=dg.in_process_executor)
+        assert not bad.execute_in_process(instance=dagster_instance, raise_on_error=False).success
+        assert calls["broken"] == 1
+    finally:
+        res.RETRY_WAIT_SECONDS = wait

@@ -14,7 +14,11 @@ import dagster as dg
 import pandas as pd
 
 from macro_pipeline.defs.backtest_assets import backtest, backtest_metrics, leaderboard, signals
-from macro_pipeline.defs.partitions import STRATEGY_DIMENSION, partition_key, strategy_month_partitions
+from macro_pipeline.defs.partitions import (
+    STRATEGY_DIMENSION,
+    partition_key,
+    strategy_month_partitions,
+)
 from macro_pipeline.defs.resources import WarehouseResource
 from macro_pipeline.planning import Rerun
 from macro_pipeline.settings import load_settings

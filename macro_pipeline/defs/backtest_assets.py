@@ -16,7 +16,11 @@ import json
 import dagster as dg
 
 from macro_pipeline.defs.metadata import add_partition_metadata
-from macro_pipeline.defs.partitions import months_by_strategy, partition_key, strategy_month_partitions
+from macro_pipeline.defs.partitions import (
+    months_by_strategy,
+    partition_key,
+    strategy_month_partitions,
+)
 from macro_pipeline.defs.resources import WarehouseResource, retry_transient
 
 GROUP = "backtest"

@@ -147,6 +147,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"{db.render(orchestration.storage_url(settings))})")
     if settings.embedded:
         print(f"embedded PostgreSQL data: {settings.pgdata} (stop it with `macro-pipeline db stop`)")
+    if result.reports:
+        print("reports (self-contained HTML, open in any browser):")
+        for path in result.reports:
+            print(f"  {path}")
     print("open the UI on these results: macro-pipeline dev   (then http://127.0.0.1:3000)")
     return 0
 

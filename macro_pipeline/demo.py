@@ -10,6 +10,9 @@ instance (``orchestration``), it:
    progress bar;
 4. runs ``leaderboard_job``;
 
+``backtest_metrics`` writes each strategy's full-history HTML report and ``leaderboard`` the
+comparison of all of them, under ``$MACRO_PIPELINE_HOME/reports``; the demo prints their paths.
+
 so everything it stores is visible in the Dagster UI (``macro-pipeline dev``) as materializations
 of the same assets, runs and checks the sensors and schedule use. Runs execute in this process
 (``execute_in_process``) against the persistent instance: no daemon is needed for the demo.
@@ -34,6 +37,7 @@ class DemoResult:
     dagster_runs: dict[str, str] = field(default_factory=dict)  # what -> Dagster run id
     seconds: dict[str, float] = field(default_factory=dict)
     months_materialized: int = 0
+    reports: list = field(default_factory=list)  # HTML files the pipeline wrote (per strategy, comparison)
 
 
 def quiet_warnings() -> None:
@@ -70,28 +74,40 @@ def _backtest_in_worker(tags: dict[str, str]) -> tuple[str, float]:
 def run_backtests(reruns, *, trigger: str, workers: int = 2, show_progress: bool = True) -> dict[str, tuple[str, float]]:
     """Run ``backtest_job`` for each rerun (one strategy each), ``workers`` at a time, longest
     first; strategy -> (Dagster run id, seconds)."""
+    from macro_pipeline.defs.automation import rerun_request
+
+    ordered = sorted(reruns, key=lambda r: len(r.months), reverse=True)
+    return run_requests([rerun_request(r, trigger, trigger) for r in ordered], workers=workers,
+                        show_progress=show_progress)
+
+
+def run_requests(requests, *, workers: int = 2, show_progress: bool = True) -> dict[str, tuple[str, float]]:
+    """Execute ``backtest_job`` run requests (as the sensors and the schedule make them), in
+    order, ``workers`` at a time; strategy -> (Dagster run id, seconds)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from tqdm import tqdm
 
-    from macro_pipeline.defs.automation import rerun_request
+    from macro_pipeline.defs.automation import RANGE_END_TAG, RANGE_START_TAG, STRATEGY_TAG
 
-    ordered = sorted(reruns, key=lambda r: len(r.months), reverse=True)
+    def label(tags: dict) -> str:
+        return f"{tags[STRATEGY_TAG]} {tags[RANGE_START_TAG][:7]}..{tags[RANGE_END_TAG][:7]}"
+
     done: dict[str, tuple[str, float]] = {}
-    bar = tqdm(total=len(ordered), desc="backtest_job", unit="strategy", disable=not show_progress)
+    bar = tqdm(total=len(requests), desc="backtest_job", unit="strategy", disable=not show_progress)
     if workers <= 1:
-        for r in ordered:
-            bar.set_postfix_str(f"{r.strategy_id} {r.first_month[:7]}..{r.last_month[:7]}")
-            done[r.strategy_id] = _backtest_in_worker(dict(rerun_request(r, trigger, trigger).tags))
+        for request in requests:
+            bar.set_postfix_str(label(request.tags))
+            done[request.tags[STRATEGY_TAG]] = _backtest_in_worker(dict(request.tags))
             bar.update()
     else:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_backtest_in_worker, dict(rerun_request(r, trigger, trigger).tags)): r for r in ordered}
+            futures = {pool.submit(_backtest_in_worker, dict(r.tags)): r for r in requests}
             for future in as_completed(futures):
-                r = futures[future]
-                done[r.strategy_id] = future.result()
-                bar.set_postfix_str(f"{r.strategy_id} {len(r.months)} month(s) done")
+                tags = futures[future].tags
+                done[tags[STRATEGY_TAG]] = future.result()
+                bar.set_postfix_str(f"{label(tags)} done")
                 bar.update()
     bar.close()
     return done
@@ -140,4 +156,9 @@ def run_demo(show_progress: bool = True, say: Callable[[str], None] = print, wor
     out.dagster_runs["leaderboard_job"] = result.run_id
     out.seconds["leaderboard"] = time.perf_counter() - t
     out.leaderboard = leaderboard_frame(engine)
+    from macro_pipeline.reports import reports_dir
+
+    folder = reports_dir()
+    out.reports = [p for p in [folder / "leaderboard.html", *(folder / f"strategy-{s}.html" for s in out.leaderboard.index)]
+                   if p.exists()]
     return out

@@ -132,3 +132,13 @@ def postgres_instance(databases: Databases) -> Iterator:
 def dagster_instance(databases: Databases) -> Iterator:
     with postgres_instance(databases) as instance:
         yield instance
+
+
+def pytest_configure(config) -> None:
+    """Keep every test's files (reports, Dagster homes, embedded servers) out of the user's
+    ``./.macro_pipeline``: the session's default home is a temporary directory."""
+    import tempfile
+
+    from macro_pipeline.settings import HOME_ENV
+
+    os.environ[HOME_ENV] = tempfile.mkdtemp(prefix="mpt_home_")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import pytest
 import sqlalchemy as sa
@@ -11,7 +13,7 @@ from macro_pipeline.defs import defs
 from macro_pipeline.defs.backtest_assets import backtest, backtest_metrics, leaderboard, signals
 from macro_pipeline.defs.resources import WarehouseResource
 from macro_pipeline.strategies.registry import load_builtin_configs
-from macro_pipeline_tests.conftest import demo_with_strategies
+from macro_pipeline_tests.conftest import demo_with_strategies, postgres_instance
 
 ASSETS = [signals, backtest, backtest_metrics]
 
@@ -22,8 +24,8 @@ def warehouse(databases):
 
 
 @pytest.fixture(scope="module")
-def instance():
-    with dg.instance_for_test() as inst:
+def instance(databases):
+    with postgres_instance(databases) as inst:
         inst.add_dynamic_partitions("strategy", [c.strategy_id for c in load_builtin_configs()])
         yield inst
 
@@ -57,7 +59,11 @@ def test_materialize_partitions_records_lineage_in_metadata_and_warehouse(wareho
             row = conn.execute(sa.text("SELECT signal_snapshot_id, orchestrator_run_id, window_start FROM backtest_runs "
                                        "WHERE run_id = :r"), {"r": run_id}).one()
         assert row[0] == snap and row[1] == result.run_id and row[2].strftime("%Y-%m") == month[:7]
-        assert "sharpe" in _meta(result, "backtest_metrics")
+        metrics_meta = _meta(result, "backtest_metrics")
+        assert "sharpe" in metrics_meta and metrics_meta["run_id"].value == run_id
+        assert f"| carry-simple | {month[:7]} |" in metrics_meta["summary"].value
+        report = Path(metrics_meta["report"].value)
+        assert report.name == "strategy-carry-simple.html" and "<svg" in report.read_text()
         signal_event = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "signals"][0]
         assert signal_event.step_materialization_data.materialization.tags.get("dagster/data_version") == snap
 
@@ -73,7 +79,10 @@ def test_a_range_of_months_in_one_run_continues_the_chain(warehouse, instance):
     equity = stitched_equity(warehouse, "carry-simple")
     assert equity.index[0].strftime("%Y-%m") == "2015-01" and equity.index[-1].strftime("%Y-%m") == "2015-05"
     board = dg.materialize([leaderboard], instance=instance, resources=_resources(warehouse))
-    assert _meta(board, "leaderboard")["best_strategy"].value == "carry-simple"
+    meta = _meta(board, "leaderboard")
+    assert meta["best_strategy"].value == "carry-simple"
+    assert isinstance(meta["sharpe/carry-simple"].value, float)
+    assert Path(meta["comparison_report"].value).read_text().count("carry-simple") > 0
 
 
 def test_asset_checks_pass_on_stored_results_and_catch_a_broken_invariant(warehouse, instance):

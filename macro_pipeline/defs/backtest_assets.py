@@ -131,46 +131,65 @@ def backtest(signals):
     return backtest_store(plans, backtest_engine(plans))
 
 
+def _headline_md(rows: list[dict]) -> str:
+    table = ["| strategy | month | " + " | ".join(HEADLINE) + " |", "|" + "---|" * (len(HEADLINE) + 2)]
+    for r in rows:
+        cells = [f"{v:.4f}" if (v := _number(r["metrics"].get(k))) is not None else "-" for k in HEADLINE]
+        table.append(f"| {r['strategy_id']} | {r['month'][:7]} | " + " | ".join(cells) + " |")
+    return "\n".join(table)
+
+
 @dg.asset(
     partitions_def=strategy_month_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=GROUP,
     deps=[backtest],
-    description="Headline metrics of each stored monthly backtest (numbers the UI plots over time).",
+    description="Headline metrics of each stored monthly backtest (numbers the UI plots over time), and the "
+                "strategy's full-history HTML report.",
 )
 def backtest_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     from macro_pipeline.backtests import current_month_runs
+    from macro_pipeline.reports import write_strategy_report
 
-    rows = []
+    rows, reports = [], {}
     with retry_transient(context):
         engine = warehouse.engine()
         for strategy_id, months in months_by_strategy(context.partition_keys).items():
-            rows += current_month_runs(engine, strategy_id, months)
+            found = current_month_runs(engine, strategy_id, months)
+            rows += found
+            if found:  # one report per strategy: its whole stitched history, this run's months included
+                reports[strategy_id] = write_strategy_report(engine, strategy_id)
+                context.log.info(f"{strategy_id}: report {reports[strategy_id]}")
     add_partition_metadata(context, {
         partition_key(r["month"], r["strategy_id"]): {
             **{k: dg.MetadataValue.float(v) for k in HEADLINE if (v := _number(r["metrics"].get(k))) is not None},
-            "run_id": r["run_id"]} for r in rows})
-    table = ["| strategy | month | " + " | ".join(HEADLINE) + " |", "|" + "---|" * (len(HEADLINE) + 2)]
-    for r in rows:
-        cells = [f"{v:.4f}" if (v := _number(r["metrics"].get(k))) is not None else "-" for k in HEADLINE]
-        table.append(f"| {r['strategy_id']} | {r['month'][:7]} | " + " | ".join(cells) + " |")
+            "run_id": r["run_id"], "summary": dg.MetadataValue.md(_headline_md([r])),
+            "report": dg.MetadataValue.path(str(reports[r["strategy_id"]]))} for r in rows})
     return dg.MaterializeResult(metadata={"partitions_with_results": len(rows),
-                                          "summary": dg.MetadataValue.md("\n".join(table[:2 + 60]))})
+                                          "reports": dg.MetadataValue.json({k: str(v) for k, v in reports.items()})})
 
 
 @dg.asset(group_name=GROUP, deps=[backtest_metrics],
-          description="All strategies ranked on full-history metrics of their stitched monthly runs.")
+          description="All strategies ranked on full-history metrics of their stitched monthly runs, with an HTML "
+                      "comparison of all of them.")
 def leaderboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     from macro_pipeline.backtests import leaderboard_frame
+    from macro_pipeline.reports import reports_dir, write_comparison
 
     with retry_transient(context):
-        board = leaderboard_frame(warehouse.engine())
+        engine = warehouse.engine()
+        board = leaderboard_frame(engine)
+        comparison = write_comparison(engine, list(board.index), reports_dir() / "leaderboard.html") if len(board) else None
     context.log.info("\n" + board.to_string())
-    md = board.to_markdown() if len(board) else "no strategy has stored results yet"
+    md = board.to_markdown(floatfmt=".4f") if len(board) else "no strategy has stored results yet"
     meta = {"strategies": len(board), "leaderboard": dg.MetadataValue.md(md)}
     if len(board):
+        meta["comparison_report"] = dg.MetadataValue.path(str(comparison))
         meta["best_sharpe"] = dg.MetadataValue.float(float(board["sharpe"].max()))
         meta["best_strategy"] = str(board.index[0])
+        for sid, row in board.iterrows():  # one plottable series per strategy across materializations
+            meta[f"sharpe/{sid}"] = dg.MetadataValue.float(float(row["sharpe"]))
+            meta[f"cagr/{sid}"] = dg.MetadataValue.float(float(row["cagr"]))
     return dg.MaterializeResult(metadata=meta)
 
 

@@ -256,10 +256,29 @@ def month_window(cfg, month: str, today: pd.Timestamp | None = None) -> tuple[pd
     return None if len(days) == 0 else (days[0], days[-1])
 
 
+def data_limit(engine: sa.Engine, cfg, system_as_of: DateLike | None = None,
+               today: pd.Timestamp | None = None) -> pd.Timestamp:
+    """The last day a strategy's months can cover: today (UTC), or the last price date of any
+    instrument its universe ever held (as recorded by ``system_as_of``) when that is earlier.
+    Months after it are ``after-data``: a history ends where its prices end, instead of carrying
+    the last prices forward into flat, metric-diluting months."""
+    today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() if today is None else pd.Timestamp(today)
+    sql = ("SELECT max(p.obs_date) FROM prices p WHERE p.instrument_id IN "
+           "(SELECT instrument_id FROM universe_membership WHERE universe = :u)")
+    params: dict[str, Any] = {"u": cfg.universe}
+    if system_as_of is not None:
+        sql += " AND p.recorded_at <= :sys"
+        params["sys"] = utc(system_as_of).to_pydatetime()
+    with engine.connect() as conn:
+        last = conn.execute(sa.text(sql), params).scalar()
+    return today if last is None else min(today, pd.Timestamp(last))
+
+
 def _previous_pipeline_run(engine: sa.Engine, strategy_id: str, window: tuple[pd.Timestamp, pd.Timestamp]):
     with engine.connect() as conn:
         return conn.execute(sa.text(
-            "SELECT run_id, end_state FROM backtest_runs WHERE strategy_id = :s AND window_start = :ws AND window_end = :we "
+            "SELECT run_id, end_state FROM backtest_runs WHERE strategy_id = :s "
+            "AND date_trunc('month', window_start) = date_trunc('month', CAST(:ws AS date)) AND window_end = :we "
             "AND superseded_by IS NULL AND status = 'success' AND summary ->> 'pipeline' = 'true' "
             "ORDER BY created_at DESC LIMIT 1"),
             {"s": strategy_id, "ws": window[0].date(), "we": window[1].date()}).first()
@@ -280,6 +299,7 @@ class MonthPlan:
     weights: pd.DataFrame | None = field(default=None, repr=False)
     marks: dict = field(default_factory=dict)
     start_state: EndState | None = None
+    continues: str | None = None  # the stored run whose end state is start_state
     inputs: dict = field(default_factory=dict, repr=False)
     config: BacktestConfig | None = None
     system_as_of: pd.Timestamp | None = None
@@ -299,9 +319,13 @@ def plan_months(engine: sa.Engine, strategy_id: str, months: list[str], *,
     yet ``after-data``."""
     from macro_pipeline.strategies.registry import build
 
+    from macro_pipeline.warehouse.pit import current_watermark
+
     cfg = load_strategy(engine, strategy_id)
+    system_as_of = current_watermark(engine) if system_as_of is None else utc(system_as_of)
+    limit = data_limit(engine, cfg, system_as_of)
     ordered = sorted(set(pd.Timestamp(m).strftime("%Y-%m-01") for m in months))
-    windows = {m: month_window(cfg, m) for m in ordered}
+    windows = {m: month_window(cfg, m, limit) for m in ordered}
     plan = MonthPlan(strategy_id, cfg.params_hash, {m: MonthOutcome(m, "after-data") for m in ordered if windows[m] is None},
                      [m for m in ordered if windows[m] is not None], {m: w for m, w in windows.items() if w is not None},
                      rebalance=cfg.rebalance, calendar=cfg.calendar)
@@ -329,13 +353,14 @@ def plan_months(engine: sa.Engine, strategy_id: str, months: list[str], *,
     plan.weights = build(cfg).weights(view)
     plan.marks = view.input_watermarks()  # what the weights read (before the engine's inputs are loaded)
     prev_month = (pd.Timestamp(live[0]) - pd.offsets.MonthBegin(1)).strftime("%Y-%m-01")
-    prev_window = month_window(cfg, prev_month)
+    prev_window = month_window(cfg, prev_month, limit)
     if prev_window is not None and prev_window[1] >= origin:
         prev = _previous_pipeline_run(engine, strategy_id, prev_window)
         if prev is None:
             raise ValueError(f"{strategy_id} {live[0][:7]} continues from {prev_month[:7]}, which has no stored "
                              f"backtest; materialize from {prev_month[:7]} (or the first missing month) on")
         plan.start_state = EndState.from_dict(dict(prev.end_state))
+        plan.continues = prev.run_id
     plan.inputs = engine_inputs(view, cfg, list(plan.weights.columns), start, end)
     plan.config = backtest_config(cfg, start, end)
     plan.system_as_of = view.system_as_of
@@ -368,7 +393,7 @@ def store_months(engine: sa.Engine, plan: MonthPlan, result: BacktestResult | No
                            "turnover": result.turnover})
         trip_exit = pd.DatetimeIndex(trips["exit_date"]) if len(trips) else None
         fill_date = pd.DatetimeIndex(fills["date"])
-        state = plan.start_state
+        state, continues = plan.start_state, plan.continues
         for m in plan.live:
             ms, me = max(plan.windows[m][0], plan.start), plan.windows[m][1]
             w = plan.weights.loc[ms:me]
@@ -387,8 +412,9 @@ def store_months(engine: sa.Engine, plan: MonthPlan, result: BacktestResult | No
                       fills=fills[(fill_date >= ms) & (fill_date <= me)], round_trips=month_trips, metrics=metrics,
                       start_state=state.to_dict() if state is not None else None, end_state=end_state.to_dict(),
                       summary={"pipeline": True, "costs_paid": float(result.costs.loc[ms:me].sum()),
-                               "funding_paid": float(result.funding.loc[ms:me].sum())}, pipeline_month=True)
-            state = end_state
+                               "funding_paid": float(result.funding.loc[ms:me].sum())}, pipeline_month=True,
+                      continues=continues)
+            state, continues = end_state, run_id
             outcomes[m] = MonthOutcome(m, "stored", run_id, sid, metrics, int(len(eq.loc[ms:me])))
     return [outcomes[m] for m in sorted(outcomes)]
 
@@ -426,9 +452,13 @@ def month_signals(engine: sa.Engine, strategy_id: str, months: list[str], *,
     from macro_pipeline.strategies.base import CODE_VERSION
     from macro_pipeline.strategies.registry import build
 
+    from macro_pipeline.warehouse.pit import current_watermark
+
     cfg = load_strategy(engine, strategy_id)
+    system_as_of = current_watermark(engine) if system_as_of is None else utc(system_as_of)
+    limit = data_limit(engine, cfg, system_as_of)
     ordered = sorted(set(pd.Timestamp(m).strftime("%Y-%m-01") for m in months))
-    windows = {m: month_window(cfg, m) for m in ordered}
+    windows = {m: month_window(cfg, m, limit) for m in ordered}
     out: dict[str, str | None] = {m: None for m in ordered}
     live = [m for m in ordered if windows[m] is not None]
     if not live:
@@ -453,9 +483,10 @@ def current_month_runs(engine: sa.Engine, strategy_id: str, months: list[str]) -
     from macro_pipeline.warehouse.runs import load_run
 
     cfg = load_strategy(engine, strategy_id)
+    limit = data_limit(engine, cfg)
     rows = []
     for m in sorted(set(months)):
-        window = month_window(cfg, m)
+        window = month_window(cfg, m, limit)
         if window is None:
             continue
         run = _previous_pipeline_run(engine, strategy_id, window)

@@ -127,7 +127,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from macro_pipeline.warehouse import db
 
     settings = load_settings()
-    result = run_demo(show_progress=not args.quiet, workers=args.workers)
+    result = run_demo(show_progress=not args.quiet, workers=args.workers, only=args.strategy)
     print()
     print("leaderboard (full history stitched from the monthly runs, ranked by Sharpe):")
     board = result.leaderboard.copy()
@@ -159,18 +159,18 @@ def cmd_dev(args: argparse.Namespace) -> int:
     """Dagster's webserver and daemon (``dagster dev``) on this project's instance, bound to
     127.0.0.1 unless told otherwise."""
     import os
-    import subprocess
 
     from macro_pipeline import orchestration
 
     env = {**os.environ, **orchestration.prepare()}
     cmd = [sys.executable, "-m", "dagster", "dev", "-m", "macro_pipeline.defs", "--host", args.host,
            "--port", str(args.port)]
-    print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it")
-    try:
-        return subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        return 0
+    print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it",
+          flush=True)
+    # become `dagster dev` (same pid): SIGTERM or Ctrl-C reach it directly and it shuts down the
+    # webserver, the daemon and the code server itself
+    os.execve(sys.executable, cmd, env)
+    return 0  # not reached
 
 
 # --------------------------------------------------------------------------- strategies and runs
@@ -441,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the main job through Dagster: demo data, strategies, every month, leaderboard")
     demo.add_argument("-q", "--quiet", action="store_true")
     demo.add_argument("--workers", type=int, default=2, help="strategy runs at a time (default 2: one per core)")
+    demo.add_argument("--strategy", action="append", metavar="ID",
+                      help="backtest only this strategy (repeatable; default: every registered one)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

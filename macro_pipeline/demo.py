@@ -113,7 +113,9 @@ def run_requests(requests, *, workers: int = 2, show_progress: bool = True) -> d
     return done
 
 
-def run_demo(show_progress: bool = True, say: Callable[[str], None] = print, workers: int = 2) -> DemoResult:
+def run_demo(show_progress: bool = True, say: Callable[[str], None] = print, workers: int = 2,
+             only: list[str] | None = None) -> DemoResult:
+    """``only``: backtest just these strategy ids (all registered ones by default)."""
     from macro_pipeline import orchestration
     from macro_pipeline.backtests import leaderboard_frame, sync_builtin_strategies
     from macro_pipeline.defs.automation import TRIGGER_TAG
@@ -139,6 +141,11 @@ def run_demo(show_progress: bool = True, say: Callable[[str], None] = print, wor
 
     sync_builtin_strategies(engine)
     strategies = sorted(registered(engine))
+    if only:
+        unknown = sorted(set(only) - set(strategies))
+        if unknown:
+            raise ValueError(f"unknown strategy id(s) {unknown}; registered: {', '.join(strategies)}")
+        strategies = sorted(set(only))
     known = set(instance.get_dynamic_partitions(STRATEGY_DIMENSION))
     if new := [s for s in strategies if s not in known]:
         instance.add_dynamic_partitions(STRATEGY_DIMENSION, new)

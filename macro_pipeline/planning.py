@@ -111,16 +111,17 @@ def stored_months(engine: sa.Engine, strategy_id: str) -> dict[str, date]:
 
 def first_missing_month(engine: sa.Engine, strategy_id: str, today: pd.Timestamp | None = None) -> str | None:
     """The first month of the strategy's history without a stored run (None: all present)."""
-    from macro_pipeline.backtests import load_strategy, month_window
+    from macro_pipeline.backtests import data_limit, load_strategy, month_window
 
     today = today_utc() if today is None else pd.Timestamp(today)
     start = origin(engine, strategy_id)
     if start is None:
         return None
     cfg = load_strategy(engine, strategy_id)
+    limit = data_limit(engine, cfg, today=today)  # months after the data's end are never missing
     have = stored_months(engine, strategy_id)
-    for m in months_between(month_of(start), month_of(today)):
-        window = month_window(cfg, m, today)
+    for m in months_between(month_of(start), month_of(limit)):
+        window = month_window(cfg, m, limit)
         if window is not None and window[1] >= start and have.get(m) != window[1].date():
             return m  # never stored, or stored before the month was complete
     return None

@@ -374,8 +374,6 @@ def test_asset_backfill_of_a_month_range_runs_once_on_the_daemon_and_continues_t
     assert {k: backtest_meta[k]["run_id"] for k in keys} == {f"{r['month']}|{STRATEGY}": r["run_id"] for r in chain}
 
 
-@pytest.mark.xfail(strict=True, reason="cmd_dev runs `dagster dev` under subprocess.call: SIGTERM ends only the "
-                                       "CLI and leaves dagster dev, its webserver, daemon and code server running")
 def test_sigterm_to_dev_stops_dagster_and_its_services(server):
     """A process manager (systemd, supervisord, `kill <pid>`) stops ``macro-pipeline dev`` with
     SIGTERM to that one process; the webserver, the daemon and the code server must go with it.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from macro_pipeline.settings import DATABASE_URL_ENV, HOME_ENV
+from macro_pipeline.settings import DAGSTER_STORAGE_ENV, DATABASE_URL_ENV, HOME_ENV
 
 pytestmark = pytest.mark.embedded
 CLI = str(Path(sys.executable).parent / "macro-pipeline")
@@ -27,7 +27,7 @@ def home(tmp_path_factory):
 
 
 def run(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != DATABASE_URL_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in (DATABASE_URL_ENV, DAGSTER_STORAGE_ENV, "DAGSTER_HOME")}
     env[HOME_ENV] = str(home)
     proc = subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=300)
     if check and proc.returncode != 0:
@@ -78,3 +78,24 @@ def test_stop_then_next_command_starts_it_again(home):
     assert not (home / "pgdata" / "postmaster.pid").exists()
     out = run(home, "stored").stdout  # starts the server again on first use, data kept
     assert "prices" in out and " 2 " in out.splitlines()[1]
+
+
+def test_demo_runs_through_dagster_with_both_storages_on_the_embedded_server(home):
+    out = run(home, "demo", "-q", "--strategy", "carry-simple").stdout
+    board = out.split("leaderboard", 1)[1]
+    assert "carry-simple" in board and "bh-us-eq20" not in board.split("strategy-months")[0]
+    assert f"Dagster instance: {home}/dagster" in out and "/macro_pipeline_dagster?host=" in out
+    reports = [line.strip() for line in out.splitlines() if line.strip().endswith(".html")]
+    assert {Path(p).name for p in reports} == {"leaderboard.html", "strategy-carry-simple.html"}
+    assert all(Path(p).exists() for p in reports)
+    # Dagster's own storage, in the embedded server: the demo's runs, all successful
+    import sqlalchemy as sa
+
+    url = run(home, "db", "url").stdout.strip().replace("/macro_pipeline?", "/macro_pipeline_dagster?")
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        runs = conn.execute(sa.text("SELECT pipeline_name, status FROM runs")).all()
+    engine.dispose()
+    assert sorted(runs) == [("backtest_job", "SUCCESS"), ("ingest_job", "SUCCESS"), ("leaderboard_job", "SUCCESS")]
+    again = run(home, "demo", "-q", "--strategy", "carry-simple").stdout  # idempotent: only the newest month
+    assert "1 strategy-months materialized" in again

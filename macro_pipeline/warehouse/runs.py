@@ -24,6 +24,10 @@ import sqlalchemy as sa
 RUN_LOCK = 7170003
 
 
+class ChainChanged(RuntimeError):
+    """A month's predecessor was superseded between reading its end state and storing the month."""
+
+
 def new_run_id() -> str:
     return uuid.uuid4().hex
 
@@ -103,6 +107,7 @@ def store_run(
     end_state: dict | None,
     summary: dict | None = None,
     pipeline_month: bool = False,
+    continues: str | None = None,
 ) -> str | None:
     """Store one complete run and supersede the previous current run of the same strategy, window
     and settings (``config_hash``); returns the superseded id.
@@ -111,6 +116,11 @@ def store_run(
     current pipeline run of the same strategy and calendar month, whatever their window end (the
     current month grows day by day) or start state (a rerun after a revision continues from a
     new end state), so each month has exactly one current run.
+
+    ``continues``: the run whose end state is this run's start state. It must still be current
+    when this run commits (checked under the strategy's lock, in the same transaction), so two
+    runs that write one strategy's chain at once can never leave a month continuing from a
+    replaced predecessor: the later one fails with ``ChainChanged`` and stores nothing.
 
     ``equity``: index session dates, columns equity, cash, gross_exposure, net_exposure, drawdown,
     turnover. ``fills``/``round_trips``: the engine's frames. ``metrics``: scalar values go to
@@ -124,6 +134,12 @@ def store_run(
     chash = config_hash(config, start_state)
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k, hashtext(:s))"), {"k": RUN_LOCK, "s": strategy_id})
+        if continues is not None:
+            current = conn.execute(sa.text("SELECT superseded_by IS NULL FROM backtest_runs WHERE run_id = :r"),
+                                   {"r": continues}).scalar()
+            if not current:
+                raise ChainChanged(f"{strategy_id} {window_start}: the run it continues from ({continues}) was "
+                                   "replaced while this one computed (another run wrote the same months); rerun it")
         if pipeline_month:
             olds = conn.execute(sa.text(
                 "SELECT run_id FROM backtest_runs WHERE strategy_id = :s "

@@ -318,7 +318,6 @@ def plan_months(engine: sa.Engine, strategy_id: str, months: list[str], *,
     has a gap). Months before the strategy's data are ``before-data``; months with no session
     yet ``after-data``."""
     from macro_pipeline.strategies.registry import build
-
     from macro_pipeline.warehouse.pit import current_watermark
 
     cfg = load_strategy(engine, strategy_id)
@@ -451,7 +450,6 @@ def month_signals(engine: sa.Engine, strategy_id: str, months: list[str], *,
     (None for months without data)."""
     from macro_pipeline.strategies.base import CODE_VERSION
     from macro_pipeline.strategies.registry import build
-
     from macro_pipeline.warehouse.pit import current_watermark
 
     cfg = load_strategy(engine, strategy_id)

@@ -29,8 +29,8 @@ import sqlalchemy as sa
 from macro_pipeline.engine import ENGINE_VERSION, BacktestConfig, BacktestResult, EndState, simulate
 from macro_pipeline.engine.calendar import calendar_sessions
 from macro_pipeline.warehouse.pit import DateLike, utc
-from macro_pipeline.warehouse.runs import new_run_id, store_run
-from macro_pipeline.warehouse.snapshots import SignalSnapshot, write_snapshot
+from macro_pipeline.warehouse.runs import new_run_id, store_run, store_run_in
+from macro_pipeline.warehouse.snapshots import SignalSnapshot, write_snapshot, write_snapshot_in
 from macro_pipeline.warehouse.view import PointInTimeView
 
 
@@ -393,28 +393,29 @@ def store_months(engine: sa.Engine, plan: MonthPlan, result: BacktestResult | No
         trip_exit = pd.DatetimeIndex(trips["exit_date"]) if len(trips) else None
         fill_date = pd.DatetimeIndex(fills["date"])
         state, continues = plan.start_state, plan.continues
-        for m in plan.live:
-            ms, me = max(plan.windows[m][0], plan.start), plan.windows[m][1]
-            w = plan.weights.loc[ms:me]
-            snap = SignalSnapshot(plan.strategy_id, plan.params_hash, w.index[0].date(), w.index[-1].date(), plan.marks,
-                                  CODE_VERSION, w)
-            sid, _ = write_snapshot(engine, snap)
-            month_trips = trips[(trip_exit >= ms) & (trip_exit <= me)] if len(trips) else trips
-            metrics = compute_metrics(returns.loc[ms:me], month_trips, exposure=result.exposure.loc[ms:me],
-                                      turnover=result.turnover.loc[ms:me])
-            end_state = result.state_at(me)
-            month_cfg = replace(plan.config, start=ms.date(), end=me.date()).to_dict()
-            run_id = new_run_id()
-            store_run(engine, run_id=run_id, strategy_id=plan.strategy_id, window_start=ms.date(), window_end=me.date(),
-                      config=month_cfg, snapshot_id=sid, system_as_of=plan.system_as_of.to_pydatetime(),
-                      engine_version=ENGINE_VERSION, orchestrator_run_id=orchestrator_run_id, equity=eq.loc[ms:me],
-                      fills=fills[(fill_date >= ms) & (fill_date <= me)], round_trips=month_trips, metrics=metrics,
-                      start_state=state.to_dict() if state is not None else None, end_state=end_state.to_dict(),
-                      summary={"pipeline": True, "costs_paid": float(result.costs.loc[ms:me].sum()),
-                               "funding_paid": float(result.funding.loc[ms:me].sum())}, pipeline_month=True,
-                      continues=continues)
-            state, continues = end_state, run_id
-            outcomes[m] = MonthOutcome(m, "stored", run_id, sid, metrics, int(len(eq.loc[ms:me])))
+        with engine.begin() as conn:  # one transaction: the whole stretch is stored, or nothing
+            for m in plan.live:
+                ms, me = max(plan.windows[m][0], plan.start), plan.windows[m][1]
+                w = plan.weights.loc[ms:me]
+                snap = SignalSnapshot(plan.strategy_id, plan.params_hash, w.index[0].date(), w.index[-1].date(),
+                                      plan.marks, CODE_VERSION, w)
+                sid, _ = write_snapshot_in(conn, snap)
+                month_trips = trips[(trip_exit >= ms) & (trip_exit <= me)] if len(trips) else trips
+                metrics = compute_metrics(returns.loc[ms:me], month_trips, exposure=result.exposure.loc[ms:me],
+                                          turnover=result.turnover.loc[ms:me])
+                end_state = result.state_at(me)
+                month_cfg = replace(plan.config, start=ms.date(), end=me.date()).to_dict()
+                run_id = new_run_id()
+                store_run_in(conn, run_id=run_id, strategy_id=plan.strategy_id, window_start=ms.date(), window_end=me.date(),
+                             config=month_cfg, snapshot_id=sid, system_as_of=plan.system_as_of.to_pydatetime(),
+                             engine_version=ENGINE_VERSION, orchestrator_run_id=orchestrator_run_id, equity=eq.loc[ms:me],
+                             fills=fills[(fill_date >= ms) & (fill_date <= me)], round_trips=month_trips, metrics=metrics,
+                             start_state=state.to_dict() if state is not None else None, end_state=end_state.to_dict(),
+                             summary={"pipeline": True, "costs_paid": float(result.costs.loc[ms:me].sum()),
+                                      "funding_paid": float(result.funding.loc[ms:me].sum())}, pipeline_month=True,
+                             continues=continues)
+                state, continues = end_state, run_id
+                outcomes[m] = MonthOutcome(m, "stored", run_id, sid, metrics, int(len(eq.loc[ms:me])))
     return [outcomes[m] for m in sorted(outcomes)]
 
 

@@ -109,8 +109,37 @@ def store_run(
     pipeline_month: bool = False,
     continues: str | None = None,
 ) -> str | None:
-    """Store one complete run and supersede the previous current run of the same strategy, window
-    and settings (``config_hash``); returns the superseded id.
+    """Store one complete run in its own transaction (see ``store_run_in``); returns the superseded id."""
+    args = dict(locals())
+    del args["engine"]
+    with engine.begin() as conn:
+        return store_run_in(conn, **args)
+
+
+def store_run_in(
+    conn: sa.Connection,
+    *,
+    run_id: str,
+    strategy_id: str,
+    window_start: date,
+    window_end: date,
+    config: dict,
+    snapshot_id: str,
+    system_as_of: datetime,
+    engine_version: str,
+    orchestrator_run_id: str | None,
+    equity: pd.DataFrame,
+    fills: pd.DataFrame,
+    round_trips: pd.DataFrame,
+    metrics: dict[str, Any],
+    start_state: dict | None,
+    end_state: dict | None,
+    summary: dict | None = None,
+    pipeline_month: bool = False,
+    continues: str | None = None,
+) -> str | None:
+    """Store one complete run, inside the caller's transaction, and supersede the previous current
+    run of the same strategy, window and settings (``config_hash``); returns the superseded id.
 
     ``pipeline_month``: the run is a month of the Dagster pipeline's chain; it supersedes every
     current pipeline run of the same strategy and calendar month, whatever their window end (the
@@ -132,70 +161,69 @@ def store_run(
         monthly_json = {str(y): {str(m): _finite_or_none(v) for m, v in row.items()} for y, row in monthly.iterrows()}
     scalars = {k: _finite_or_none(v) for k, v in metrics.items() if k != "monthly_returns"}
     chash = config_hash(config, start_state)
-    with engine.begin() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k, hashtext(:s))"), {"k": RUN_LOCK, "s": strategy_id})
-        if continues is not None:
-            current = conn.execute(sa.text("SELECT superseded_by IS NULL FROM backtest_runs WHERE run_id = :r"),
-                                   {"r": continues}).scalar()
-            if not current:
-                raise ChainChanged(f"{strategy_id} {window_start}: the run it continues from ({continues}) was "
-                                   "replaced while this one computed (another run wrote the same months); rerun it")
-        if pipeline_month:
-            olds = conn.execute(sa.text(
-                "SELECT run_id FROM backtest_runs WHERE strategy_id = :s "
-                "AND date_trunc('month', window_start) = date_trunc('month', CAST(:ws AS date)) "
-                "AND summary ->> 'pipeline' = 'true' AND superseded_by IS NULL AND status = 'success' "
-                "ORDER BY created_at FOR UPDATE"), {"s": strategy_id, "ws": window_start}).scalars().all()
-        else:
-            olds = conn.execute(sa.text(
-                "SELECT run_id FROM backtest_runs WHERE strategy_id = :s AND window_start = :ws AND window_end = :we "
-                "AND config_hash = :h AND superseded_by IS NULL AND status = 'success' FOR UPDATE"),
-                {"s": strategy_id, "ws": window_start, "we": window_end, "h": chash}).scalars().all()
-        previous = olds[-1] if olds else None
-        if olds:  # the FK is deferred: checked at commit, when the new row exists
-            conn.execute(sa.text("UPDATE backtest_runs SET superseded_by = :new WHERE run_id = ANY(:old)"),
-                         {"new": run_id, "old": list(olds)})
-        conn.execute(sa.text(
-            "INSERT INTO backtest_runs (run_id, strategy_id, window_start, window_end, config, config_hash, signal_snapshot_id, "
-            "system_as_of, engine_version, orchestrator_run_id, status, start_state, end_state, monthly_returns, summary) "
-            "VALUES (:id, :s, :ws, :we, CAST(:cfg AS jsonb), :h, :snap, :sys, :ev, :orch, 'success', CAST(:ss AS jsonb), "
-            "CAST(:es AS jsonb), CAST(:mr AS jsonb), CAST(:sm AS jsonb))"),
-            {"id": run_id, "s": strategy_id, "ws": window_start, "we": window_end, "h": chash,
-             "cfg": json.dumps(config, default=_json_default, sort_keys=True), "snap": snapshot_id,
-             "sys": system_as_of, "ev": engine_version, "orch": orchestrator_run_id,
-             "ss": json.dumps(start_state, default=_json_default) if start_state is not None else None,
-             "es": json.dumps(end_state, default=_json_default) if end_state is not None else None,
-             "mr": json.dumps(monthly_json) if monthly_json is not None else None,
-             "sm": json.dumps(summary or {}, default=_json_default)})
-        eq = equity.reset_index()
-        eq.columns = ["session_date", *equity.columns]
-        eq.insert(0, "run_id", run_id)
-        eq["session_date"] = pd.DatetimeIndex(eq["session_date"]).strftime("%Y-%m-%d")
-        _copy(conn, "daily_equity", eq[["run_id", "session_date", "equity", "cash", "gross_exposure",
-                                        "net_exposure", "drawdown", "turnover"]])
-        if len(fills):
-            f = pd.DataFrame({
-                "run_id": run_id, "fill_no": np.arange(1, len(fills) + 1),
-                "session_date": pd.DatetimeIndex(fills["date"]).strftime("%Y-%m-%d"),
-                # portfolio-level log rows (e.g. non_positive_equity) have no instrument: stored as ''
-                "instrument_id": fills["instrument"].astype(object).where(fills["instrument"].notna(), "").astype(str).to_numpy(),
-                "side": fills["side"].astype(str).to_numpy(),
-                "quantity": fills["quantity"].to_numpy(dtype=float), "price": fills["price"].to_numpy(dtype=float),
-                "notional": fills["notional"].to_numpy(dtype=float), "cost": fills["cost"].to_numpy(dtype=float),
-                "reason": fills["reason"].astype(str).to_numpy()})
-            _copy(conn, "fills", f)
-        if len(round_trips):
-            rt = pd.DataFrame({
-                "run_id": run_id, "trip_no": np.arange(1, len(round_trips) + 1),
-                "instrument_id": round_trips["instrument"].astype(str).to_numpy(),
-                "entry_date": pd.DatetimeIndex(round_trips["entry_date"]).strftime("%Y-%m-%d"),
-                "exit_date": pd.DatetimeIndex(round_trips["exit_date"]).strftime("%Y-%m-%d"),
-                "holding_days": round_trips["holding_days"].to_numpy(dtype=int),
-                "pnl": round_trips["pnl"].to_numpy(dtype=float), "return_pct": round_trips["return"].to_numpy(dtype=float)})
-            _copy(conn, "round_trips", rt)
-        if scalars:
-            conn.execute(sa.text("INSERT INTO metrics (run_id, metric_name, value) VALUES (:r, :k, :v)"),
-                         [{"r": run_id, "k": k, "v": v} for k, v in scalars.items()])
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k, hashtext(:s))"), {"k": RUN_LOCK, "s": strategy_id})
+    if continues is not None:
+        current = conn.execute(sa.text("SELECT superseded_by IS NULL FROM backtest_runs WHERE run_id = :r"),
+                               {"r": continues}).scalar()
+        if not current:
+            raise ChainChanged(f"{strategy_id} {window_start}: the run it continues from ({continues}) was "
+                               "replaced while this one computed (another run wrote the same months); rerun it")
+    if pipeline_month:
+        olds = conn.execute(sa.text(
+            "SELECT run_id FROM backtest_runs WHERE strategy_id = :s "
+            "AND date_trunc('month', window_start) = date_trunc('month', CAST(:ws AS date)) "
+            "AND summary ->> 'pipeline' = 'true' AND superseded_by IS NULL AND status = 'success' "
+            "ORDER BY created_at FOR UPDATE"), {"s": strategy_id, "ws": window_start}).scalars().all()
+    else:
+        olds = conn.execute(sa.text(
+            "SELECT run_id FROM backtest_runs WHERE strategy_id = :s AND window_start = :ws AND window_end = :we "
+            "AND config_hash = :h AND superseded_by IS NULL AND status = 'success' FOR UPDATE"),
+            {"s": strategy_id, "ws": window_start, "we": window_end, "h": chash}).scalars().all()
+    previous = olds[-1] if olds else None
+    if olds:  # the FK is deferred: checked at commit, when the new row exists
+        conn.execute(sa.text("UPDATE backtest_runs SET superseded_by = :new WHERE run_id = ANY(:old)"),
+                     {"new": run_id, "old": list(olds)})
+    conn.execute(sa.text(
+        "INSERT INTO backtest_runs (run_id, strategy_id, window_start, window_end, config, config_hash, signal_snapshot_id, "
+        "system_as_of, engine_version, orchestrator_run_id, status, start_state, end_state, monthly_returns, summary) "
+        "VALUES (:id, :s, :ws, :we, CAST(:cfg AS jsonb), :h, :snap, :sys, :ev, :orch, 'success', CAST(:ss AS jsonb), "
+        "CAST(:es AS jsonb), CAST(:mr AS jsonb), CAST(:sm AS jsonb))"),
+        {"id": run_id, "s": strategy_id, "ws": window_start, "we": window_end, "h": chash,
+         "cfg": json.dumps(config, default=_json_default, sort_keys=True), "snap": snapshot_id,
+         "sys": system_as_of, "ev": engine_version, "orch": orchestrator_run_id,
+         "ss": json.dumps(start_state, default=_json_default) if start_state is not None else None,
+         "es": json.dumps(end_state, default=_json_default) if end_state is not None else None,
+         "mr": json.dumps(monthly_json) if monthly_json is not None else None,
+         "sm": json.dumps(summary or {}, default=_json_default)})
+    eq = equity.reset_index()
+    eq.columns = ["session_date", *equity.columns]
+    eq.insert(0, "run_id", run_id)
+    eq["session_date"] = pd.DatetimeIndex(eq["session_date"]).strftime("%Y-%m-%d")
+    _copy(conn, "daily_equity", eq[["run_id", "session_date", "equity", "cash", "gross_exposure",
+                                    "net_exposure", "drawdown", "turnover"]])
+    if len(fills):
+        f = pd.DataFrame({
+            "run_id": run_id, "fill_no": np.arange(1, len(fills) + 1),
+            "session_date": pd.DatetimeIndex(fills["date"]).strftime("%Y-%m-%d"),
+            # portfolio-level log rows (e.g. non_positive_equity) have no instrument: stored as ''
+            "instrument_id": fills["instrument"].astype(object).where(fills["instrument"].notna(), "").astype(str).to_numpy(),
+            "side": fills["side"].astype(str).to_numpy(),
+            "quantity": fills["quantity"].to_numpy(dtype=float), "price": fills["price"].to_numpy(dtype=float),
+            "notional": fills["notional"].to_numpy(dtype=float), "cost": fills["cost"].to_numpy(dtype=float),
+            "reason": fills["reason"].astype(str).to_numpy()})
+        _copy(conn, "fills", f)
+    if len(round_trips):
+        rt = pd.DataFrame({
+            "run_id": run_id, "trip_no": np.arange(1, len(round_trips) + 1),
+            "instrument_id": round_trips["instrument"].astype(str).to_numpy(),
+            "entry_date": pd.DatetimeIndex(round_trips["entry_date"]).strftime("%Y-%m-%d"),
+            "exit_date": pd.DatetimeIndex(round_trips["exit_date"]).strftime("%Y-%m-%d"),
+            "holding_days": round_trips["holding_days"].to_numpy(dtype=int),
+            "pnl": round_trips["pnl"].to_numpy(dtype=float), "return_pct": round_trips["return"].to_numpy(dtype=float)})
+        _copy(conn, "round_trips", rt)
+    if scalars:
+        conn.execute(sa.text("INSERT INTO metrics (run_id, metric_name, value) VALUES (:r, :k, :v)"),
+                     [{"r": run_id, "k": k, "v": v} for k, v in scalars.items()])
     return previous
 
 

@@ -66,25 +66,30 @@ def snapshot_id(s: SignalSnapshot) -> str:
 
 def write_snapshot(engine: sa.Engine, s: SignalSnapshot) -> tuple[str, bool]:
     """Store ``s`` once; returns (snapshot id, True if it was new)."""
+    with engine.begin() as conn:
+        return write_snapshot_in(conn, s)
+
+
+def write_snapshot_in(conn: sa.Connection, s: SignalSnapshot) -> tuple[str, bool]:
+    """``write_snapshot`` inside the caller's transaction."""
     sid = snapshot_id(s)
     long = _long(s.weights)
-    with engine.begin() as conn:
-        inserted = conn.execute(sa.text(
-            "INSERT INTO signal_snapshots (snapshot_id, strategy_id, params_hash, window_start, window_end, "
-            "input_watermarks, code_version, row_count) VALUES (:id, :s, :p, :ws, :we, CAST(:wm AS jsonb), :cv, :n) "
-            "ON CONFLICT (snapshot_id) DO NOTHING"),
-            {"id": sid, "s": s.strategy_id, "p": s.params_hash, "ws": s.window_start, "we": s.window_end,
-             "wm": json.dumps(s.input_watermarks, sort_keys=True), "cv": s.code_version, "n": len(long)},
-        ).rowcount
-        if inserted:
-            buf = io.StringIO()
-            out = long.assign(snapshot_id=sid, decision_date=pd.DatetimeIndex(long["decision_date"]).strftime("%Y-%m-%d"))
-            # repr(float) round-trips exactly through PostgreSQL's float8 input
-            out["weight"] = [repr(float(x)) for x in out["weight"]]
-            out[["snapshot_id", "decision_date", "instrument_id", "weight"]].to_csv(buf, index=False, header=False)
-            buf.seek(0)
-            with conn.connection.dbapi_connection.cursor() as cur:
-                cur.copy_expert("COPY signals (snapshot_id, decision_date, instrument_id, weight) FROM STDIN WITH (FORMAT csv)", buf)
+    inserted = conn.execute(sa.text(
+        "INSERT INTO signal_snapshots (snapshot_id, strategy_id, params_hash, window_start, window_end, "
+        "input_watermarks, code_version, row_count) VALUES (:id, :s, :p, :ws, :we, CAST(:wm AS jsonb), :cv, :n) "
+        "ON CONFLICT (snapshot_id) DO NOTHING"),
+        {"id": sid, "s": s.strategy_id, "p": s.params_hash, "ws": s.window_start, "we": s.window_end,
+         "wm": json.dumps(s.input_watermarks, sort_keys=True), "cv": s.code_version, "n": len(long)},
+    ).rowcount
+    if inserted:
+        buf = io.StringIO()
+        out = long.assign(snapshot_id=sid, decision_date=pd.DatetimeIndex(long["decision_date"]).strftime("%Y-%m-%d"))
+        # repr(float) round-trips exactly through PostgreSQL's float8 input
+        out["weight"] = [repr(float(x)) for x in out["weight"]]
+        out[["snapshot_id", "decision_date", "instrument_id", "weight"]].to_csv(buf, index=False, header=False)
+        buf.seek(0)
+        with conn.connection.dbapi_connection.cursor() as cur:
+            cur.copy_expert("COPY signals (snapshot_id, decision_date, instrument_id, weight) FROM STDIN WITH (FORMAT csv)", buf)
     return sid, bool(inserted)
 
 

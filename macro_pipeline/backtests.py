@@ -215,7 +215,8 @@ def run_backtest(engine: sa.Engine, strategy_id: str, start: DateLike, end: Date
     if store:
         run_id = new_run_id()
         eq = pd.DataFrame({"equity": result.equity, "cash": result.cash, "gross_exposure": result.exposure["gross"],
-                           "net_exposure": result.exposure["net"], "drawdown": result.drawdown, "turnover": result.turnover})
+                           "net_exposure": result.exposure["net"], "drawdown": result.drawdown, "turnover": result.turnover,
+                           "costs": result.costs, "funding": result.funding})
         outcome.superseded = store_run(
             engine, run_id=run_id, strategy_id=strategy_id, window_start=start_d.date(), window_end=end_d.date(),
             config=config_json, snapshot_id=sid, system_as_of=view.system_as_of.to_pydatetime(),
@@ -389,7 +390,7 @@ def store_months(engine: sa.Engine, plan: MonthPlan, result: BacktestResult | No
         returns, trips, fills = result.returns, result.round_trips, result.fills
         eq = pd.DataFrame({"equity": result.equity, "cash": result.cash, "gross_exposure": result.exposure["gross"],
                            "net_exposure": result.exposure["net"], "drawdown": result.drawdown,
-                           "turnover": result.turnover})
+                           "turnover": result.turnover, "costs": result.costs, "funding": result.funding})
         trip_exit = pd.DatetimeIndex(trips["exit_date"]) if len(trips) else None
         fill_date = pd.DatetimeIndex(fills["date"])
         state, continues = plan.start_state, plan.continues
@@ -467,32 +468,41 @@ def month_signals(engine: sa.Engine, strategy_id: str, months: list[str], *,
     except NoDataYet:
         return out
     weights = build(cfg).weights(view)
-    for m in live:
-        w = weights.loc[windows[m][0]:windows[m][1]]
-        if w.empty:
-            continue
-        snap = SignalSnapshot(cfg.strategy_id, cfg.params_hash, w.index[0].date(), w.index[-1].date(),
-                              view.input_watermarks(), CODE_VERSION, w)
-        out[m] = write_snapshot(engine, snap)[0]
+    marks = view.input_watermarks()
+    with engine.begin() as conn:  # every month's snapshot, or none
+        for m in live:
+            w = weights.loc[windows[m][0]:windows[m][1]]
+            if w.empty:
+                continue
+            snap = SignalSnapshot(cfg.strategy_id, cfg.params_hash, w.index[0].date(), w.index[-1].date(),
+                                  marks, CODE_VERSION, w)
+            out[m] = write_snapshot_in(conn, snap)[0]
     return out
 
 
 def current_month_runs(engine: sa.Engine, strategy_id: str, months: list[str]) -> list[dict]:
-    """The current pipeline run of each month that has one, with its scalar metrics."""
-    from macro_pipeline.warehouse.runs import load_run
-
+    """The current pipeline run of each month that has one (covering the month as far as the data
+    goes), with its scalar metrics; two queries, whatever the number of months."""
     cfg = load_strategy(engine, strategy_id)
     limit = data_limit(engine, cfg)
-    rows = []
-    for m in sorted(set(months)):
-        window = month_window(cfg, m, limit)
-        if window is None:
-            continue
-        run = _previous_pipeline_run(engine, strategy_id, window)
-        if run is not None:
-            rows.append({"strategy_id": strategy_id, "month": m, "run_id": run[0],
-                         "metrics": load_run(engine, run[0]).metrics})
-    return rows
+    windows = {m: w for m in sorted(set(months)) if (w := month_window(cfg, m, limit)) is not None}
+    if not windows:
+        return []
+    with engine.connect() as conn:
+        runs = conn.execute(sa.text(
+            "SELECT DISTINCT ON (date_trunc('month', window_start)) to_char(window_start, 'YYYY-MM-01'), window_end, run_id "
+            "FROM backtest_runs WHERE strategy_id = :s AND superseded_by IS NULL AND status = 'success' "
+            "AND summary ->> 'pipeline' = 'true' AND window_start >= :lo AND window_start <= :hi "
+            "ORDER BY date_trunc('month', window_start), created_at DESC"),
+            {"s": strategy_id, "lo": min(w[0] for w in windows.values()).date(),
+             "hi": max(w[1] for w in windows.values()).date()}).all()
+        found = {m: rid for m, end, rid in runs if m in windows and end == windows[m][1].date()}
+        metrics: dict[str, dict] = {rid: {} for rid in found.values()}
+        for rid, name, value in conn.execute(sa.text(
+                "SELECT run_id, metric_name, value FROM metrics WHERE run_id = ANY(:ids)"), {"ids": list(metrics)}):
+            metrics[rid][name] = value
+    return [{"strategy_id": strategy_id, "month": m, "run_id": found[m], "metrics": metrics[found[m]]}
+            for m in sorted(found)]
 
 
 def leaderboard_frame(engine: sa.Engine) -> pd.DataFrame:

@@ -127,24 +127,34 @@ def first_missing_month(engine: sa.Engine, strategy_id: str, today: pd.Timestamp
     return None
 
 
+def newest_month(engine: sa.Engine, strategy_id: str, today: pd.Timestamp | None = None) -> str:
+    """The strategy's newest month: the current month, or the month its data ends in when that
+    is earlier (later months have nothing to compute; they stay unmaterialized)."""
+    from macro_pipeline.backtests import data_limit, load_strategy
+
+    today = today_utc() if today is None else pd.Timestamp(today)
+    return month_of(data_limit(engine, load_strategy(engine, strategy_id), today=today))
+
+
 def history_rerun(engine: sa.Engine, strategy_id: str, today: pd.Timestamp | None = None) -> Rerun | None:
     """The whole history of a strategy (a newly registered configuration)."""
     start = first_month(engine, strategy_id)
     if start is None:
         return None
-    today = today_utc() if today is None else pd.Timestamp(today)
-    return Rerun(strategy_id, start, month_of(today), "full history of a new configuration")
+    return Rerun(strategy_id, start, max(start, newest_month(engine, strategy_id, today)),
+                 "full history of a new configuration")
 
 
 def nightly_reruns(engine: sa.Engine, strategy_ids: list[str], today: pd.Timestamp | None = None) -> list[Rerun]:
-    """For each strategy: the newest month, and every missing month before it (from the first
-    missing one on, since each month continues from the previous one's end state)."""
+    """For each strategy: its newest month (see ``newest_month``), and every missing month before
+    it (from the first missing one on, since each month continues from the previous one's end
+    state)."""
     today = today_utc() if today is None else pd.Timestamp(today)
-    newest = month_of(today)
     out = []
     for sid in strategy_ids:
         if first_month(engine, sid) is None:
             continue
+        newest = newest_month(engine, sid, today)
         missing = first_missing_month(engine, sid, today)
         first = min(missing, newest) if missing is not None else newest
         out.append(Rerun(sid, first, newest, "newest month" if first == newest else f"missing months from {first[:7]}"))
@@ -198,11 +208,11 @@ def pit_reruns(engine: sa.Engine, changes: list[Change], today: pd.Timestamp | N
     if not changes:
         return []
     today = today_utc() if today is None else pd.Timestamp(today)
-    newest = month_of(today)
     out = []
     for sid, universe in sorted(registered(engine).items()):
         if not stored_months(engine, sid):
             continue
+        newest = newest_month(engine, sid, today)
         ids = footprint(engine, sid, universe)
         hits = [c for c in changes if (c.universe == universe if c.table == "universe_membership" else c.entity in ids)]
         if not hits:

@@ -23,14 +23,13 @@ from macro_pipeline.defs.automation import (
     strategy_registry_sensor,
 )
 from macro_pipeline.defs.resources import WarehouseResource, retry_transient
-from macro_pipeline.planning import history_rerun, month_of, today_utc
+from macro_pipeline.planning import history_rerun, newest_month
 from macro_pipeline.strategies.base import StrategyConfig
 from macro_pipeline.strategies.registry import load_builtin_configs
 from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline_tests.conftest import demo_with_strategies, postgres_instance
 
 BUILTIN = sorted(c.strategy_id for c in load_builtin_configs())
-NEWEST = month_of(today_utc())
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -117,10 +116,12 @@ def test_point_in_time_sensor_reruns_exactly_the_affected_months(world):
     assert [r.tags[STRATEGY_TAG] for r in backtests] == ["carry-simple"]
     (req,) = backtests
     assert req.tags[RANGE_START_TAG] == "2020-03-01|carry-simple"
-    assert req.tags[RANGE_END_TAG] == f"{NEWEST}|carry-simple"
+    newest = newest_month(engine, "carry-simple")  # the demo data ends in 2022: so do the histories
+    assert newest == "2022-12-01"
+    assert req.tags[RANGE_END_TAG] == f"{newest}|carry-simple"
     new_mark = json.loads(result.cursor)["recorded_at"]
     assert new_mark > json.loads(cursor)["recorded_at"]
-    assert req.run_key == f"pit:carry-simple:2020-03-01:{NEWEST}:{new_mark}"  # revision identity in the key
+    assert req.run_key == f"pit:carry-simple:2020-03-01:{newest}:{new_mark}"  # revision identity in the key
     assert any(r.job_name == "leaderboard_job" for r in result.run_requests)
 
     run = _run_request(engine, instance, req)
@@ -147,8 +148,9 @@ def test_a_revision_known_today_reruns_only_the_newest_month(world):
     result = _tick(instance, engine, cursor)
     backtests = {r.tags[STRATEGY_TAG]: r for r in result.run_requests if r.job_name == "backtest_job"}
     assert set(backtests) == {"atr-index"}  # SPX: atr-index trades it; carry-simple does not
-    assert backtests["atr-index"].tags[RANGE_START_TAG] == f"{NEWEST}|atr-index"
-    assert backtests["atr-index"].tags[RANGE_END_TAG] == f"{NEWEST}|atr-index"
+    newest = newest_month(engine, "atr-index")
+    assert backtests["atr-index"].tags[RANGE_START_TAG] == f"{newest}|atr-index"
+    assert backtests["atr-index"].tags[RANGE_END_TAG] == f"{newest}|atr-index"
 
 
 def test_registration_sensor_adds_partition_keys_and_backfills_full_history(databases, world):
@@ -160,10 +162,12 @@ def test_registration_sensor_adds_partition_keys_and_backfills_full_history(data
         assert sorted(add.partition_keys) == BUILTIN
         starts = {r.tags[STRATEGY_TAG]: r.tags[RANGE_START_TAG] for r in result.run_requests}
         assert starts["bh-us-eq20"] == "1990-01-01|bh-us-eq20" and starts["carry-simple"] == "2015-01-01|carry-simple"
-        assert all(r.tags[RANGE_END_TAG].startswith(NEWEST) for r in result.run_requests)
+        assert all(r.tags[RANGE_END_TAG] == f"{newest_month(engine, r.tags[STRATEGY_TAG])}|{r.tags[STRATEGY_TAG]}"
+                   for r in result.run_requests)
         with engine.connect() as conn:
             h = conn.execute(sa.text("SELECT params_hash FROM strategies WHERE strategy_id = 'bh-us-eq20'")).scalar()
-        assert {r.run_key for r in result.run_requests} >= {f"register:bh-us-eq20:1990-01-01:{NEWEST}:{h}"}
+        bh_end = newest_month(engine, "bh-us-eq20")
+        assert {r.run_key for r in result.run_requests} >= {f"register:bh-us-eq20:1990-01-01:{bh_end}:{h}"}
 
         fresh.add_dynamic_partitions("strategy", BUILTIN)
         cfg = StrategyConfig("bh-crypto-test", "buy_and_hold", {}, universe="CRYPTO", rebalance="monthly", calendar="24/7")
@@ -182,8 +186,9 @@ def test_nightly_schedule_runs_the_newest_month_and_fills_gaps(world):
     requests = {r.tags[STRATEGY_TAG]: r for r in nightly_schedule(ctx)}
     assert set(requests) == set(BUILTIN)
     for sid in ("carry-simple", "atr-index"):  # complete history: only the newest month
+        newest = newest_month(engine, sid)
         assert (requests[sid].tags[RANGE_START_TAG], requests[sid].tags[RANGE_END_TAG]) == (
-            f"{NEWEST}|{sid}", f"{NEWEST}|{sid}")
+            f"{newest}|{sid}", f"{newest}|{sid}")
     assert requests["macro-regime"].tags[RANGE_START_TAG] == "1986-01-01|macro-regime"  # nothing stored yet
     assert all(r.run_key.startswith("nightly:") for r in requests.values())
 

@@ -214,6 +214,9 @@ def test_carry_and_costs_from_the_ledger_equal_the_stored_totals(demo, runs):
     one = load_run_subject(demo, runs["months"][1])
     summary = load_run(demo, runs["months"][1]).meta["summary"]
     assert one.carry_daily.sum() == pytest.approx(summary["funding_paid"], rel=1e-9)
+    # funding and costs are stored per session too (sql/006): the same numbers, day by day
+    pd.testing.assert_series_equal(s.funding_daily, s.carry_daily, check_names=False, rtol=1e-9, atol=1e-6)
+    assert s.equity["costs"].sum() == pytest.approx(s.costs_paid, rel=1e-9)
 
 
 def test_strategy_report_stitches_the_monthly_runs(demo, runs, tmp_path):

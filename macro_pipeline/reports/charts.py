@@ -188,12 +188,15 @@ def turnover(monthly: pd.Series, name: str = "turnover") -> str:
         return _svg(fig, name)
 
 
-def costs_carry(costs: pd.Series, carry: pd.Series, name: str = "costs") -> str:
-    """Cumulative trading costs paid and cumulative carry paid (negative = received)."""
+def costs_carry(costs: pd.Series, carry: pd.Series, name: str = "costs", funding: pd.Series | None = None) -> str:
+    """Cumulative trading costs paid and cumulative carry paid (negative = received); with
+    ``funding``, perpetual funding on its own as a third line."""
     with mpl.rc_context(_STYLE):
         fig, (ax,) = _figure(2.8)
         _plot(ax, costs.index, costs.cumsum(), color="#c00000", label="trading costs paid")
         _plot(ax, carry.index, carry.cumsum(), color=PALETTE[2], label="funding and other carry paid")
+        if funding is not None:
+            _plot(ax, funding.index, funding.cumsum(), color=PALETTE[1], label="funding paid (stored per session)")
         ax.axhline(0.0, color="#808080", linewidth=0.8)
         ax.yaxis.set_major_formatter(FuncFormatter(_money))
         ax.set_title("Cumulative costs and carry (money; below zero = received)")

@@ -9,7 +9,9 @@ Derived series (all on the subject's session dates):
   negative payments), from the cash ledger: the engine keeps
   ``cash_t = cash_{t-1} + interest + dividends - funding - borrow - sum(fill notional + cost)``,
   so ``carry paid_t = -(cash_t - cash_{t-1} + sum over fills at t of (notional + cost))``.
-  Daily funding is not stored on its own; its total over the run is (``summary.funding_paid``).
+- ``funding_daily``: perpetual funding paid per session (negative = received), as stored in
+  ``daily_equity.funding`` (runs stored since ``sql/006``); None for older runs, whose funding is
+  stored only as a total (``summary.funding_paid``).
 """
 
 from __future__ import annotations
@@ -98,6 +100,13 @@ class Subject:
             return pd.Series(0.0, index=idx, name="costs")
         by_day = self.fills.groupby(pd.to_datetime(self.fills["session_date"]))["cost"].sum()
         return by_day.reindex(idx, fill_value=0.0).rename("costs")
+
+    @property
+    def funding_daily(self) -> pd.Series | None:
+        col = self.equity.get("funding")
+        if col is None or col.isna().any():
+            return None
+        return col.astype(float).rename("funding")
 
     @property
     def carry_daily(self) -> pd.Series:

@@ -62,7 +62,7 @@ def run_rows(engine: sa.Engine, run_ids: list[str]) -> tuple[pd.DataFrame, pd.Da
     params = {"ids": list(run_ids)}
     with engine.connect() as conn:
         eq = pd.read_sql(sa.text(
-            "SELECT session_date, equity, cash, gross_exposure, net_exposure, drawdown, turnover "
+            "SELECT session_date, equity, cash, gross_exposure, net_exposure, drawdown, turnover, costs, funding "
             "FROM daily_equity WHERE run_id = ANY(:ids) ORDER BY session_date"), conn, params=params)
         fills = pd.read_sql(sa.text(
             "SELECT * FROM fills WHERE run_id = ANY(:ids) ORDER BY session_date, fill_no"), conn, params=params)

@@ -184,17 +184,19 @@ def _trades_section(s: Subject) -> str:
 
 
 def _costs_section(engine: sa.Engine, s: Subject) -> str:
-    costs, carry = s.costs_daily, s.carry_daily
+    costs, carry, funding = s.costs_daily, s.carry_daily, s.funding_daily
     carry_total = float(carry.sum())
     rows = [("trading costs paid", h.fmt_money(s.costs_paid)),
             ("funding paid (negative = received)", h.fmt_money(s.funding_paid)),
             ("all carry paid, from the cash ledger", h.fmt_money(carry_total))]
     body = h.table(["", "money"], rows, cls="costs")
-    body += charts.costs_carry(costs, carry)
+    body += charts.costs_carry(costs, carry, funding=funding)
+    stored = ("Funding is also stored per session and drawn on its own." if funding is not None else
+              "Funding alone is stored only as a total"
+              + (" per month (see the monthly runs in the lineage)." if s.kind == "strategy" else "."))
     body += h.caption("Costs are the fills' costs by session. Carry per session comes from the cash ledger "
                       "(cash change plus what the fills spent): funding and borrow paid, less interest and "
-                      "dividends received. Funding alone is stored only as a total"
-                      + (" per month (see the monthly runs in the lineage)." if s.kind == "strategy" else ".")
+                      "dividends received. " + stored
                       + (" Here the ledger carry equals the stored funding total."
                          if math.isclose(carry_total, s.funding_paid, rel_tol=1e-6, abs_tol=1e-4) else ""))
     if s.clean:

@@ -152,7 +152,7 @@ def store_run_in(
     replaced predecessor: the later one fails with ``ChainChanged`` and stores nothing.
 
     ``equity``: index session dates, columns equity, cash, gross_exposure, net_exposure, drawdown,
-    turnover. ``fills``/``round_trips``: the engine's frames. ``metrics``: scalar values go to
+    turnover, and optionally costs and funding (per session). ``fills``/``round_trips``: the engine's frames. ``metrics``: scalar values go to
     ``metrics``; ``monthly_returns`` (a DataFrame) is kept as JSON on the run row.
     """
     monthly = metrics.get("monthly_returns")
@@ -199,8 +199,9 @@ def store_run_in(
     eq.columns = ["session_date", *equity.columns]
     eq.insert(0, "run_id", run_id)
     eq["session_date"] = pd.DatetimeIndex(eq["session_date"]).strftime("%Y-%m-%d")
-    _copy(conn, "daily_equity", eq[["run_id", "session_date", "equity", "cash", "gross_exposure",
-                                    "net_exposure", "drawdown", "turnover"]])
+    cols = ["run_id", "session_date", "equity", "cash", "gross_exposure", "net_exposure", "drawdown", "turnover"]
+    cols += [c for c in ("costs", "funding") if c in eq.columns]  # per-session, when the caller has them
+    _copy(conn, "daily_equity", eq[cols])
     if len(fills):
         f = pd.DataFrame({
             "run_id": run_id, "fill_no": np.arange(1, len(fills) + 1),
@@ -253,8 +254,9 @@ def load_run(engine: sa.Engine, run_id: str) -> RunRecord:
         meta = conn.execute(sa.text("SELECT * FROM backtest_runs WHERE run_id = :r"), {"r": run_id}).mappings().first()
         if meta is None:
             raise ValueError(f"no backtest run {run_id!r} (see `macro-pipeline runs list`)")
-        eq = pd.read_sql(sa.text("SELECT session_date, equity, cash, gross_exposure, net_exposure, drawdown, turnover "
-                                 "FROM daily_equity WHERE run_id = :r ORDER BY session_date"), conn, params={"r": run_id})
+        eq = pd.read_sql(sa.text("SELECT session_date, equity, cash, gross_exposure, net_exposure, drawdown, turnover, "
+                                 "costs, funding FROM daily_equity WHERE run_id = :r ORDER BY session_date"), conn,
+                         params={"r": run_id})
         fills = pd.read_sql(sa.text("SELECT * FROM fills WHERE run_id = :r ORDER BY fill_no"), conn, params={"r": run_id})
         trips = pd.read_sql(sa.text("SELECT * FROM round_trips WHERE run_id = :r ORDER BY trip_no"), conn, params={"r": run_id})
         metrics = dict(conn.execute(sa.text("SELECT metric_name, value FROM metrics WHERE run_id = :r"), {"r": run_id}).all())

@@ -259,18 +259,23 @@ def month_window(cfg, month: str, today: pd.Timestamp | None = None) -> tuple[pd
 
 def data_limit(engine: sa.Engine, cfg, system_as_of: DateLike | None = None,
                today: pd.Timestamp | None = None) -> pd.Timestamp:
-    """The last day a strategy's months can cover: today (UTC), or the last price date of any
-    instrument its universe ever held (as recorded by ``system_as_of``) when that is earlier.
-    Months after it are ``after-data``: a history ends where its prices end, instead of carrying
-    the last prices forward into flat, metric-diluting months."""
+    """The last day a strategy's months can cover: today (UTC), or the last price date of the
+    instruments it trades (as recorded by ``system_as_of``) when that is earlier. Months after it
+    are ``after-data``: a history ends where its prices end, instead of carrying the last prices
+    forward into flat, metric-diluting months."""
+    from macro_pipeline.strategies.registry import build
+
     today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() if today is None else pd.Timestamp(today)
-    sql = ("SELECT max(p.obs_date) FROM prices p WHERE p.instrument_id IN "
-           "(SELECT instrument_id FROM universe_membership WHERE universe = :u)")
-    params: dict[str, Any] = {"u": cfg.universe}
-    if system_as_of is not None:
-        sql += " AND p.recorded_at <= :sys"
-        params["sys"] = utc(system_as_of).to_pydatetime()
     with engine.connect() as conn:
+        members = sorted(conn.execute(sa.text("SELECT DISTINCT instrument_id FROM universe_membership "
+                                              "WHERE universe = :u"), {"u": cfg.universe}).scalars())
+        if not members:
+            return today
+        sql = "SELECT max(obs_date) FROM prices WHERE instrument_id = ANY(:ids)"
+        params: dict[str, Any] = {"ids": build(cfg).select_instruments(members)}
+        if system_as_of is not None:
+            sql += " AND recorded_at <= :sys"
+            params["sys"] = utc(system_as_of).to_pydatetime()
         last = conn.execute(sa.text(sql), params).scalar()
     return today if last is None else min(today, pd.Timestamp(last))
 

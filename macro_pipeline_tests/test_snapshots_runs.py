@@ -142,3 +142,26 @@ def test_a_pipeline_month_supersedes_every_current_run_of_that_month(wh):
                   orchestrator_run_id=None, equity=eq, fills=fills, round_trips=empty, metrics={}, start_state=state,
                   end_state={"cash": 0.0}, summary={"pipeline": True}, pipeline_month=True)
     assert list(list_runs(wh, "s1", current_only=True)["run_id"]) == [ids[-1]]
+
+
+def test_a_month_never_continues_from_a_replaced_predecessor(wh):
+    # two runs writing one strategy's chain at once: the later one read an end state that the
+    # other replaced meanwhile; storing it must fail and leave nothing behind
+    from macro_pipeline.warehouse.runs import ChainChanged
+
+    sid, _ = write_snapshot(wh, snap())
+    old, _ = _store(wh, sid)
+    _store(wh, sid)  # supersedes `old`
+    before = table_state(wh)
+    idx = pd.to_datetime(["2020-03-02"])
+    eq = pd.DataFrame({"equity": [100.0], "cash": [0.0], "gross_exposure": [1.0], "net_exposure": [1.0],
+                       "drawdown": [0.0], "turnover": [0.0]}, index=idx)
+    empty_trips = pd.DataFrame(columns=["instrument", "entry_date", "exit_date", "holding_days", "pnl", "return"])
+    empty_fills = pd.DataFrame(columns=["date", "instrument", "side", "quantity", "price", "notional", "cost", "reason"])
+    with pytest.raises(ChainChanged, match=f"the run it continues from \\({old}\\) was replaced"):
+        store_run(wh, run_id=new_run_id(), strategy_id="s1", window_start=dt.date(2020, 3, 2), window_end=dt.date(2020, 3, 2),
+                  config={}, snapshot_id=sid, system_as_of=dt.datetime(2024, 1, 1, tzinfo=dt.UTC), engine_version="t",
+                  orchestrator_run_id=None, equity=eq, fills=empty_fills, round_trips=empty_trips, metrics={},
+                  start_state={"cash": 0.0}, end_state={"cash": 0.0}, summary={"pipeline": True}, pipeline_month=True,
+                  continues=old)
+    assert table_state(wh) == before

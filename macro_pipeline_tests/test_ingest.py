@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from macro_pipeline.warehouse import ingest as ingest_module
 from macro_pipeline.warehouse.errors import IngestValidationError
@@ -273,3 +274,19 @@ def test_staging_left_by_a_dead_ingest_is_dropped_by_the_next(wh, tmp_path, monk
     monkeypatch.setattr(ingest_module, "STAGE_CHUNK_ROWS", 1)
     ingest(wh, "prices", write(tmp_path, "v.csv", VINTAGES_CSV))
     assert _staging_tables(wh) == []
+
+
+def test_fast_path_probe_for_new_instruments_does_not_scan_the_table(wh):
+    # regression: `WHERE instrument_id = ANY(:ids)` was planned as a sequential scan expecting an
+    # early match; for instruments with no rows (the fast path's own case) it read the whole
+    # table, chunk after chunk, with no statistics on it yet
+    with wh.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO prices (instrument_id, obs_date, close, known_at, recorded_at, batch_id) "
+            "SELECT 'S' || (g % 400), DATE '2000-01-03' + g / 400, 1, now(), now(), 0 FROM generate_series(0, 299999) g"))
+        sql = ingest_module._stored_probe_sql(ingest_module.SPECS["prices"])
+        ids = [f"NEW{i}" for i in range(200)]
+        plan = "\n".join(conn.execute(sa.text("EXPLAIN " + sql), {"ids": ids}).scalars())
+        assert "Seq Scan on prices" not in plan, plan
+        assert not ingest_module._any_stored(conn, ingest_module.SPECS["prices"], ids)
+        assert ingest_module._any_stored(conn, ingest_module.SPECS["prices"], ["S7", *ids])

@@ -750,16 +750,30 @@ def _store(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, report: Ing
     )
 
 
+def _stored_probe_sql(spec: KindSpec) -> str:
+    """Whether any row is stored for the entities ``:ids``: one index probe per id.
+
+    A semi-join driven by the id list. ``WHERE entity = ANY(:ids)`` instead lets the planner pick
+    a sequential scan that expects an early match; when there is none (new instruments: this
+    very case) it reads the whole table, comparing each row with every id. Chunk after chunk of
+    one ingest the table has no statistics for the planner to know better: that cost 1.8 s of
+    server time in the 5M-row bench.
+    """
+    return (f"SELECT EXISTS (SELECT 1 FROM unnest(CAST(:ids AS text[])) AS u(id) "
+            f"WHERE EXISTS (SELECT 1 FROM {spec.table} t WHERE t.{spec.entity} = u.id))")
+
+
+def _any_stored(conn: sa.Connection, spec: KindSpec, ids: list[str]) -> bool:
+    return bool(conn.execute(sa.text(_stored_probe_sql(spec)), {"ids": ids}).scalar_one())
+
+
 def _insert_new(conn: sa.Connection, spec: KindSpec, stage: str, entities: pd.Series,
                 recorded_at: datetime, batch_id: int) -> tuple[int, int]:
     """One set-based INSERT of the staged rows that are new; returns (added, revisions)."""
     cols = list(spec.columns)
     params = {"rec": recorded_at, "batch": batch_id}
     target_cols = ", ".join(cols)
-    seen = conn.execute(  # the chunk's entities are known here: one index probe each, no staging scan
-        sa.text(f"SELECT EXISTS (SELECT 1 FROM {spec.table} WHERE {spec.entity} = ANY(:ids))"),
-        {"ids": entities.unique().tolist()},
-    ).scalar_one()
+    seen = _any_stored(conn, spec, entities.unique().tolist())
     if not seen:
         # fast path: nothing stored yet for these instruments, every row is new
         added = conn.execute(

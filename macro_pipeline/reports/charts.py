@@ -48,7 +48,7 @@ _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
 def _svg(fig: Figure, name: str) -> str:
     buf = io.StringIO()
     with mpl.rc_context({**_STYLE, "svg.hashsalt": name}):
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+        fig.savefig(buf, format="svg", metadata={"Date": None})  # constrained layout already fits: no second "tight" pass
     text = _METADATA.sub("", _PROLOG.sub("", buf.getvalue(), count=1))
     return text.replace("<svg ", f'<svg class="chart" data-chart="{name}" role="img" ', 1)
 
@@ -179,8 +179,9 @@ def turnover(monthly: pd.Series, name: str = "turnover") -> str:
     with mpl.rc_context(_STYLE):
         fig, (ax,) = _figure(2.6)
         x = _x(monthly.index)
-        width = np.timedelta64(22, "D")  # a plain number would be nanoseconds on a datetime64 axis
-        ax.bar(x, monthly.to_numpy(dtype=float), width=width, color=PALETTE[0], align="center")
+        # one stepped area instead of one bar per month: the same picture, a single SVG path (a
+        # bar chart of 30 years is hundreds of elements and most of a report's drawing time)
+        ax.fill_between(x, monthly.to_numpy(dtype=float), step="mid", color=PALETTE[0], linewidth=0)
         ax.yaxis.set_major_formatter(_percent(ax))
         ax.set_title("Turnover per month (traded notional / equity, both sides)")
         ax.set_ylim(bottom=0.0)

@@ -21,7 +21,9 @@ def get_engine(url: str | None = None) -> sa.Engine:
     with _engines_lock:
         engine = _engines.get(url)
         if engine is None:
-            engine = _engines[url] = sa.create_engine(url, pool_pre_ping=True)
+            # a small idle pool: one process talks to many databases (tests, the sensor, reports),
+            # and idle connections count against the server's max_connections
+            engine = _engines[url] = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=8)
         return engine
 
 

@@ -71,9 +71,13 @@ def databases(server_url: str) -> Iterator[Databases]:
 
 
 @pytest.fixture
-def engine(databases: Databases) -> sa.Engine:
-    """A fresh, migrated, empty warehouse database for one test."""
-    return databases.new()
+def engine(databases: Databases) -> Iterator[sa.Engine]:
+    """A fresh, migrated, empty warehouse database for one test (its pooled connections are
+    closed after the test: a session makes hundreds of databases, the server allows 100
+    connections)."""
+    engine = databases.new()
+    yield engine
+    db.dispose_engines(engine.url.database)
 
 
 @pytest.fixture(scope="session")

@@ -653,6 +653,7 @@ class _Staging:
             self._ready.put(name)
             return
         self._dbapi = self._engine.raw_connection()
+        self._dbapi.detach()  # closed when done, not kept in the pool: one big ingest needs it once
         self._drop_stale()
         names = [f"{STAGE_SCHEMA}.{spec.table}_{batch_id}_{k}" for k in range(len(bounds))]
         self._count = len(names)

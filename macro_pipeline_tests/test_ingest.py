@@ -290,3 +290,17 @@ def test_fast_path_probe_for_new_instruments_does_not_scan_the_table(wh):
         assert "Seq Scan on prices" not in plan, plan
         assert not ingest_module._any_stored(conn, ingest_module.SPECS["prices"], ids)
         assert ingest_module._any_stored(conn, ingest_module.SPECS["prices"], ["S7", *ids])
+
+
+def test_close_rule_on_dates_that_are_no_session_falls_back_without_error():
+    # a holiday or weekend alone (every date misses the calendar) used to raise a pandas TypeError
+    import pandas as pd
+
+    from macro_pipeline.warehouse.release import close_known_at
+
+    known = close_known_at(pd.Series(["2020-02-17"]), "XNYS")  # Presidents' Day
+    assert str(known.dtype) == "datetime64[ns, UTC]"
+    assert known.iloc[0] == pd.Timestamp("2020-02-17 21:00", tz="UTC")  # fallback 16:00 New York
+    mixed = close_known_at(pd.Series(["2020-02-14", "2020-02-15", "2020-11-27"]), "XNYS")
+    assert list(mixed) == [pd.Timestamp("2020-02-14 21:00", tz="UTC"), pd.Timestamp("2020-02-15 21:00", tz="UTC"),
+                           pd.Timestamp("2020-11-27 18:00", tz="UTC")]  # early close after Thanksgiving

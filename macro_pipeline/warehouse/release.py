@@ -68,16 +68,19 @@ def close_known_at(obs_dates: pd.Series, calendar: str, model: ReleaseModel = DE
         return (dates + pd.Timedelta(days=1)).dt.tz_localize("UTC")
     cal = _calendar(calendar)
     closes = session_closes(calendar)
-    known = pd.Series(closes.reindex(dates.to_numpy()).to_numpy(), index=dates.index)
+    # tz-aware UTC from the start: when no date is a session the reindexed values are all NaT
+    # and carry no time zone (pandas 3 refuses astype from naive to aware)
+    found = pd.DatetimeIndex(closes.reindex(dates.to_numpy()).to_numpy())
+    found = found.tz_localize("UTC") if found.tz is None else found.tz_convert("UTC")
+    known = pd.Series(found.as_unit("ns"), index=dates.index)
     missing = known.isna().to_numpy()
     if missing.any():
         local = dates[missing] + pd.Timedelta(
             hours=model.fallback_close_time.hour, minutes=model.fallback_close_time.minute
         )
         fallback = local.dt.tz_localize(str(cal.tz), nonexistent="shift_forward", ambiguous=False)
-        known = known.astype("datetime64[ns, UTC]")
-        known[missing] = fallback.dt.tz_convert("UTC")
-    return known.astype("datetime64[ns, UTC]")
+        known[missing] = fallback.dt.tz_convert("UTC").dt.as_unit("ns")
+    return known
 
 
 def quarterly_known_at(obs_dates: pd.Series, model: ReleaseModel = DEFAULT_MODEL) -> pd.Series:

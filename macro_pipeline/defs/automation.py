@@ -12,6 +12,7 @@ import json
 
 import dagster as dg
 import pandas as pd
+import sqlalchemy as sa
 
 from macro_pipeline.defs.backtest_assets import backtest, backtest_metrics, leaderboard, signals
 from macro_pipeline.defs.partitions import (
@@ -108,8 +109,6 @@ def strategy_registry_sensor(context: dg.SensorEvaluationContext, warehouse: War
 
 
 def _params_hashes(engine) -> dict[str, str]:
-    import sqlalchemy as sa
-
     with engine.connect() as conn:
         return dict(conn.execute(sa.text("SELECT strategy_id, params_hash FROM strategies")).all())
 

@@ -87,33 +87,11 @@ def config_hash(config: dict, start_state: dict | None) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def store_run(
-    engine: sa.Engine,
-    *,
-    run_id: str,
-    strategy_id: str,
-    window_start: date,
-    window_end: date,
-    config: dict,
-    snapshot_id: str,
-    system_as_of: datetime,
-    engine_version: str,
-    orchestrator_run_id: str | None,
-    equity: pd.DataFrame,
-    fills: pd.DataFrame,
-    round_trips: pd.DataFrame,
-    metrics: dict[str, Any],
-    start_state: dict | None,
-    end_state: dict | None,
-    summary: dict | None = None,
-    pipeline_month: bool = False,
-    continues: str | None = None,
-) -> str | None:
-    """Store one complete run in its own transaction (see ``store_run_in``); returns the superseded id."""
-    args = dict(locals())
-    del args["engine"]
+def store_run(engine: sa.Engine, **fields: Any) -> str | None:
+    """``store_run_in`` (same keyword arguments) in a transaction of its own; returns the
+    superseded id."""
     with engine.begin() as conn:
-        return store_run_in(conn, **args)
+        return store_run_in(conn, **fields)
 
 
 def store_run_in(

@@ -159,8 +159,10 @@ def generate_signals(engine: sa.Engine, cfg, start: DateLike, end: DateLike, *, 
 
     strategy = build(cfg)
     view = view or strategy_view(engine, cfg, end, system_as_of)
-    weights = strategy.weights(view)  # only the instruments the strategy trades
-    window = weights.loc[pd.Timestamp(start):pd.Timestamp(end)]
+    if view.decision_dates[-1] < pd.Timestamp(start).normalize():
+        window = pd.DataFrame()
+    else:  # only the instruments the strategy trades
+        window = strategy.weights(view, since=start).loc[:pd.Timestamp(end)]
     if window.empty:
         raise ValueError(f"no {cfg.calendar} decision dates for {cfg.strategy_id} in [{pd.Timestamp(start).date()}, "
                          f"{pd.Timestamp(end).date()}] (the universe starts {view.decision_dates[0].date()})")
@@ -355,7 +357,7 @@ def plan_months(engine: sa.Engine, strategy_id: str, months: list[str], *,
     if not live:
         return plan
     plan.start = start = max(windows[live[0]][0], origin)
-    plan.weights = build(cfg).weights(view)
+    plan.weights = build(cfg).weights(view, since=start)
     plan.marks = view.input_watermarks()  # what the weights read (before the engine's inputs are loaded)
     prev_month = (pd.Timestamp(live[0]) - pd.offsets.MonthBegin(1)).strftime("%Y-%m-01")
     prev_window = month_window(cfg, prev_month, limit)
@@ -472,7 +474,7 @@ def month_signals(engine: sa.Engine, strategy_id: str, months: list[str], *,
         view = strategy_view(engine, cfg, windows[live[-1]][1], system_as_of)
     except NoDataYet:
         return out
-    weights = build(cfg).weights(view)
+    weights = build(cfg).weights(view, since=windows[live[0]][0])
     marks = view.input_watermarks()
     with engine.begin() as conn:  # every month's snapshot, or none
         for m in live:

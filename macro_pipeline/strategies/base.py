@@ -462,13 +462,54 @@ class Strategy(ABC):
         return list(wanted)
 
     def weights(
-        self, view: PointInTimeView, instruments: Sequence[str] | None = None
+        self,
+        view: PointInTimeView,
+        instruments: Sequence[str] | None = None,
+        *,
+        since: Any = None,
     ) -> pd.DataFrame:
-        """Target weights: ``view.decision_dates`` x instruments, float, never NaN.
+        """Target weights: decision dates (from ``since``, default all of ``view.decision_dates``)
+        x instruments, float, never NaN.
 
         ``instruments``: the columns wanted (default: what the strategy trades in its universe).
         Instruments the strategy does not trade, or not eligible on a date, get 0.
+
+        Full as-of vintages (DESIGN section 1): the row of decision d is computed over the data
+        as known at a(d), every past fact in its latest vintage known then, exactly as a live
+        system recomputing at that close. ``compute`` runs once per vintage epoch, not once per
+        date: once over the data as known at the first decision wanted, then again at every
+        decision that is the first to see a revision of anything read, each run giving the rows
+        of its epoch (``PointInTimeView.as_known_at``). Data without revisions is one epoch.
         """
+        times = view.decision_times
+        first = 0 if since is None else int(view.decision_dates.searchsorted(pd.Timestamp(since).normalize()))
+        if first >= len(view.decision_dates):
+            raise StrategyError(f"no decision date of the view on or after {pd.Timestamp(since).date()}")
+        with view.as_known_at(times.iloc[first]):
+            out = self._weights_once(view, instruments)
+        values = out.to_numpy(copy=True)
+        done: list[int] = []
+        while True:
+            starts = view.epoch_starts(first)
+            if starts == done:
+                break
+            if done and starts[: len(done)] != done:
+                values = out.to_numpy(copy=True)  # an epoch appeared before one already applied
+                todo = starts
+            else:
+                todo = starts[len(done):]
+            for i in todo:
+                with view.as_known_at(times.iloc[i]):
+                    values[i:] = self._weights_once(view, list(out.columns)).to_numpy()[i:]
+            done = starts
+        self.epochs = 1 + len(done)  # for the record: how many times compute ran
+        result = pd.DataFrame(values, index=out.index, columns=out.columns)
+        return result.iloc[first:]
+
+    def _weights_once(
+        self, view: PointInTimeView, instruments: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """``weights`` over the data the view serves now (one epoch)."""
         if view.calendar != self.calendar:
             raise StrategyError(
                 f"{self.kind} is configured for calendar {self.calendar!r} but the view "

@@ -21,7 +21,8 @@ known at ``a(d)`` in the vintage then in force, i.e. its first print when it is 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -49,11 +50,90 @@ def decision_times(sessions: pd.DatetimeIndex, calendar: str = "XNYS") -> pd.Ser
     return pd.Series(out.to_numpy(), index=pd.DatetimeIndex(sessions).normalize(), name="decision_time")
 
 
+_CLOSES: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _closes_ns(calendar: str) -> tuple[np.ndarray, np.ndarray]:
+    """(session dates, their closes in UTC), naive datetime64[ns], for searchsorted."""
+    if calendar not in _CLOSES:
+        closes = session_closes(calendar)
+        _CLOSES[calendar] = (closes.index.to_numpy(dtype="datetime64[ns]"),
+                             closes.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]"))
+    return _CLOSES[calendar]
+
+
 @dataclass
 class _Long:
+    """Every vintage of some entities of one table, ordered by (known_at, recorded_at).
+
+    ``keys``: the columns naming one fact (entity, valid time, and the action of a corporate
+    action); ``values``: the columns a vintage carries. ``at(e)`` gives the data as known at
+    time ``e`` under full as-of vintages (DESIGN section 1): one row per fact, carrying the
+    ``known_at`` of its first print (when the fact itself became known) and the value of its
+    latest vintage known at ``e``.
+    """
+
     frame: pd.DataFrame  # entity, valid, value columns, known_at, recorded_at (every vintage)
     entity: str
     valid: str
+    keys: tuple[str, ...] = ()
+    values: tuple[str, ...] = ()
+    _split: tuple | None = field(default=None, repr=False)
+    _at: dict = field(default_factory=dict, repr=False)
+
+    def _vintages(self) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+        """(first prints, later vintages, position of each later vintage's fact in the first
+        prints). A first print is the last row recorded with the fact's earliest known_at (a
+        correction at the same known_at replaces it); every row known later is a revision."""
+        if self._split is None:
+            f = self.frame.reset_index(drop=True)
+            if f.empty:
+                self._split = (f, f, np.zeros(0, dtype=np.int64))
+                return self._split
+            g = f.groupby(list(self.keys or (self.entity, self.valid)), sort=False, dropna=False).ngroup().to_numpy()
+            k = f["known_at"].to_numpy(dtype="datetime64[ns]") if f["known_at"].dt.tz is None else \
+                f["known_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+            first_known = pd.Series(k).groupby(g).transform("min").to_numpy(dtype="datetime64[ns]")
+            revision = k > first_known
+            base_rows = np.flatnonzero(~revision)
+            # last row of each fact among its first prints (frame order: known_at, recorded_at)
+            _, last = np.unique(g[base_rows][::-1], return_index=True)
+            base_rows = np.sort(base_rows[::-1][last])
+            base = f.iloc[base_rows].reset_index(drop=True)
+            where = np.full(g.max() + 1, -1, dtype=np.int64)
+            where[g[base_rows]] = np.arange(len(base_rows))
+            revs = f.loc[revision].reset_index(drop=True)
+            self._split = (base, revs, where[g[revision]])
+        return self._split
+
+    def revision_times(self) -> np.ndarray:
+        """known_at of every revision (a vintage known after its fact's first print), sorted."""
+        _, revs, _ = self._vintages()
+        if revs.empty:
+            return np.zeros(0, dtype="datetime64[ns]")
+        return np.unique(revs["known_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]"))
+
+    def at(self, epoch: np.datetime64) -> _Long:
+        """The data as known at ``epoch``, one row per fact (see the class docstring)."""
+        if epoch not in self._at:
+            base, revs, pos = self._vintages()
+            if revs.empty:
+                frame = base
+            else:
+                known = revs["known_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+                take = np.flatnonzero(known <= epoch)
+                # revisions are in (known_at, recorded_at) order: the last one per fact wins
+                _, last = np.unique(pos[take][::-1], return_index=True)
+                take = take[::-1][last]
+                frame = base.copy()
+                if len(take):
+                    for col in self.values:
+                        column = frame[col].to_numpy(copy=True)
+                        column[pos[take]] = revs[col].to_numpy()[take]
+                        frame[col] = column
+            self._at = {epoch: _Long(frame, self.entity, self.valid, self.keys, self.values)} | (
+                self._at if len(self._at) < 4 else {})
+        return self._at[epoch]
 
 
 class PointInTimeView:
@@ -75,7 +155,9 @@ class PointInTimeView:
         self.system_as_of = self.end_reader.system_as_of
         self.history_start = pd.Timestamp(history_start) if history_start is not None else None
         self._cache: dict[tuple, _Long] = {}
+        self._universes: dict[str, _Long] = {}
         self._universe_marks: dict[str, str] = {}
+        self._epoch: np.datetime64 | None = None  # None: real time (each value as first known)
         self.inputs_known_at_max: pd.Timestamp | None = None  # audit: greatest known_at served
 
     # ------------------------------------------------------------------ loading (one read each)
@@ -108,8 +190,71 @@ class PointInTimeView:
                 frame[valid] = pd.to_datetime(frame[valid], utc=True)
             else:
                 frame[valid] = pd.to_datetime(frame[valid])
-            self._cache[key] = _Long(frame, entity, valid)
+            keys = (entity, valid, "action") if name == "corporate_actions" else (entity, valid)
+            self._cache[key] = _Long(frame, entity, valid, keys, tuple(values))
         return self._cache[key]
+
+    def _data(self, name: str, ids: tuple[str, ...], extra: str | None = None) -> _Long:
+        """What a computation at the current epoch sees (see ``as_known_at``)."""
+        long = self._all_vintages(name, ids, extra)
+        return long if self._epoch is None else long.at(self._epoch)
+
+    # ------------------------------------------------------------------ vintage epochs
+
+    @contextmanager
+    def as_known_at(self, when: DateLike):
+        """Within this block every read serves the data as known at ``when`` (full as-of
+        vintages): each fact is placed where it was first known (its first print's known_at, so
+        a rolling window over the aligned frame is the history a live system had), carrying the
+        value of its latest vintage known at ``when``. A computation in this block is valid for
+        every decision time from ``when`` up to the next revision time (``revision_times``):
+        between two revisions, the data as known at a(d) differs from the data as known at
+        ``when`` only by first prints, which a causal feature places at their own rows.
+
+        Outside any block (the default) reads are in real time: each decision sees each value
+        as first known at its own decision time. The engine's inputs are read that way: a fill,
+        a settlement or a dividend happened with the value known then.
+        """
+        previous = self._epoch
+        self._epoch = np.datetime64(utc(when).tz_convert(None).to_datetime64(), "ns")
+        try:
+            yield self
+        finally:
+            self._epoch = previous
+
+    def revision_times(self) -> np.ndarray:
+        """Sorted known_at of every revision among the data read so far (every table and
+        universe): the times at which a full as-of computation must start a new epoch."""
+        parts = [long.revision_times() for long in (*self._cache.values(), *self._universes.values())]
+        if not parts:
+            return np.zeros(0, dtype="datetime64[ns]")
+        return np.unique(np.concatenate(parts))
+
+    def epoch_starts(self, first: int = 0) -> list[int]:
+        """Indices of the decision dates after ``first`` at which a new vintage epoch starts: the
+        first decision whose time is at or after a revision's known_at."""
+        times = self._times_ns()
+        starts = np.searchsorted(times, self.revision_times(), side="left")
+        return sorted(int(i) for i in np.unique(starts) if first < i < len(times))
+
+    def reads(self) -> list[tuple[str, str, str, pd.Timestamp | None]]:
+        """Every entity this view has read: (source, entity, signal name or '', first valid
+        time read or None). Sources: prices, macro, funding, corporate_actions, signals,
+        universe. This is what a stored result depends on (its footprint)."""
+        out: dict[tuple[str, str, str], pd.Timestamp | None] = {}
+        for (name, ids, extra), long in self._cache.items():
+            f = long.frame
+            firsts = f.groupby(long.entity)[long.valid].min() if len(f) else pd.Series(dtype="object")
+            for iid in ids:
+                first = firsts.get(iid)
+                key = (name, iid, extra or "")
+                first = None if first is None or pd.isna(first) else pd.Timestamp(first)
+                prev = out.get(key)
+                out[key] = first if prev is None else (prev if first is None else min(prev, first))
+        for universe, long in self._universes.items():
+            f = long.frame
+            out[("universe", universe, "")] = pd.Timestamp(f["valid_from"].min()) if len(f) else None
+        return [(*k, v) for k, v in sorted(out.items())]
 
     # ------------------------------------------------------------------ aligned (vectorized)
 
@@ -120,6 +265,16 @@ class PointInTimeView:
         values = np.full((len(times), len(ids)), np.nan)
         known = np.full((len(times), len(ids)), np.datetime64("NaT"), dtype="datetime64[ns]")
         f = long.frame
+        if len(f) and long.valid != "ts":
+            # a value is never visible to a decision taken before its own valid date, whatever
+            # its known_at (a 24/7 close of d+1 claiming to be known at 00:00 of d+1 is not
+            # d's decision): it becomes visible at the decision time of the first session on
+            # or after its valid date, or at its known_at if that is later
+            k = f["known_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+            floor = self._visible_from(f[long.valid])
+            if (floor > k).any():
+                f = f.assign(known_at=pd.DatetimeIndex(np.maximum(k, floor)).tz_localize("UTC"))
+                f = f.sort_values(["known_at", "recorded_at"], kind="mergesort")
         for j, iid in enumerate(ids):
             rows = f[f[long.entity] == iid]
             if rows.empty:
@@ -142,6 +297,19 @@ class PointInTimeView:
         self._check(known_frame)
         return pd.DataFrame(values, index=index, columns=list(ids)), known_frame
 
+    def _visible_from(self, valid: pd.Series) -> np.ndarray:
+        """Decision time (UTC, naive ns) of the first session of the view's calendar on or after
+        each valid date; NaT-free: dates past the calendar map to the far future."""
+        days = pd.DatetimeIndex(valid).normalize()
+        if self.calendar == ALWAYS_OPEN:
+            return (days + pd.Timedelta(days=1)).to_numpy(dtype="datetime64[ns]")
+        closes = _closes_ns(self.calendar)
+        pos = np.searchsorted(closes[0], days.to_numpy(dtype="datetime64[ns]"), side="left")
+        out = np.full(len(days), np.datetime64("2262-01-01", "ns"))
+        ok = pos < len(closes[0])
+        out[ok] = closes[1][pos[ok]]
+        return out
+
     def _times_ns(self) -> np.ndarray:
         return self.decision_times.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
 
@@ -160,7 +328,7 @@ class PointInTimeView:
 
     def aligned_prices(self, instruments: Sequence[str], field: str = "close") -> pd.DataFrame:
         """Decision-date x instrument: the latest price ``field`` known at each decision time."""
-        values, _ = self._align(self._all_vintages("prices", tuple(instruments)), field, list(instruments))
+        values, _ = self._align(self._data("prices", tuple(instruments)), field, list(instruments))
         return values
 
     def aligned_macro(self, series: Sequence[str], lag: int = 0) -> pd.DataFrame:
@@ -174,11 +342,11 @@ class PointInTimeView:
         """
         if isinstance(lag, bool) or not isinstance(lag, int) or lag < 0:
             raise ValueError(f"lag must be an integer >= 0, got {lag!r}")
-        values, _ = self._align(self._all_vintages("macro", tuple(series)), "value", list(series), lag)
+        values, _ = self._align(self._data("macro", tuple(series)), "value", list(series), lag)
         return values
 
     def aligned_signal(self, signal_name: str, instruments: Sequence[str]) -> pd.DataFrame:
-        values, _ = self._align(self._all_vintages("signals", tuple(instruments), signal_name), "value", list(instruments))
+        values, _ = self._align(self._data("signals", tuple(instruments), signal_name), "value", list(instruments))
         return values
 
     def _previous_decision_ns(self) -> np.datetime64:
@@ -203,8 +371,7 @@ class PointInTimeView:
         keeps that version: a correction learned later never reaches back, so a value never
         depends on where a window ends (a chain of windows equals one long window).
         """
-        long = self._all_vintages("funding", tuple(instruments))
-        f = long.frame
+        f = self._data("funding", tuple(instruments)).frame
         cols = ["instrument", "ts", "rate", "bar"]
         if f.empty:
             return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
@@ -233,7 +400,7 @@ class PointInTimeView:
         """Splits and dividends whose ex-date is a decision date, each in the version in force at
         that session's close (known_at <= a(ex_date)): columns instrument, ex_date, action, value.
         Like settlements, a correction learned later never reaches back."""
-        f = self._all_vintages("corporate_actions", tuple(instruments)).frame
+        f = self._data("corporate_actions", tuple(instruments)).frame
         cols = ["instrument", "ex_date", "action", "value"]
         if f.empty:
             return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
@@ -261,7 +428,7 @@ class PointInTimeView:
         same = [i for i in ids if cal.get(i) == self.calendar]
         if not same:
             return aligned
-        f = self._all_vintages("prices", tuple(ids)).frame
+        f = self._data("prices", tuple(ids)).frame
         f = f[f["instrument_id"].isin(same)]
         pos = self.decision_dates.get_indexer(pd.DatetimeIndex(f["obs_date"]))
         f = f.loc[pos >= 0].assign(pos=pos[pos >= 0])
@@ -286,20 +453,31 @@ class PointInTimeView:
         """
         from macro_pipeline.warehouse.pit import copy_query
 
-        sql = ("SELECT instrument_id, valid_from, valid_to, known_at, recorded_at FROM universe_membership "
-               "WHERE universe = %(u)s AND known_at <= %(a)s AND recorded_at <= %(sys)s "
-               "ORDER BY instrument_id, valid_from, known_at, recorded_at")
-        rows = copy_query(self.engine, sql, {"u": universe, "a": self.end_reader.decision_time.to_pydatetime(),
-                                             "sys": self.system_as_of.to_pydatetime()})
-        top = pd.to_datetime(rows["recorded_at"], utc=True).max() if len(rows) else None
-        self._universe_marks[universe] = "none" if top is None or pd.isna(top) else pd.Timestamp(top).isoformat()
+        if universe not in self._universes:
+            sql = ("SELECT instrument_id, valid_from, valid_to, known_at, recorded_at FROM universe_membership "
+                   "WHERE universe = %(u)s AND known_at <= %(a)s AND recorded_at <= %(sys)s "
+                   "ORDER BY known_at, recorded_at")
+            rows = copy_query(self.engine, sql, {"u": universe, "a": self.end_reader.decision_time.to_pydatetime(),
+                                                 "sys": self.system_as_of.to_pydatetime()})
+            if rows.empty:
+                rows = pd.DataFrame({c: pd.Series(dtype="object") for c in
+                                     ("instrument_id", "valid_from", "valid_to", "known_at", "recorded_at")})
+            for c in ("valid_from", "valid_to"):
+                rows[c] = pd.to_datetime(rows[c])
+            for c in ("known_at", "recorded_at"):
+                rows[c] = pd.to_datetime(rows[c], utc=True)
+            top = rows["recorded_at"].max() if len(rows) else None
+            self._universe_marks[universe] = "none" if top is None or pd.isna(top) else pd.Timestamp(top).isoformat()
+            self._universes[universe] = _Long(rows, "instrument_id", "valid_from", ("instrument_id", "valid_from"),
+                                              ("valid_to",))
+        long = self._universes[universe]
+        rows = (long if self._epoch is None else long.at(self._epoch)).frame
+        rows = rows.sort_values(["instrument_id", "valid_from", "known_at", "recorded_at"], kind="mergesort")
         ids = sorted(rows["instrument_id"].unique()) if len(rows) else []
         out = pd.DataFrame(False, index=self.decision_dates, columns=ids)
         if not len(rows):
             return out
-        for c in ("valid_from", "valid_to"):
-            rows[c] = pd.to_datetime(rows[c])
-        known = pd.to_datetime(rows["known_at"], utc=True).dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+        known = rows["known_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
         same_key = (rows["instrument_id"].to_numpy()[1:] == rows["instrument_id"].to_numpy()[:-1]) & (
             rows["valid_from"].to_numpy()[1:] == rows["valid_from"].to_numpy()[:-1])
         # a vintage is in force from its known_at until the next vintage of the same interval

@@ -163,8 +163,8 @@ class MacroRegime(Strategy):
     def compute(self, view, instruments, eligible) -> pd.DataFrame:
         table = {**ALLOCATION, FLAT: (0.0, 0.0, 0.0)}
         regime = self.regimes(view)
-        w = (
-            np.array([table[r] for r in regime], dtype="float64").reshape(len(regime), 3)
-            * self.params.gross
-        )
+        labels = list(table)
+        rows = np.array([table[label] for label in labels], dtype="float64")
+        codes = pd.Categorical(regime.to_numpy(dtype=object), categories=labels).codes
+        w = rows[codes].reshape(len(regime), 3) * self.params.gross
         return pd.DataFrame(w, index=view.decision_dates, columns=instruments)

@@ -50,6 +50,13 @@ def decision_times(sessions: pd.DatetimeIndex, calendar: str = "XNYS") -> pd.Ser
     return pd.Series(out.to_numpy(), index=pd.DatetimeIndex(sessions).normalize(), name="decision_time")
 
 
+def _ns(column: pd.Series) -> np.ndarray:
+    """A tz-aware (UTC) or naive datetime column as naive UTC datetime64[ns]."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        column = column.dt.tz_convert(None)
+    return column.to_numpy(dtype="datetime64[ns]")
+
+
 _CLOSES: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
 
@@ -78,17 +85,34 @@ class _Long:
     valid: str
     keys: tuple[str, ...] = ()
     values: tuple[str, ...] = ()
+    ident: tuple = ()  # (table, ids, extra) and whether this is an as-of copy
+    versions: dict | None = None  # as-of copy: entity -> the revisions applied to it
     _split: tuple | None = field(default=None, repr=False)
     _at: dict = field(default_factory=dict, repr=False)
+    _rows: dict | None = field(default=None, repr=False)
+    _base: _Long | None = field(default=None, repr=False)
+    memo: dict = field(default_factory=dict, repr=False)  # derived frames (members)
 
-    def _vintages(self) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    def rows(self, entity: str) -> pd.DataFrame:
+        """The rows of one entity, in frame order."""
+        if self._rows is None:
+            f = self.frame
+            self._rows = {} if f.empty else {
+                k: f.iloc[v] for k, v in f.groupby(self.entity, sort=False).indices.items()}
+        return self._rows.get(entity, self.frame.iloc[:0])
+
+    def version(self, entity: str) -> tuple:
+        return () if self.versions is None else self.versions.get(entity, ())
+
+    def _vintages(self) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
         """(first prints, later vintages, position of each later vintage's fact in the first
-        prints). A first print is the last row recorded with the fact's earliest known_at (a
+        prints, known_at and entity of each later vintage). A first print is the last row recorded with the fact's earliest known_at (a
         correction at the same known_at replaces it); every row known later is a revision."""
         if self._split is None:
             f = self.frame.reset_index(drop=True)
             if f.empty:
-                self._split = (f, f, np.zeros(0, dtype=np.int64))
+                self._split = (f, f, np.zeros(0, dtype=np.int64), np.zeros(0, dtype="datetime64[ns]"),
+                               np.zeros(0, dtype=object))
                 return self._split
             g = f.groupby(list(self.keys or (self.entity, self.valid)), sort=False, dropna=False).ngroup().to_numpy()
             k = f["known_at"].to_numpy(dtype="datetime64[ns]") if f["known_at"].dt.tz is None else \
@@ -103,36 +127,40 @@ class _Long:
             where = np.full(g.max() + 1, -1, dtype=np.int64)
             where[g[base_rows]] = np.arange(len(base_rows))
             revs = f.loc[revision].reset_index(drop=True)
-            self._split = (base, revs, where[g[revision]])
+            self._split = (base, revs, where[g[revision]], k[revision],
+                           revs[self.entity].to_numpy(dtype=object))
         return self._split
 
     def revision_times(self) -> np.ndarray:
         """known_at of every revision (a vintage known after its fact's first print), sorted."""
-        _, revs, _ = self._vintages()
-        if revs.empty:
-            return np.zeros(0, dtype="datetime64[ns]")
-        return np.unique(revs["known_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]"))
+        return np.unique(self._vintages()[3])
 
     def at(self, epoch: np.datetime64) -> _Long:
         """The data as known at ``epoch``, one row per fact (see the class docstring)."""
         if epoch not in self._at:
-            base, revs, pos = self._vintages()
-            if revs.empty:
-                frame = base
+            base, revs, pos, known, entities = self._vintages()
+            take = np.flatnonzero(known <= epoch)
+            if not len(take):
+                # no revision known yet: one shared copy, so whatever is derived from it is reused
+                if self._base is None:
+                    self._base = _Long(base, self.entity, self.valid, self.keys, self.values,
+                                       (*self.ident, "as-of"), {})
+                child = self._base
             else:
-                known = revs["known_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
-                take = np.flatnonzero(known <= epoch)
                 # revisions are in (known_at, recorded_at) order: the last one per fact wins
                 _, last = np.unique(pos[take][::-1], return_index=True)
                 take = take[::-1][last]
                 frame = base.copy()
-                if len(take):
-                    for col in self.values:
-                        column = frame[col].to_numpy(copy=True)
-                        column[pos[take]] = revs[col].to_numpy()[take]
-                        frame[col] = column
-            self._at = {epoch: _Long(frame, self.entity, self.valid, self.keys, self.values)} | (
-                self._at if len(self._at) < 4 else {})
+                for col in self.values:
+                    column = frame[col].to_numpy(copy=True)
+                    column[pos[take]] = revs[col].to_numpy()[take]
+                    frame[col] = column
+                touched: dict[str, list[int]] = {}
+                for e, t in zip(entities[take], take.tolist(), strict=True):
+                    touched.setdefault(e, []).append(t)
+                child = _Long(frame, self.entity, self.valid, self.keys, self.values,
+                              (*self.ident, "as-of"), {e: tuple(sorted(v)) for e, v in touched.items()})
+            self._at = {epoch: child} | (self._at if len(self._at) < 4 else {})
         return self._at[epoch]
 
 
@@ -158,6 +186,8 @@ class PointInTimeView:
         self._universes: dict[str, _Long] = {}
         self._universe_marks: dict[str, str] = {}
         self._epoch: np.datetime64 | None = None  # None: real time (each value as first known)
+        self._events_cache: dict[tuple, tuple[np.ndarray, np.ndarray] | None] = {}
+        self._times: np.ndarray | None = None
         self.inputs_known_at_max: pd.Timestamp | None = None  # audit: greatest known_at served
 
     # ------------------------------------------------------------------ loading (one read each)
@@ -191,7 +221,7 @@ class PointInTimeView:
             else:
                 frame[valid] = pd.to_datetime(frame[valid])
             keys = (entity, valid, "action") if name == "corporate_actions" else (entity, valid)
-            self._cache[key] = _Long(frame, entity, valid, keys, tuple(values))
+            self._cache[key] = _Long(frame, entity, valid, keys, tuple(values), key)
         return self._cache[key]
 
     def _data(self, name: str, ids: tuple[str, ...], extra: str | None = None) -> _Long:
@@ -258,44 +288,65 @@ class PointInTimeView:
 
     # ------------------------------------------------------------------ aligned (vectorized)
 
-    def _align(self, long: _Long, field: str, ids: Sequence[str], lag: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(values, known_at) decision-date x id frames: the latest observation known at a(d)
-        (``lag`` > 0: the observation ``lag`` places before it, in the vintage in force at a(d))."""
+    def _align(self, long: _Long, field: str, ids: Sequence[str], lag: int = 0) -> pd.DataFrame:
+        """Decision-date x id frame: the latest observation known at a(d) (``lag`` > 0: the
+        observation ``lag`` places before it, in the vintage in force at a(d)). Raises
+        ``LookAheadError`` if any value served was known after its decision time."""
         times = self._times_ns()
         values = np.full((len(times), len(ids)), np.nan)
         known = np.full((len(times), len(ids)), np.datetime64("NaT"), dtype="datetime64[ns]")
-        f = long.frame
-        if len(f) and long.valid != "ts":
-            # a value is never visible to a decision taken before its own valid date, whatever
-            # its known_at (a 24/7 close of d+1 claiming to be known at 00:00 of d+1 is not
-            # d's decision): it becomes visible at the decision time of the first session on
-            # or after its valid date, or at its known_at if that is later
-            k = f["known_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
-            floor = self._visible_from(f[long.valid])
-            if (floor > k).any():
-                f = f.assign(known_at=pd.DatetimeIndex(np.maximum(k, floor)).tz_localize("UTC"))
-                f = f.sort_values(["known_at", "recorded_at"], kind="mergesort")
         for j, iid in enumerate(ids):
-            rows = f[f[long.entity] == iid]
-            if rows.empty:
+            events = self._events(long, iid, field, lag)
+            if events is None:
                 continue
-            if lag:
-                ev_known, ev_value = _vintage_events_lagged(rows, long.valid, field, lag)
-            elif _single_vintage_monotone(rows, long.valid):
-                # one version per observation and knowledge grows with valid time: "latest
-                # known at a(d)" is an as-of search on known_at
-                ev_known = rows["known_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
-                ev_value = rows[field].to_numpy(dtype="float64")
-            else:
-                ev_known, ev_value = _vintage_events(rows, long.valid, field)
+            ev_known, ev_value = events
             pos = np.searchsorted(ev_known, times, side="right") - 1
             ok = pos >= 0
             values[ok, j] = ev_value[pos[ok]]
             known[ok, j] = ev_known[pos[ok]]
-        index = self.decision_dates
-        known_frame = pd.DataFrame(known, index=index, columns=list(ids)).apply(lambda s: s.dt.tz_localize("UTC"))
-        self._check(known_frame)
-        return pd.DataFrame(values, index=index, columns=list(ids)), known_frame
+        self._check(known, list(ids))
+        return pd.DataFrame(values, index=self.decision_dates, columns=list(ids))
+
+    def _events(self, long: _Long, iid: str, field: str, lag: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(known_at, value in force from then) of one entity, in knowledge order; cached per
+        version of the entity's data, so an epoch recomputes only what its revisions touched."""
+        key = (long.ident, iid, field, lag, long.version(iid))
+        if key in self._events_cache:
+            return self._events_cache[key]
+        rows = long.rows(iid)
+        out = None
+        if not rows.empty:
+            k = _ns(rows["known_at"])
+            v = rows[long.valid]
+            v = _ns(v) if long.valid == "ts" else v.to_numpy(dtype="datetime64[ns]")
+            if long.valid != "ts":
+                # a value is never visible to a decision taken before its own valid date, whatever
+                # its known_at (a 24/7 close of d+1 claiming to be known at 00:00 of d+1 is not
+                # d's decision): it becomes visible at the decision time of the first session on
+                # or after its valid date, or at its known_at if that is later
+                k = np.maximum(k, self._visible_from(v))
+            order = np.lexsort((_ns(rows["recorded_at"]), v, k))
+            k, v = k[order], v[order]
+            vals = rows[field].to_numpy(dtype="float64")[order]
+            single = len(v) < 2 or bool((v[1:] > v[:-1]).all())
+            if single and lag:
+                # one version per observation, known in valid-time order: the observation lag
+                # places before the latest known is the one known lag events earlier
+                lagged = np.full(len(vals), np.nan)
+                if lag < len(vals):
+                    lagged[lag:] = vals[:-lag]
+                out = (k, lagged)
+            elif single:
+                # "latest known at a(d)" is an as-of search on known_at
+                out = (k, vals)
+            else:
+                ordered = pd.DataFrame({long.valid: v, field: vals,
+                                        "known_at": pd.DatetimeIndex(k).tz_localize("UTC"),
+                                        "recorded_at": np.arange(len(v))})
+                out = (_vintage_events_lagged(ordered, long.valid, field, lag) if lag
+                       else _vintage_events(ordered, long.valid, field))
+        self._events_cache[key] = out
+        return out
 
     def _visible_from(self, valid: pd.Series) -> np.ndarray:
         """Decision time (UTC, naive ns) of the first session of the view's calendar on or after
@@ -311,24 +362,26 @@ class PointInTimeView:
         return out
 
     def _times_ns(self) -> np.ndarray:
-        return self.decision_times.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+        if self._times is None:
+            self._times = self.decision_times.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+            self._times.flags.writeable = False
+        return self._times
 
-    def _check(self, known: pd.DataFrame) -> None:
+    def _check(self, k: np.ndarray, ids: list[str]) -> None:
         a = self._times_ns()
-        k = known.apply(lambda s: s.dt.tz_convert(None)).to_numpy(dtype="datetime64[ns]")
         late = ~np.isnat(k) & (k > a[:, None])
         if late.any():
             i, j = np.argwhere(late)[0]
             raise LookAheadError(
-                f"look-ahead: {known.columns[j]} value used at decision {known.index[i].date()} "
-                f"was known only at {known.iloc[i, j]}")
+                f"look-ahead: {ids[j]} value used at decision {self.decision_dates[i].date()} "
+                f"was known only at {pd.Timestamp(k[i, j]).tz_localize('UTC')}")
         if not np.isnat(k).all():
             top = pd.Timestamp(np.nanmax(k[~np.isnat(k)])).tz_localize("UTC")
             self.inputs_known_at_max = top if self.inputs_known_at_max is None else max(self.inputs_known_at_max, top)
 
     def aligned_prices(self, instruments: Sequence[str], field: str = "close") -> pd.DataFrame:
         """Decision-date x instrument: the latest price ``field`` known at each decision time."""
-        values, _ = self._align(self._data("prices", tuple(instruments)), field, list(instruments))
+        values = self._align(self._data("prices", tuple(instruments)), field, list(instruments))
         return values
 
     def aligned_macro(self, series: Sequence[str], lag: int = 0) -> pd.DataFrame:
@@ -342,11 +395,11 @@ class PointInTimeView:
         """
         if isinstance(lag, bool) or not isinstance(lag, int) or lag < 0:
             raise ValueError(f"lag must be an integer >= 0, got {lag!r}")
-        values, _ = self._align(self._data("macro", tuple(series)), "value", list(series), lag)
+        values = self._align(self._data("macro", tuple(series)), "value", list(series), lag)
         return values
 
     def aligned_signal(self, signal_name: str, instruments: Sequence[str]) -> pd.DataFrame:
-        values, _ = self._align(self._data("signals", tuple(instruments), signal_name), "value", list(instruments))
+        values = self._align(self._data("signals", tuple(instruments), signal_name), "value", list(instruments))
         return values
 
     def _previous_decision_ns(self) -> np.datetime64:
@@ -469,9 +522,14 @@ class PointInTimeView:
             top = rows["recorded_at"].max() if len(rows) else None
             self._universe_marks[universe] = "none" if top is None or pd.isna(top) else pd.Timestamp(top).isoformat()
             self._universes[universe] = _Long(rows, "instrument_id", "valid_from", ("instrument_id", "valid_from"),
-                                              ("valid_to",))
+                                              ("valid_to",), ("universe", (), universe))
         long = self._universes[universe]
-        rows = (long if self._epoch is None else long.at(self._epoch)).frame
+        long = long if self._epoch is None else long.at(self._epoch)
+        if "members" not in long.memo:
+            long.memo["members"] = self._members(long.frame)
+        return long.memo["members"].copy()
+
+    def _members(self, rows: pd.DataFrame) -> pd.DataFrame:
         rows = rows.sort_values(["instrument_id", "valid_from", "known_at", "recorded_at"], kind="mergesort")
         ids = sorted(rows["instrument_id"].unique()) if len(rows) else []
         out = pd.DataFrame(False, index=self.decision_dates, columns=ids)
@@ -568,13 +626,6 @@ def _vintage_events_lagged(rows: pd.DataFrame, valid: str, field: str, lag: int)
         if len(known_obs) > lag:
             out_v[i] = value_of[known_obs[-1 - lag]]
     return kts, out_v
-
-
-def _single_vintage_monotone(rows: pd.DataFrame, valid: str) -> bool:
-    if rows.duplicated(subset=[valid]).any():
-        return False
-    ordered = rows.sort_values("known_at")
-    return bool(ordered[valid].is_monotonic_increasing)
 
 
 def as_date(d: DateLike) -> date:

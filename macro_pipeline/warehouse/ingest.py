@@ -19,14 +19,18 @@ What happens, in order:
 1. read the file (pyarrow; empty lines are kept so line numbers stay true);
 2. validate every rule over every row and raise ``IngestValidationError`` listing each broken rule
    with the file, the first few line numbers and a count; nothing has been written;
-3. in one transaction, serialized with other ingests by an advisory lock: take ``recorded_at``
-   from the database clock, COPY the rows into staging, then a set-based ``INSERT ... SELECT``
-   stores the rows that are new: a key never seen (added) or a key whose stored version with the
-   same ``known_at`` has other values (a revision or correction). Rows identical to their stored
-   version are skipped, so re-ingesting a file adds nothing (and then not even a batch row is
-   written). Files of more than ``STAGE_CHUNK_ROWS`` rows are staged and inserted in chunks that
-   never split a key (``_Staging``): a second connection COPYs chunk k + 1 into an unlogged
-   table while the transaction inserts chunk k, so the COPY overlaps the INSERT.
+3. in one transaction, serialized with other ingests by an advisory lock: fill known_at from the
+   release rules if the file has none, refuse prices known before their session's close on their
+   instrument's calendar (``known-before-close``), take ``recorded_at`` from the database clock,
+   COPY the rows into staging, then a set-based ``INSERT ... SELECT`` stores the rows that are
+   new: a key never seen (added) or a key whose stored version with the same ``known_at`` has
+   other values (a revision or correction). Rows identical to their stored version are skipped,
+   so re-ingesting a file adds nothing (and then not even a batch row is written). When known_at
+   came from the rule, a row over a stored key is refused (``rewrites-history``: rolled back, rows
+   named with stored and new values) unless ``correction=True``: the rule would give the new value
+   the first print's known_at. Files of more than ``STAGE_CHUNK_ROWS`` rows are staged and
+   inserted in chunks that never split a key (``_Staging``): a second connection COPYs chunk k + 1
+   into an unlogged table while the transaction inserts chunk k, so the COPY overlaps the INSERT.
 
 Speed (5M price rows; ``bench/ingest.py``): the file is memory-mapped, not copied; text columns
 become Categoricals, so string work is per distinct id; known_at is computed per (instrument

@@ -202,3 +202,12 @@ def test_cli_ingest_correction_flag(wh, tmp_path, monkeypatch, capsys):
     assert cli.main(["ingest", "macro", changed, "--correction", "-q"]) == 0
     assert "0 added, 1 revision(s), 3 unchanged" in capsys.readouterr().out
     assert [(v, k) for v, k, _ in _q2_rows(wh)] == [(2.0, Q2_KNOWN), (2.5, Q2_KNOWN)]
+
+
+def test_release_rule_dating_a_price_before_its_close_is_refused(wh):
+    # an instrument whose rule is not `close`: `same_day` dates a price at 00:00 UTC of its day
+    ingest(wh, "instruments", pd.DataFrame({"instrument_id": ["EARLY"], "asset_class": ["equity"], "kind": ["spot"],
+                                            "calendar": ["XNYS"], "release_rule": ["same_day"]}))
+    with pytest.raises(IngestValidationError) as err:
+        ingest(wh, "prices", pd.DataFrame({"instrument_id": ["EARLY"], "obs_date": ["2020-01-02"], "close": [1.0]}))
+    assert "row 1: EARLY 2020-01-02: known_at 2020-01-02 00:00 UTC < close 2020-01-02 21:00 UTC" in str(err.value)

@@ -948,11 +948,15 @@ def _rewrite_problem(spec: KindSpec, frame: pd.DataFrame, raw: RawFile, found: _
     return Problem("rewrites-history", detail, labels, raw.row_word, total=found.count, examples=lines)
 
 
-def _before_close_problem(conn: sa.Connection, frame: pd.DataFrame, raw: RawFile) -> Problem | None:
+def _before_close_problem(conn: sa.Connection, frame: pd.DataFrame, raw: RawFile, rule_dated: bool) -> Problem | None:
     """Prices known before their own session's close on their instrument's calendar (vectorized,
-    per distinct day and calendar); a date that is no session of the calendar is not checked."""
+    per distinct day and calendar); a date that is no session of the calendar is not checked.
+    ``rule_dated``: known_at came from the release rules; the ``close`` rule gives the close itself,
+    so when every instrument uses it there is nothing to check."""
     group, ids = pd.factorize(frame["instrument_id"])
     meta = _instrument_rows(conn, [str(i) for i in ids]).set_index("instrument_id").reindex([str(i) for i in ids])
+    if rule_dated and (meta["release_rule"] == "close").all():
+        return None
     close = release.session_close_by_group(frame["obs_date"], group, meta["calendar"].tolist())
     known = frame["known_at"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[us]")
     early = ~np.isnat(close) & (known < close)
@@ -1030,7 +1034,7 @@ def ingest(
                 early = (frame["known_at"] < start).to_numpy()
                 if early.any():
                     raise IngestValidationError(label, [Problem("known-before-valid", "release rule gave known_at before the valid time", raw.row_labels[early].tolist(), raw.row_word)])
-            if spec.kind == "prices" and (problem := _before_close_problem(conn, frame, raw)) is not None:
+            if spec.kind == "prices" and (problem := _before_close_problem(conn, frame, raw, rule_dated)) is not None:
                 raise IngestValidationError(label, [problem])
             try:
                 _store(conn, spec, frame, report, raw.sha256, staging, show_progress,

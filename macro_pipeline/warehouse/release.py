@@ -181,11 +181,11 @@ def session_close_by_group(when, group: np.ndarray, calendars: Sequence[str]) ->
     when = _naive_utc(when)
     group = np.asarray(group, dtype="int64")
     codes, names = pd.factorize(pd.Series(list(calendars), dtype=object))
-    row_cal = np.asarray(codes, dtype="int64")[group] if len(group) else group
+    row_cal = np.asarray(codes, dtype="int64")[group] if len(names) > 1 else None  # one: no gather
     out = np.full(len(when), np.datetime64("NaT"), dtype="datetime64[us]")
     valid = ~np.isnat(when)
     for c, calendar in enumerate(names):
-        rows = (row_cal == c) & valid
+        rows = valid if row_cal is None else (row_cal == c) & valid
         if rows.any():
             out[rows] = _per_day(when[rows], lambda d, cal=calendar: session_close(d, cal))
     return out

@@ -98,6 +98,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         report = ingest.ingest(
             engine, args.kind, path, register_unknown=args.register_instruments,
             register_release_rule=args.release_rule, show_progress=not args.quiet,
+            correction=args.correction,
         )
         print(report.summary())
     return 0
@@ -367,6 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--release-rule", choices=["close", "quarterly_30d", "same_day"],
                      help="release rule of instruments registered by --register-instruments "
                           "(default: quarterly_30d for macro series, close otherwise)")
+    ing.add_argument("--correction", action="store_true",
+                     help="the files have no known_at and restate stored values: store the changed rows "
+                          "as corrections at the original (release-rule) known_at, recorded after the old "
+                          "rows. Without it such files are refused; a file with known_at is a revision "
+                          "and needs no flag")
     ing.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ing.set_defaults(func=cmd_ingest)
 

@@ -63,7 +63,7 @@ def test_rerun_as_of_a_stored_watermark_reproduces_it_after_revisions(demo):
     # later revisions of data inside the window, and new data after it
     revised = pd.DataFrame({"instrument_id": ["AAPL", "MSFT"], "obs_date": ["2016-06-01", "2016-09-01"],
                             "close": [1.0, 1.0]})
-    assert ingest(demo, "prices", revised).revisions_added == 2
+    assert ingest(demo, "prices", revised, correction=True).revisions_added == 2
     moved = run_backtest(demo, "ema-us-eq20", "2016-01-01", "2016-12-31")
     assert moved.snapshot_id != first.snapshot_id
     assert not np.array_equal(moved.result.equity.to_numpy(), first.result.equity.to_numpy())

@@ -52,7 +52,8 @@ def test_prices_csv_then_same_file_adds_nothing(wh, tmp_path):
 def test_changed_values_add_revision_rows_and_report_them(wh, tmp_path):
     ingest(wh, "prices", write(tmp_path, "p.csv", PRICES_CSV))
     changed = PRICES_CSV.replace("10.5,100\n", "10.6,100\n", 1) + "BBB,2020-01-03,20,21,19,20.7,100\n"
-    report = ingest(wh, "prices", write(tmp_path, "p2.csv", changed))
+    # no known_at: a change is refused unless it is declared a correction (test_ingest_guards.py)
+    report = ingest(wh, "prices", write(tmp_path, "p2.csv", changed), correction=True)
     assert (report.rows_added, report.revisions_added, report.unchanged) == (1, 1, 2)
     with wh.connect() as conn:
         rows = conn.exec_driver_sql(

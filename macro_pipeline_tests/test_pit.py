@@ -151,7 +151,7 @@ def test_future_perturbation_on_real_demo_data(databases):
                              conn, params={"t": tickers})
         old = pd.read_sql("SELECT series_id, obs_date, value FROM macro_observations WHERE series_id='US_REALGDP' AND obs_date > '2007-01-01' AND obs_date < '2008-07-01'", conn)
     future["close"] *= 0.5  # a crash that never happened, known when it "happened"
-    ingest(engine, "prices", future)
+    ingest(engine, "prices", future, correction=True)
     old = old.drop_duplicates(["series_id", "obs_date"]).assign(value=lambda f: f["value"] * 2, known_at=D + pd.Timedelta(days=1))
     ingest(engine, "macro", old)  # revisions of old quarters, released after D
     after = snapshot()
@@ -189,7 +189,8 @@ def test_system_as_of_reproduces_a_read_after_later_revisions(engine):
     a = "2020-04-30 21:00Z"
     first = PointInTimeReader(engine, a)
     snap = first.price_panel(["AAA", "BBB"])
-    ingest(engine, "prices", pd.DataFrame({"instrument_id": ["AAA"], "obs_date": ["2020-02-03"], "close": [999.0]}))
+    ingest(engine, "prices", pd.DataFrame({"instrument_id": ["AAA"], "obs_date": ["2020-02-03"], "close": [999.0]}),
+           correction=True)
     assert PointInTimeReader(engine, a).price_panel(["AAA"]).loc["2020-02-03", "AAA"] == 999.0
     pd.testing.assert_frame_equal(PointInTimeReader(engine, a, system_as_of=first.system_as_of).price_panel(["AAA", "BBB"]), snap)
 

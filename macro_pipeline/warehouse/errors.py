@@ -14,19 +14,28 @@ class LookAheadError(RuntimeError):
 
 @dataclass(frozen=True)
 class Problem:
-    """One broken validation rule: which rule, what it means, and where (row labels)."""
+    """One broken validation rule: which rule, what it means, and where (row labels).
+
+    ``total``: how many rows break it when ``rows`` names only the first few (a check run in the
+    database returns a sample and a count); ``examples``: one line per shown row, saying what is
+    wrong with it (values, times).
+    """
 
     rule: str
     detail: str
     rows: Sequence[int]
     row_word: str = "line"
+    total: int | None = None
+    examples: Sequence[str] = ()
 
     def describe(self, shown: int = 5) -> str:
         rows = list(self.rows)
+        shown = max(shown, len(self.examples))
+        count = len(rows) if self.total is None else self.total
         head = ", ".join(str(r) for r in rows[:shown])
-        more = f", ... ({len(rows)} in all)" if len(rows) > shown else ""
-        where = f"{len(rows)} row(s), {self.row_word}s {head}{more}" if rows else "whole file"
-        return f"[{self.rule}] {self.detail}: {where}"
+        more = f", ... ({count} in all)" if count > min(shown, len(rows)) else ""
+        where = f"{count} row(s), {self.row_word}s {head}{more}" if rows else "whole file"
+        return "\n      ".join([f"[{self.rule}] {self.detail}: {where}", *self.examples])
 
 
 class IngestValidationError(ValueError):

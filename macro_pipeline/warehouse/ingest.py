@@ -19,14 +19,18 @@ What happens, in order:
 1. read the file (pyarrow; empty lines are kept so line numbers stay true);
 2. validate every rule over every row and raise ``IngestValidationError`` listing each broken rule
    with the file, the first few line numbers and a count; nothing has been written;
-3. in one transaction, serialized with other ingests by an advisory lock: take ``recorded_at``
-   from the database clock, COPY the rows into staging, then a set-based ``INSERT ... SELECT``
-   stores the rows that are new: a key never seen (added) or a key whose stored version with the
-   same ``known_at`` has other values (a revision or correction). Rows identical to their stored
-   version are skipped, so re-ingesting a file adds nothing (and then not even a batch row is
-   written). Files of more than ``STAGE_CHUNK_ROWS`` rows are staged and inserted in chunks that
-   never split a key (``_Staging``): a second connection COPYs chunk k + 1 into an unlogged
-   table while the transaction inserts chunk k, so the COPY overlaps the INSERT.
+3. in one transaction, serialized with other ingests by an advisory lock: fill known_at from the
+   release rules if the file has none, refuse prices known before their session's close on their
+   instrument's calendar (``known-before-close``), take ``recorded_at`` from the database clock,
+   COPY the rows into staging, then a set-based ``INSERT ... SELECT`` stores the rows that are
+   new: a key never seen (added) or a key whose stored version with the same ``known_at`` has
+   other values (a revision or correction). Rows identical to their stored version are skipped,
+   so re-ingesting a file adds nothing (and then not even a batch row is written). When known_at
+   came from the rule, a row over a stored key is refused (``rewrites-history``: rolled back, rows
+   named with stored and new values) unless ``correction=True``: the rule would give the new value
+   the first print's known_at. Files of more than ``STAGE_CHUNK_ROWS`` rows are staged and
+   inserted in chunks that never split a key (``_Staging``): a second connection COPYs chunk k + 1
+   into an unlogged table while the transaction inserts chunk k, so the COPY overlaps the INSERT.
 
 Speed (5M price rows; ``bench/ingest.py``): the file is memory-mapped, not copied; text columns
 become Categoricals, so string work is per distinct id; known_at is computed per (instrument
@@ -708,7 +712,9 @@ class _Staging:
 
 
 def _store(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, report: IngestReport,
-           source_sha: str | None, staging: _Staging, show_progress: bool) -> None:
+           source_sha: str | None, staging: _Staging, show_progress: bool, refuse_rewrites: bool) -> None:
+    """Stage and insert ``frame``; with ``refuse_rewrites``, raise ``_Rewrites`` (the caller's
+    transaction then rolls back) when a row would be stored over a key already stored."""
     cols = list(spec.columns)
     frame = frame[cols]
     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({INGEST_LOCK})")
@@ -734,15 +740,24 @@ def _store(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, report: Ing
     staging.start(conn, spec, batch_id, frame, bounds)
     bar = tqdm(total=len(frame), desc=f"ingest {spec.kind}", unit="row", disable=not show_progress, leave=False)
     added = revisions = 0
+    rewrites: _Rewrites | None = None
     with _phase(f"COPY to staging and INSERT, {len(bounds)} chunk(s)"):
         try:
             for (lo, hi), stage in zip(bounds, staging.tables(), strict=True):
-                a, r = _insert_new(conn, spec, stage, frame[spec.entity].iloc[lo:hi], recorded_at, batch_id)
-                added, revisions = added + a, revisions + r
+                if rewrites is None:
+                    a, r = _insert_new(conn, spec, stage, frame[spec.entity].iloc[lo:hi], recorded_at, batch_id)
+                    added, revisions = added + a, revisions + r
+                    # the INSERT counted them for free: the check costs nothing when it passes
+                    if refuse_rewrites and r:
+                        rewrites = _Rewrites()
+                if rewrites is not None:  # this chunk and the rest: find them, insert nothing more
+                    rewrites.add(*_find_rewrites(conn, spec, stage, batch_id))
                 bar.update(hi - lo)
         finally:
             staging.stop()  # after a failure, before the transaction ends: no COPY carries on
     bar.close()
+    if rewrites is not None:
+        raise rewrites
     report.rows_added, report.revisions_added = int(added), int(revisions)
     report.unchanged = report.rows_in_file - report.rows_added - report.revisions_added
     report.batch_id, report.recorded_at = int(batch_id), recorded_at
@@ -824,6 +839,140 @@ class _NothingNew(Exception):
     pass
 
 
+REWRITE_EXAMPLES = 10  # rows of a refused rewrite shown with their stored and new values
+
+
+class _Rewrites(Exception):
+    """Rows of a file without known_at that differ from stored rows: a count and the first few."""
+
+    def __init__(self) -> None:
+        super().__init__("rows would rewrite stored history")
+        self.count = 0
+        self.examples: list[dict] = []
+
+    def add(self, count: int, examples: list[dict]) -> None:
+        self.count += count
+        self.examples = sorted(self.examples + examples, key=lambda r: r["_order"])[:REWRITE_EXAMPLES]
+
+
+def _find_rewrites(conn: sa.Connection, spec: KindSpec, stage: str, batch_id: int) -> tuple[int, list[dict]]:
+    """Staged rows whose key is stored (by another batch) and that are not identical to the stored
+    version with the same known_at: (how many, the first ``REWRITE_EXAMPLES`` in key order).
+
+    Each comes with the stored row it would supersede: the one with the same known_at if any,
+    else the latest vintage. One set-based statement; it runs only once an ingest is refused.
+    """
+    same = " AND ".join(f"t.{k} = s.{k}" for k in spec.keys)
+    differs = " OR ".join(f"s.{v} IS DISTINCT FROM cur.{v}" for v in spec.values)
+    keys = ", ".join(f"s.{k}" for k in spec.keys)
+    new = ", ".join(f"s.{v} AS new_{v}" for v in spec.values)
+    old = ", ".join(f"shown.{v} AS old_{v}" for v in spec.values)
+    t_values = ", ".join(f"t.{v}" for v in spec.values)
+    rows = conn.execute(
+        sa.text(
+            f"""
+            SELECT {keys}, s.known_at AS new_known_at, {new}, shown.known_at AS old_known_at, {old},
+                   count(*) OVER () AS n
+            FROM {stage} s
+            JOIN LATERAL (
+                SELECT t.known_at, {t_values} FROM {spec.table} t
+                WHERE {same} AND t.batch_id <> :batch
+                ORDER BY t.known_at = s.known_at DESC, t.known_at DESC, t.recorded_at DESC LIMIT 1
+            ) shown ON true
+            LEFT JOIN LATERAL (
+                SELECT true AS present, {t_values} FROM {spec.table} t
+                WHERE {same} AND t.known_at = s.known_at AND t.batch_id <> :batch
+                ORDER BY t.recorded_at DESC LIMIT 1
+            ) cur ON true
+            WHERE cur.present IS NULL OR {differs}
+            ORDER BY {keys}
+            LIMIT :limit
+            """
+        ),
+        {"batch": batch_id, "limit": REWRITE_EXAMPLES},
+    ).mappings().all()
+    examples = [dict(r, _order=tuple(r[k] for k in spec.keys)) for r in rows]
+    return (int(rows[0]["n"]) if rows else 0), examples
+
+
+def _shown(v: object) -> str:
+    """A stored or new value as a person reads it: floats in full (repr), dates ISO, NULL as empty."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "empty"
+    if isinstance(v, pd.Timestamp | datetime):
+        return pd.Timestamp(v).tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S UTC") if pd.Timestamp(v).tz else v.isoformat()
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def _same(a: object, b: object) -> bool:
+    na = a is None or (isinstance(a, float) and np.isnan(a))
+    nb = b is None or (isinstance(b, float) and np.isnan(b))
+    return na and nb or (not na and not nb and a == b)
+
+
+def _rows_of_key(spec: KindSpec, frame: pd.DataFrame, key: dict) -> np.ndarray:
+    """Positions (the frame's index: validated row numbers) of the rows with this key."""
+    mask = np.ones(len(frame), dtype=bool)
+    for k in spec.keys:
+        col, v = frame[k], key[k]
+        if k in DATE_COLS or k == "ts":
+            v = pd.Timestamp(v)
+        mask &= (col == v).to_numpy(dtype=bool, na_value=False)
+    return frame.index[mask].to_numpy()
+
+
+def _rewrite_problem(spec: KindSpec, frame: pd.DataFrame, raw: RawFile, found: _Rewrites) -> Problem:
+    """The refusal of a rule-dated file that changes stored values, naming rows, values and the ways out."""
+    labels, lines = [], []
+    for ex in found.examples:
+        at = _rows_of_key(spec, frame, ex)
+        label = raw.row_labels[at[0]] if len(at) else "?"
+        labels.append(label)
+        diffs = [f"{v} {_shown(ex['old_' + v])} -> {_shown(ex['new_' + v])}"
+                 for v in spec.values if not _same(ex["old_" + v], ex["new_" + v])]
+        when = f"stored known_at {_shown(ex['old_known_at'])}"
+        if ex["old_known_at"] != ex["new_known_at"]:
+            when += f", the rule gives {_shown(ex['new_known_at'])}"
+        if not diffs:
+            diffs = [", ".join(f"{v} {_shown(ex['new_' + v])}" for v in spec.values) + " (equal to a stored vintage)"]
+        lines.append(f"{raw.row_word} {label}: {' '.join(_shown(ex[k]) for k in spec.keys)}: "
+                     f"{', '.join(diffs)} ({when})")
+    detail = (
+        "values differ from stored rows and the file has no known_at: the release rule would date them "
+        "at the stored print's knowledge time and silently replace it for every past decision. Either "
+        "give known_at in the file (a revision, known from then on) or pass --correction "
+        "(correction=True): a restatement that keeps the original known_at, recorded after the old row"
+    )
+    return Problem("rewrites-history", detail, labels, raw.row_word, total=found.count, examples=lines)
+
+
+def _before_close_problem(conn: sa.Connection, frame: pd.DataFrame, raw: RawFile, rule_dated: bool) -> Problem | None:
+    """Prices known before their own session's close on their instrument's calendar (vectorized,
+    per distinct day and calendar); a date that is no session of the calendar is not checked.
+    ``rule_dated``: known_at came from the release rules; the ``close`` rule gives the close itself,
+    so when every instrument uses it there is nothing to check."""
+    group, ids = pd.factorize(frame["instrument_id"])
+    meta = _instrument_rows(conn, [str(i) for i in ids]).set_index("instrument_id").reindex([str(i) for i in ids])
+    if rule_dated and (meta["release_rule"] == "close").all():
+        return None
+    close = release.session_close_by_group(frame["obs_date"], group, meta["calendar"].tolist())
+    known = frame["known_at"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[us]")
+    early = ~np.isnat(close) & (known < close)
+    if not early.any():
+        return None
+    at = np.flatnonzero(early)
+    labels = raw.row_labels[frame.index.to_numpy()[at]]
+    utc = lambda x: pd.Timestamp(x).strftime("%Y-%m-%d %H:%M UTC")  # noqa: E731
+    lines = [f"{raw.row_word} {label}: {frame['instrument_id'].iloc[i]} {frame['obs_date'].iloc[i].date()}: "
+             f"known_at {utc(known[i])} < close {utc(close[i])}"
+             for label, i in zip(labels[:REWRITE_EXAMPLES], at[:REWRITE_EXAMPLES], strict=True)]
+    return Problem("known-before-close", "known_at before the close of the price's own session on its "
+                   "instrument's calendar (24/7: 00:00 UTC of the next day): a price cannot be known before "
+                   "it happened", labels.tolist(), raw.row_word, examples=lines)
+
+
 def ingest(
     engine: sa.Engine,
     kind: str,
@@ -834,12 +983,20 @@ def ingest(
     name: str | None = None,
     release_model: release.ReleaseModel = release.DEFAULT_MODEL,
     show_progress: bool = False,
+    correction: bool = False,
 ) -> IngestReport:
     """Validate ``source`` (a file path or a DataFrame) as ``kind`` and store it.
 
     Raises ``IngestValidationError`` (nothing written) on any broken rule, including instruments
     that are not registered unless ``register_unknown`` (then registered with the kind's default
     release rule, or ``register_release_rule``). All-or-nothing: one transaction.
+
+    A source without ``known_at`` (the release rule dates it) whose values differ from stored rows
+    of the same key is refused (rule ``rewrites-history``): the rule would give the new value the
+    first print's known_at, rewriting what every past decision saw. Give ``known_at`` (a revision)
+    or pass ``correction=True``: a restatement at the rule's (the original) known_at, ordered after
+    the stored row by ``recorded_at``. ``correction`` has no effect on a source with ``known_at``.
+    Prices known before their session's close on their calendar are refused (``known-before-close``).
     """
     if register_release_rule is not None and register_release_rule not in release.INSTRUMENT_RULES:
         raise ValueError(f"release rule {register_release_rule!r} is not one of {release.INSTRUMENT_RULES}")
@@ -858,6 +1015,7 @@ def ingest(
     with _phase("validate"):
         frame = validate(spec, raw, label, registered)
     report = IngestReport(kind, label, len(frame))
+    rule_dated = "known_at" not in frame
     try:
         # the staging context is left after the transaction: its INSERTs lock the staging tables
         with _Staging(engine) as staging, engine.begin() as conn:
@@ -876,7 +1034,13 @@ def ingest(
                 early = (frame["known_at"] < start).to_numpy()
                 if early.any():
                     raise IngestValidationError(label, [Problem("known-before-valid", "release rule gave known_at before the valid time", raw.row_labels[early].tolist(), raw.row_word)])
-            _store(conn, spec, frame, report, raw.sha256, staging, show_progress)
+            if spec.kind == "prices" and (problem := _before_close_problem(conn, frame, raw, rule_dated)) is not None:
+                raise IngestValidationError(label, [problem])
+            try:
+                _store(conn, spec, frame, report, raw.sha256, staging, show_progress,
+                       refuse_rewrites=rule_dated and not correction)
+            except _Rewrites as found:  # raised inside the transaction: it rolls back
+                raise IngestValidationError(label, [_rewrite_problem(spec, frame, raw, found)]) from None
             if report.rows_added + report.revisions_added == 0 and not report.instruments_registered:
                 raise _NothingNew
     except _NothingNew:

@@ -61,18 +61,30 @@ def session_closes(calendar: str) -> pd.Series:
     return out.dt.tz_convert("UTC") if out.dt.tz is not None else out.dt.tz_localize("UTC")
 
 
-def close_known_at(obs_dates: pd.Series, calendar: str, model: ReleaseModel = DEFAULT_MODEL) -> pd.Series:
-    """``known_at`` under the ``close`` rule for each date (vectorized)."""
+def session_close(obs_dates: pd.Series, calendar: str) -> pd.Series:
+    """The close (UTC) of each date's session on ``calendar``, NaT where the date is no session.
+
+    Exchange calendars: the real close, early closes included. ``24/7``: every day is a session,
+    closing at the end of the UTC day (00:00 UTC of the next day).
+    """
     dates = pd.to_datetime(obs_dates).dt.normalize()
     if calendar == ALWAYS_OPEN:
         return (dates + pd.Timedelta(days=1)).dt.tz_localize("UTC")
-    cal = _calendar(calendar)
     closes = session_closes(calendar)
     # tz-aware UTC from the start: when no date is a session the reindexed values are all NaT
     # and carry no time zone (pandas 3 refuses astype from naive to aware)
     found = pd.DatetimeIndex(closes.reindex(dates.to_numpy()).to_numpy())
     found = found.tz_localize("UTC") if found.tz is None else found.tz_convert("UTC")
-    known = pd.Series(found.as_unit("ns"), index=dates.index)
+    return pd.Series(found.as_unit("ns"), index=dates.index)
+
+
+def close_known_at(obs_dates: pd.Series, calendar: str, model: ReleaseModel = DEFAULT_MODEL) -> pd.Series:
+    """``known_at`` under the ``close`` rule for each date (vectorized)."""
+    dates = pd.to_datetime(obs_dates).dt.normalize()
+    known = session_close(dates, calendar)
+    if calendar == ALWAYS_OPEN:
+        return known
+    cal = _calendar(calendar)
     missing = known.isna().to_numpy()
     if missing.any():
         local = dates[missing] + pd.Timedelta(
@@ -162,6 +174,23 @@ def known_at_by_group(
     return out
 
 
+def session_close_by_group(when, group: np.ndarray, calendars: Sequence[str]) -> np.ndarray:
+    """Session close (naive UTC ``datetime64[us]``) of each row's valid day on its group's calendar;
+    NaT where that day is no session of it. ``group[i]`` indexes ``calendars``; each calendar is
+    looked up once per distinct day of its rows (as ``known_at_by_group``)."""
+    when = _naive_utc(when)
+    group = np.asarray(group, dtype="int64")
+    codes, names = pd.factorize(pd.Series(list(calendars), dtype=object))
+    row_cal = np.asarray(codes, dtype="int64")[group] if len(names) > 1 else None  # one: no gather
+    out = np.full(len(when), np.datetime64("NaT"), dtype="datetime64[us]")
+    valid = ~np.isnat(when)
+    for c, calendar in enumerate(names):
+        rows = valid if row_cal is None else (row_cal == c) & valid
+        if rows.any():
+            out[rows] = _per_day(when[rows], lambda d, cal=calendar: session_close(d, cal))
+    return out
+
+
 def _evaluate(rule: str, calendar: str, when: np.ndarray, model: ReleaseModel) -> np.ndarray:
     if rule == "settlement":  # the valid timestamp itself: no per-day shortcut
         return when
@@ -199,4 +228,5 @@ def as_utc(values: pd.Series) -> pd.Series:
     return ts.dt.tz_convert("UTC")
 
 
-__all__ = ["ReleaseModel", "DEFAULT_MODEL", "RULES", "apply_rules", "known_at_by_group", "session_closes", "as_utc"]
+__all__ = ["ReleaseModel", "DEFAULT_MODEL", "RULES", "apply_rules", "known_at_by_group", "session_close",
+           "session_close_by_group", "session_closes", "as_utc"]

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from macro_pipeline.engine import ENGINE_VERSION, BacktestConfig, BacktestResult, EndState, simulate
 from macro_pipeline.engine.calendar import calendar_sessions
 from macro_pipeline.warehouse.pit import DateLike, utc
-from macro_pipeline.warehouse.runs import new_run_id, store_run, store_run_in
+from macro_pipeline.warehouse.runs import new_run_id, store_run, store_run_in, write_reads_in
 from macro_pipeline.warehouse.snapshots import SignalSnapshot, write_snapshot, write_snapshot_in
 from macro_pipeline.warehouse.view import PointInTimeView
 
@@ -216,6 +216,7 @@ def run_backtest(engine: sa.Engine, strategy_id: str, start: DateLike, end: Date
     outcome = BacktestOutcome(None, sid, new, view.system_as_of, config_json, result)
     if store:
         run_id = new_run_id()
+        reads = view.reads()
         eq = pd.DataFrame({"equity": result.equity, "cash": result.cash, "gross_exposure": result.exposure["gross"],
                            "net_exposure": result.exposure["net"], "drawdown": result.drawdown, "turnover": result.turnover,
                            "costs": result.costs, "funding": result.funding})
@@ -227,6 +228,7 @@ def run_backtest(engine: sa.Engine, strategy_id: str, start: DateLike, end: Date
             start_state=start_state.to_dict() if start_state is not None else None,
             end_state=result.end_state.to_dict(),
             summary={"costs_paid": float(result.costs.sum()), "funding_paid": float(result.funding.sum())},
+            reads=(reads, view.decision_times.loc[start_d:end_d]),
         )
         outcome.run_id = run_id
     return outcome
@@ -306,6 +308,8 @@ class MonthPlan:
     start: pd.Timestamp | None = None
     weights: pd.DataFrame | None = field(default=None, repr=False)
     marks: dict = field(default_factory=dict)
+    reads: list = field(default_factory=list)  # the footprint: every entity the view read
+    decision_times: pd.Series | None = field(default=None, repr=False)
     start_state: EndState | None = None
     continues: str | None = None  # the stored run whose end state is start_state
     inputs: dict = field(default_factory=dict, repr=False)
@@ -369,6 +373,8 @@ def plan_months(engine: sa.Engine, strategy_id: str, months: list[str], *,
         plan.start_state = EndState.from_dict(dict(prev.end_state))
         plan.continues = prev.run_id
     plan.inputs = engine_inputs(view, cfg, list(plan.weights.columns), start, end)
+    plan.reads = view.reads()  # what the weights and the engine's inputs read
+    plan.decision_times = view.decision_times
     plan.config = backtest_config(cfg, start, end)
     plan.system_as_of = view.system_as_of
     return plan
@@ -422,6 +428,8 @@ def store_months(engine: sa.Engine, plan: MonthPlan, result: BacktestResult | No
                              summary={"pipeline": True, "costs_paid": float(result.costs.loc[ms:me].sum()),
                                       "funding_paid": float(result.funding.loc[ms:me].sum())}, pipeline_month=True,
                              continues=continues)
+                write_reads_in(conn, run_id, plan.reads, valid_to=me.date(),
+                               first_decision=plan.decision_times.loc[ms], last_decision=plan.decision_times.loc[me])
                 state, continues = end_state, run_id
                 outcomes[m] = MonthOutcome(m, "stored", run_id, sid, metrics, int(len(eq.loc[ms:me])))
     return [outcomes[m] for m in sorted(outcomes)]

@@ -6,35 +6,25 @@ Months are keys of the ``month`` partition dimension ("YYYY-MM-01"); "today" and
 are taken in UTC.
 
 How new data maps to reruns (DESIGN section 4):
-- The sensor reads the rows recorded in (cursor, watermark]. A row can first change the decision
-  of day ``max(valid date, known_at date)`` (known_at's UTC date: never later than the first
-  decision that can see it, so the rerun can only start early, never late).
-- A row affects a strategy when its instrument or series is in the strategy's footprint (every
-  id its latest signal snapshot read: traded instruments, macro series, hedge legs, external
-  signals), or when it is a universe row of the strategy's universe.
-- Each affected strategy gets one rerun from the month of its earliest affected day (never
-  before its first month of data, never after its first month without a stored run) to the
-  newest month, in order, in one run.
+- Every stored month records what it read (``run_reads``, written by the run from its
+  point-in-time view): each (source, entity, signal name) with the month's last decision date.
+- The sensor reads the rows recorded in (cursor, watermark]. A row is visible to decision d when
+  it was known by d's decision time and its valid time is not after d, with the same calendars
+  and ``decision_times`` as the view (``first_decisions``).
+- A row affects a stored month when its entity is in that month's footprint and it is visible to
+  one of the month's decisions. Signals are matched by name, universes by universe id.
+- Each affected strategy gets one rerun from its first affected month (never after its first
+  month without a stored run) to the newest month, in order, in one run.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-
-from macro_pipeline.warehouse.pit import _TABLES
-
-# table -> (entity column, SQL giving the first decision day a row can affect)
-_FIRST_DAY = {
-    table: (entity, f"greatest(({valid} AT TIME ZONE 'UTC')::date, (known_at AT TIME ZONE 'UTC')::date)" if ts_valid
-            else f"greatest({valid}, (known_at AT TIME ZONE 'UTC')::date)")
-    for table, entity, valid, _values, ts_valid in _TABLES.values()
-}
-_KEY = re.compile(r"^(?:universe:(?P<universe>.+)|[a-z_]+(?::[^\[]*)?\[(?P<ids>[^\]]*)\])$")
 
 
 def month_of(d) -> str:
@@ -63,15 +53,18 @@ class Rerun:
         return months_between(self.first_month, self.last_month)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Change:
-    """New rows of one table for one entity (instrument, series or universe) in a batch."""
+    """New rows of one source for one entity (instrument, series or universe; and signal name)
+    in a batch: the valid time of each (date, or UTC timestamp for funding) and the earliest
+    known_at (UTC) among the new rows of that valid time."""
 
-    table: str
+    source: str
     entity: str
-    first_day: date
+    signal_name: str
+    valid: np.ndarray  # datetime64[ns]
+    known: np.ndarray  # datetime64[ns], UTC
     rows: int
-    universe: str | None = None
 
 
 # --------------------------------------------------------------------------- strategies
@@ -163,67 +156,150 @@ def nightly_reruns(engine: sa.Engine, strategy_ids: list[str], today: pd.Timesta
 
 # --------------------------------------------------------------------------- new data -> reruns
 
+# source -> (table, entity column, valid column, valid is a timestamp, has a signal name)
+SOURCES = {
+    "prices": ("prices", "instrument_id", "obs_date", False, False),
+    "macro": ("macro_observations", "series_id", "obs_date", False, False),
+    "funding": ("funding_rates", "instrument_id", "ts", True, False),
+    "corporate_actions": ("corporate_actions", "instrument_id", "ex_date", False, False),
+    "signals": ("external_signals", "instrument_id", "obs_date", False, True),
+    "universe": ("universe_membership", "universe", "valid_from", False, False),
+}
 
-def footprint(engine: sa.Engine, strategy_id: str, universe: str) -> set[str]:
-    """Every id a strategy's results depend on: what its latest signal snapshot read (the traded
-    instruments' prices, macro series, funding, hedge legs, external signals; actions and
-    funding of the traded instruments come with them), or, before any snapshot, every id its
-    universe ever held. Universe rows are matched by universe name, separately."""
+_CURRENT_PIPELINE = ("b.superseded_by IS NULL AND b.status = 'success' AND b.summary ->> 'pipeline' = 'true'")
+
+
+def footprint(engine: sa.Engine, strategy_id: str) -> dict[str, set[tuple[str, str, str]]]:
+    """month -> every (source, entity, signal name) its current pipeline run read, as recorded
+    by the run itself (``run_reads``). Ad-hoc runs, unstored runs and other snapshots do not
+    enter: only what each stored month read."""
+    out: dict[str, set[tuple[str, str, str]]] = {}
     with engine.connect() as conn:
-        marks = conn.execute(sa.text("SELECT input_watermarks FROM signal_snapshots WHERE strategy_id = :s "
-                                     "ORDER BY created_at DESC LIMIT 1"), {"s": strategy_id}).scalar()
-        if not marks:
-            return set(conn.execute(sa.text("SELECT DISTINCT instrument_id FROM universe_membership WHERE universe = :u"),
-                                    {"u": universe}).scalars())
-    ids: set[str] = set()
-    for key in marks:
-        m = _KEY.match(key)
-        if m and m.group("ids"):
-            ids.update(i for i in m.group("ids").split(",") if i)
-    return ids
+        for month, source, entity, sig in conn.execute(sa.text(
+                "SELECT to_char(b.window_start, 'YYYY-MM-01'), r.source, r.entity, r.signal_name "
+                f"FROM run_reads r JOIN backtest_runs b USING (run_id) WHERE b.strategy_id = :s AND {_CURRENT_PIPELINE}"),
+                {"s": strategy_id}):
+            out.setdefault(month, set()).add((source, entity, sig))
+    return out
 
 
 def changes_between(engine: sa.Engine, after: pd.Timestamp, upto: pd.Timestamp) -> list[Change]:
-    """Rows recorded in (after, upto], grouped per table and entity, with the first decision day
-    each group can affect. Uses the BRIN indexes on ``recorded_at``."""
+    """Rows recorded in (after, upto] of entities some stored run read, per source and entity
+    (and signal name): the valid time and earliest known_at of each (entity, valid time) among
+    them. Uses the BRIN indexes on ``recorded_at``; rows of entities no stored run read cannot
+    change a stored result and are not fetched."""
     out: list[Change] = []
     params = {"after": after.to_pydatetime(), "upto": upto.to_pydatetime()}
     with engine.connect() as conn:
-        for table, (entity, first_day) in _FIRST_DAY.items():
-            for ent, day, n in conn.execute(sa.text(
-                    f"SELECT {entity}, min({first_day}), count(*) FROM {table} "
-                    "WHERE recorded_at > :after AND recorded_at <= :upto GROUP BY 1"), params):
-                out.append(Change(table, ent, day, int(n)))
-        for uni, ent, day, n in conn.execute(sa.text(
-                "SELECT universe, instrument_id, min(greatest(valid_from, (known_at AT TIME ZONE 'UTC')::date)), count(*) "
-                "FROM universe_membership WHERE recorded_at > :after AND recorded_at <= :upto GROUP BY 1, 2"), params):
-            out.append(Change("universe_membership", ent, day, int(n), universe=uni))
+        for source, (table, entity, valid, ts_valid, named) in SOURCES.items():
+            sig = "signal_name" if named else "''"
+            valid_sql = f"({valid} AT TIME ZONE 'UTC')" if ts_valid else valid
+            rows = conn.execute(sa.text(
+                f"SELECT {entity}, {sig}, {valid_sql}, min(known_at AT TIME ZONE 'UTC'), count(*) FROM {table} "
+                f"WHERE recorded_at > :after AND recorded_at <= :upto "
+                f"AND {entity} IN (SELECT entity FROM run_reads WHERE source = :src) "
+                f"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"), {**params, "src": source}).all()
+            frame = pd.DataFrame(rows, columns=["entity", "sig", "valid", "known", "n"])
+            for (ent, name), g in frame.groupby(["entity", "sig"], sort=True):
+                out.append(Change(source, ent, name, pd.to_datetime(g["valid"]).to_numpy(dtype="datetime64[ns]"),
+                                  pd.to_datetime(g["known"]).to_numpy(dtype="datetime64[ns]"), int(g["n"].sum())))
+    return out
+
+
+_DECISIONS: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def decision_calendar(calendar: str) -> tuple[np.ndarray, np.ndarray]:
+    """(session dates, decision times in UTC) of a calendar, naive datetime64[ns]: the same
+    ``decision_times`` the point-in-time view uses (exchange closes, early closes included;
+    24/7: 00:00 UTC of the next day)."""
+    if calendar not in _DECISIONS:
+        from macro_pipeline.warehouse.release import ALWAYS_OPEN
+        from macro_pipeline.warehouse.view import closes_ns, decision_times
+
+        if calendar == ALWAYS_OPEN:
+            days = pd.date_range("1985-01-01", "2035-12-31", freq="D")
+            _DECISIONS[calendar] = (days.to_numpy(dtype="datetime64[ns]"), decision_times(
+                days, calendar).dt.tz_convert(None).to_numpy(dtype="datetime64[ns]"))
+        else:
+            _DECISIONS[calendar] = closes_ns(calendar)
+    return _DECISIONS[calendar]
+
+
+def first_decisions(change: Change, calendar: str) -> np.ndarray:
+    """For each row of ``change``: the first decision date on ``calendar`` that can see it (NaT:
+    none can). A row is visible to decision d when it was known by a(d) and its valid time is
+    not after d: prices, macro, signals and universe intervals from the session of their valid
+    date on; a funding settlement from the bar it settles in (the first decision time at or
+    after its timestamp: a settlement at 00:00 UTC belongs to the previous day's 24/7 bar); a
+    corporate action only on its ex-date, if known by that session's close (the engine applies
+    it there, in the version known then, and nowhere else)."""
+    days, times = decision_calendar(calendar)
+    if change.source == "funding":
+        idx = np.searchsorted(times, np.maximum(change.valid, change.known), side="left")
+    else:
+        idx = np.maximum(np.searchsorted(days, change.valid, side="left"),
+                         np.searchsorted(times, change.known, side="left"))
+    ok = idx < len(days)
+    if change.source == "corporate_actions":
+        at = np.searchsorted(days, change.valid, side="left")
+        ok &= (at < len(days)) & (idx == at)
+        ok[ok] &= days[at[ok]] == change.valid[ok]
+    out = np.full(len(idx), np.datetime64("NaT"), dtype="datetime64[ns]")
+    out[ok] = days[idx[ok]]
     return out
 
 
 def pit_reruns(engine: sa.Engine, changes: list[Change], today: pd.Timestamp | None = None) -> list[Rerun]:
-    """The reruns a batch of changes calls for: per affected strategy, from the month of the
-    earliest day any change can affect to the newest month. Strategies with no stored run yet
-    are left to registration and the nightly schedule (their history is not built yet)."""
+    """The reruns a batch of changes calls for (DESIGN section 4).
+
+    A new row affects a stored month when its (source, entity, signal name) is in that month's
+    footprint (``run_reads``: what the month read) and it was visible to one of the month's
+    decisions (``first_decisions`` on the strategy's calendar, on or before the month's last
+    decision date). Each affected strategy gets one rerun from its first affected month to its
+    newest month. A strategy whose footprint holds a changed entity but none of whose stored
+    months could see the row (new days, say) is run from its first missing or incomplete month,
+    if it has one. Strategies with no stored month are left to registration and the nightly
+    schedule."""
     if not changes:
         return []
+    from macro_pipeline.backtests import load_strategy
+
     today = today_utc() if today is None else pd.Timestamp(today)
+    keys = {(c.source, c.entity, c.signal_name): c for c in changes}
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT b.strategy_id, to_char(b.window_start, 'YYYY-MM-01'), r.valid_to, r.source, r.entity, r.signal_name "
+            "FROM run_reads r JOIN backtest_runs b USING (run_id) "
+            "JOIN unnest(CAST(:src AS text[]), CAST(:ent AS text[]), CAST(:sig AS text[])) AS k(source, entity, signal_name) "
+            "ON r.source = k.source AND r.entity = k.entity AND r.signal_name = k.signal_name "
+            f"WHERE {_CURRENT_PIPELINE} ORDER BY 1, 2"),
+            {"src": [k[0] for k in keys], "ent": [k[1] for k in keys], "sig": [k[2] for k in keys]}).all()
+    hits: dict[str, list[tuple[str, date, tuple[str, str, str]]]] = {}
+    for sid, month, valid_to, source, entity, sig in rows:
+        hits.setdefault(sid, []).append((month, valid_to, (source, entity, sig)))
     out = []
-    for sid, universe in sorted(registered(engine).items()):
-        if not stored_months(engine, sid):
-            continue
+    for sid in sorted(hits):
+        calendar = load_strategy(engine, sid).calendar
+        reach = {key: first_decisions(keys[key], calendar) for key in {k for _, _, k in hits[sid]}}
+        first_seen = {key: (np.nanmin(v) if (~np.isnat(v)).any() else None) for key, v in reach.items()}
+        affected = [(month, key) for month, valid_to, key in hits[sid]
+                    if first_seen[key] is not None and pd.Timestamp(first_seen[key]).date() <= valid_to]
         newest = newest_month(engine, sid, today)
-        ids = footprint(engine, sid, universe)
-        hits = [c for c in changes if (c.universe == universe if c.table == "universe_membership" else c.entity in ids)]
-        if not hits:
-            continue
-        first_hit = min(hits, key=lambda c: c.first_day)
-        start = max(month_of(first_hit.first_day), first_month(engine, sid) or newest)
         missing = first_missing_month(engine, sid, today)
-        if missing is not None:
-            start = min(start, missing)
+        if affected:
+            start, key = min(affected)
+            reason = (f"{keys[key].rows} new row(s) of {key[0]}:{key[1]}{'/' + key[2] if key[2] else ''} "
+                      f"visible from {pd.Timestamp(first_seen[key]).date()}")
+            if missing is not None and missing < start:
+                start = missing
+        elif missing is not None:
+            start, reason = missing, f"new data for its inputs; months from {missing[:7]} are missing or incomplete"
+        else:
+            continue
+        others = sorted({f"{m[0]}:{m[1]}" for _, m in affected} - {f"{key[0]}:{key[1]}"}) if affected else []
+        if others:
+            reason += f" (and {', '.join(others[:5])}{' ...' if len(others) > 5 else ''})"
         start = min(start, newest)
-        what = sorted({f"{c.table}:{c.entity}" for c in hits})
-        out.append(Rerun(sid, start, newest, f"{sum(c.rows for c in hits)} new row(s) in {', '.join(what[:6])}"
-                                             f"{' ...' if len(what) > 6 else ''}; first affected day {first_hit.first_day}"))
+        out.append(Rerun(sid, start, newest, reason))
     return out

@@ -139,18 +139,17 @@ def test_point_in_time_sensor_reruns_exactly_the_affected_months(world):
     assert [r for r in _tick(instance, engine, result.cursor).run_requests] == []
 
 
-def test_a_revision_known_today_reruns_only_the_newest_month(world):
+def test_a_revision_known_today_of_an_old_date_reruns_nothing_no_stored_decision_saw(world):
+    """atr-index reads SPX, but its newest stored month ends in 2018 (where SPX ends): no stored
+    decision was taken after today's revision was known, so recomputing changes nothing."""
     engine, instance = world
     cursor = _tick(instance, engine, None).cursor
     now = pd.Timestamp.now(tz="UTC").floor("s") - pd.Timedelta(seconds=5)
     ingest(engine, "prices", pd.DataFrame({"instrument_id": ["SPX"], "obs_date": ["2016-05-02"], "close": [2100.0],
                                            "known_at": [now.isoformat()]}))
     result = _tick(instance, engine, cursor)
-    backtests = {r.tags[STRATEGY_TAG]: r for r in result.run_requests if r.job_name == "backtest_job"}
-    assert set(backtests) == {"atr-index"}  # SPX: atr-index trades it; carry-simple does not
-    newest = newest_month(engine, "atr-index")
-    assert backtests["atr-index"].tags[RANGE_START_TAG] == f"{newest}|atr-index"
-    assert backtests["atr-index"].tags[RANGE_END_TAG] == f"{newest}|atr-index"
+    assert [r for r in result.run_requests if r.job_name == "backtest_job"] == []
+    assert result.run_requests == [] and "no registered strategy affected" in str(result.skip_reason)
 
 
 def test_registration_sensor_adds_partition_keys_and_backfills_full_history(databases, world):

@@ -115,6 +115,7 @@ def store_run_in(
     summary: dict | None = None,
     pipeline_month: bool = False,
     continues: str | None = None,
+    reads: tuple[list, pd.Series] | None = None,
 ) -> str | None:
     """Store one complete run, inside the caller's transaction, and supersede the previous current
     run of the same strategy, window and settings (``config_hash``); returns the superseded id.
@@ -128,6 +129,8 @@ def store_run_in(
     when this run commits (checked under the strategy's lock, in the same transaction), so two
     runs that write one strategy's chain at once can never leave a month continuing from a
     replaced predecessor: the later one fails with ``ChainChanged`` and stores nothing.
+
+    ``reads``: (the view's ``reads()``, the decision times of the run's sessions): its footprint.
 
     ``equity``: index session dates, columns equity, cash, gross_exposure, net_exposure, drawdown,
     turnover, and optionally costs and funding (per session). ``fills``/``round_trips``: the engine's frames. ``metrics``: scalar values go to
@@ -203,7 +206,27 @@ def store_run_in(
     if scalars:
         conn.execute(sa.text("INSERT INTO metrics (run_id, metric_name, value) VALUES (:r, :k, :v)"),
                      [{"r": run_id, "k": k, "v": v} for k, v in scalars.items()])
+    if reads is not None and len(reads[1]):
+        entities, times = reads
+        write_reads_in(conn, run_id, entities, valid_to=times.index[-1].date(),
+                       first_decision=times.iloc[0], last_decision=times.iloc[-1])
     return previous
+
+
+def write_reads_in(conn: sa.Connection, run_id: str, reads: list[tuple], *, valid_to: date,
+                   first_decision: datetime, last_decision: datetime) -> None:
+    """Store a run's footprint (``PointInTimeView.reads()``: source, entity, signal name, first
+    valid time read) in the caller's transaction; see ``sql/007_run_reads.sql``."""
+    if not reads:
+        return
+    frame = pd.DataFrame({
+        "run_id": run_id,
+        "source": [r[0] for r in reads], "entity": [r[1] for r in reads], "signal_name": [r[2] for r in reads],
+        "valid_from": [None if r[3] is None else pd.Timestamp(r[3]).strftime("%Y-%m-%d") for r in reads],
+        "valid_to": pd.Timestamp(valid_to).strftime("%Y-%m-%d"),
+        "first_decision": pd.Timestamp(first_decision).isoformat(),
+        "last_decision": pd.Timestamp(last_decision).isoformat()})
+    _copy(conn, "run_reads", frame)
 
 
 def list_runs(engine: sa.Engine, strategy_id: str | None = None, current_only: bool = False) -> pd.DataFrame:

@@ -60,7 +60,7 @@ def _ns(column: pd.Series) -> np.ndarray:
 _CLOSES: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
 
-def _closes_ns(calendar: str) -> tuple[np.ndarray, np.ndarray]:
+def closes_ns(calendar: str) -> tuple[np.ndarray, np.ndarray]:
     """(session dates, their closes in UTC), naive datetime64[ns], for searchsorted."""
     if calendar not in _CLOSES:
         closes = session_closes(calendar)
@@ -354,7 +354,7 @@ class PointInTimeView:
         days = pd.DatetimeIndex(valid).normalize()
         if self.calendar == ALWAYS_OPEN:
             return (days + pd.Timedelta(days=1)).to_numpy(dtype="datetime64[ns]")
-        closes = _closes_ns(self.calendar)
+        closes = closes_ns(self.calendar)
         pos = np.searchsorted(closes[0], days.to_numpy(dtype="datetime64[ns]"), side="left")
         out = np.full(len(days), np.datetime64("2262-01-01", "ns"))
         ok = pos < len(closes[0])

@@ -180,9 +180,16 @@ def leaderboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         engine = warehouse.engine()
         board = leaderboard_frame(engine)
         comparison = write_comparison(engine, list(board.index), reports_dir() / "leaderboard.html") if len(board) else None
-    context.log.info("\n" + board.to_string())
-    md = board.to_markdown(floatfmt=".4f") if len(board) else "no strategy has stored results yet"
-    meta = {"strategies": len(board), "leaderboard": dg.MetadataValue.md(md)}
+    shown = board.drop(columns=["runs_sha256", "newest_run"], errors="ignore")
+    context.log.info("\n" + shown.to_string())
+    md = shown.to_markdown(floatfmt=".4f") if len(board) else "no strategy has stored results yet"
+    # what was ranked: per strategy, its current monthly runs (count, digest of their ids in window
+    # order, the newest one); never a superseded run or a reproduction
+    ranked = {str(sid): {"runs": int(row["runs"]), "runs_sha256": row["runs_sha256"], "newest_run": row["newest_run"]}
+              for sid, row in board.iterrows()}
+    meta = {"strategies": len(board), "leaderboard": dg.MetadataValue.md(md),
+            "ranked_runs": dg.MetadataValue.json(ranked),
+            "runs_ranked": dg.MetadataValue.int(sum(r["runs"] for r in ranked.values()))}
     if len(board):
         meta["comparison_report"] = dg.MetadataValue.path(str(comparison))
         meta["best_sharpe"] = dg.MetadataValue.float(float(board["sharpe"].max()))
@@ -190,6 +197,7 @@ def leaderboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         for sid, row in board.iterrows():  # one plottable series per strategy across materializations
             meta[f"sharpe/{sid}"] = dg.MetadataValue.float(float(row["sharpe"]))
             meta[f"cagr/{sid}"] = dg.MetadataValue.float(float(row["cagr"]))
+            meta[f"runs/{sid}"] = dg.MetadataValue.int(int(row["runs"]))
     return dg.MaterializeResult(metadata=meta)
 
 

@@ -14,6 +14,13 @@ Timing and data (DESIGN sections 1-2):
   stored up to `system_as_of`.
 - `system_as_of` (default: now, read from the database clock) is recorded on the run. Rerunning
   with the same value reproduces the run bit for bit, even after later revisions.
+- Current results and reproductions: a run computed now (no `system_as_of`, or one no older than
+  the newest ingest batch) is the current result of its strategy, window and settings and
+  supersedes the previous one. A run with an explicit `system_as_of` older than the data is a
+  *reproduction*: it re-reads an earlier state of the warehouse, so it is stored (marked, with the
+  id of the current run it reproduces) but never supersedes anything and never becomes current.
+  Pipeline months are always computed on the current data (`plan_months` refuses an older
+  watermark).
 """
 
 from __future__ import annotations
@@ -29,7 +36,13 @@ import sqlalchemy as sa
 from macro_pipeline.engine import ENGINE_VERSION, BacktestConfig, BacktestResult, EndState, simulate
 from macro_pipeline.engine.calendar import calendar_sessions
 from macro_pipeline.warehouse.pit import DateLike, utc
-from macro_pipeline.warehouse.runs import new_run_id, store_run, store_run_in, write_reads_in
+from macro_pipeline.warehouse.runs import (
+    new_run_id,
+    reproduced_run,
+    store_run,
+    store_run_in,
+    write_reads_in,
+)
 from macro_pipeline.warehouse.snapshots import SignalSnapshot, write_snapshot, write_snapshot_in
 from macro_pipeline.warehouse.view import PointInTimeView
 
@@ -47,6 +60,8 @@ class BacktestOutcome:
     config: dict
     result: BacktestResult = field(repr=False)
     superseded: str | None = None
+    reproduction: bool = False  # computed as of an older state than the data: stored, never current
+    reproduces: str | None = None  # the current run of the same strategy, window and settings
 
     @property
     def metrics(self) -> dict:
@@ -56,7 +71,8 @@ class BacktestOutcome:
         metrics = {k: (None if isinstance(v, float) and v != v else v) for k, v in self.metrics.items()
                    if k != "monthly_returns"}
         return {"run_id": self.run_id, "signal_snapshot_id": self.snapshot_id,
-                "system_as_of": self.system_as_of.isoformat(), "config": self.config, "metrics": metrics}
+                "system_as_of": self.system_as_of.isoformat(), "config": self.config, "metrics": metrics,
+                "reproduction": self.reproduction, "reproduces": self.reproduces}
 
 
 # --------------------------------------------------------------------------- strategies in the warehouse
@@ -199,11 +215,30 @@ def backtest_config(cfg, start: DateLike, end: DateLike, *, clean: bool = False,
                           rebalance_frequency=cfg.rebalance, calendar=cfg.calendar, clean=clean, **overrides)
 
 
+def is_reproduction(engine: sa.Engine, system_as_of: DateLike | None) -> bool:
+    """Whether a run as of ``system_as_of`` re-reads an older state of the warehouse than a run
+    made now: an explicit watermark before the newest ingest batch. None (now) never is; neither
+    is a watermark after which nothing was recorded (it reads exactly what now reads)."""
+    from macro_pipeline.warehouse.pit import data_watermark
+
+    if system_as_of is None:
+        return False
+    newest = data_watermark(engine)
+    return newest is not None and utc(system_as_of) < newest
+
+
 def run_backtest(engine: sa.Engine, strategy_id: str, start: DateLike, end: DateLike, *, clean: bool = False,
                  system_as_of: DateLike | None = None, start_state: EndState | None = None,
                  orchestrator_run_id: str | None = None, store: bool = True, **config_overrides: Any) -> BacktestOutcome:
-    """Generate (or reuse) the snapshot, simulate, and store the run with its lineage."""
+    """Generate (or reuse) the snapshot, simulate, and store the run with its lineage.
+
+    Without ``system_as_of`` (or with one no older than the data) the stored run is the current
+    result of (strategy, window, settings) and supersedes the previous one (``outcome.superseded``).
+    With an explicit ``system_as_of`` older than the newest ingest batch it is a reproduction
+    (``outcome.reproduction``): stored, superseding nothing, never current, naming the current run
+    it reproduces (``outcome.reproduces``; None when the window has no current run)."""
     cfg = load_strategy(engine, strategy_id)
+    reproduction = is_reproduction(engine, system_as_of)
     start_d, end_d = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
     if start_d > end_d:
         raise ValueError(f"--start {start_d.date()} is after --end {end_d.date()}")
@@ -213,7 +248,7 @@ def run_backtest(engine: sa.Engine, strategy_id: str, start: DateLike, end: Date
     config = backtest_config(cfg, start_d, end_d, clean=clean, **config_overrides)
     result = simulate(inputs.pop("prices"), snap.weights, config, start_state=start_state, **inputs)
     config_json = config.to_dict()
-    outcome = BacktestOutcome(None, sid, new, view.system_as_of, config_json, result)
+    outcome = BacktestOutcome(None, sid, new, view.system_as_of, config_json, result, reproduction=reproduction)
     if store:
         run_id = new_run_id()
         reads = view.reads()
@@ -229,8 +264,11 @@ def run_backtest(engine: sa.Engine, strategy_id: str, start: DateLike, end: Date
             end_state=result.end_state.to_dict(),
             summary={"costs_paid": float(result.costs.sum()), "funding_paid": float(result.funding.sum())},
             reads=(reads, view.decision_times.loc[start_d:end_d]),
+            reproduction=reproduction,
         )
         outcome.run_id = run_id
+        if reproduction:
+            outcome.reproduces = reproduced_run(engine, run_id)
     return outcome
 
 
@@ -289,7 +327,7 @@ def _previous_pipeline_run(engine: sa.Engine, strategy_id: str, window: tuple[pd
         return conn.execute(sa.text(
             "SELECT run_id, end_state FROM backtest_runs WHERE strategy_id = :s "
             "AND date_trunc('month', window_start) = date_trunc('month', CAST(:ws AS date)) AND window_end = :we "
-            "AND superseded_by IS NULL AND status = 'success' AND summary ->> 'pipeline' = 'true' "
+            "AND superseded_by IS NULL AND status = 'success' AND NOT reproduction AND summary ->> 'pipeline' = 'true' "
             "ORDER BY created_at DESC LIMIT 1"),
             {"s": strategy_id, "ws": window[0].date(), "we": window[1].date()}).first()
 
@@ -328,10 +366,15 @@ def plan_months(engine: sa.Engine, strategy_id: str, months: list[str], *,
     """Read what a stretch of months needs: weights (computed once for the stretch), engine
     inputs, and the previous month's end state (``ValueError`` naming the month when the chain
     has a gap). Months before the strategy's data are ``before-data``; months with no session
-    yet ``after-data``."""
+    yet ``after-data``. Months are current results: a ``system_as_of`` older than the data is
+    refused (``ValueError``; reproduce a window with ``run_backtest`` instead)."""
     from macro_pipeline.strategies.registry import build
     from macro_pipeline.warehouse.pit import current_watermark
 
+    if is_reproduction(engine, system_as_of):
+        raise ValueError(f"pipeline months of {strategy_id} are current results, computed on the current data; "
+                         f"system_as_of {utc(system_as_of).isoformat()} is older than the data (reproduce a window "
+                         "with `macro-pipeline backtest --system-as-of` instead)")
     cfg = load_strategy(engine, strategy_id)
     system_as_of = current_watermark(engine) if system_as_of is None else utc(system_as_of)
     limit = data_limit(engine, cfg, system_as_of)
@@ -451,14 +494,30 @@ def run_months(engine: sa.Engine, strategy_id: str, months: list[str], *, system
     return store_months(engine, plan, simulate_plan(plan), orchestrator_run_id=orchestrator_run_id)
 
 
-def stitched_equity(engine: sa.Engine, strategy_id: str) -> pd.Series:
-    """The strategy's full-history daily equity from its current monthly pipeline runs."""
+def stitched_history(engine: sa.Engine, strategy_id: str) -> tuple[pd.Series, list[str]]:
+    """The strategy's full-history daily equity from its current monthly pipeline runs (never a
+    superseded run or a reproduction), and the ids of those runs in window order. One query, so
+    the curve and the ids always describe the same runs."""
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
-            "SELECT e.session_date, e.equity FROM backtest_runs r JOIN daily_equity e USING (run_id) "
-            "WHERE r.strategy_id = :s AND r.superseded_by IS NULL AND r.status = 'success' "
+            "SELECT e.session_date, e.equity, r.run_id FROM backtest_runs r JOIN daily_equity e USING (run_id) "
+            "WHERE r.strategy_id = :s AND r.superseded_by IS NULL AND r.status = 'success' AND NOT r.reproduction "
             "AND r.summary ->> 'pipeline' = 'true' ORDER BY e.session_date"), {"s": strategy_id}).all()
-    return pd.Series([r[1] for r in rows], index=pd.DatetimeIndex([r[0] for r in rows]), name=strategy_id, dtype="float64")
+    equity = pd.Series([r[1] for r in rows], index=pd.DatetimeIndex([r[0] for r in rows]), name=strategy_id,
+                       dtype="float64")
+    return equity, list(dict.fromkeys(r[2] for r in rows))
+
+
+def stitched_equity(engine: sa.Engine, strategy_id: str) -> pd.Series:
+    """The strategy's full-history daily equity from its current monthly pipeline runs."""
+    return stitched_history(engine, strategy_id)[0]
+
+
+def runs_digest(run_ids: list[str]) -> str:
+    """sha256 of run ids in window order, comma-joined: names the exact set of runs a ranking used."""
+    import hashlib
+
+    return hashlib.sha256(",".join(run_ids).encode()).hexdigest()
 
 
 def month_signals(engine: sa.Engine, strategy_id: str, months: list[str], *,
@@ -507,7 +566,7 @@ def current_month_runs(engine: sa.Engine, strategy_id: str, months: list[str]) -
         runs = conn.execute(sa.text(
             "SELECT DISTINCT ON (date_trunc('month', window_start)) to_char(window_start, 'YYYY-MM-01'), window_end, run_id "
             "FROM backtest_runs WHERE strategy_id = :s AND superseded_by IS NULL AND status = 'success' "
-            "AND summary ->> 'pipeline' = 'true' AND window_start >= :lo AND window_start <= :hi "
+            "AND NOT reproduction AND summary ->> 'pipeline' = 'true' AND window_start >= :lo AND window_start <= :hi "
             "ORDER BY date_trunc('month', window_start), created_at DESC"),
             {"s": strategy_id, "lo": min(w[0] for w in windows.values()).date(),
              "hi": max(w[1] for w in windows.values()).date()}).all()
@@ -521,16 +580,22 @@ def current_month_runs(engine: sa.Engine, strategy_id: str, months: list[str]) -
 
 
 def leaderboard_frame(engine: sa.Engine) -> pd.DataFrame:
-    """Every strategy with pipeline results, ranked by Sharpe on its stitched full history."""
+    """Every strategy with pipeline results, ranked by Sharpe on its stitched full history (current
+    monthly runs only: superseded runs and reproductions are never ranked). Columns: the headline
+    metrics, ``first``/``last`` session, and what was ranked: ``runs`` (count), ``runs_sha256``
+    (``runs_digest`` of their ids in window order) and ``newest_run``."""
     from macro_pipeline.engine import compute_metrics
 
     rows = {}
-    for strategy_id in list_strategies(engine)["strategy_id"] if len(list_strategies(engine)) else []:
-        eq = stitched_equity(engine, strategy_id)
+    strategies = list_strategies(engine)
+    for strategy_id in strategies["strategy_id"] if len(strategies) else []:
+        eq, run_ids = stitched_history(engine, strategy_id)
         if len(eq) < 2:
             continue
         m = compute_metrics(eq.pct_change().dropna())
         rows[strategy_id] = {k: m[k] for k in ("total_return", "cagr", "annual_volatility", "sharpe", "sortino",
-                                               "max_drawdown", "calmar")} | {"first": eq.index[0].date(), "last": eq.index[-1].date()}
+                                               "max_drawdown", "calmar")} | {
+            "first": eq.index[0].date(), "last": eq.index[-1].date(), "runs": len(run_ids),
+            "runs_sha256": runs_digest(run_ids), "newest_run": run_ids[-1]}
     board = pd.DataFrame.from_dict(rows, orient="index")
     return board.sort_values("sharpe", ascending=False) if len(board) else board

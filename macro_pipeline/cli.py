@@ -131,7 +131,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     result = run_demo(show_progress=not args.quiet, workers=args.workers, only=args.strategy)
     print()
     print("leaderboard (full history stitched from the monthly runs, ranked by Sharpe):")
-    board = result.leaderboard.copy()
+    board = result.leaderboard.drop(columns=["runs_sha256", "newest_run"], errors="ignore")
     for col in ("total_return", "cagr", "annual_volatility", "max_drawdown"):
         if col in board:
             board[col] = board[col].map(lambda v: f"{v:.2%}")
@@ -253,6 +253,14 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_status(r) -> str:
+    """current | superseded | reproduction (of the current run it reproduces, if any). A missing id
+    is NaN in pandas 3's string columns (truthy), hence the type tests."""
+    if r.reproduction:
+        return f"reproduction of {r.reproduces[:12]}" if isinstance(r.reproduces, str) else "reproduction"
+    return "superseded" if isinstance(r.superseded_by, str) else "current"
+
+
 def cmd_runs_list(args: argparse.Namespace) -> int:
     from macro_pipeline.warehouse.runs import list_runs
 
@@ -262,7 +270,7 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         return 0
     rows = [[r.run_id, r.strategy_id, f"{r.window_start}..{r.window_end}", "clean" if r.clean else "costs",
              _fmt("total_return", r.total_return), _fmt("sharpe", r.sharpe), r.signal_snapshot_id[:12],
-             "superseded" if r.superseded_by else "current"] for r in frame.itertuples()]
+             _run_status(r)] for r in frame.itertuples()]
     print(_table(rows, ["run_id", "strategy", "window", "mode", "total_return", "sharpe", "snapshot", "status"]))
     return 0
 
@@ -281,7 +289,8 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         "snapshot_code_version": snap.code_version, "snapshot_input_watermarks": snap.input_watermarks,
         "params_hash": snap.params_hash, "system_as_of": m["system_as_of"].isoformat(),
         "engine_version": m["engine_version"], "orchestrator_run_id": m["orchestrator_run_id"],
-        "status": m["status"], "superseded_by": m["superseded_by"], "config": m["config"],
+        "status": m["status"], "superseded_by": m["superseded_by"], "reproduction": m["reproduction"],
+        "reproduces": m["reproduces"], "config": m["config"],
         "created_at": m["created_at"].isoformat(),
     }
     if args.json:
@@ -413,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
     rl = runs_sub.add_parser("list")
     rl.add_argument("--strategy")
-    rl.add_argument("--current", action="store_true", help="only current (not superseded) runs")
+    rl.add_argument("--current", action="store_true", help="only current runs (neither superseded nor reproductions)")
     rl.add_argument("--json", action="store_true")
     rl.set_defaults(func=cmd_runs_list)
     rs = runs_sub.add_parser("show", help="a run's lineage and metrics")

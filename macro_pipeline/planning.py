@@ -139,18 +139,25 @@ def history_rerun(engine: sa.Engine, strategy_id: str, today: pd.Timestamp | Non
 
 
 def nightly_reruns(engine: sa.Engine, strategy_ids: list[str], today: pd.Timestamp | None = None) -> list[Rerun]:
-    """For each strategy: its newest month (see ``newest_month``), and every missing month before
-    it (from the first missing one on, since each month continues from the previous one's end
-    state)."""
+    """For each strategy: from its first missing or incomplete month (see ``first_missing_month``:
+    never stored, or stored with a window end before the month's last session in the data) to its
+    newest month, since each month continues from the previous one's end state. A strategy whose
+    history is complete gets nothing: a night with no new session and no gap requests no run.
+
+    A new session in the data makes the newest month incomplete (its stored window ends before
+    it), so that month is rerun; revisions of history are the point-in-time sensor's job."""
     today = today_utc() if today is None else pd.Timestamp(today)
     out = []
     for sid in strategy_ids:
         if first_month(engine, sid) is None:
             continue
-        newest = newest_month(engine, sid, today)
         missing = first_missing_month(engine, sid, today)
-        first = min(missing, newest) if missing is not None else newest
-        out.append(Rerun(sid, first, newest, "newest month" if first == newest else f"missing months from {first[:7]}"))
+        if missing is None:
+            continue
+        newest = newest_month(engine, sid, today)
+        first = min(missing, newest)
+        out.append(Rerun(sid, first, newest, "newest month incomplete" if first == newest
+                         else f"missing or incomplete months from {first[:7]}"))
     return out
 
 

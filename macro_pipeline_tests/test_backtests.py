@@ -69,9 +69,60 @@ def test_rerun_as_of_a_stored_watermark_reproduces_it_after_revisions(demo):
     assert not np.array_equal(moved.result.equity.to_numpy(), first.result.equity.to_numpy())
     again = run_backtest(demo, "ema-us-eq20", "2016-01-01", "2016-12-31", system_as_of=first.system_as_of)
     assert again.snapshot_id == first.snapshot_id
+    assert again.reproduction and again.reproduces == moved.run_id and again.superseded is None
     np.testing.assert_array_equal(again.result.equity.to_numpy(), first.result.equity.to_numpy())
     assert {k: v for k, v in again.metrics.items() if k != "monthly_returns"} == pytest.approx(
         {k: v for k, v in first.metrics.items() if k != "monthly_returns"}, rel=0, abs=0, nan_ok=True)
+
+
+def test_a_reproduction_as_of_an_old_watermark_never_replaces_the_current_run(demo, run_cli):
+    # regression: `backtest --system-as-of TS` with TS older than the data became the current run,
+    # replacing the run on newer data
+    window = ("--strategy", "ema-us-eq20", "--start", "2017-01-01", "--end", "2017-06-30")
+    code, out, _ = run_cli("backtest", *window, "--json")
+    first = json.loads(out)
+    assert code == 0 and first["reproduction"] is False and first["reproduces"] is None
+    revised = pd.DataFrame({"instrument_id": ["AAPL"], "obs_date": ["2017-03-01"], "close": [1.0]})
+    assert ingest(demo, "prices", revised).revisions_added == 1
+    code, out, _ = run_cli("backtest", *window, "--system-as-of", first["system_as_of"], "--json")
+    repro = json.loads(out)
+    assert code == 0 and repro["reproduction"] is True and repro["reproduces"] == first["run_id"]
+    assert repro["signal_snapshot_id"] == first["signal_snapshot_id"]
+    a, b = load_run(demo, first["run_id"]), load_run(demo, repro["run_id"])
+    np.testing.assert_array_equal(b.equity.to_numpy(), a.equity.to_numpy())  # bit for bit
+    assert b.meta["reproduction"] and b.meta["reproduces"] == first["run_id"] and b.meta["superseded_by"] is None
+    assert a.meta["superseded_by"] is None and not a.meta["reproduction"]
+    current = list_runs(demo, "ema-us-eq20", current_only=True)
+    assert first["run_id"] in set(current["run_id"]) and repro["run_id"] not in set(current["run_id"])
+    code, out, _ = run_cli("runs", "list", "--strategy", "ema-us-eq20")
+    lines = {line.split()[0]: line for line in out.splitlines()[2:]}
+    assert lines[first["run_id"]].rstrip().endswith("current")
+    assert lines[repro["run_id"]].rstrip().endswith(f"reproduction of {first['run_id'][:12]}")
+    code, out, _ = run_cli("runs", "list", "--strategy", "ema-us-eq20", "--current")
+    assert repro["run_id"] not in out and first["run_id"] in out
+
+    # a run as of now (no --system-as-of) is the current result: it supersedes as before, and the
+    # reproduction stays what it was
+    now = run_backtest(demo, "ema-us-eq20", "2017-01-01", "2017-06-30")
+    assert not now.reproduction and now.superseded == first["run_id"]
+    assert not np.array_equal(now.result.equity.to_numpy(), a.equity["equity"].to_numpy())  # sees the revision
+    runs = list_runs(demo, "ema-us-eq20").set_index("run_id")
+    assert runs.loc[first["run_id"], "superseded_by"] == now.run_id
+    assert pd.isna(runs.loc[repro["run_id"], "superseded_by"]) and runs.loc[repro["run_id"], "reproduction"]
+
+
+def test_a_watermark_nothing_was_recorded_after_is_not_a_reproduction(demo):
+    # it reads exactly what a run made now reads, so it is the current result
+    first = run_backtest(demo, "rsi-us-eq20", "2015-01-01", "2015-03-31")
+    again = run_backtest(demo, "rsi-us-eq20", "2015-01-01", "2015-03-31", system_as_of=first.system_as_of)
+    assert not again.reproduction and again.superseded == first.run_id
+
+
+def test_pipeline_months_refuse_an_old_watermark(demo):
+    from macro_pipeline.backtests import run_months
+
+    with pytest.raises(ValueError, match="pipeline months of carry-simple are current results"):
+        run_months(demo, "carry-simple", ["2015-01-01"], system_as_of="2000-01-01T00:00:00Z")
 
 
 def test_clean_mode_has_no_costs_and_beats_realistic(demo):
@@ -99,7 +150,8 @@ def test_cli_backtest_json_runs_show_and_compare(run_cli):
     code, out, _ = run_cli("backtest", "--strategy", "external-demo", "--start", "2019-01-01", "--end", "2019-12-31", "--json")
     assert code == 0
     payload = json.loads(out)
-    assert set(payload) == {"run_id", "signal_snapshot_id", "system_as_of", "config", "metrics"}
+    assert set(payload) == {"run_id", "signal_snapshot_id", "system_as_of", "config", "metrics", "reproduction",
+                            "reproduces"}
     assert payload["config"]["rebalance_frequency"] == "monthly" and "sharpe" in payload["metrics"]
     code, out, _ = run_cli("runs", "show", payload["run_id"], "--json")
     shown = json.loads(out)

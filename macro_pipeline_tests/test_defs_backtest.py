@@ -85,6 +85,27 @@ def test_a_range_of_months_in_one_run_continues_the_chain(warehouse, instance):
     assert Path(meta["comparison_report"].value).read_text().count("carry-simple") > 0
 
 
+def test_check_results_attach_to_the_materialization_they_checked(warehouse, instance):
+    # regression: the checks ran as steps of their own, after other runs had materialized the same
+    # assets, and attached to those materializations: the UI showed the latest one as never checked
+    job = defs.resolve_job_def("backtest_job")
+    for sid, first, last in (("carry-simple", "2015-06-01", "2015-08-01"), ("carry-simple", "2015-09-01", "2015-10-01")):
+        result = job.execute_in_process(instance=instance, resources=_resources(warehouse),
+                                        tags={"dagster/asset_partition_range_start": f"{first}|{sid}",
+                                              "dagster/asset_partition_range_end": f"{last}|{sid}"})
+        assert result.success
+        for asset, checks in (("signals", ("signals_within_leverage", "signals_no_lookahead")),
+                              ("backtest", ("backtest_equity_invariant",))):
+            (latest,) = instance.fetch_materializations(dg.AssetKey(asset), limit=1).records
+            assert latest.run_id == result.run_id
+            keys = [dg.AssetCheckKey(dg.AssetKey(asset), name) for name in checks]
+            executions = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+            for key in keys:
+                evaluation = executions[key].event.dagster_event.event_specific_data
+                assert evaluation.target_materialization_data.storage_id == latest.storage_id, key
+                assert evaluation.passed and executions[key].run_id == result.run_id, key
+
+
 def test_asset_checks_pass_on_stored_results_and_catch_a_broken_invariant(warehouse, instance):
     from macro_pipeline.defs.checks import (
         ASSET_CHECKS,
@@ -92,14 +113,28 @@ def test_asset_checks_pass_on_stored_results_and_catch_a_broken_invariant(wareho
         prices_no_duplicate_keys,
         prices_positive_and_finite,
         signals_no_lookahead,
+        signals_within_leverage,
     )
 
     res = _resources(warehouse)["warehouse"]
-    for check in (prices_positive_and_finite, prices_no_duplicate_keys, backtest_equity_invariant, signals_no_lookahead):
+    for check in (prices_positive_and_finite, prices_no_duplicate_keys):
         out = check(warehouse=res)
+        assert out.passed, (check, out.metadata)
+    for check in (backtest_equity_invariant, signals_no_lookahead, signals_within_leverage):
+        out = check(warehouse)
         assert out.passed, (check, out.metadata)
     with warehouse.begin() as conn:  # result rows are not append-only facts: corrupt one on purpose
         conn.exec_driver_sql("UPDATE daily_equity SET cash = cash + 1000 WHERE ctid = (SELECT ctid FROM daily_equity LIMIT 1)")
-    broken = backtest_equity_invariant(warehouse=res)
+    broken = backtest_equity_invariant(warehouse)
     assert not broken.passed and broken.metadata["violating_sessions"].value == 1
-    assert len(ASSET_CHECKS) == 5
+    assert len(ASSET_CHECKS) == 2
+    # blocking: a failed invariant fails the backtest step after its materializations, and
+    # backtest_metrics (downstream) does not run
+    result = dg.materialize(ASSETS, instance=instance, resources=_resources(warehouse), raise_on_error=False,
+                            tags={"dagster/asset_partition_range_start": "2015-11-01|carry-simple",
+                                  "dagster/asset_partition_range_end": "2015-11-01|carry-simple"})
+    assert not result.success
+    assert _events(result, "backtest") and not _events(result, "backtest_metrics")
+    (evaluation,) = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+                     and e.event_specific_data.asset_key == dg.AssetKey("backtest")]
+    assert not evaluation.passed and evaluation.blocking

@@ -30,6 +30,20 @@ def test_migrate_applies_every_file_once_and_again_is_a_noop(databases):
     assert EXPECTED_TABLES <= tables
 
 
+def test_files_apply_in_number_order_across_a_gap_and_a_late_lower_number(databases, tmp_path):
+    # 008 may reach a branch before 007 does: the gap is fine, and 007 applies when it arrives
+    engine = databases.new(migrated=False)
+    for f in migrate.discover():
+        if f.filename[:3] != "007":
+            shutil.copy(f.path, tmp_path / f.filename)
+    (tmp_path / "009_after.sql").write_text("CREATE TABLE after_gap (x int);\n")
+    applied = migrate.migrate(engine, tmp_path)
+    assert applied == sorted(applied) and applied[-2:] == ["008_reproductions.sql", "009_after.sql"]
+    (tmp_path / "007_late.sql").write_text("CREATE TABLE late (x int);\n")
+    assert migrate.status(engine, tmp_path).pending == ["007_late.sql"]
+    assert migrate.migrate(engine, tmp_path) == ["007_late.sql"]
+
+
 def test_failed_file_leaves_schema_unchanged_and_names_file_and_statement(databases, tmp_path):
     engine = databases.new(migrated=False)
     for f in migrate.discover():

@@ -77,7 +77,7 @@ def test_definitions_hold_every_asset_check_job_sensor_and_schedule():
     assert checks == {"prices_positive_and_finite", "prices_no_duplicate_keys", "backtest_equity_invariant",
                       "signals_within_leverage", "signals_no_lookahead"}
     assert {j.name for j in repo.get_all_jobs()} >= {"ingest_job", "backtest_job", "leaderboard_job"}
-    assert {s.name for s in repo.sensor_defs} == {"point_in_time_sensor", "strategy_registry_sensor"}
+    assert {s.name for s in repo.sensor_defs} == {"point_in_time_sensor", "strategy_registry_sensor", "leaderboard_sensor"}
     (schedule,) = repo.schedule_defs
     assert schedule.name == "nightly_schedule" and schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone == "UTC"
@@ -122,7 +122,8 @@ def test_point_in_time_sensor_reruns_exactly_the_affected_months(world):
     new_mark = json.loads(result.cursor)["recorded_at"]
     assert new_mark > json.loads(cursor)["recorded_at"]
     assert req.run_key == f"pit:carry-simple:2020-03-01:{newest}:{new_mark}"  # revision identity in the key
-    assert any(r.job_name == "leaderboard_job" for r in result.run_requests)
+    # the leaderboard is requested by leaderboard_sensor after the rerun succeeds, not alongside it
+    assert all(r.job_name == "backtest_job" for r in result.run_requests)
 
     run = _run_request(engine, instance, req)
     assert run.success
@@ -177,19 +178,76 @@ def test_registration_sensor_adds_partition_keys_and_backfills_full_history(data
         assert again.dynamic_partitions_requests[0].partition_keys == ["bh-crypto-test"]
 
 
-def test_nightly_schedule_runs_the_newest_month_and_fills_gaps(world):
-    engine, instance = world
+def _night(instance, engine):
     ctx = dg.build_schedule_context(instance=instance, resources=_resources(engine),
                                     scheduled_execution_time=pd.Timestamp.now(tz="UTC").floor("D").to_pydatetime(),
                                     repository_def=defs.get_repository_def())
-    requests = {r.tags[STRATEGY_TAG]: r for r in nightly_schedule(ctx)}
-    assert set(requests) == set(BUILTIN)
-    for sid in ("carry-simple", "atr-index"):  # complete history: only the newest month
-        newest = newest_month(engine, sid)
-        assert (requests[sid].tags[RANGE_START_TAG], requests[sid].tags[RANGE_END_TAG]) == (
-            f"{newest}|{sid}", f"{newest}|{sid}")
+    return nightly_schedule.evaluate_tick(ctx)
+
+
+def test_nightly_schedule_fills_missing_histories_and_leaves_complete_ones_alone(world):
+    engine, instance = world
+    requests = {r.tags[STRATEGY_TAG]: r for r in _night(instance, engine).run_requests}
+    # carry-simple and atr-index have every month stored, complete: nothing to do for them
+    assert set(requests) == set(BUILTIN) - {"carry-simple", "atr-index"}
     assert requests["macro-regime"].tags[RANGE_START_TAG] == "1986-01-01|macro-regime"  # nothing stored yet
+    assert all(r.tags[RANGE_END_TAG] == f"{newest_month(engine, s)}|{s}" for s, r in requests.items())
     assert all(r.run_key.startswith("nightly:") for r in requests.values())
+
+
+def _current_pipeline_run_ids(engine: sa.Engine, strategy_id: str) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.text(
+            "SELECT run_id FROM backtest_runs WHERE strategy_id = :s AND superseded_by IS NULL AND status = 'success' "
+            "AND summary ->> 'pipeline' = 'true' ORDER BY window_start"), {"s": strategy_id}).scalars())
+
+
+def test_a_night_with_nothing_new_requests_nothing_and_the_leaderboard_ranks_only_current_runs(databases):
+    # regression: the nightly schedule reran every strategy's newest month every night, new data or not
+    from macro_pipeline.backtests import runs_digest
+    from macro_pipeline.defs.automation import leaderboard_sensor
+
+    engine = demo_with_strategies(databases)
+    months = history_rerun(engine, "carry-simple").months
+    assert months[-1] == "2022-12-01"  # the demo data ends in 2022: the history is stable whatever today is
+    run_months(engine, "carry-simple", months[:-2])
+    replaced = _current_runs(engine, "carry-simple")["2022-10-01"]
+    run_months(engine, "carry-simple", ["2022-10-01"])  # a rerun: the first 2022-10 run is superseded
+    sys_before = pd.Timestamp.now(tz="UTC")
+    ingest(engine, "prices", pd.DataFrame({"instrument_id": ["SPX"], "obs_date": ["2016-05-02"], "close": [2100.0]}))
+    repro = run_backtest(engine, "carry-simple", "2022-10-01", "2022-10-31", system_as_of=sys_before)
+    assert repro.reproduction
+    with postgres_instance(databases) as instance:
+        instance.add_dynamic_partitions("strategy", ["carry-simple"])
+        (req,) = _night(instance, engine).run_requests  # the two missing months, in one run
+        assert (req.tags[RANGE_START_TAG], req.tags[RANGE_END_TAG]) == ("2022-11-01|carry-simple", "2022-12-01|carry-simple")
+        run = _run_request(engine, instance, req)
+        assert run.success
+
+        again = _night(instance, engine)  # complete now, and nothing new: nothing to do
+        assert again.run_requests == [] and "every history complete" in again.skip_message
+
+        # the backtest run's success requests the leaderboard, which ranks exactly the current runs
+        (event,) = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS).records
+        ctx = dg.build_run_status_sensor_context(sensor_name="leaderboard_sensor", dagster_instance=instance,
+                                                 dagster_run=run.dagster_run,
+                                                 dagster_event=event.event_log_entry.dagster_event)
+        board_req = leaderboard_sensor(ctx)
+        assert board_req.job_name == "leaderboard_job" and board_req.run_key == f"leaderboard:after:{run.run_id}"
+        board = _run_request(engine, instance, board_req)
+        assert board.success
+        (mat,) = [e for e in board.get_asset_materialization_events() if e.asset_key.to_user_string() == "leaderboard"]
+        meta = mat.step_materialization_data.materialization.metadata
+        current = _current_pipeline_run_ids(engine, "carry-simple")
+        assert len(current) == len(months) and replaced not in current and repro.run_id not in current
+        assert meta["ranked_runs"].value == {"carry-simple": {"runs": len(months), "runs_sha256": runs_digest(current),
+                                                              "newest_run": current[-1]}}
+        assert meta["runs/carry-simple"].value == len(months) and meta["runs_ranked"].value == len(months)
+
+        # a burst of backtest runs ranks once: a leaderboard run still waiting in the queue covers them
+        queued = instance.create_run_for_job(defs.resolve_job_def("leaderboard_job"), status=dg.DagsterRunStatus.NOT_STARTED)
+        skipped = leaderboard_sensor(ctx)
+        assert isinstance(skipped, dg.SkipReason) and queued.run_id in skipped.skip_message
 
 
 def test_chain_invariance_months_one_by_one_equal_a_range_and_one_engine_call(databases):

@@ -165,3 +165,33 @@ def test_a_month_never_continues_from_a_replaced_predecessor(wh):
                   start_state={"cash": 0.0}, end_state={"cash": 0.0}, summary={"pipeline": True}, pipeline_month=True,
                   continues=old)
     assert table_state(wh) == before
+
+
+def test_a_reproduction_supersedes_nothing_and_names_the_current_run_it_reproduces(wh):
+    sid, _ = write_snapshot(wh, snap())
+    idx = pd.to_datetime(["2020-02-03"])
+    eq = pd.DataFrame({"equity": [100.0], "cash": [0.0], "gross_exposure": [1.0], "net_exposure": [1.0],
+                       "drawdown": [0.0], "turnover": [0.0]}, index=idx)
+    trips = pd.DataFrame(columns=["instrument", "entry_date", "exit_date", "holding_days", "pnl", "return"])
+    fills = pd.DataFrame(columns=["date", "instrument", "side", "quantity", "price", "notional", "cost", "reason"])
+
+    def store(reproduction, **kw):
+        run_id = new_run_id()
+        prev = store_run(wh, run_id=run_id, strategy_id="s1", window_start=dt.date(2020, 2, 3), window_end=dt.date(2020, 2, 3),
+                         config={}, snapshot_id=sid, system_as_of=dt.datetime(2024, 1, 1, tzinfo=dt.UTC), engine_version="t",
+                         orchestrator_run_id=None, equity=eq, fills=fills, round_trips=trips, metrics={}, start_state=None,
+                         end_state=None, reproduction=reproduction, **kw)
+        return run_id, prev
+
+    orphan, prev = store(True)  # nothing current yet: reproduces nothing, and does not become current
+    assert prev is None and list_runs(wh, "s1", current_only=True).empty
+    current, prev = store(False)
+    assert prev is None  # a reproduction is never superseded
+    repro, prev = store(True)
+    assert prev is None
+    runs = list_runs(wh, "s1").set_index("run_id")
+    assert runs.loc[repro, "reproduces"] == current and pd.isna(runs.loc[orphan, "reproduces"])
+    assert runs["superseded_by"].isna().all()
+    assert list(list_runs(wh, "s1", current_only=True)["run_id"]) == [current]
+    with pytest.raises(ValueError, match="a pipeline month is never a reproduction"):
+        store(True, pipeline_month=True, summary={"pipeline": True})

@@ -58,7 +58,28 @@ def _leaderboard_request(identity: str) -> dg.RunRequest:
                          tags={TRIGGER_TAG: "leaderboard"})
 
 
-@dg.sensor(jobs=[backtest_job, leaderboard_job], minimum_interval_seconds=60,
+_NOT_STARTED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
+
+
+@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[backtest_job],
+                      request_job=leaderboard_job, minimum_interval_seconds=30,
+                      default_status=dg.DefaultSensorStatus.RUNNING,
+                      description="Re-ranks the leaderboard after every successful backtest_job run (whoever "
+                                  "launched it: sensors, schedule, UI, backfills), once per burst of runs.")
+def leaderboard_sensor(context: dg.RunStatusSensorContext):
+    """A run-status sensor (evaluated by the daemon, cursor on the run-status events): every
+    change to stored backtests comes from a backtest_job run, so a successful one requests
+    ``leaderboard_job``. A leaderboard run that has not started yet will read the warehouse after
+    this run's commit, so it already covers it: then nothing more is requested (a night of nine
+    strategy runs ranks once or twice, not nine times)."""
+    waiting = context.instance.get_runs(dg.RunsFilter(job_name=leaderboard_job.name, statuses=_NOT_STARTED), limit=1)
+    if waiting:
+        return dg.SkipReason(f"leaderboard run {waiting[0].run_id} has not started yet: it will rank "
+                             f"{context.dagster_run.run_id}'s results")
+    return _leaderboard_request(f"after:{context.dagster_run.run_id}")
+
+
+@dg.sensor(jobs=[backtest_job], minimum_interval_seconds=60,
            default_status=dg.DefaultSensorStatus.RUNNING,
            description="Point-in-time sensor: reruns exactly the months new rows (or revisions) can affect, "
                        "per affected strategy, from the first affected month to the newest.")
@@ -81,7 +102,8 @@ def point_in_time_sensor(context: dg.SensorEvaluationContext, warehouse: Warehou
     if not requests:
         return dg.SensorResult(cursor=cursor, skip_reason=f"{sum(c.rows for c in changes)} new row(s) since "
                                                           f"{after.isoformat()}; no registered strategy affected")
-    return dg.SensorResult(run_requests=[*requests, _leaderboard_request(f"pit:{upto.isoformat()}")], cursor=cursor)
+    # the leaderboard is re-ranked by `leaderboard_sensor` once these runs have stored their results
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
 
 
 @dg.sensor(jobs=[backtest_job], minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
@@ -118,7 +140,8 @@ _settings = load_settings()
 
 @dg.schedule(job=backtest_job, cron_schedule=_settings.nightly_cron, execution_timezone=_settings.nightly_tz,
              default_status=dg.DefaultScheduleStatus.RUNNING,
-             description="Nightly: the newest month of every strategy, and any missing month before it.")
+             description="Nightly: per strategy, from its first missing or incomplete month (a month stored "
+                         "before its last session in the data) to the newest; nothing when every history is complete.")
 def nightly_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
     from macro_pipeline.planning import nightly_reruns
 
@@ -127,10 +150,10 @@ def nightly_schedule(context: dg.ScheduleEvaluationContext, warehouse: Warehouse
     strategies = sorted(context.instance.get_dynamic_partitions(STRATEGY_DIMENSION))
     reruns = nightly_reruns(engine, strategies)
     if not reruns:
-        return dg.SkipReason("no registered strategy has data yet")
+        return dg.SkipReason(f"{len(strategies)} strategies, every history complete: nothing new to run")
     return [rerun_request(r, "nightly", night) for r in reruns]
 
 
 JOBS = [ingest_job, backtest_job, leaderboard_job]
-SENSORS = [point_in_time_sensor, strategy_registry_sensor]
+SENSORS = [point_in_time_sensor, strategy_registry_sensor, leaderboard_sensor]
 SCHEDULES = [nightly_schedule]

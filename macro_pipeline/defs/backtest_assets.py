@@ -15,6 +15,12 @@ import json
 
 import dagster as dg
 
+from macro_pipeline.defs.checks import (
+    BACKTEST_CHECKS,
+    SIGNALS_CHECKS,
+    backtest_check_results,
+    signals_check_results,
+)
 from macro_pipeline.defs.metadata import add_partition_metadata
 from macro_pipeline.defs.partitions import (
     months_by_strategy,
@@ -53,6 +59,7 @@ def snapshot_data_version(ids: dict[str, str | None]) -> dg.DataVersion:
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=GROUP,
     deps=INGEST_DEPS,
+    check_specs=SIGNALS_CHECKS,
     description="Point-in-time signal snapshots (immutable, content-hashed) per strategy and month.",
 )
 def signals(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -64,11 +71,13 @@ def signals(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> 
         for strategy_id, months in months_by_strategy(context.partition_keys).items():
             for month, sid in month_signals(engine, strategy_id, months).items():
                 ids[partition_key(month, strategy_id)] = sid
+        checks = signals_check_results(engine)  # emitted with the materializations they check
     add_partition_metadata(context, {k: {"signal_snapshot_id": sid or "none (no data for this month)"}
                                      for k, sid in ids.items()})
     written = sorted({s for s in ids.values() if s})
     context.log.info(f"{len(ids)} partition(s), {len(written)} distinct snapshot(s)")
-    return dg.MaterializeResult(metadata={"partitions_in_run": len(ids)}, data_version=snapshot_data_version(ids))
+    return dg.MaterializeResult(metadata={"partitions_in_run": len(ids)}, data_version=snapshot_data_version(ids),
+                                check_results=checks)
 
 
 @dg.op(ins={"signals": dg.In(dg.Nothing)},
@@ -101,9 +110,10 @@ def backtest_engine(context: dg.OpExecutionContext, plans: list) -> list:
     return results
 
 
-@dg.op(out=dg.Out(dg.Nothing),
-       description="Store one run per month (snapshot foreign key, equity, fills, trips, metrics, states).")
-def backtest_store(context: dg.AssetExecutionContext, warehouse: WarehouseResource, plans: list, results: list) -> None:
+@dg.op(out={"result": dg.Out(dg.Nothing), "equity_invariant": dg.Out(dg.Nothing)},
+       description="Store one run per month (snapshot foreign key, equity, fills, trips, metrics, states), then "
+                   "check the stored results (the check result attaches to these materializations).")
+def backtest_store(context: dg.AssetExecutionContext, warehouse: WarehouseResource, plans: list, results: list):
     from macro_pipeline.backtests import store_months
 
     per_partition = {}
@@ -116,6 +126,10 @@ def backtest_store(context: dg.AssetExecutionContext, warehouse: WarehouseResour
                     "sessions": o.sessions}
     add_partition_metadata(context, per_partition)
     context.add_asset_metadata({"runs_stored_in_this_run": sum(v["status"] == "stored" for v in per_partition.values())})
+    yield dg.Output(None, "result")  # the materializations first: the check results then target them
+    with retry_transient(context):
+        checks = backtest_check_results(warehouse.engine())
+    yield from checks
 
 
 @dg.graph_asset(
@@ -123,12 +137,14 @@ def backtest_store(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=GROUP,
     ins={"signals": dg.AssetIn(dagster_type=dg.Nothing)},
+    check_specs=BACKTEST_CHECKS,
     description="Backtest per strategy and month, continuing from the previous month's end state. "
-                "Ops: backtest_inputs -> backtest_engine -> backtest_store.",
+                "Ops: backtest_inputs -> backtest_engine -> backtest_store (which also emits the checks).",
 )
 def backtest(signals):
     plans = backtest_inputs(signals)
-    return backtest_store(plans, backtest_engine(plans))
+    stored, equity_invariant = backtest_store(plans, backtest_engine(plans))
+    return {"result": stored, "backtest_backtest_equity_invariant": equity_invariant}
 
 
 def _headline_md(rows: list[dict]) -> str:
@@ -180,9 +196,16 @@ def leaderboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         engine = warehouse.engine()
         board = leaderboard_frame(engine)
         comparison = write_comparison(engine, list(board.index), reports_dir() / "leaderboard.html") if len(board) else None
-    context.log.info("\n" + board.to_string())
-    md = board.to_markdown(floatfmt=".4f") if len(board) else "no strategy has stored results yet"
-    meta = {"strategies": len(board), "leaderboard": dg.MetadataValue.md(md)}
+    shown = board.drop(columns=["runs_sha256", "newest_run"], errors="ignore")
+    context.log.info("\n" + shown.to_string())
+    md = shown.to_markdown(floatfmt=".4f") if len(board) else "no strategy has stored results yet"
+    # what was ranked: per strategy, its current monthly runs (count, digest of their ids in window
+    # order, the newest one); never a superseded run or a reproduction
+    ranked = {str(sid): {"runs": int(row["runs"]), "runs_sha256": row["runs_sha256"], "newest_run": row["newest_run"]}
+              for sid, row in board.iterrows()}
+    meta = {"strategies": len(board), "leaderboard": dg.MetadataValue.md(md),
+            "ranked_runs": dg.MetadataValue.json(ranked),
+            "runs_ranked": dg.MetadataValue.int(sum(r["runs"] for r in ranked.values()))}
     if len(board):
         meta["comparison_report"] = dg.MetadataValue.path(str(comparison))
         meta["best_sharpe"] = dg.MetadataValue.float(float(board["sharpe"].max()))
@@ -190,6 +213,7 @@ def leaderboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         for sid, row in board.iterrows():  # one plottable series per strategy across materializations
             meta[f"sharpe/{sid}"] = dg.MetadataValue.float(float(row["sharpe"]))
             meta[f"cagr/{sid}"] = dg.MetadataValue.float(float(row["cagr"]))
+            meta[f"runs/{sid}"] = dg.MetadataValue.int(int(row["runs"]))
     return dg.MaterializeResult(metadata=meta)
 
 

@@ -2,6 +2,16 @@
 
 Blocking checks stop downstream materializations when a failure would make results wrong.
 Each check is one SQL query over the warehouse (no business math here).
+
+The checks of ``signals`` and ``backtest`` are ``check_specs`` of those assets, and their results
+are emitted by the step that materializes them (``SIGNALS_CHECKS``/``signals_check_results``,
+``BACKTEST_CHECKS``/``backtest_check_results``), right after the materializations: Dagster
+resolves a check's target materialization when the result is emitted, so a result emitted by a
+separate check step, after other runs (two run at once) had materialized the same asset, was
+attached to another run's materialization, and the UI showed the latest one as never checked.
+Blocking still holds: a failed blocking result fails the step after its materializations, so
+downstream steps do not run. The ``prices`` checks stay separate ``@asset_check``s: ``prices`` is
+unpartitioned and only the ingest job writes it.
 """
 
 import dagster as dg
@@ -29,35 +39,57 @@ def prices_no_duplicate_keys(warehouse: WarehouseResource) -> dg.AssetCheckResul
     return dg.AssetCheckResult(passed=dups == 0, metadata={"duplicate_keys": dups})
 
 
-@dg.asset_check(asset="backtest", blocking=True,
-                description="equity == cash + net exposure at every stored session of every current run.")
-def backtest_equity_invariant(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    bad = _count(warehouse,
-                 "SELECT count(*) FROM daily_equity e JOIN backtest_runs r USING (run_id) "
-                 "WHERE r.superseded_by IS NULL AND r.status = 'success' "
-                 "AND abs(e.equity - e.cash - e.net_exposure * e.equity) > 1e-6 * greatest(abs(e.equity), 1)")
-    return dg.AssetCheckResult(passed=bad == 0, metadata={"violating_sessions": bad})
+BACKTEST_CHECKS = [
+    dg.AssetCheckSpec("backtest_equity_invariant", asset="backtest", blocking=True,
+                      description="equity == cash + net exposure at every stored session of every current run."),
+]
+SIGNALS_CHECKS = [
+    dg.AssetCheckSpec("signals_within_leverage", asset="signals",
+                      description="Gross weight of every decision within max leverage (1.0); the engine scales "
+                                  "larger rows down, so this warns rather than blocks."),
+    dg.AssetCheckSpec("signals_no_lookahead", asset="signals", blocking=True,
+                      description="No look-ahead: no snapshot read data recorded after the watermark of a run that "
+                                  "used it."),
+]
 
 
-@dg.asset_check(asset="signals", description="Gross weight of every decision within max leverage (1.0); the "
-                                             "engine scales larger rows down, so this warns rather than blocks.")
-def signals_within_leverage(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    over = _count(warehouse, "SELECT count(*) FROM (SELECT snapshot_id, decision_date FROM signals "
-                             "GROUP BY 1, 2 HAVING sum(abs(weight)) > 1.0 + 1e-9) o")
-    return dg.AssetCheckResult(passed=over == 0, severity=dg.AssetCheckSeverity.WARN,
-                               metadata={"decisions_over_leverage": over})
+def _scalar(engine: sa.Engine, sql: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text(sql)).scalar_one())
 
 
-@dg.asset_check(asset="signals", blocking=True,
-                description="No look-ahead: no snapshot read data recorded after the watermark of a run that used it.")
-def signals_no_lookahead(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def backtest_equity_invariant(engine: sa.Engine) -> dg.AssetCheckResult:
+    bad = _scalar(engine,
+                  "SELECT count(*) FROM daily_equity e JOIN backtest_runs r USING (run_id) "
+                  "WHERE r.superseded_by IS NULL AND r.status = 'success' "
+                  "AND abs(e.equity - e.cash - e.net_exposure * e.equity) > 1e-6 * greatest(abs(e.equity), 1)")
+    return dg.AssetCheckResult(asset_key="backtest", check_name="backtest_equity_invariant", passed=bad == 0,
+                               metadata={"violating_sessions": bad})
+
+
+def signals_within_leverage(engine: sa.Engine) -> dg.AssetCheckResult:
+    over = _scalar(engine, "SELECT count(*) FROM (SELECT snapshot_id, decision_date FROM signals "
+                           "GROUP BY 1, 2 HAVING sum(abs(weight)) > 1.0 + 1e-9) o")
+    return dg.AssetCheckResult(asset_key="signals", check_name="signals_within_leverage", passed=over == 0,
+                               severity=dg.AssetCheckSeverity.WARN, metadata={"decisions_over_leverage": over})
+
+
+def signals_no_lookahead(engine: sa.Engine) -> dg.AssetCheckResult:
     # every input watermark of a snapshot must be <= the system_as_of of each run consuming it
-    bad = _count(warehouse,
-                 "SELECT count(*) FROM backtest_runs r JOIN signal_snapshots s ON s.snapshot_id = r.signal_snapshot_id, "
-                 "LATERAL jsonb_each_text(s.input_watermarks) w(k, v) "
-                 "WHERE w.v <> 'none' AND w.v::timestamptz > r.system_as_of")
-    return dg.AssetCheckResult(passed=bad == 0, metadata={"violations": bad})
+    bad = _scalar(engine,
+                  "SELECT count(*) FROM backtest_runs r JOIN signal_snapshots s ON s.snapshot_id = r.signal_snapshot_id, "
+                  "LATERAL jsonb_each_text(s.input_watermarks) w(k, v) "
+                  "WHERE w.v <> 'none' AND w.v::timestamptz > r.system_as_of")
+    return dg.AssetCheckResult(asset_key="signals", check_name="signals_no_lookahead", passed=bad == 0,
+                               metadata={"violations": bad})
 
 
-ASSET_CHECKS = [prices_positive_and_finite, prices_no_duplicate_keys, backtest_equity_invariant,
-                signals_within_leverage, signals_no_lookahead]
+def signals_check_results(engine: sa.Engine) -> list[dg.AssetCheckResult]:
+    return [signals_within_leverage(engine), signals_no_lookahead(engine)]
+
+
+def backtest_check_results(engine: sa.Engine) -> list[dg.AssetCheckResult]:
+    return [backtest_equity_invariant(engine)]
+
+
+ASSET_CHECKS = [prices_positive_and_finite, prices_no_duplicate_keys]

@@ -176,7 +176,9 @@ def load_run_subject(engine: sa.Engine, run_id: str) -> Subject:
         "engine version": m["engine_version"],
         "orchestrator run id": m["orchestrator_run_id"] or "none (not run by Dagster)",
         "pipeline run (one month of the Dagster chain)": "yes" if summary.get("pipeline") else "no",
-        "status": m["status"] + (f", superseded by {m['superseded_by']}" if m["superseded_by"] else ", current"),
+        "status": m["status"] + (", reproduction" + (f" of {m['reproduces']}" if m["reproduces"] else "")
+                                 if m["reproduction"] else
+                                 f", superseded by {m['superseded_by']}" if m["superseded_by"] else ", current"),
         "stored at": pd.Timestamp(m["created_at"]).isoformat(),
         "start state": f"continues from {m['start_state']['date']}" if m["start_state"] else "fresh start",
     }
@@ -185,6 +187,9 @@ def load_run_subject(engine: sa.Engine, run_id: str) -> Subject:
                       float(summary.get("costs_paid", 0.0) or 0.0), float(summary.get("funding_paid", 0.0) or 0.0),
                       lineage, pd.Timestamp(m["system_as_of"]), (m["window_start"], m["window_end"]),
                       m["start_state"])
+    if m["reproduction"]:
+        subject.notes.append("This run is a reproduction: computed as of an older system_as_of than the data, it "
+                             "re-reads an earlier state of the warehouse and is never the current result.")
     if m["superseded_by"]:
         subject.notes.append(f"This run has been superseded by run {m['superseded_by']} (a rerun of the same "
                              "strategy, window and settings); it is shown as stored.")

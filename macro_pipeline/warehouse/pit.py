@@ -66,6 +66,16 @@ def current_watermark(engine: sa.Engine) -> pd.Timestamp:
         return utc(conn.exec_driver_sql("SELECT clock_timestamp()").scalar_one())
 
 
+def data_watermark(engine: sa.Engine) -> pd.Timestamp | None:
+    """The ``recorded_at`` of the newest ingest batch (None: nothing ingested yet), after any
+    ingest in flight has committed (the same shared lock as ``current_watermark``). A
+    ``system_as_of`` before it reads an older state of the warehouse than a read made now."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": INGEST_LOCK})
+        last = conn.exec_driver_sql("SELECT max(recorded_at) FROM ingest_batches").scalar()
+    return None if last is None else utc(last)
+
+
 class PointInTimeReader:
     """Reads as of decision time ``decision_time`` (naive values are UTC).
 

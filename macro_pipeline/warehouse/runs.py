@@ -5,6 +5,12 @@ transaction and, in that same transaction, marks the previous current run of the
 (strategy, window, settings: the whole config and start state) superseded by the new one. A reader
 therefore always sees exactly one complete current result per window and settings; a crash at any
 point leaves the previous one current.
+
+A *reproduction* (``reproduction=True``: a run computed as of an explicit ``system_as_of`` older
+than the warehouse's data, see ``backtests.run_backtest``) supersedes nothing and is never
+current: it is stored beside the current run, records that run's id in ``reproduces`` (when the
+same strategy, window and settings have one), and every "current" reader excludes it
+(``CURRENT_SQL``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 RUN_LOCK = 7170003
+# the one definition of "a current result" (alias ``r``): not replaced, successful, not a reproduction
+CURRENT_SQL = "r.superseded_by IS NULL AND r.status = 'success' AND NOT r.reproduction"
 
 
 class ChainChanged(RuntimeError):
@@ -116,6 +124,7 @@ def store_run_in(
     pipeline_month: bool = False,
     continues: str | None = None,
     reads: tuple[list, pd.Series] | None = None,
+    reproduction: bool = False,
 ) -> str | None:
     """Store one complete run, inside the caller's transaction, and supersede the previous current
     run of the same strategy, window and settings (``config_hash``); returns the superseded id.
@@ -131,6 +140,11 @@ def store_run_in(
     replaced predecessor: the later one fails with ``ChainChanged`` and stores nothing.
 
     ``reads``: (the view's ``reads()``, the decision times of the run's sessions): its footprint.
+
+    ``reproduction``: the run re-reads an older state of the warehouse (an explicit
+    ``system_as_of`` older than the data). It supersedes nothing, never becomes current, and
+    records in ``reproduces`` the current run of the same strategy, window and settings, if any;
+    returns None. A pipeline month is never a reproduction.
 
     ``equity``: index session dates, columns equity, cash, gross_exposure, net_exposure, drawdown,
     turnover, and optionally costs and funding (per session). ``fills``/``round_trips``: the engine's frames. ``metrics``: scalar values go to
@@ -149,16 +163,25 @@ def store_run_in(
         if not current:
             raise ChainChanged(f"{strategy_id} {window_start}: the run it continues from ({continues}) was "
                                "replaced while this one computed (another run wrote the same months); rerun it")
-    if pipeline_month:
+    if reproduction and (pipeline_month or continues is not None):
+        raise ValueError("a pipeline month is never a reproduction: months are always computed on the current data")
+    reproduces = None
+    if reproduction:
+        olds = []
+        reproduces = conn.execute(sa.text(
+            "SELECT run_id FROM backtest_runs r WHERE strategy_id = :s AND window_start = :ws AND window_end = :we "
+            f"AND config_hash = :h AND {CURRENT_SQL}"),
+            {"s": strategy_id, "ws": window_start, "we": window_end, "h": chash}).scalar()
+    elif pipeline_month:
         olds = conn.execute(sa.text(
-            "SELECT run_id FROM backtest_runs WHERE strategy_id = :s "
+            "SELECT run_id FROM backtest_runs r WHERE strategy_id = :s "
             "AND date_trunc('month', window_start) = date_trunc('month', CAST(:ws AS date)) "
-            "AND summary ->> 'pipeline' = 'true' AND superseded_by IS NULL AND status = 'success' "
+            f"AND summary ->> 'pipeline' = 'true' AND {CURRENT_SQL} "
             "ORDER BY created_at FOR UPDATE"), {"s": strategy_id, "ws": window_start}).scalars().all()
     else:
         olds = conn.execute(sa.text(
-            "SELECT run_id FROM backtest_runs WHERE strategy_id = :s AND window_start = :ws AND window_end = :we "
-            "AND config_hash = :h AND superseded_by IS NULL AND status = 'success' FOR UPDATE"),
+            "SELECT run_id FROM backtest_runs r WHERE strategy_id = :s AND window_start = :ws AND window_end = :we "
+            f"AND config_hash = :h AND {CURRENT_SQL} FOR UPDATE"),
             {"s": strategy_id, "ws": window_start, "we": window_end, "h": chash}).scalars().all()
     previous = olds[-1] if olds else None
     if olds:  # the FK is deferred: checked at commit, when the new row exists
@@ -166,16 +189,17 @@ def store_run_in(
                      {"new": run_id, "old": list(olds)})
     conn.execute(sa.text(
         "INSERT INTO backtest_runs (run_id, strategy_id, window_start, window_end, config, config_hash, signal_snapshot_id, "
-        "system_as_of, engine_version, orchestrator_run_id, status, start_state, end_state, monthly_returns, summary) "
+        "system_as_of, engine_version, orchestrator_run_id, status, start_state, end_state, monthly_returns, summary, "
+        "reproduction, reproduces) "
         "VALUES (:id, :s, :ws, :we, CAST(:cfg AS jsonb), :h, :snap, :sys, :ev, :orch, 'success', CAST(:ss AS jsonb), "
-        "CAST(:es AS jsonb), CAST(:mr AS jsonb), CAST(:sm AS jsonb))"),
+        "CAST(:es AS jsonb), CAST(:mr AS jsonb), CAST(:sm AS jsonb), :repro, :reproduces)"),
         {"id": run_id, "s": strategy_id, "ws": window_start, "we": window_end, "h": chash,
          "cfg": json.dumps(config, default=_json_default, sort_keys=True), "snap": snapshot_id,
          "sys": system_as_of, "ev": engine_version, "orch": orchestrator_run_id,
          "ss": json.dumps(start_state, default=_json_default) if start_state is not None else None,
          "es": json.dumps(end_state, default=_json_default) if end_state is not None else None,
          "mr": json.dumps(monthly_json) if monthly_json is not None else None,
-         "sm": json.dumps(summary or {}, default=_json_default)})
+         "sm": json.dumps(summary or {}, default=_json_default), "repro": reproduction, "reproduces": reproduces})
     eq = equity.reset_index()
     eq.columns = ["session_date", *equity.columns]
     eq.insert(0, "run_id", run_id)
@@ -230,15 +254,17 @@ def write_reads_in(conn: sa.Connection, run_id: str, reads: list[tuple], *, vali
 
 
 def list_runs(engine: sa.Engine, strategy_id: str | None = None, current_only: bool = False) -> pd.DataFrame:
+    """Stored runs, oldest first; ``current_only``: current results only (no superseded run, no
+    reproduction)."""
     where, params = [], {}
     if strategy_id:
         where.append("r.strategy_id = :s")
         params["s"] = strategy_id
     if current_only:
-        where.append("r.superseded_by IS NULL AND r.status = 'success'")
+        where.append(CURRENT_SQL)
     sql = (
         "SELECT r.run_id, r.strategy_id, r.window_start, r.window_end, (r.config ->> 'clean')::boolean AS clean, "
-        "r.signal_snapshot_id, r.system_as_of, r.superseded_by, r.created_at, "
+        "r.signal_snapshot_id, r.system_as_of, r.superseded_by, r.reproduction, r.reproduces, r.created_at, "
         "max(m.value) FILTER (WHERE m.metric_name = 'total_return') AS total_return, "
         "max(m.value) FILTER (WHERE m.metric_name = 'sharpe') AS sharpe "
         "FROM backtest_runs r LEFT JOIN metrics m USING (run_id) "
@@ -247,6 +273,12 @@ def list_runs(engine: sa.Engine, strategy_id: str | None = None, current_only: b
     )
     with engine.connect() as conn:
         return pd.DataFrame(conn.execute(sa.text(sql), params).mappings().all())
+
+
+def reproduced_run(engine: sa.Engine, run_id: str) -> str | None:
+    """The current run that reproduction ``run_id`` reproduces (None: none, or not a reproduction)."""
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT reproduces FROM backtest_runs WHERE run_id = :r"), {"r": run_id}).scalar()
 
 
 def load_run(engine: sa.Engine, run_id: str) -> RunRecord:

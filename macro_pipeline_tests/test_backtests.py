@@ -82,7 +82,8 @@ def test_a_reproduction_as_of_an_old_watermark_never_replaces_the_current_run(de
     code, out, _ = run_cli("backtest", *window, "--json")
     first = json.loads(out)
     assert code == 0 and first["reproduction"] is False and first["reproduces"] is None
-    revised = pd.DataFrame({"instrument_id": ["AAPL"], "obs_date": ["2017-03-01"], "close": [1.0]})
+    revised = pd.DataFrame({"instrument_id": ["AAPL"], "obs_date": ["2017-03-01"], "close": [1.0],
+                            "known_at": ["2017-03-02T15:00:00Z"]})
     assert ingest(demo, "prices", revised).revisions_added == 1
     code, out, _ = run_cli("backtest", *window, "--system-as-of", first["system_as_of"], "--json")
     repro = json.loads(out)

@@ -214,7 +214,8 @@ def test_a_night_with_nothing_new_requests_nothing_and_the_leaderboard_ranks_onl
     replaced = _current_runs(engine, "carry-simple")["2022-10-01"]
     run_months(engine, "carry-simple", ["2022-10-01"])  # a rerun: the first 2022-10 run is superseded
     sys_before = pd.Timestamp.now(tz="UTC")
-    ingest(engine, "prices", pd.DataFrame({"instrument_id": ["SPX"], "obs_date": ["2016-05-02"], "close": [2100.0]}))
+    ingest(engine, "prices", pd.DataFrame({"instrument_id": ["SPX"], "obs_date": ["2016-05-02"], "close": [2100.0],
+                                           "known_at": ["2016-05-03T15:00:00Z"]}))
     repro = run_backtest(engine, "carry-simple", "2022-10-01", "2022-10-31", system_as_of=sys_before)
     assert repro.reproduction
     with postgres_instance(databases) as instance:

@@ -67,7 +67,7 @@ def direct(url: str) -> dict[str, float]:
     engine = db.get_engine(url)
     _load_demo_minus_last_day(engine)
     sync_builtin_strategies(engine)
-    t = {"signals": 0.0, "inputs": 0.0, "engine": 0.0, "store": 0.0, "metrics": 0.0, "months": 0}
+    t = {"signals": 0.0, "inputs": 0.0, "engine": 0.0, "store": 0.0, "metrics": 0.0, "months": 0, "epochs": {}}
     for sid in sorted(registered(engine)):
         months = history_rerun(engine, sid).months
         s0 = time.perf_counter()
@@ -84,6 +84,7 @@ def direct(url: str) -> dict[str, float]:
         for k, a, b in (("signals", s0, s1), ("inputs", s1, s2), ("engine", s2, s3), ("store", s3, s4), ("metrics", s4, s5)):
             t[k] += b - a
         t["months"] += len(months)
+        t["epochs"][sid] = getattr(plan, "epochs", 1)
     return t
 
 
@@ -136,16 +137,21 @@ def through_dagster(url: str, storage: str, workers: int) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--direct-only", action="store_true", help="only the direct path (no Dagster)")
     args = parser.parse_args()
     print(f"server: {db.render(server_url())}; {os.cpu_count()} cores; workers {args.workers}")
 
     with scratch_database("mpbench_direct") as url:
         d = direct(url)
-    direct_total = sum(v for k, v in d.items() if k != "months")
+    direct_total = sum(v for k, v in d.items() if k not in ("months", "epochs"))
     print(f"\ndirect (no Dagster, one process, serial): {int(d['months'])} strategy-months")
     for k in ("signals", "inputs", "engine", "store", "metrics"):
         print(f"  {k:<8} {d[k]:8.1f} s")
     print(f"  total    {direct_total:8.1f} s")
+    print("  vintage epochs per strategy (full as-of weights: one computation per epoch): "
+          + ", ".join(f"{s} {n}" for s, n in sorted(d["epochs"].items())))
+    if args.direct_only:
+        return 0
 
     server = server_url()
     storage_name = f"mpbench_dagster_{uuid.uuid4().hex[:8]}"

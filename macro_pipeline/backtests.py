@@ -347,6 +347,7 @@ class MonthPlan:
     weights: pd.DataFrame | None = field(default=None, repr=False)
     marks: dict = field(default_factory=dict)
     reads: list = field(default_factory=list)  # the footprint: every entity the view read
+    epochs: int = 0  # vintage epochs the weights were computed in (Strategy.weights)
     decision_times: pd.Series | None = field(default=None, repr=False)
     start_state: EndState | None = None
     continues: str | None = None  # the stored run whose end state is start_state
@@ -404,7 +405,9 @@ def plan_months(engine: sa.Engine, strategy_id: str, months: list[str], *,
     if not live:
         return plan
     plan.start = start = max(windows[live[0]][0], origin)
-    plan.weights = build(cfg).weights(view, since=start)
+    strategy = build(cfg)
+    plan.weights = strategy.weights(view, since=start)
+    plan.epochs = strategy.epochs
     plan.marks = view.input_watermarks()  # what the weights read (before the engine's inputs are loaded)
     prev_month = (pd.Timestamp(live[0]) - pd.offsets.MonthBegin(1)).strftime("%Y-%m-01")
     prev_window = month_window(cfg, prev_month, limit)

@@ -6,10 +6,14 @@ in one set-based read per table, everything known by the last decision time of i
 stored up to ``system_as_of``), then offers it in two shapes:
 
 - ``aligned(...)``: a decision-date x instrument frame in which cell (d, i) is the value of the
-  latest observation of i that was known at ``a(d)`` (its vintage in force then: a revision
-  known later does not reach back). Every cell's ``known_at <= a(d)``; the view checks this and
-  raises ``LookAheadError`` if it ever fails. Rolling features computed down this frame are
-  "real-time" features: each input was known at its own decision time, so none can leak.
+  latest observation of i that was known at ``a(d)``. Every cell's ``known_at <= a(d)``, and no
+  cell holds a valid date after d whatever its ``known_at``; the view checks this and raises
+  ``LookAheadError`` if it ever fails. By default each cell carries the vintage in force at its
+  own decision time (real time: what the engine trades on). Inside ``as_known_at(t)`` every cell
+  carries its latest vintage known at t instead (full as-of vintages, DESIGN section 1): a
+  feature computed down that frame is what a live system recomputing at t would compute.
+  ``Strategy.weights`` computes once per vintage epoch (``epoch_starts``), so a correction known
+  at t reaches every decision from t on and none before.
 - ``at(d)``: a ``PointInTimeReader``-like object for one decision date; asking it for anything
   dated after ``d`` raises ``LookAheadError`` (this is how a per-date strategy is held to the
   rule, and how a cheating strategy is caught).

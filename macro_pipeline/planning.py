@@ -282,9 +282,16 @@ def pit_reruns(engine: sa.Engine, changes: list[Change], today: pd.Timestamp | N
             "ON r.source = k.source AND r.entity = k.entity AND r.signal_name = k.signal_name "
             f"WHERE {_CURRENT_PIPELINE} ORDER BY 1, 2"),
             {"src": [k[0] for k in keys], "ent": [k[1] for k in keys], "sig": [k[2] for k in keys]}).all()
+        # months stored before footprints were recorded (sql/007): what they read is unknown, so
+        # every changed entity counts as read (a rerun may be wasted, a change is never missed)
+        unknown = conn.execute(sa.text(
+            "SELECT b.strategy_id, to_char(b.window_start, 'YYYY-MM-01'), b.window_end FROM backtest_runs b "
+            f"WHERE {_CURRENT_PIPELINE} AND NOT EXISTS (SELECT 1 FROM run_reads r WHERE r.run_id = b.run_id)")).all()
     hits: dict[str, list[tuple[str, date, tuple[str, str, str]]]] = {}
     for sid, month, valid_to, source, entity, sig in rows:
         hits.setdefault(sid, []).append((month, valid_to, (source, entity, sig)))
+    for sid, month, valid_to in unknown:
+        hits.setdefault(sid, []).extend((month, valid_to, key) for key in keys)
     out = []
     for sid in sorted(hits):
         calendar = load_strategy(engine, sid).calendar

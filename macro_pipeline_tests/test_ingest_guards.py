@@ -13,6 +13,7 @@ from macro_pipeline.warehouse.errors import IngestValidationError
 from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline.warehouse.pit import PointInTimeReader
 from macro_pipeline_tests.conftest import table_state
+from macro_pipeline_tests.test_ingest import write
 
 INSTRUMENTS = pd.DataFrame({
     "instrument_id": ["AAA", "GDP", "PERP"],
@@ -36,11 +37,6 @@ def wh(engine):
     ingest(engine, "instruments", INSTRUMENTS)
     return engine
 
-
-def write(tmp_path, name, text):
-    path = tmp_path / name
-    path.write_text(text)
-    return path
 
 
 def _q2_rows(engine) -> list[tuple]:

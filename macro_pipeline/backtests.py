@@ -453,6 +453,7 @@ def store_months(engine: sa.Engine, plan: MonthPlan, result: BacktestResult | No
         trip_exit = pd.DatetimeIndex(trips["exit_date"]) if len(trips) else None
         fill_date = pd.DatetimeIndex(fills["date"])
         state, continues = plan.start_state, plan.continues
+        stored: list[tuple] = []  # (run id, last decision date, first and last decision time)
         with engine.begin() as conn:  # one transaction: the whole stretch is stored, or nothing
             for m in plan.live:
                 ms, me = max(plan.windows[m][0], plan.start), plan.windows[m][1]
@@ -474,10 +475,12 @@ def store_months(engine: sa.Engine, plan: MonthPlan, result: BacktestResult | No
                              summary={"pipeline": True, "costs_paid": float(result.costs.loc[ms:me].sum()),
                                       "funding_paid": float(result.funding.loc[ms:me].sum())}, pipeline_month=True,
                              continues=continues)
-                write_reads_in(conn, run_id, plan.reads, valid_to=me.date(),
-                               first_decision=plan.decision_times.loc[ms], last_decision=plan.decision_times.loc[me])
+                stored.append((run_id, me.date(), plan.decision_times.loc[ms], plan.decision_times.loc[me]))
                 state, continues = end_state, run_id
                 outcomes[m] = MonthOutcome(m, "stored", run_id, sid, metrics, int(len(eq.loc[ms:me])))
+            # every month of the stretch read what the stretch's view read (up to its own last decision)
+            write_reads_in(conn, [r[0] for r in stored], plan.reads, valid_to=[r[1] for r in stored],
+                           first_decision=[r[2] for r in stored], last_decision=[r[3] for r in stored])
     return [outcomes[m] for m in sorted(outcomes)]
 
 

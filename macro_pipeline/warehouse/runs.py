@@ -237,19 +237,29 @@ def store_run_in(
     return previous
 
 
-def write_reads_in(conn: sa.Connection, run_id: str, reads: list[tuple], *, valid_to: date,
-                   first_decision: datetime, last_decision: datetime) -> None:
-    """Store a run's footprint (``PointInTimeView.reads()``: source, entity, signal name, first
-    valid time read) in the caller's transaction; see ``sql/007_run_reads.sql``."""
-    if not reads:
+def write_reads_in(conn: sa.Connection, run_ids: str | list[str], reads: list[tuple], *,
+                   valid_to: date | list[date], first_decision: datetime | list[datetime],
+                   last_decision: datetime | list[datetime]) -> None:
+    """Store the footprint of one run, or of several runs that read the same entities (the months
+    of one stretch), in the caller's transaction, with one COPY. ``reads``: the view's
+    ``reads()`` (source, entity, signal name, first valid time read); ``valid_to`` (last decision
+    date) and the first and last decision times per run. See ``sql/007_run_reads.sql``."""
+    ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+    if not reads or not ids:
         return
+
+    def per_run(value) -> list:
+        return list(value) if isinstance(value, list) else [value] * len(ids)
+
+    n = len(reads)
+    first_valid = [None if r[3] is None else pd.Timestamp(r[3]).strftime("%Y-%m-%d") for r in reads]
     frame = pd.DataFrame({
-        "run_id": run_id,
-        "source": [r[0] for r in reads], "entity": [r[1] for r in reads], "signal_name": [r[2] for r in reads],
-        "valid_from": [None if r[3] is None else pd.Timestamp(r[3]).strftime("%Y-%m-%d") for r in reads],
-        "valid_to": pd.Timestamp(valid_to).strftime("%Y-%m-%d"),
-        "first_decision": pd.Timestamp(first_decision).isoformat(),
-        "last_decision": pd.Timestamp(last_decision).isoformat()})
+        "run_id": np.repeat(ids, n),
+        "source": [r[0] for r in reads] * len(ids), "entity": [r[1] for r in reads] * len(ids),
+        "signal_name": [r[2] for r in reads] * len(ids), "valid_from": first_valid * len(ids),
+        "valid_to": np.repeat([pd.Timestamp(v).strftime("%Y-%m-%d") for v in per_run(valid_to)], n),
+        "first_decision": np.repeat([pd.Timestamp(t).isoformat() for t in per_run(first_decision)], n),
+        "last_decision": np.repeat([pd.Timestamp(t).isoformat() for t in per_run(last_decision)], n)})
     _copy(conn, "run_reads", frame)
 
 

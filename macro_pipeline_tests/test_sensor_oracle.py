@@ -24,7 +24,7 @@ shows every case.
 Speed (about 4 minutes on 2 cores): a Dagster range run costs about 2 s more than the same months
 through ``run_months`` (Dagster's events per partition and asset, the asset checks). So the
 history is materialized through ``backtest_job``, and so are the requests of the cases marked
-``dagster=True`` (one of each kind of boundary); the other cases execute each requested range with
+``dagster=True`` (a 24/7 month end, a funding settlement at 00:00Z, the ad-hoc case); the other cases execute each requested range with
 ``run_months``, the functions the ``backtest`` asset's ops call, over exactly the requested months.
 ``MACRO_PIPELINE_ORACLE_DAGSTER=all`` executes every request through Dagster (slower, same
 verdicts). Reports are not written (``write_strategy_report``/``write_comparison`` are stubbed):
@@ -222,9 +222,17 @@ def _signal(name: str, iid: str, obs: str, value: float, known_at: pd.Timestamp)
                                     "value": [value], "known_at": [_iso(known_at)]})
 
 
-def _member(universe: str, iid: str, valid_from: str, known_at: pd.Timestamp) -> tuple[str, pd.DataFrame]:
-    return "universe", pd.DataFrame({"universe": [universe], "instrument_id": [iid], "valid_from": [valid_from],
-                                     "known_at": [_iso(known_at)]})
+def _member(universe: str, iid: str, valid_from: str, known_at: pd.Timestamp,
+            valid_to: str | None = None) -> tuple[str, pd.DataFrame]:
+    row = {"universe": [universe], "instrument_id": [iid], "valid_from": [valid_from], "known_at": [_iso(known_at)]}
+    if valid_to is not None:
+        row["valid_to"] = [valid_to]
+    return "universe", pd.DataFrame(row)
+
+
+def _split(iid: str, ex: str, ratio: float, known_at: pd.Timestamp) -> tuple[str, pd.DataFrame]:
+    return "corporate-actions", pd.DataFrame({"instrument_id": [iid], "ex_date": [ex], "action": ["split"],
+                                              "value": [ratio], "known_at": [_iso(known_at)]})
 
 
 def _ad_hoc_runs(engine: sa.Engine) -> None:
@@ -256,7 +264,7 @@ CASES = [
     # and a correction of May 31's own close known exactly at its close
     *[Case(f"price XNYS old date, known {w} a(May 31)", lambda d=d: [_price("EQA", "2019-05-15", 1.04, A(MAY31) + d)])
       for w, d in (("before", -HOUR), ("at", 0 * MIN), ("after", MIN))],
-    Case("price XNYS correction at the close, May 31", lambda: [_price("EQA", MAY31, 0.95, A(MAY31))], dagster=True),
+    Case("price XNYS correction at the close, May 31", lambda: [_price("EQA", MAY31, 0.95, A(MAY31))]),
     # early closes: 2019-11-29 and 2019-12-24 close at 18:00 UTC
     Case("price XNYS early close 2019-11-29, known at 18:00Z", lambda: [_price("EQA", "2019-11-29", 0.93,
                                                                                A("2019-11-29"))]),
@@ -282,6 +290,8 @@ CASES = [
     # corporate actions: a new dividend of EQA ex May 31, announced before / at / after its close
     *[Case(f"dividend ex May 31, known {w} a(May 31)", lambda d=d: [_dividend("EQA", MAY31, 2.0, A(MAY31) + d)])
       for w, d in (("before", -HOUR), ("at", 0 * MIN), ("after", MIN))],
+    Case("split of EQB on 2019-06-03 corrected (ratio 2 -> 2.5), known at 00:00Z of its ex-date",
+         lambda: [_split(world.SPLIT[0], world.SPLIT[1], 2.5, pd.Timestamp(world.SPLIT[1], tz="UTC"))]),
     # external signals: Wednesday May 29's SIG_A value (the newest on May 31) revised
     *[Case(f"signal SIG_A of May 29, known {w} a(May 31)", lambda d=d: [_signal("SIG_A", "EQA", "2019-05-29", 0.9, A(MAY31) + d)])
       for w, d in (("before", -HOUR), ("at", 0 * MIN), ("after", MIN))],
@@ -290,10 +300,16 @@ CASES = [
     # universe: EQE joins EQ from May 31; only the EQ strategies may rerun
     *[Case(f"universe EQ gains EQE from May 31, known {w} a(May 31)", lambda d=d: [_member("EQ", "EQE", MAY31, A(MAY31) + d)],
            only=tuple(EQ_SIDS)) for w, d in (("before", -HOUR), ("at", 0 * MIN), ("after", MIN))],
+    # SPOT leaves CRYPTO on Dec 1 (valid_to revised), known at 00:00Z Dec 1 = a(Nov 30, 24/7): only o-carry
+    Case("universe CRYPTO: SPOT leaves Dec 1, known 00:00Z Dec 1", only=("o-carry",),
+         rows=lambda: [_member("CRYPTO", "SPOT", "2019-01-01", pd.Timestamp("2019-12-01T00:00Z"), "2019-12-01")]),
     # a revision known today of an old date: it reaches no decision of the history
     Case("price XNYS 2019-03-15 revised, known today", lambda: [_price("EQA", "2019-03-15", 1.1, NOW)]),
     Case("signal SIG_A 2019-03-13 revised, known today", lambda: [_signal("SIG_A", "EQA", "2019-03-13", 0.7, NOW)]),
-    # ad-hoc runs of o-bh over March 2019 in between, then a correction of EQD (in EQ from Sep)
+    # ad-hoc runs of o-bh over March 2019 in between, then a correction of EQD (in EQ from Sep);
+    # the control case is the same correction without them
+    Case("control: EQD Nov 15 close corrected at its close, no ad-hoc run",
+         lambda: [_price("EQD", "2019-11-15", 0.9, A("2019-11-15"))]),
     Case("ad-hoc runs, then EQD Nov 15 close corrected at its close",
          lambda: [_price("EQD", "2019-11-15", 0.9, A("2019-11-15"))], before_ingest=_ad_hoc_runs, dagster=True),
     # things no strategy reads

@@ -333,11 +333,12 @@ class Outcome:
     stale: dict = field(default_factory=dict)
     wrong_strategies: set = field(default_factory=set)
     through_dagster: bool = False
+    error: str = ""  # the case could not run to the end (an ingest, a tick or a requested run raised)
     seconds: float = 0.0
 
     @property
     def failed(self) -> bool:
-        return bool(self.missed or self.stale or self.wrong_strategies
+        return bool(self.missed or self.stale or self.wrong_strategies or self.error
                     or (self.case.no_change and self.requested))
 
 
@@ -345,7 +346,11 @@ class Outcome:
 def materialized(databases, tmp_path_factory):
     """The world's warehouse with every strategy's whole history materialized through Dagster,
     and the Dagster instance (one ``strategy`` key per registered configuration)."""
-    mp = pytest.MonkeyPatch()
+    with pytest.MonkeyPatch.context() as mp:
+        yield from _materialize(databases, tmp_path_factory, mp)
+
+
+def _materialize(databases, tmp_path_factory, mp: pytest.MonkeyPatch):
     mp.setenv("DAGSTER_EVENT_BATCH_SIZE", "500")  # as `macro-pipeline dev`/`demo` set it
     import macro_pipeline.reports as reports
 
@@ -365,10 +370,13 @@ def materialized(databases, tmp_path_factory):
                 tags={RANGE_START_TAG: f"{rerun.first_month}|{sid}", RANGE_END_TAG: f"{rerun.last_month}|{sid}"})
             assert result.success, f"materializing {sid} failed"
         base = stored(engine)
+        for sid in SIDS:  # a strategy that never holds anything here would prove nothing
+            assert len(base[sid]) == 14 and any(weights for _, weights in base[sid].values()), (
+                f"{sid}: {len(base[sid])} months stored, holding something in "
+                f"{sum(bool(w) for _, w in base[sid].values())}: the world must make every strategy trade")
         template = engine.url.database
         db.dispose_engines(template)
         yield template, base, instance
-    mp.undo()
 
 
 def _run_case(databases, instance, template: str, base: dict, case: Case, folder: Path) -> Outcome:
@@ -376,31 +384,43 @@ def _run_case(databases, instance, template: str, base: dict, case: Case, folder
     out = Outcome(case, through_dagster=case.dagster or os.environ.get("MACRO_PIPELINE_ORACLE_DAGSTER") == "all")
     engine = _copy(databases, template)
     try:
-        cursor = _tick(instance, engine, None).cursor  # the first tick only sets the cursor
-        if case.before_ingest is not None:
-            case.before_ingest(engine)
-        for n, (kind, frame) in enumerate(case.rows()):
-            world.ingest_csv(engine, kind, frame, folder, f"row-{n}")
-        result = _tick(instance, engine, cursor)
-        for request in result.run_requests:
-            target = _requested_months(request)
-            if target is not None:
-                out.requested |= {(target[0], m) for m in target[1]}
-            _execute(instance, engine, request, out.through_dagster)
-        truth = recompute(engine)
-        changed = differing(base, truth)
-        out.changed = set(changed)
-        out.missed = {k: v for k, v in changed.items() if k not in out.requested}
-        out.wasted = {k for k in out.requested if k not in changed}
-        out.stale = differing(stored(engine), truth)
-        if case.only is not None:
-            out.wrong_strategies = {sid for sid, _ in out.requested if sid not in case.only}
+        _oracle(instance, engine, base, case, folder, out)
+    except Exception as exc:  # reported with every other case, not raised: one run shows them all
+        out.error = f"{type(exc).__name__}: {exc}"[:600]
     finally:
         db.dispose_engines(engine.url.database)
         db.drop_database(databases.server_url, engine.url.database)
         databases.created.remove(engine.url.database)
     out.seconds = time.monotonic() - t0
     return out
+
+
+def _oracle(instance, engine: sa.Engine, base: dict, case: Case, folder: Path, out: Outcome) -> None:
+    """Steps 1-4 of the module docstring on ``engine`` (a fresh copy), filling ``out``."""
+    cursor = _tick(instance, engine, None).cursor  # the first tick only sets the cursor
+    if case.before_ingest is not None:
+        case.before_ingest(engine)
+    for n, (kind, frame) in enumerate(case.rows()):
+        world.ingest_csv(engine, kind, frame, folder, f"row-{n}")
+    result = _tick(instance, engine, cursor)
+    errors = []
+    for request in result.run_requests:
+        target = _requested_months(request)
+        if target is not None:
+            out.requested |= {(target[0], m) for m in target[1]}
+        try:
+            _execute(instance, engine, request, out.through_dagster)
+        except Exception as exc:  # the diff below still shows what the failed run left stale
+            errors.append(f"{request.run_key}: {type(exc).__name__}: {exc}"[:300])
+    out.error = "; ".join(errors)
+    truth = recompute(engine)
+    changed = differing(base, truth)
+    out.changed = set(changed)
+    out.missed = {k: v for k, v in changed.items() if k not in out.requested}
+    out.wasted = {k for k in out.requested if k not in changed}
+    out.stale = differing(stored(engine), truth)
+    if case.only is not None:
+        out.wrong_strategies = {sid for sid, _ in out.requested if sid not in case.only}
 
 
 def _span(keys: set) -> str:
@@ -426,6 +446,8 @@ def _report(outcomes: list[Outcome]) -> str:
         if not o.failed:
             continue
         details.append(f"\n[{o.case.name}]")
+        if o.error:
+            details.append(f"  ERROR (the case did not finish): {o.error}")
         details.append(f"  changed:   {_span(o.changed) or '-'}")
         details.append(f"  requested: {_span(o.requested) or '-'}")
         if o.case.name.startswith("baseline") and o.changed:

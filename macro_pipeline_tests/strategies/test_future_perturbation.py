@@ -78,7 +78,7 @@ def perturb(engine) -> None:
         for c in ("open", "high", "low", "close"):
             rows[c] = rows[c].astype(float) * factor
         rows["volume"] = rows["volume"].astype(float)
-        ingest(engine, "prices", rows)
+        ingest(engine, "prices", rows, correction=True)  # restated at their original known_at
     # a price dated before D, corrected by a release known only after D
     ingest(
         engine,
@@ -101,7 +101,7 @@ def perturb(engine) -> None:
         a=a_d.to_pydatetime(),
         b=pd.Timestamp("2017-06-30", tz=UTC),
     )
-    ingest(engine, "funding", funding.assign(rate=-funding["rate"].astype(float)))
+    ingest(engine, "funding", funding.assign(rate=-funding["rate"].astype(float)), correction=True)
     # the external signal after D: equal weights instead; a pre-D signal corrected after D
     signals = _read(
         engine,
@@ -109,7 +109,7 @@ def perturb(engine) -> None:
         "WHERE obs_date > :lo AND obs_date <= '2017-06-30'",
         lo=d_late.date(),
     )
-    ingest(engine, "signals", signals.assign(value=0.05))
+    ingest(engine, "signals", signals.assign(value=0.05), correction=True)
     late = _read(
         engine,
         "SELECT signal_name, instrument_id, obs_date, value FROM external_signals "

@@ -461,8 +461,8 @@ def store_months(engine: sa.Engine, plan: MonthPlan, result: BacktestResult | No
                                       plan.marks, CODE_VERSION, w)
                 sid, _ = write_snapshot_in(conn, snap)
                 month_trips = trips[(trip_exit >= ms) & (trip_exit <= me)] if len(trips) else trips
-                metrics = compute_metrics(returns.loc[ms:me], month_trips, exposure=result.exposure.loc[ms:me],
-                                          turnover=result.turnover.loc[ms:me])
+                metrics = compute_metrics(returns.loc[ms:me], month_trips, calendar=plan.config.calendar,
+                                          exposure=result.exposure.loc[ms:me], turnover=result.turnover.loc[ms:me])
                 end_state = result.state_at(me)
                 month_cfg = replace(plan.config, start=ms.date(), end=me.date()).to_dict()
                 run_id = new_run_id()
@@ -585,7 +585,8 @@ def current_month_runs(engine: sa.Engine, strategy_id: str, months: list[str]) -
 def leaderboard_frame(engine: sa.Engine) -> pd.DataFrame:
     """Every strategy with pipeline results, ranked by Sharpe on its stitched full history (current
     monthly runs only: superseded runs and reproductions are never ranked). Columns: the headline
-    metrics, ``first``/``last`` session, and what was ranked: ``runs`` (count), ``runs_sha256``
+    metrics (annualised with each strategy's own calendar: 252 sessions, 365 days for 24/7; see
+    `engine.metrics`), ``calendar``, ``first``/``last`` session, and what was ranked: ``runs`` (count), ``runs_sha256``
     (``runs_digest`` of their ids in window order) and ``newest_run``."""
     from macro_pipeline.engine import compute_metrics
 
@@ -595,10 +596,11 @@ def leaderboard_frame(engine: sa.Engine) -> pd.DataFrame:
         eq, run_ids = stitched_history(engine, strategy_id)
         if len(eq) < 2:
             continue
-        m = compute_metrics(eq.pct_change().dropna())
+        calendar = load_strategy(engine, strategy_id).calendar
+        m = compute_metrics(eq.pct_change().dropna(), calendar=calendar)
         rows[strategy_id] = {k: m[k] for k in ("total_return", "cagr", "annual_volatility", "sharpe", "sortino",
                                                "max_drawdown", "calmar")} | {
-            "first": eq.index[0].date(), "last": eq.index[-1].date(), "runs": len(run_ids),
+            "calendar": calendar, "first": eq.index[0].date(), "last": eq.index[-1].date(), "runs": len(run_ids),
             "runs_sha256": runs_digest(run_ids), "newest_run": run_ids[-1]}
     board = pd.DataFrame.from_dict(rows, orient="index")
     return board.sort_values("sharpe", ascending=False) if len(board) else board

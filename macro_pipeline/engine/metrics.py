@@ -1,17 +1,33 @@
 """`compute_metrics`: performance and trade statistics from a daily return series.
 
-Conventions follow empyrical(-reloaded), checked against it to 1e-9 in the tests:
-252 periods a year, sample standard deviation (ddof=1), Sortino downside deviation over all
-periods (sqrt(mean(min(r - rf, 0)^2))), maximum drawdown negative and anchored at the starting
-value, CAGR = prod(1 + r) ** (periods_per_year / n) - 1, historical VaR (5th percentile,
-linear interpolation) and CVaR (mean of the int((n - 1) * 0.05) + 1 worst returns).
+Conventions (each written here, in the report's metric table, and checked in the tests):
+- Periods a year ``P`` come from the series' calendar (`engine.calendar.periods_per_year`):
+  252 for exchange sessions (XNYS, ...), 365 for "24/7" (crypto: every calendar day is a
+  session). Mixed cases: a run has one calendar, which decides; a comparison of series on
+  different calendars (leaderboard, benchmark cards) annualises each series with its own
+  calendar; relative metrics (alpha, beta, tracking error, ...) use the sessions both series
+  share, annualised with the strategy's calendar.
+- Volatility, Sharpe, Sortino and turnover scale with ``P``: sample standard deviation
+  (ddof=1) x sqrt(P); Sharpe = mean(r - rf) / sd(r - rf) x sqrt(P); Sortino = mean(r - rf) x P /
+  (sqrt(mean(min(r - rf, 0)^2)) x sqrt(P)), downside deviation over all periods.
+- CAGR comes from elapsed calendar time, not from a count of periods: years = (last date -
+  start) / 365 days, where start is the close the first return is measured from (the previous
+  session of the calendar; for 24/7 the day before), and CAGR = prod(1 + r) ** (1 / years) - 1.
+  A year is 365 calendar days (quantstats' convention), so on 24/7 years = n / 365 and CAGR
+  equals empyrical's ``cagr(annualization=365)`` exactly. Without dates, years = n / P
+  (empyrical). Calmar = CAGR / |max drawdown|.
+- Maximum drawdown negative and anchored at the starting value; historical VaR (5th percentile,
+  linear interpolation) and CVaR (mean of the int((n - 1) * 0.05) + 1 worst returns), per period.
 
-Deliberate differences from empyrical (written down as the design asks):
+Equal to empyrical(-reloaded) with ``annualization=P`` to 1e-9 in the tests (the CAGR with the
+annualization that matches the elapsed time). Deliberate differences from empyrical:
 - ``sortino`` uses ``risk_free`` as the minimum acceptable return (empyrical's sortino has no
   risk_free argument; its ``required_return`` defaults to 0 - identical when risk_free = 0).
 - a zero-dispersion return series gives ``sharpe``/``sortino`` NaN, never +-inf.
 - ``cagr`` is -1.0 when the portfolio is wiped out (prod(1 + r) <= 0), where empyrical
   returns NaN for a negative ending value.
+- ``cagr`` on an exchange calendar uses calendar time (empyrical counts 252 sessions a year;
+  the two differ by the year's actual session count).
 """
 
 from __future__ import annotations
@@ -20,6 +36,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from macro_pipeline.engine.calendar import DAYS_PER_YEAR, previous_session_ns
+from macro_pipeline.engine.calendar import periods_per_year as calendar_periods
 
 METRIC_KEYS: tuple[str, ...] = (
     "total_return",
@@ -76,6 +95,18 @@ def _unit_scale(index: pd.DatetimeIndex) -> int:
     return {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[index.unit]
 
 
+def elapsed_years(index: pd.DatetimeIndex, calendar: str | None, periods_per_year: float) -> float:
+    """Calendar years a daily return series on ``index`` spans: from the close its first return
+    is measured from (the calendar's previous session; without a calendar, one average period,
+    365 / periods_per_year days, before the first date) to its last date, in 365-day years."""
+    first = index[0].normalize().as_unit("ns").value
+    start = previous_session_ns(calendar, first) if calendar is not None else None
+    day = 86_400 * 10**9
+    if start is None:
+        start = first - round(day * DAYS_PER_YEAR / periods_per_year)
+    return (index[-1].as_unit("ns").value - start) / day / DAYS_PER_YEAR
+
+
 def _hill_tail_index(returns: np.ndarray, tail: float = 0.05) -> float:
     """Hill estimator of the left (loss) tail exponent: with losses L sorted descending and
     k = max(2, int(tail * n)), alpha = k / sum_{i<=k} ln(L_i / L_{k+1}). NaN if fewer than
@@ -94,7 +125,8 @@ def compute_metrics(
     returns: pd.Series | np.ndarray,
     round_trips: pd.DataFrame | None = None,
     *,
-    periods_per_year: int = 252,
+    calendar: str | None = None,
+    periods_per_year: int | None = None,
     risk_free: float | np.ndarray | pd.Series = 0.0,
     exposure: pd.DataFrame | None = None,
     turnover: pd.Series | np.ndarray | None = None,
@@ -102,10 +134,14 @@ def compute_metrics(
     """Metrics of one return series (and optionally its trades, exposure and turnover).
 
     - ``returns``: simple per-period returns (decimals), ideally a Series on session dates
-      (needed for ``monthly_returns`` and a drawdown duration in calendar days).
+      (needed for ``monthly_returns``, a CAGR from elapsed time and a drawdown duration in
+      calendar days).
+    - ``calendar``: the series' calendar ("XNYS", "24/7", ...): gives the periods a year and
+      the session before the first return; ``periods_per_year`` overrides the former (one of
+      the two is required: no silent 252).
     - ``round_trips``: frame with ``pnl`` (money) and ``holding_days`` columns, e.g.
       ``BacktestResult.round_trips``; trade statistics are NaN (count 0) without it.
-    - ``risk_free``: per-period risk-free return (empyrical's convention: 0.03 / 252 for 3 %
+    - ``risk_free``: per-period risk-free return (empyrical's convention: 0.03 / P for 3 %
       a year), a constant or an array aligned with ``returns``.
     - ``exposure``: frame with ``gross``/``net`` columns (fractions of equity); ``turnover``:
       per-period traded notional / equity.
@@ -118,6 +154,8 @@ def compute_metrics(
     ``net_exposure`` averages over periods; ``monthly_returns`` a year x month (1-12) frame of
     compounded returns.
     """
+    if calendar is None and periods_per_year is None:
+        raise TypeError("compute_metrics: give the series' calendar (or periods_per_year)")
     index = returns.index if isinstance(returns, pd.Series) else None
     r = np.asarray(returns, dtype=np.float64)
     if r.ndim != 1:
@@ -125,14 +163,15 @@ def compute_metrics(
     if np.isnan(r).any():
         raise ValueError("compute_metrics: returns contain NaN")
     n = len(r)
-    ppy = float(periods_per_year)
+    ppy = float(periods_per_year if periods_per_year is not None else calendar_periods(calendar))
     out: dict[str, Any] = dict.fromkeys(METRIC_KEYS, _NAN)
 
     if n:
         wealth = np.cumprod(1.0 + r)
         ending = wealth[-1]
         out["total_return"] = float(ending - 1.0)
-        out["cagr"] = float(ending ** (ppy / n) - 1.0) if ending > 0 else -1.0
+        years = elapsed_years(index, calendar, ppy) if isinstance(index, pd.DatetimeIndex) else n / ppy
+        out["cagr"] = float(ending ** (1.0 / years) - 1.0) if ending > 0 else -1.0
         anchored = np.r_[100.0, 100.0 * wealth]
         peak = np.fmax.accumulate(anchored)
         mdd = float(np.min((anchored - peak) / peak))

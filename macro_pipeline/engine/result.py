@@ -321,12 +321,13 @@ class BacktestResult:
 
     @cached_property
     def metrics(self) -> dict[str, Any]:
-        """`compute_metrics` on ``returns`` with ``round_trips``, ``exposure``, ``turnover``;
-        Sharpe/Sortino are in excess of the cash rate the run used (per session)."""
+        """`compute_metrics` on ``returns`` with ``round_trips``, ``exposure``, ``turnover``,
+        annualised with the run's calendar; Sharpe/Sortino are in excess of the cash rate the
+        run used (per session)."""
         return compute_metrics(
             self.returns,
             self.round_trips,
-            periods_per_year=252,
+            calendar=self.config.calendar,
             risk_free=self._prep.rf_bar,
             exposure=self.exposure,
             turnover=self.turnover,

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from macro_pipeline.engine.calendar import periods_per_year as calendar_periods
 from macro_pipeline.engine.metrics import METRIC_KEYS, compute_metrics
 from macro_pipeline.reports import queries
 
@@ -123,7 +124,7 @@ class Subject:
 
     @property
     def periods_per_year(self) -> int:
-        return 365 if self.calendar == "24/7" else 252
+        return calendar_periods(self.calendar)
 
 
 # --------------------------------------------------------------------------- loading
@@ -223,7 +224,8 @@ def load_strategy_subject(engine: sa.Engine, strategy_id: str) -> Subject:
                       (runs.iloc[0]["window_start"], runs.iloc[-1]["window_end"]), first["start_state"], runs=runs)
     exposure = equity[["gross_exposure", "net_exposure"]].rename(columns={"gross_exposure": "gross",
                                                                           "net_exposure": "net"})
-    computed = compute_metrics(subject.returns, trips, exposure=exposure, turnover=equity["turnover"])
+    computed = compute_metrics(subject.returns, trips, calendar=subject.calendar, exposure=exposure,
+                               turnover=equity["turnover"])
     subject.metrics = {k: _finite(computed[k]) for k in SCALAR_METRICS}
     marks = sorted({pd.Timestamp(t).isoformat() for t in runs["system_as_of"]})
     subject.lineage = {

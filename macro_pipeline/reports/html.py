@@ -25,10 +25,10 @@ COUNTS = {"trade_count"}
 
 METRIC_NOTES = {
     "total_return": "final equity / starting equity - 1",
-    "cagr": "compound annual growth, 252 sessions a year",
-    "annual_volatility": "sample std of daily returns x sqrt(252)",
-    "sharpe": "mean / std of daily returns x sqrt(252), less the configured risk-free rate",
-    "sortino": "mean return x 252 / downside deviation (all periods)",
+    "cagr": "compound annual growth over elapsed calendar time: (1 + total return) ^ (365 / days) - 1",
+    "annual_volatility": "sample std of daily returns x sqrt(P)",
+    "sharpe": "mean / std of daily returns x sqrt(P), less the configured risk-free rate",
+    "sortino": "mean return x P / downside deviation (all periods)",
     "calmar": "CAGR / |max drawdown|",
     "max_drawdown": "worst fall from a running peak",
     "max_drawdown_duration_days": "longest time under a previous peak, calendar days",
@@ -41,10 +41,19 @@ METRIC_NOTES = {
     "avg_loss": "mean P&L of losing round trips (money)",
     "avg_holding_days": "mean round-trip holding period, calendar days",
     "trade_count": "round trips closed",
-    "turnover": "annualised traded notional / equity, both sides",
+    "turnover": "annualised traded notional / equity, both sides (mean daily x P)",
     "gross_exposure": "average sum |positions| / equity",
     "net_exposure": "average sum positions / equity",
 }
+
+
+
+def metric_notes(periods_per_year: int) -> dict[str, str]:
+    """``METRIC_NOTES`` with P, the periods a year of the calendar (252 exchange, 365 for 24/7),
+    written out."""
+    p = str(periods_per_year)
+    return {k: v.replace("sqrt(P)", f"sqrt({p})").replace("x P", f"x {p}") for k, v in METRIC_NOTES.items()}
+
 
 CSS = """
 :root { --ink:#1b1b1b; --muted:#5f6b76; --line:#d9dee3; --accent:#1f4e79; --bad:#b00020; --good:#2e7d32; }

@@ -88,7 +88,8 @@ def _equity_section(s: Subject, bench: pd.Series | None, bench_caption: str) -> 
         # use its own closes (an index never closes exactly unchanged, so repeats are the carries)
         b = b[b.ne(b.shift())] if len(b) else b
         if len(b) >= 2:
-            bm = compute_metrics(b.pct_change().dropna())
+            # the benchmark's own closes: an exchange index on exchange sessions (252 a year)
+            bm = compute_metrics(b.pct_change().dropna(), calendar="XNYS" if s.calendar == "24/7" else s.calendar)
             label = "benchmark total return"
             if covered != s.window:  # say when it covers less than the strategy
                 label += f" ({covered[0].year}-{covered[1].year})"
@@ -130,16 +131,20 @@ def _turnover_section(s: Subject) -> str:
     monthly.index = monthly.index.to_timestamp() + pd.Timedelta(days=14)
     body = charts.turnover(monthly) + h.caption(
         f"Annualised turnover {h.fmt_metric('turnover', s.metrics.get('turnover'))} (mean daily traded notional / "
-        f"equity x 252); busiest session {h.fmt_pct(t.max())} on {t.idxmax().date()}.")
+        f"equity x {s.periods_per_year}); busiest session {h.fmt_pct(t.max())} on {t.idxmax().date()}.")
     return h.section("turnover", "Turnover", body)
 
 
 def _metrics_section(s: Subject) -> str:
+    notes = h.metric_notes(s.periods_per_year)
     rows = [[f"<td>{h.esc(k)}</td>", h.metric_cell(k, s.metrics.get(k)),
-             f'<td class="note">{h.esc(h.METRIC_NOTES.get(k, ""))}</td>'] for k in SCALAR_METRICS]
+             f'<td class="note">{h.esc(notes.get(k, ""))}</td>'] for k in SCALAR_METRICS]
     src = ("as stored with the run (the engine's compute_metrics)" if s.kind == "run"
            else "compute_metrics over the stitched history")
-    return h.section("metrics", "Metrics", h.caption(f"All of the engine's metrics, {src}; n/a where undefined.")
+    conv = (f"Conventions: the {s.calendar} calendar, P = {s.periods_per_year} periods a year annualise volatility, "
+            "Sharpe, Sortino and turnover; CAGR from elapsed calendar time (365-day years, from the close before the "
+            "first return to the last close).")
+    return h.section("metrics", "Metrics", h.caption(f"All of the engine's metrics, {src}; n/a where undefined. {conv}")
                      + h.table(["metric", "value", "meaning"], rows, cls="metrics", raw=True))
 
 

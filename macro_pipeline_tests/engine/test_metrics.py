@@ -17,17 +17,19 @@ DATES = pd.to_datetime(["2021-01-29", "2021-02-01", "2021-02-02", "2021-02-03"])
 
 
 def test_exactly_the_issue_keys() -> None:
-    m = compute_metrics(pd.Series(R, index=DATES))
+    m = compute_metrics(pd.Series(R, index=DATES), calendar="XNYS")
     assert list(m) == list(METRIC_KEYS)
     assert len(METRIC_KEYS) == 21
 
 
 def test_hand_worked_return_metrics() -> None:
-    m = compute_metrics(pd.Series(R, index=DATES))
+    m = compute_metrics(pd.Series(R, index=DATES), calendar="XNYS")
     r = np.array(R)
     wealth = np.cumprod(1 + r)  # 1.1, 1.045, 1.0659, 1.033923
     total = wealth[-1] - 1
-    cagr = (1 + total) ** (252 / 4) - 1
+    # elapsed calendar time: from the close before the first return (Thu 2021-01-28, the
+    # previous XNYS session) to 2021-02-03 = 6 days, in 365-day years
+    cagr = (1 + total) ** (365 / 6) - 1
     sd = np.sqrt(((r - r.mean()) ** 2).sum() / 3)  # ddof = 1
     downside = np.sqrt((0.05**2 + 0.03**2) / 4) * np.sqrt(252)  # over all four periods
     mdd = wealth[-1] / 1.1 - 1  # peak 1.1 on 01-29, never regained
@@ -50,14 +52,14 @@ def test_hand_worked_return_metrics() -> None:
 
 def test_risk_free_is_subtracted_per_period() -> None:
     rf = 0.0001
-    m = compute_metrics(pd.Series(R, index=DATES), risk_free=rf)
+    m = compute_metrics(pd.Series(R, index=DATES), calendar="XNYS", risk_free=rf)
     adj = np.array(R) - rf
     assert m["sharpe"] == pytest.approx(adj.mean() / adj.std(ddof=1) * np.sqrt(252), rel=1e-14)
 
 
 def test_trade_statistics_from_round_trips() -> None:
     trips = pd.DataFrame({"pnl": [10.0, -5.0, 20.0, 0.0], "holding_days": [1, 3, 5, 7]})
-    m = compute_metrics(pd.Series(R, index=DATES), trips)
+    m = compute_metrics(pd.Series(R, index=DATES), trips, calendar="XNYS")
     assert m["trade_count"] == 4
     assert m["win_rate"] == 2 / 4
     assert m["profit_factor"] == (10.0 + 20.0) / 5.0
@@ -71,14 +73,14 @@ def test_exposure_and_turnover_averages() -> None:
         {"gross": [1.0, 1.2, 0.8, 1.0], "net": [0.2, 0.0, -0.2, 0.4]}, index=DATES
     )
     turnover = pd.Series([0.5, 0.0, 0.1, 0.0], index=DATES)
-    m = compute_metrics(pd.Series(R, index=DATES), exposure=exposure, turnover=turnover)
+    m = compute_metrics(pd.Series(R, index=DATES), calendar="XNYS", exposure=exposure, turnover=turnover)
     assert m["gross_exposure"] == pytest.approx(1.0)
     assert m["net_exposure"] == pytest.approx(0.1)
     assert m["turnover"] == pytest.approx(0.6 / 4 * 252)
 
 
 def test_no_trades_and_flat_returns_give_nan_not_errors() -> None:
-    m = compute_metrics(pd.Series([0.0, 0.0, 0.0], index=DATES[:3]))
+    m = compute_metrics(pd.Series([0.0, 0.0, 0.0], index=DATES[:3]), calendar="XNYS")
     assert m["trade_count"] == 0 and math.isnan(m["win_rate"])
     assert math.isnan(m["sharpe"]) and math.isnan(m["sortino"]) and math.isnan(m["calmar"])
     assert m["max_drawdown"] == 0.0 and m["max_drawdown_duration_days"] == 0.0
@@ -87,7 +89,7 @@ def test_no_trades_and_flat_returns_give_nan_not_errors() -> None:
 def test_hill_tail_index_of_pareto_losses() -> None:
     rng = np.random.default_rng(0)
     losses = (rng.pareto(3.0, 200_000) + 1) * 0.01  # Pareto tail exponent 3
-    m = compute_metrics(pd.Series(-losses))
+    m = compute_metrics(pd.Series(-losses), periods_per_year=252)
     assert m["tail_index"] == pytest.approx(3.0, rel=0.05)
 
 
@@ -101,14 +103,18 @@ def real_returns() -> pd.Series:
 
 @pytest.mark.parametrize("risk_free", [0.0, 0.02 / 252])
 def test_equal_to_empyrical_on_real_returns(real_returns: pd.Series, risk_free: float) -> None:
-    m = compute_metrics(real_returns, risk_free=risk_free)
+    m = compute_metrics(real_returns, calendar="XNYS", risk_free=risk_free)
     r = real_returns
+    # CAGR over elapsed calendar time = empyrical's CAGR with the annualization that makes its
+    # n / annualization years the elapsed 365-day years
+    assert r.index[0] == pd.Timestamp("1990-01-02")  # first XNYS session of 1990; the one before:
+    years = (r.index[-1] - pd.Timestamp("1989-12-29")).days / 365
     expected = {
         "sharpe": empyrical.sharpe_ratio(r, risk_free=risk_free),
         "sortino": empyrical.sortino_ratio(r, required_return=risk_free),
         "max_drawdown": empyrical.max_drawdown(r),
-        "cagr": empyrical.cagr(r),
-        "calmar": empyrical.calmar_ratio(r),
+        "cagr": empyrical.cagr(r, annualization=len(r) / years),
+        "calmar": empyrical.calmar_ratio(r, annualization=len(r) / years),
         "annual_volatility": empyrical.annual_volatility(r),
         "var_95": empyrical.value_at_risk(r, cutoff=0.05),
         "cvar_95": empyrical.conditional_value_at_risk(r, cutoff=0.05),
@@ -116,3 +122,38 @@ def test_equal_to_empyrical_on_real_returns(real_returns: pd.Series, risk_free: 
     }
     for key, value in expected.items():
         assert m[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
+def test_compute_metrics_needs_a_calendar() -> None:
+    """Regression: the leaderboard called compute_metrics without a calendar and got 252 on 24/7."""
+    with pytest.raises(TypeError, match="calendar"):
+        compute_metrics(pd.Series(R, index=DATES))
+
+
+def test_hand_worked_24_7_conventions() -> None:
+    """On 24/7 every calendar day is a session: P = 365, and CAGR over n daily returns is
+    (1 + total) ^ (365 / n) - 1 (the first return is measured from the previous midnight)."""
+    r = np.array([0.01, -0.02, 0.005, 0.0, 0.003])
+    dates = pd.date_range("2020-02-27", periods=5, freq="D")  # crosses 2020-02-29
+    m = compute_metrics(pd.Series(r, index=dates), calendar="24/7")
+    total = np.prod(1 + r) - 1
+    sd = r.std(ddof=1)
+    assert m["cagr"] == pytest.approx((1 + total) ** (365 / 5) - 1, rel=1e-12)
+    assert m["annual_volatility"] == pytest.approx(sd * np.sqrt(365), rel=1e-14)
+    assert m["sharpe"] == pytest.approx(r.mean() / sd * np.sqrt(365), rel=1e-14)
+    downside = np.sqrt(0.02**2 / 5) * np.sqrt(365)
+    assert m["sortino"] == pytest.approx(r.mean() * 365 / downside, rel=1e-14)
+    # the same numbers on an exchange calendar annualise with 252
+    x = compute_metrics(pd.Series(r, index=dates), calendar="XNYS")
+    assert x["annual_volatility"] == pytest.approx(sd * np.sqrt(252), rel=1e-14)
+
+
+def test_eight_years_of_24_7_is_eight_years() -> None:
+    """The issue's carry-simple case: 2,922 daily sessions 2015-01-01..2022-12-31 returning 22.25 %
+    in all have a CAGR of 1.2225 ^ (365 / 2922) - 1 (about 2.54 %), not 1.2225 ^ (252 / 2922) - 1."""
+    dates = pd.date_range("2015-01-01", "2022-12-31", freq="D")
+    assert len(dates) == 2922
+    r = np.full(len(dates), 1.2225 ** (1 / len(dates)) - 1)
+    m = compute_metrics(pd.Series(r, index=dates), calendar="24/7")
+    assert m["cagr"] == pytest.approx(1.2225 ** (365 / 2922) - 1, rel=1e-9)
+    assert round(m["cagr"], 4) == 0.0254

@@ -37,6 +37,7 @@ from macro_pipeline.engine import ENGINE_VERSION, BacktestConfig, BacktestResult
 from macro_pipeline.engine.calendar import calendar_sessions
 from macro_pipeline.warehouse.pit import DateLike, utc
 from macro_pipeline.warehouse.runs import (
+    current_sql,
     new_run_id,
     reproduced_run,
     store_run,
@@ -327,7 +328,7 @@ def _previous_pipeline_run(engine: sa.Engine, strategy_id: str, window: tuple[pd
         return conn.execute(sa.text(
             "SELECT run_id, end_state FROM backtest_runs WHERE strategy_id = :s "
             "AND date_trunc('month', window_start) = date_trunc('month', CAST(:ws AS date)) AND window_end = :we "
-            "AND superseded_by IS NULL AND status = 'success' AND NOT reproduction AND summary ->> 'pipeline' = 'true' "
+            f"AND {current_sql('')} AND summary ->> 'pipeline' = 'true' "
             "ORDER BY created_at DESC LIMIT 1"),
             {"s": strategy_id, "ws": window[0].date(), "we": window[1].date()}).first()
 
@@ -504,7 +505,7 @@ def stitched_history(engine: sa.Engine, strategy_id: str) -> tuple[pd.Series, li
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
             "SELECT e.session_date, e.equity, r.run_id FROM backtest_runs r JOIN daily_equity e USING (run_id) "
-            "WHERE r.strategy_id = :s AND r.superseded_by IS NULL AND r.status = 'success' AND NOT r.reproduction "
+            f"WHERE r.strategy_id = :s AND {current_sql('r')} "
             "AND r.summary ->> 'pipeline' = 'true' ORDER BY e.session_date"), {"s": strategy_id}).all()
     equity = pd.Series([r[1] for r in rows], index=pd.DatetimeIndex([r[0] for r in rows]), name=strategy_id,
                        dtype="float64")
@@ -568,8 +569,8 @@ def current_month_runs(engine: sa.Engine, strategy_id: str, months: list[str]) -
     with engine.connect() as conn:
         runs = conn.execute(sa.text(
             "SELECT DISTINCT ON (date_trunc('month', window_start)) to_char(window_start, 'YYYY-MM-01'), window_end, run_id "
-            "FROM backtest_runs WHERE strategy_id = :s AND superseded_by IS NULL AND status = 'success' "
-            "AND NOT reproduction AND summary ->> 'pipeline' = 'true' AND window_start >= :lo AND window_start <= :hi "
+            f"FROM backtest_runs WHERE strategy_id = :s AND {current_sql('')} "
+            "AND summary ->> 'pipeline' = 'true' AND window_start >= :lo AND window_start <= :hi "
             "ORDER BY date_trunc('month', window_start), created_at DESC"),
             {"s": strategy_id, "lo": min(w[0] for w in windows.values()).date(),
              "hi": max(w[1] for w in windows.values()).date()}).all()

@@ -3,13 +3,20 @@ calendar checked against empyrical-reloaded, and the leaderboard using them."""
 
 from __future__ import annotations
 
+import json
+
 import empyrical
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
+from macro_pipeline import cli
 from macro_pipeline.backtests import leaderboard_frame, run_backtest, run_months, stitched_equity
 from macro_pipeline.engine.metrics import compute_metrics
-from macro_pipeline.warehouse.runs import load_run
+from macro_pipeline.reports.data import load_run_subject
+from macro_pipeline.settings import DATABASE_URL_ENV, HOME_ENV
+from macro_pipeline.warehouse.ingest import ingest
+from macro_pipeline.warehouse.runs import current_sql, list_runs, load_run, standing_sql
 from macro_pipeline_tests.conftest import demo_with_strategies
 
 
@@ -20,6 +27,18 @@ def months(first: str, last: str) -> list[str]:
 @pytest.fixture(scope="module")
 def demo(databases):
     return demo_with_strategies(databases)
+
+
+@pytest.fixture
+def run_cli(demo, monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv(DATABASE_URL_ENV, demo.url.render_as_string(hide_password=False))
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = cli.main(list(args))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +89,91 @@ def test_leaderboard_annualises_each_strategy_with_its_calendar(demo, board) -> 
     assert board.loc["carry-simple", "cagr"] == pytest.approx(empyrical.cagr(r, annualization=365), rel=1e-9)
     assert board.loc["carry-simple", "cagr"] == pytest.approx(
         compute_metrics(r, calendar="24/7")["cagr"], rel=1e-15)
+
+
+# --------------------------------------------------------------------------- current / superseded
+
+
+def test_runs_list_shows_current_runs_as_current_when_one_is_superseded(demo, run_cli) -> None:
+    """Regression: under pandas 3 a missing ``superseded_by`` came back as NaN (truthy) and
+    `runs list` showed every run superseded once one was. Standing is now computed once, in SQL
+    (`standing_sql`), and every surface shows it: CLI table and JSON, `runs show`, the report."""
+    old = run_backtest(demo, "ema-us-eq20", "2017-01-01", "2017-06-30")
+    new = run_backtest(demo, "ema-us-eq20", "2017-01-01", "2017-06-30")
+    assert new.superseded == old.run_id
+    revised = pd.DataFrame({"instrument_id": ["AAPL"], "obs_date": ["2017-03-01"], "close": [1.0],
+                            "known_at": ["2017-03-02T15:00:00Z"]})
+    assert ingest(demo, "prices", revised).revisions_added == 1
+    repro = run_backtest(demo, "ema-us-eq20", "2017-01-01", "2017-06-30", system_as_of=new.system_as_of)
+    assert repro.reproduction
+    expected = {old.run_id: "superseded", new.run_id: "current", repro.run_id: "reproduction"}
+
+    frame = list_runs(demo)
+    assert frame["superseded_by"].isna().sum() >= len(frame) - 1  # the NaN case: almost all missing
+    standing = dict(zip(frame["run_id"], frame["standing"], strict=True))
+    assert {k: standing[k] for k in expected} == expected
+    assert set(list_runs(demo, current_only=True)["run_id"]) == {k for k, v in standing.items() if v == "current"}
+    assert sum(v == "current" for v in standing.values()) == len(frame) - 2  # only old and repro are not
+
+    code, out, _ = run_cli("runs", "list", "--all")
+    assert code == 0
+    shown = {line.split()[0]: line.split()[-1] for line in out.splitlines()[2:]}
+    assert shown[old.run_id] == "superseded" and shown[new.run_id] == "current"
+    assert sum(v == "current" for v in shown.values()) == len(frame) - 2
+    code, out, _ = run_cli("runs", "list", "--all", "--json")
+    assert {r["run_id"]: r["standing"] for r in json.loads(out)} == standing
+    for run_id, want in expected.items():
+        code, out, _ = run_cli("runs", "show", run_id[:10], "--json")
+        assert code == 0 and json.loads(out)["standing"] == want
+        assert load_run_subject(demo, run_id).lineage["standing"].startswith(want)
+
+
+def test_standing_and_current_sql_agree_on_every_row(demo) -> None:
+    with demo.connect() as conn:
+        rows = conn.execute(sa.text(f"SELECT {standing_sql('r')} = 'current', {current_sql('r')} "
+                                    "FROM backtest_runs r")).all()
+    assert rows and all(a == b for a, b in rows)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_every_subcommand_is_in_its_group_help(capsys) -> None:
+    parser = cli.build_parser()
+    groups = [a for a in parser._subparsers._group_actions[0].choices.items()]  # noqa: SLF001
+    for name, group in groups:
+        subs = [a for a in group._actions if isinstance(a, type(parser._subparsers._group_actions[0]))]  # noqa: SLF001
+        if not subs:
+            continue
+        text = group.format_help()
+        for action in subs[0]._choices_actions:  # noqa: SLF001
+            assert action.help, f"{name} {action.dest} has no help line"
+        for sub in subs[0].choices:
+            assert f"    {sub} " in text or f"    {sub}\n" in text, f"`{name} --help` omits {sub}"
+
+
+def test_runs_list_is_limited_by_default_and_show_takes_a_prefix(demo, run_cli) -> None:
+    total = len(list_runs(demo))
+    code, out, _ = run_cli("runs", "list", "--limit", "3")
+    body = [line for line in out.splitlines()[2:] if not line.startswith("(")]
+    assert code == 0 and len(body) == 3
+    assert f"the newest 3 of {total:,} runs" in out
+    newest = list_runs(demo, limit=3)
+    assert list(newest["run_id"]) == list(list_runs(demo)["run_id"])[-3:]
+    code, out, _ = run_cli("runs", "list")
+    assert len([line for line in out.splitlines()[2:] if not line.startswith("(")]) == min(50, total)
+    code, out, _ = run_cli("runs", "show", newest["run_id"].iloc[-1][:8])
+    assert code == 0 and newest["run_id"].iloc[-1] in out
+
+
+def test_strategies_describe_lists_types_bounds_and_defaults(run_cli) -> None:
+    code, out, _ = run_cli("strategies", "describe", "funding_carry")
+    assert code == 0
+    assert "funding_carry: universe CROSS_ASSET, rebalance daily, calendar 24/7" in out
+    line = next(x for x in out.splitlines() if x.startswith("lookback "))
+    assert line.split()[:3] == ["lookback", "int", "1"] and "1 <= lookback <= 365" in line
+    code, out, _ = run_cli("strategies", "describe", "--json")
+    assert {"buy_and_hold", "funding_carry", "macro_regime"} <= set(json.loads(out))
+    help_text = cli.build_parser()._subparsers._group_actions[0].choices["strategies"]  # noqa: SLF001
+    add = help_text._subparsers._group_actions[0].choices["add"].format_help()  # noqa: SLF001
+    assert "funding_carry:" in add and "entry_threshold" in add

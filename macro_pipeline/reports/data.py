@@ -177,9 +177,8 @@ def load_run_subject(engine: sa.Engine, run_id: str) -> Subject:
         "engine version": m["engine_version"],
         "orchestrator run id": m["orchestrator_run_id"] or "none (not run by Dagster)",
         "pipeline run (one month of the Dagster chain)": "yes" if summary.get("pipeline") else "no",
-        "status": m["status"] + (", reproduction" + (f" of {m['reproduces']}" if m["reproduces"] else "")
-                                 if m["reproduction"] else
-                                 f", superseded by {m['superseded_by']}" if m["superseded_by"] else ", current"),
+        "standing": m["standing"] + (f" of {m['reproduces']}" if m["standing"] == "reproduction" and m["reproduces"]
+                                     else f" by {m['superseded_by']}" if m["standing"] == "superseded" else ""),
         "stored at": pd.Timestamp(m["created_at"]).isoformat(),
         "start state": f"continues from {m['start_state']['date']}" if m["start_state"] else "fresh start",
     }
@@ -191,7 +190,7 @@ def load_run_subject(engine: sa.Engine, run_id: str) -> Subject:
     if m["reproduction"]:
         subject.notes.append("This run is a reproduction: computed as of an older system_as_of than the data, it "
                              "re-reads an earlier state of the warehouse and is never the current result.")
-    if m["superseded_by"]:
+    if m["standing"] == "superseded":
         subject.notes.append(f"This run has been superseded by run {m['superseded_by']} (a rerun of the same "
                              "strategy, window and settings); it is shown as stored.")
     _edge_notes(subject)
@@ -234,7 +233,9 @@ def load_strategy_subject(engine: sa.Engine, strategy_id: str) -> Subject:
                    f"({len(runs)} monthly pipeline run{'s' if len(runs) != 1 else ''})",
         "system_as_of (watermarks)": marks[0] if len(marks) == 1 else f"{marks[0]} .. {marks[-1]} ({len(marks)} distinct)",
         "engine versions": ", ".join(sorted(set(runs["engine_version"]))),
-        "orchestrator run ids": ", ".join(sorted({str(x) for x in runs["orchestrator_run_id"] if x})) or "none",
+        # a missing id is None or NaN in a frame column (NaN is truthy): test with notna
+        "orchestrator run ids": ", ".join(sorted({str(x) for x in runs["orchestrator_run_id"] if pd.notna(x) and x}))
+                                or "none",
         "signal snapshots": f"{runs['signal_snapshot_id'].nunique()} distinct, one per monthly run",
     }
     _chain_notes(subject)

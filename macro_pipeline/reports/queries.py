@@ -14,6 +14,8 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from macro_pipeline.warehouse.runs import current_sql
+
 _HEX = re.compile(r"^[0-9a-f]+$")
 MIN_PREFIX = 6
 
@@ -51,7 +53,7 @@ def current_pipeline_runs(engine: sa.Engine, strategy_id: str) -> pd.DataFrame:
             "(SELECT m.value FROM metrics m WHERE m.run_id = r.run_id AND m.metric_name = 'total_return') "
             "AS total_return "
             "FROM (SELECT DISTINCT ON (window_start) * FROM backtest_runs "
-            "      WHERE strategy_id = :s AND superseded_by IS NULL AND status = 'success' AND NOT reproduction "
+            f"      WHERE strategy_id = :s AND {current_sql('')} "
             "      AND summary ->> 'pipeline' = 'true' ORDER BY window_start, created_at DESC) r "
             "ORDER BY r.window_start"), {"s": strategy_id}).mappings().all()
     return pd.DataFrame([dict(r) for r in rows])
@@ -81,7 +83,7 @@ def counterpart_run(engine: sa.Engine, strategy_id: str, window_start, window_en
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
             "SELECT run_id, config, start_state FROM backtest_runs WHERE strategy_id = :s AND window_start = :ws "
-            "AND window_end = :we AND superseded_by IS NULL AND status = 'success' AND NOT reproduction "
+            f"AND window_end = :we AND {current_sql('')} "
             "AND coalesce((config ->> 'clean')::boolean, false) = :c ORDER BY created_at DESC"),
             {"s": strategy_id, "ws": window_start, "we": window_end, "c": not clean}).mappings().all()
     for row in rows:
@@ -100,6 +102,5 @@ def instrument_exists(engine: sa.Engine, instrument_id: str) -> bool:
 def strategies_with_pipeline_runs(engine: sa.Engine) -> list[str]:
     with engine.connect() as conn:
         return list(conn.execute(sa.text(
-            "SELECT DISTINCT strategy_id FROM backtest_runs WHERE superseded_by IS NULL AND status = 'success' "
-            "AND NOT reproduction "
+            f"SELECT DISTINCT strategy_id FROM backtest_runs WHERE {current_sql('')} "
             "AND summary ->> 'pipeline' = 'true' ORDER BY strategy_id")).scalars().all())

@@ -232,7 +232,8 @@ def _lineage_section(s: Subject) -> str:
     if s.kind == "strategy":
         runs = s.runs
         rows = [[str(r.window_start)[:7], f"{r.window_start} .. {r.window_end}", r.run_id, r.signal_snapshot_id,
-                 pd.Timestamp(r.system_as_of).isoformat(), r.engine_version, r.orchestrator_run_id or "",
+                 pd.Timestamp(r.system_as_of).isoformat(), r.engine_version,
+                 r.orchestrator_run_id if isinstance(r.orchestrator_run_id, str) else "",
                  f"{r.sessions:,}", h.fmt_metric("total_return", r.total_return), h.fmt_money(r.costs_paid),
                  h.fmt_money(r.funding_paid)] for r in runs.itertuples()]
         body += (f'<details id="monthly-runs"><summary>The {len(runs)} monthly pipeline runs stitched '

@@ -216,6 +216,63 @@ def backtest_config(cfg, start: DateLike, end: DateLike, *, clean: bool = False,
                           rebalance_frequency=cfg.rebalance, calendar=cfg.calendar, clean=clean, **overrides)
 
 
+@dataclass
+class Benchmark:
+    """A strategy's benchmark over a window: ``equity`` on the strategy's calendar (the engine's
+    clean run of ``config``), what it is (``label``) and its ``calendar``."""
+    equity: pd.Series
+    label: str
+    calendar: str
+
+
+def benchmark_config(cfg):
+    """The benchmark configuration of strategy configuration ``cfg`` (a fair comparison, not a
+    flattering one): for ``funding_carry`` its spot leg (``hedge``, else the traded instrument)
+    bought and held (weight 1, so its daily rebalance never trades after the first buy); for every other kind an equal-weight buy-and-hold of its own universe,
+    rebalanced monthly. Both run clean (no costs) on the strategy's calendar over adjusted
+    closes, so they are total return wherever the strategy's prices are. Returns (config, label)."""
+    from macro_pipeline.strategies.base import StrategyConfig
+
+    if cfg.kind == "funding_carry":
+        leg = cfg.params.get("hedge") or cfg.params["instrument"]
+        # one instrument at weight 1 never drifts, so a daily rebalance trades nothing after the
+        # first buy, and the leg is held from the first session the data allows
+        bench = StrategyConfig("benchmark", "buy_and_hold", {"instruments": [leg]}, universe=cfg.universe,
+                               rebalance="daily", calendar=cfg.calendar)
+        return bench, f"{leg} bought and held (the spot leg of the carry trade)"
+    bench = StrategyConfig("benchmark", "buy_and_hold", {}, universe=cfg.universe, rebalance="monthly",
+                           calendar=cfg.calendar)
+    return bench, (f"equal-weight buy-and-hold of {cfg.universe}, rebalanced monthly, no costs "
+                   "(total return on adjusted closes)")
+
+
+def benchmark_equity(engine: sa.Engine, strategy_id: str, start: DateLike, end: DateLike, *,
+                     system_as_of: DateLike | None = None) -> Benchmark | None:
+    """The strategy's default benchmark (`benchmark_config`) simulated by the engine over
+    [start, end] as the warehouse stood at ``system_as_of`` (not stored); None when its
+    universe has no data in the window."""
+    from macro_pipeline.strategies.registry import build
+
+    cfg = load_strategy(engine, strategy_id)
+    bench, label = benchmark_config(cfg)
+    lo, hi = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
+    try:
+        view = strategy_view(engine, bench, hi, system_as_of)
+    except NoDataYet:
+        return None
+    # start a month early: the monthly rebalance decided at the previous month's end is held from
+    # the window's first session on (the strategy's own first trade executes no earlier)
+    sim_lo = max(lo - pd.Timedelta(days=40), view.decision_dates[0])
+    weights = build(bench).weights(view, since=sim_lo).loc[:hi]
+    if weights.empty:
+        return None
+    inputs = engine_inputs(view, bench, list(weights.columns), sim_lo, hi)
+    result = simulate(inputs.pop("prices"), weights, backtest_config(bench, sim_lo, hi, clean=True), **inputs)
+    held = result.exposure["gross"].gt(0).cummax()  # from the first session it holds anything
+    equity = result.equity[held & (result.equity.index >= lo)]
+    return Benchmark(equity.rename("benchmark"), label, cfg.calendar) if len(equity) else None
+
+
 def is_reproduction(engine: sa.Engine, system_as_of: DateLike | None) -> bool:
     """Whether a run as of ``system_as_of`` re-reads an older state of the warehouse than a run
     made now: an explicit watermark before the newest ingest batch. None (now) never is; neither

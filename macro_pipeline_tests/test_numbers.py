@@ -91,6 +91,44 @@ def test_leaderboard_annualises_each_strategy_with_its_calendar(demo, board) -> 
         compute_metrics(r, calendar="24/7")["cagr"], rel=1e-15)
 
 
+# --------------------------------------------------------------------------- benchmark
+
+
+def test_carry_benchmark_is_its_spot_leg_and_equity_its_universe(demo, carry_run) -> None:
+    from macro_pipeline.backtests import benchmark_equity
+    from macro_pipeline.warehouse.pit import PointInTimeReader
+
+    bench = benchmark_equity(demo, "carry-simple", "2015-01-01", "2022-12-31", system_as_of=carry_run.system_as_of)
+    assert bench.label.startswith("BTC-SPOT bought and held") and bench.calendar == "24/7"
+    reader = PointInTimeReader(demo, pd.Timestamp("2023-01-02", tz="UTC"), carry_run.system_as_of)
+    spot = reader.price_panel(["BTC-SPOT"], "2014-12-01", "2022-12-31")["BTC-SPOT"].dropna()
+    got = bench.equity.pct_change().dropna()
+    want = spot.pct_change().reindex(got.index)
+    assert got.to_numpy() == pytest.approx(want.to_numpy(), rel=1e-9, abs=1e-12)  # held, no costs, no drift
+    eq = benchmark_equity(demo, "ema-us-eq20", "2014-01-01", "2014-12-31")
+    assert "equal-weight buy-and-hold of US_EQ20" in eq.label and "total return" in eq.label
+
+
+def test_report_states_the_benchmark_and_its_common_window(demo, carry_run) -> None:
+    from macro_pipeline.backtests import benchmark_equity
+    from macro_pipeline.engine.metrics import relative_metrics
+    from macro_pipeline.reports.report import render_run_report
+
+    page = render_run_report(demo, carry_run.run_id)
+    assert "BTC-SPOT bought and held (the spot leg of the carry trade)" in page
+    assert "Against the benchmark over the common window (2015-01-03 .. 2022-12-31, 2,920 sessions)" in page
+    for label in ("alpha", "beta", "correlation", "tracking error", "information ratio", "up capture", "down capture"):
+        assert f"<td>{label}</td>" in page
+    spx = render_run_report(demo, carry_run.run_id, "SPX")
+    assert "SPX (price index, excludes dividends)" in spx
+    r = load_run(demo, carry_run.run_id).equity["equity"].pct_change().dropna()
+    b = benchmark_equity(demo, "carry-simple", "2015-01-01", "2022-12-31").equity.pct_change().dropna()
+    rel = relative_metrics(r, b, calendar="24/7")
+    a, be = empyrical.alpha_beta(*r.align(b, join="inner"), annualization=365)
+    assert rel["alpha"] == pytest.approx(a, rel=1e-9) and rel["beta"] == pytest.approx(be, rel=1e-9, abs=1e-12)
+    print(f"\ncarry-simple vs BTC-SPOT: {rel}")
+
+
 # --------------------------------------------------------------------------- current / superseded
 
 

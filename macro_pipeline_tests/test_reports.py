@@ -191,10 +191,14 @@ def test_run_report_has_every_section_with_the_stored_numbers(demo, runs, tmp_pa
     assert '"fast": 20' in page.lineage["strategy params"] and '"transaction_cost_bps": 5.0' in page.body
     # benchmark, trade statistics, costs and the clean counterpart's cost drag, in words and numbers
     body = page.body
-    assert "SPX close (price only), rebased" in body
+    # the default benchmark is the strategy's own universe held; SPX on request, labelled honestly
+    assert "Benchmark: equal-weight buy-and-hold of US_EQ20, rebalanced monthly, no costs (total return" in body
+    assert "Against the benchmark over the common window (2014-01-03 .. 2016-12-30, 755 sessions)" in body
+    spx_body = read(write_run_report(demo, run_id, tmp_path / "spx.html", "SPX")).body
+    assert "SPX (price index, excludes dividends), rebased" in spx_body
     spx = PointInTimeReader(demo, "2017-01-10", m["system_as_of"]).price_panel(["SPX"], "2014-01-01", "2016-12-31")["SPX"]
     spx_total = spx.dropna().iloc[-1] / spx.dropna().iloc[0] - 1
-    assert f"(2014-01-02 .. 2016-12-30): total return {100 * spx_total:.2f}%" in body
+    assert f"benchmark total return (2014-01-03 .. 2016-12-30, 755 sessions) {100 * spx_total:.2f}%" in spx_body
     assert f"win rate {100 * rec.metrics['win_rate']:.2f}%" in body
     assert f"trading costs paid {m['summary']['costs_paid']:,.2f}" in body
     assert "90th percentile" in body and "Holding periods" in body

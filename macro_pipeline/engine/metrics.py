@@ -222,3 +222,59 @@ def _monthly_table(r: np.ndarray, index: pd.Index | None) -> pd.DataFrame:
     growth = pd.Series(1.0 + r, index=index)
     table = growth.groupby([index.year.rename("year"), index.month.rename("month")]).prod() - 1.0
     return table.unstack("month").reindex(columns=pd.RangeIndex(1, 13, name="month"))
+
+
+RELATIVE_KEYS: tuple[str, ...] = (
+    "sessions", "first", "last", "total_return", "benchmark_total_return", "cagr", "benchmark_cagr",
+    "alpha", "beta", "correlation", "tracking_error", "information_ratio", "up_capture", "down_capture",
+)
+
+
+def relative_metrics(returns: pd.Series, benchmark: pd.Series, *, calendar: str) -> dict[str, Any]:
+    """A strategy's daily returns against its benchmark's, over the common window only: the
+    dates both series have (the intersection; the benchmark's first return is measured from its
+    first close, so its first date is dropped).
+
+    With P = `periods_per_year(calendar)` (the strategy's calendar), r the strategy's and b the
+    benchmark's returns on the common dates, a = r - b:
+    - ``beta`` = cov(r, b) / var(b); ``alpha`` = (1 + mean(r - beta b)) ^ P - 1, annualised
+      (empyrical's ``alpha_beta`` with risk-free 0, checked in the tests);
+    - ``correlation``: Pearson; ``tracking_error`` = sd(a, ddof=1) sqrt(P); ``information_ratio``
+      = mean(a) P / tracking_error;
+    - ``up_capture`` / ``down_capture``: the strategy's annualised return on the dates the
+      benchmark rose / fell, over the benchmark's on those dates (empyrical's convention:
+      annual return = prod(1 + x) ^ (P / n) - 1);
+    - ``total_return``/``cagr`` of each over the common window (CAGR as in `compute_metrics`);
+      ``sessions``, ``first``, ``last``: the common window itself.
+    NaN where undefined (fewer than two common dates, zero variance)."""
+    out: dict[str, Any] = dict.fromkeys(RELATIVE_KEYS, _NAN)
+    both = pd.concat([returns.rename("r"), benchmark.rename("b")], axis=1, join="inner").dropna()
+    out["sessions"] = len(both)
+    if len(both) < 2:
+        return out
+    r, b = both["r"].to_numpy(dtype=np.float64), both["b"].to_numpy(dtype=np.float64)
+    ppy = float(calendar_periods(calendar))
+    out["first"], out["last"] = both.index[0].date(), both.index[-1].date()
+    mine = compute_metrics(both["r"], calendar=calendar)
+    theirs = compute_metrics(both["b"], calendar=calendar)
+    out["total_return"], out["cagr"] = mine["total_return"], mine["cagr"]
+    out["benchmark_total_return"], out["benchmark_cagr"] = theirs["total_return"], theirs["cagr"]
+    var_b = np.mean((b - b.mean()) ** 2)
+    if var_b > 0:
+        beta = float(np.mean((b - b.mean()) * (r - r.mean())) / var_b)
+        out["beta"] = beta
+        out["alpha"] = float((1.0 + np.mean(r - beta * b)) ** ppy - 1.0)
+        sd_r = np.std(r)
+        out["correlation"] = float(np.corrcoef(r, b)[0, 1]) if sd_r > 0 else _NAN
+    active = r - b
+    te = np.std(active, ddof=1) * np.sqrt(ppy)
+    out["tracking_error"] = float(te)
+    out["information_ratio"] = float(np.mean(active) * ppy / te) if te > 0 else _NAN
+
+    def annual(x: np.ndarray) -> float:
+        return float(np.prod(1.0 + x) ** (ppy / len(x)) - 1.0) if len(x) else _NAN
+
+    for key, mask in (("up_capture", b > 0), ("down_capture", b < 0)):
+        denom = annual(b[mask])
+        out[key] = annual(r[mask]) / denom if denom == denom and denom != 0 else _NAN
+    return out

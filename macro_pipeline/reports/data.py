@@ -386,7 +386,28 @@ def benchmark_curve(engine: sa.Engine, instrument: str, subject: Subject, *, exp
     if first_valid is None:
         return None, f"No benchmark: {instrument} has no prices between {lo.date()} and {hi.date()}."
     curve = aligned / aligned.loc[first_valid] * subject.equity["equity"].loc[first_valid]
-    caption = f"{instrument} close (price only), rebased to the strategy's equity on {first_valid.date()}"
+    kind = (queries.instrument_kind(engine, instrument) or ("", ""))[0]
+    what = "price index, excludes dividends" if kind == "index" else "close as stored, price only"
+    caption = f"{instrument} ({what}), rebased to the strategy's equity on {first_valid.date()}"
     if last < hi:
         caption += f"; its data ends {last.date()}"
     return curve.rename(instrument), caption
+
+
+def default_benchmark_curve(engine: sa.Engine, subject: Subject) -> tuple[pd.Series | None, str]:
+    """The strategy's own benchmark (`backtests.benchmark_config`: equal-weight buy-and-hold of
+    its universe, or the spot leg for carry) over the subject's window as the warehouse stood at
+    its ``system_as_of``, on the subject's sessions, rebased to the subject's equity on the first
+    session it holds anything; (None, why) when there is none."""
+    from macro_pipeline.backtests import benchmark_equity
+
+    lo, hi = subject.window
+    bench = benchmark_equity(engine, subject.strategy_id, lo, hi, system_as_of=subject.system_as_of)
+    if bench is None:
+        return None, f"No benchmark: the strategy's universe has no data between {lo.date()} and {hi.date()}."
+    eq = bench.equity.reindex(subject.equity.index)
+    first = eq.first_valid_index()
+    if first is None:
+        return None, f"No benchmark: nothing to hold between {lo.date()} and {hi.date()}."
+    curve = (eq / eq.loc[first] * subject.equity["equity"].loc[first]).rename("benchmark")
+    return curve, f"{bench.label}; rebased to the strategy's equity on {first.date()}"

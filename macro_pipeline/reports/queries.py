@@ -99,6 +99,14 @@ def instrument_exists(engine: sa.Engine, instrument_id: str) -> bool:
                             {"i": instrument_id}).first() is not None
 
 
+def instrument_kind(engine: sa.Engine, instrument_id: str) -> tuple[str, str] | None:
+    """(kind, calendar) of an instrument: kind is spot | perp | index | macro; None if unknown."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT kind, calendar FROM instruments WHERE instrument_id = :i"),
+                           {"i": instrument_id}).first()
+    return (row[0], row[1]) if row else None
+
+
 def strategies_with_pipeline_runs(engine: sa.Engine) -> list[str]:
     with engine.connect() as conn:
         return list(conn.execute(sa.text(

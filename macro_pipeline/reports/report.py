@@ -18,14 +18,14 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from macro_pipeline.engine.metrics import compute_metrics
+from macro_pipeline.engine.metrics import relative_metrics
 from macro_pipeline.reports import charts, queries
 from macro_pipeline.reports import html as h
 from macro_pipeline.reports.data import (
-    DEFAULT_BENCHMARK,
     SCALAR_METRICS,
     Subject,
     benchmark_curve,
+    default_benchmark_curve,
     load_run_subject,
     load_strategy_subject,
     monthly_returns,
@@ -69,8 +69,9 @@ def _summary(s: Subject, bench: tuple[float, str] | None) -> str:
         ("funding paid", h.fmt_money(s.funding_paid), ""),
     ]
     if bench is not None:
-        total, label = bench
-        items.insert(1, (label, h.fmt_pct(total), h.sign_class(total)))
+        total, mine, window = bench
+        items.insert(1, (f"benchmark total return ({window})", h.fmt_pct(total), h.sign_class(total)))
+        items.insert(2, ("strategy total return, same window", h.fmt_pct(mine), h.sign_class(mine)))
     return h.kpis(items)
 
 
@@ -81,24 +82,44 @@ def _equity_section(s: Subject, bench: pd.Series | None, bench_caption: str) -> 
     parts = [svg, h.caption("Equity at each session close in the portfolio currency; drawdown = equity / running "
                             "peak - 1 (the peak includes the start state's).")]
     bench_total = None
-    if bench is not None:
-        b = bench.dropna()
-        covered = (b.index[0], b.index[-1]) if len(b) else None
-        # on a 24/7 calendar the benchmark is carried over weekends and holidays; its statistics
-        # use its own closes (an index never closes exactly unchanged, so repeats are the carries)
-        b = b[b.ne(b.shift())] if len(b) else b
-        if len(b) >= 2:
-            # the benchmark's own closes: an exchange index on exchange sessions (252 a year)
-            bm = compute_metrics(b.pct_change().dropna(), calendar="XNYS" if s.calendar == "24/7" else s.calendar)
-            label = "benchmark total return"
-            if covered != s.window:  # say when it covers less than the strategy
-                label += f" ({covered[0].year}-{covered[1].year})"
-            bench_total = (bm["total_return"], label)
-            bench_caption += (f". Over the same sessions ({covered[0].date()} .. {covered[1].date()}): total return "
-                              f"{h.fmt_pct(bm['total_return'])}, CAGR {h.fmt_pct(bm['cagr'])}, max drawdown "
-                              f"{h.fmt_pct(bm['max_drawdown'])}")
     parts.append(h.caption("Benchmark: " + bench_caption + "."))
+    if bench is not None and bench.notna().sum() >= 3:
+        # relative metrics on the strategy's sessions where both exist (a benchmark that does not
+        # trade on a session, e.g. an index on a 24/7 weekend, counts as unchanged)
+        rel = relative_metrics(s.returns, bench.pct_change().dropna(), calendar=s.calendar)
+        if rel["sessions"] >= 2:
+            window = f"{rel['first']} .. {rel['last']}, {rel['sessions']:,} sessions"
+            bench_total = (rel["benchmark_total_return"], rel["total_return"], window)
+            parts.append(_relative_table(rel, window, s.periods_per_year))
     return h.section("equity", "Equity against the benchmark, and drawdown", "".join(parts)), bench_total
+
+
+RELATIVE_ROWS = (
+    ("total return (strategy / benchmark)", None, "over the common window"),
+    ("CAGR (strategy / benchmark)", None, "elapsed calendar time, 365-day years"),
+    ("alpha", "alpha", "annualised: (1 + mean(r - beta b)) ^ P - 1, risk-free 0 (as empyrical alpha_beta)"),
+    ("beta", "beta", "cov(r, b) / var(b)"),
+    ("correlation", "correlation", "Pearson, daily returns"),
+    ("tracking error", "tracking_error", "sd(r - b) x sqrt(P)"),
+    ("information ratio", "information_ratio", "mean(r - b) x P / tracking error"),
+    ("up capture", "up_capture", "annualised return on benchmark up days / the benchmark's"),
+    ("down capture", "down_capture", "annualised return on benchmark down days / the benchmark's (< 1 is better)"),
+)
+
+
+def _relative_table(rel: dict, window: str, periods_per_year: int) -> str:
+    rows = []
+    for label, key, note in RELATIVE_ROWS:
+        if key is None:
+            k = "total_return" if label.startswith("total") else "cagr"
+            value = f"{h.fmt_pct(rel[k])} / {h.fmt_pct(rel['benchmark_' + k])}"
+        elif key in ("alpha", "tracking_error"):
+            value = h.fmt_pct(rel[key])
+        else:
+            value = h.fmt_metric(key, rel[key])
+        rows.append([label, value, re.sub(r"\bP\b", str(periods_per_year), note)])
+    return (f"<h3>Against the benchmark over the common window ({h.esc(window)})</h3>"
+            + h.table(["measure", "value", "definition"], rows, cls="relative"))
 
 
 def _rolling_section(s: Subject) -> str:
@@ -246,9 +267,13 @@ def _lineage_section(s: Subject) -> str:
 
 
 def render_subject(engine: sa.Engine, s: Subject, benchmark: str | None = None) -> str:
-    """The full report of one subject; ``benchmark`` None means the demo's S&P 500 (``SPX``),
-    silently left out when the warehouse does not hold it."""
-    bench, bench_caption = benchmark_curve(engine, benchmark or DEFAULT_BENCHMARK, s, explicit=benchmark is not None)
+    """The full report of one subject; ``benchmark`` None means the strategy's own benchmark
+    (`backtests.benchmark_config`), an instrument id that instrument's close (e.g. ``SPX``, a
+    price index without dividends)."""
+    if benchmark is None:
+        bench, bench_caption = default_benchmark_curve(engine, s)
+    else:
+        bench, bench_caption = benchmark_curve(engine, benchmark, s, explicit=True)
     equity_html, bench_total = _equity_section(s, bench, bench_caption)
     table = monthly_returns(s.returns)
     monthly_html = h.section("monthly-returns", "Monthly returns", h.heatmap(table) + h.caption(

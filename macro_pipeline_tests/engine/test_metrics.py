@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from macro_pipeline.engine import METRIC_KEYS, compute_metrics, simulate
+from macro_pipeline.engine.metrics import relative_metrics
 from macro_pipeline_tests.engine.frames import config, dirichlet_weights, equities
 
 R = [0.10, -0.05, 0.02, -0.03]
@@ -157,3 +158,39 @@ def test_eight_years_of_24_7_is_eight_years() -> None:
     m = compute_metrics(pd.Series(r, index=dates), calendar="24/7")
     assert m["cagr"] == pytest.approx(1.2225 ** (365 / 2922) - 1, rel=1e-9)
     assert round(m["cagr"], 4) == 0.0254
+
+
+def test_hand_worked_relative_metrics_over_the_common_window() -> None:
+    """Strategy returns on four sessions, benchmark on three of them plus one the strategy lacks:
+    only the three common dates count."""
+    dates = pd.to_datetime(["2021-02-01", "2021-02-02", "2021-02-03", "2021-02-04", "2021-02-05"])
+    r = pd.Series([0.02, -0.01, 0.03, 0.01], index=dates[:4])
+    b = pd.Series([0.01, -0.02, 0.02, 0.05], index=dates[[1, 2, 3, 4]])
+    m = relative_metrics(r, b, calendar="XNYS")
+    rr, bb = np.array([-0.01, 0.03, 0.01]), np.array([0.01, -0.02, 0.02])  # 02-02 .. 02-04
+    assert m["sessions"] == 3 and str(m["first"]) == "2021-02-02" and str(m["last"]) == "2021-02-04"
+    beta = np.mean((bb - bb.mean()) * (rr - rr.mean())) / np.mean((bb - bb.mean()) ** 2)
+    assert m["beta"] == pytest.approx(beta, rel=1e-12)
+    assert m["alpha"] == pytest.approx((1 + np.mean(rr - beta * bb)) ** 252 - 1, rel=1e-12)
+    a = rr - bb
+    assert m["tracking_error"] == pytest.approx(a.std(ddof=1) * np.sqrt(252), rel=1e-12)
+    assert m["information_ratio"] == pytest.approx(a.mean() * 252 / (a.std(ddof=1) * np.sqrt(252)), rel=1e-12)
+    assert m["correlation"] == pytest.approx(np.corrcoef(rr, bb)[0, 1], rel=1e-12)
+    # up days of the benchmark: 02-02 and 02-04; down: 02-03
+    up = ((1 - 0.01) * 1.01) ** (252 / 2) - 1, (1.01 * 1.02) ** (252 / 2) - 1
+    assert m["up_capture"] == pytest.approx(up[0] / up[1], rel=1e-12)
+    assert m["down_capture"] == pytest.approx((1.03**252 - 1) / (0.98**252 - 1), rel=1e-12)
+    assert m["total_return"] == pytest.approx(0.99 * 1.03 * 1.01 - 1, rel=1e-14)
+    assert m["benchmark_total_return"] == pytest.approx(1.01 * 0.98 * 1.02 - 1, rel=1e-14)
+
+
+def test_relative_metrics_equal_empyrical_on_real_returns(real_returns: pd.Series) -> None:
+    prices = equities()
+    bench = prices.iloc[:, 0].pct_change().dropna()  # one stock as the "benchmark"
+    m = relative_metrics(real_returns, bench, calendar="XNYS")
+    r, b = real_returns.align(bench, join="inner")
+    alpha, beta = empyrical.alpha_beta(r, b)
+    assert m["alpha"] == pytest.approx(alpha, rel=1e-9) and m["beta"] == pytest.approx(beta, rel=1e-9)
+    assert m["up_capture"] == pytest.approx(empyrical.up_capture(r, b), rel=1e-9)
+    assert m["down_capture"] == pytest.approx(empyrical.down_capture(r, b), rel=1e-9)
+    assert m["information_ratio"] == pytest.approx(empyrical.excess_sharpe(r, b) * np.sqrt(252), rel=1e-9)

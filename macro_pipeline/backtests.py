@@ -273,6 +273,15 @@ def benchmark_equity(engine: sa.Engine, strategy_id: str, start: DateLike, end: 
     return Benchmark(equity.rename("benchmark"), label, cfg.calendar) if len(equity) else None
 
 
+def attribution_json(result: BacktestResult, start: DateLike | None = None, end: DateLike | None = None) -> dict:
+    """`BacktestResult.pnl_attribution` over [start, end] as stored in a run's summary: instrument ->
+    {price, funding, dividends, borrow, costs, interest, total} in money, rows that are all zero
+    left out (sums over consecutive windows add up to the whole)."""
+    a = result.pnl_attribution(start, end)
+    a = a[a.drop(columns="total").abs().sum(axis=1) > 0]
+    return {str(i): {k: float(v) for k, v in row.items()} for i, row in a.iterrows()}
+
+
 def is_reproduction(engine: sa.Engine, system_as_of: DateLike | None) -> bool:
     """Whether a run as of ``system_as_of`` re-reads an older state of the warehouse than a run
     made now: an explicit watermark before the newest ingest batch. None (now) never is; neither
@@ -320,7 +329,8 @@ def run_backtest(engine: sa.Engine, strategy_id: str, start: DateLike, end: Date
             round_trips=result.round_trips, metrics=result.metrics,
             start_state=start_state.to_dict() if start_state is not None else None,
             end_state=result.end_state.to_dict(),
-            summary={"costs_paid": float(result.costs.sum()), "funding_paid": float(result.funding.sum())},
+            summary={"costs_paid": float(result.costs.sum()), "funding_paid": float(result.funding.sum()),
+                     "attribution": attribution_json(result)},
             reads=(reads, view.decision_times.loc[start_d:end_d]),
             reproduction=reproduction,
         )
@@ -530,7 +540,8 @@ def store_months(engine: sa.Engine, plan: MonthPlan, result: BacktestResult | No
                              fills=fills[(fill_date >= ms) & (fill_date <= me)], round_trips=month_trips, metrics=metrics,
                              start_state=state.to_dict() if state is not None else None, end_state=end_state.to_dict(),
                              summary={"pipeline": True, "costs_paid": float(result.costs.loc[ms:me].sum()),
-                                      "funding_paid": float(result.funding.loc[ms:me].sum())}, pipeline_month=True,
+                                      "funding_paid": float(result.funding.loc[ms:me].sum()),
+                                      "attribution": attribution_json(result, ms, me)}, pipeline_month=True,
                              continues=continues)
                 write_reads_in(conn, run_id, plan.reads, valid_to=me.date(),
                                first_decision=plan.decision_times.loc[ms], last_decision=plan.decision_times.loc[me])

@@ -129,6 +129,53 @@ def test_report_states_the_benchmark_and_its_common_window(demo, carry_run) -> N
     print(f"\ncarry-simple vs BTC-SPOT: {rel}")
 
 
+# --------------------------------------------------------------------------- trade statistics
+
+
+def test_stored_attribution_adds_up_for_a_run_and_a_stitched_history(demo, carry_run, board) -> None:
+    from macro_pipeline.reports.data import load_strategy_subject
+
+    s = load_run_subject(demo, carry_run.run_id)
+    a = s.attribution
+    change = s.equity["equity"].iloc[-1] - s.start_equity
+    assert a["total"].sum() == pytest.approx(change, rel=1e-9)
+    assert a.loc["BTC-PERP", "funding"] > 0  # the short perp receives funding: where carry earns
+    assert a.loc["BTC-PERP", "funding"] == pytest.approx(-s.funding_paid, rel=1e-9)
+    assert -a["costs"].sum() == pytest.approx(s.costs_paid, rel=1e-9)
+    h = load_strategy_subject(demo, "carry-simple")  # 96 monthly runs, each its own attribution
+    assert h.attribution["total"].sum() == pytest.approx(h.equity["equity"].iloc[-1] - h.start_equity, rel=1e-9)
+    page = __import__("macro_pipeline.reports.report", fromlist=["x"]).render_subject(demo, h)
+    assert "P&amp;L by instrument (money)" in page and "Positions (flat to flat)" in page
+    assert "Round trips (exit-trades convention)" in page
+
+
+def test_position_spells_hand_worked() -> None:
+    from macro_pipeline.reports.data import position_spells
+
+    fills = pd.DataFrame({
+        "session_date": pd.to_datetime(["2021-01-04", "2021-01-05", "2021-01-11", "2021-01-12", "2021-01-20"]),
+        "fill_no": [1, 2, 3, 4, 5], "instrument_id": ["A", "A", "A", "B", "A"],
+        "quantity": [10.0, -4.0, -6.0, 5.0, 2.0],  # A: open, trim, close; B open; A reopens
+        "notional": [1000.0, -440.0, -720.0, 500.0, 240.0], "cost": [1.0, 0.5, 0.5, 0.5, 0.2]})
+    spells = position_spells(fills)
+    a = spells[spells["instrument"] == "A"].reset_index(drop=True)
+    assert list(a["closed"]) == [True, False] and a.loc[0, "days"] == 7
+    assert a.loc[0, "pnl"] == pytest.approx(-(1000.0 - 440.0 - 720.0) - (1.0 + 0.5 + 0.5))  # 158
+    assert a.loc[1, "days"] == 0  # reopened on the last fill date
+    carried = position_spells(fills[fills["instrument_id"] == "A"].iloc[1:3], {"A": 10.0}, pd.Timestamp("2021-01-01"))
+    assert list(carried["closed"]) == [True] and carried.loc[0, "days"] == 10
+
+
+def test_profit_factor_with_near_zero_losses_is_n_a() -> None:
+    """Regression: rsi-us-eq20 in one month showed a profit factor of 4,195,183.95."""
+    from macro_pipeline.reports.data import trade_statistics
+
+    stats = trade_statistics(pd.DataFrame({"pnl": [100.0, 250.0, -1e-5], "holding_days": [3, 4, 5]}))
+    assert stats["profit_factor_degenerate"]
+    ok = trade_statistics(pd.DataFrame({"pnl": [100.0, 250.0, -10.0], "holding_days": [3, 4, 5]}))
+    assert not ok["profit_factor_degenerate"] and ok["profit_factor"] == pytest.approx(35.0)
+
+
 # --------------------------------------------------------------------------- current / superseded
 
 

@@ -60,6 +60,9 @@ class Subject:
     start_state: dict | None = None
     runs: pd.DataFrame | None = None  # strategy subjects: the monthly runs stitched
     notes: list[str] = field(default_factory=list)  # edge cases the report must say
+    # P&L by instrument (price, funding, dividends, borrow, costs, interest, total) in money, as
+    # stored with the run(s) (`backtests.attribution_json`); None when a run stored none
+    attribution: pd.DataFrame | None = None
 
     @property
     def clean(self) -> bool:
@@ -187,6 +190,7 @@ def load_run_subject(engine: sa.Engine, run_id: str) -> Subject:
                       float(summary.get("costs_paid", 0.0) or 0.0), float(summary.get("funding_paid", 0.0) or 0.0),
                       lineage, pd.Timestamp(m["system_as_of"]), (m["window_start"], m["window_end"]),
                       m["start_state"])
+    subject.attribution = attribution_frame([summary])
     if m["reproduction"]:
         subject.notes.append("This run is a reproduction: computed as of an older system_as_of than the data, it "
                              "re-reads an earlier state of the warehouse and is never the current result.")
@@ -221,6 +225,7 @@ def load_strategy_subject(engine: sa.Engine, strategy_id: str) -> Subject:
                       fills, trips, {}, float(runs["costs_paid"].sum()), float(runs["funding_paid"].sum()), {},
                       pd.Timestamp(runs["system_as_of"].max()),
                       (runs.iloc[0]["window_start"], runs.iloc[-1]["window_end"]), first["start_state"], runs=runs)
+    subject.attribution = attribution_frame(summaries)
     exposure = equity[["gross_exposure", "net_exposure"]].rename(columns={"gross_exposure": "gross",
                                                                           "net_exposure": "net"})
     computed = compute_metrics(subject.returns, trips, calendar=subject.calendar, exposure=exposure,
@@ -352,6 +357,8 @@ def trade_statistics(trips: pd.DataFrame) -> dict[str, float | None]:
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
     out["win_rate"] = len(wins) / len(pnl)
     out["profit_factor"] = (wins.sum() / -losses.sum()) if len(losses) else (math.inf if len(wins) else None)
+    # a near-zero denominator: losses under 0.1 % of the gross P&L make the ratio meaningless
+    out["profit_factor_degenerate"] = bool(len(wins) and -losses.sum() < 1e-3 * (wins.sum() - losses.sum()))
     out["avg_win"] = float(wins.mean()) if len(wins) else None
     out["avg_loss"] = float(losses.mean()) if len(losses) else None
     out["best"], out["worst"], out["total_pnl"] = float(pnl.max()), float(pnl.min()), float(pnl.sum())
@@ -411,3 +418,55 @@ def default_benchmark_curve(engine: sa.Engine, subject: Subject) -> tuple[pd.Ser
         return None, f"No benchmark: nothing to hold between {lo.date()} and {hi.date()}."
     curve = (eq / eq.loc[first] * subject.equity["equity"].loc[first]).rename("benchmark")
     return curve, f"{bench.label}; rebased to the strategy's equity on {first.date()}"
+
+
+ATTRIBUTION_COLUMNS = ("price", "funding", "dividends", "borrow", "costs", "interest", "total")
+
+
+def attribution_frame(summaries: list[dict]) -> pd.DataFrame | None:
+    """The P&L attribution stored in each run's summary, summed over the runs (consecutive
+    windows add up); None if any run has none (stored before attribution existed)."""
+    if not summaries or any("attribution" not in s for s in summaries):
+        return None
+    rows = [pd.DataFrame.from_dict(s["attribution"], orient="index") for s in summaries if s["attribution"]]
+    if not rows:
+        return pd.DataFrame(columns=list(ATTRIBUTION_COLUMNS), dtype=float)
+    out = pd.concat(rows).groupby(level=0).sum().reindex(columns=list(ATTRIBUTION_COLUMNS), fill_value=0.0)
+    out.index.name = "instrument"
+    return out
+
+
+def position_spells(trades: pd.DataFrame, held: dict[str, float] | None = None,
+                    since: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Positions from flat to flat, per instrument, from the trading fills in order: one row per
+    spell with instrument, opened, closed (bool: back to flat by the end), days (calendar days
+    from the opening fill to the closing one, or to the last fill's date when still open) and
+    pnl (minus the sum of the spell's signed notionals and costs: the money a closed spell made
+    from prices, net of costs; carry excluded). Flat = |units| under 1e-9 of the largest held. ``held``: units held at ``since`` (a
+    continued run's start state); such a position's spell counts from ``since``."""
+    cols = ["instrument", "opened", "closed", "days", "pnl"]
+    if trades.empty:
+        return pd.DataFrame(columns=cols)
+    t = trades.sort_values(["session_date", "fill_no"]) if "fill_no" in trades else trades
+    out = []
+    last_day = pd.Timestamp(pd.to_datetime(t["session_date"]).max())
+    held = {k: float(v) for k, v in (held or {}).items() if v}
+    for inst, g in t.groupby("instrument_id", sort=False):
+        q0 = held.get(str(inst), 0.0)
+        if q0:  # a position carried in: its spell starts at ``since``, with no opening flow
+            g = pd.concat([pd.DataFrame({"session_date": [since], "quantity": [q0], "notional": [0.0], "cost": [0.0]}),
+                           g[["session_date", "quantity", "notional", "cost"]]], ignore_index=True)
+        qty = g["quantity"].to_numpy(dtype=float).cumsum()
+        tol = 1e-9 * max(np.abs(qty).max(), 1e-12)
+        flat = np.abs(qty) <= tol
+        days = pd.to_datetime(g["session_date"]).to_numpy()
+        flows = -(g["notional"].to_numpy(dtype=float) + g["cost"].to_numpy(dtype=float))
+        start = 0
+        for k in range(len(g)):
+            if flat[k]:
+                out.append((inst, pd.Timestamp(days[start]), True, (pd.Timestamp(days[k]) - pd.Timestamp(days[start])).days,
+                            float(flows[start:k + 1].sum())))
+                start = k + 1
+        if start < len(g):
+            out.append((inst, pd.Timestamp(days[start]), False, (last_day - pd.Timestamp(days[start])).days, math.nan))
+    return pd.DataFrame(out, columns=cols)

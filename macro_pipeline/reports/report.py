@@ -29,6 +29,7 @@ from macro_pipeline.reports.data import (
     load_run_subject,
     load_strategy_subject,
     monthly_returns,
+    position_spells,
     resolve_run_id,
     resolve_subject,
     rolling_stats,
@@ -177,25 +178,34 @@ def _trades_section(s: Subject) -> str:
             "periods to show.", "note"))
     stats = trade_statistics(s.round_trips)
     buys = int((trades["side"] == "buy").sum())
+    body = _attribution_block(s)
+    body += _positions_block(s)
+    pf = stats["profit_factor"]
+    pf_text = ("n/a (losses under 0.1% of gross round-trip P&L)" if stats.get("profit_factor_degenerate")
+               else h.fmt_metric("profit_factor", pf))
     rows = [
         ("fills", f"{len(trades):,} ({buys:,} buys, {len(trades) - buys:,} sells)"),
         ("no-trade log rows", f"{len(s.fills) - len(trades):,}"),
-        ("round trips closed", f"{int(stats['round_trips']):,}"),
-        ("win rate", h.fmt_pct(stats["win_rate"])),
-        ("profit factor", h.fmt_metric("profit_factor", stats["profit_factor"])),
-        ("average win", h.fmt_money(stats["avg_win"])),
-        ("average loss", h.fmt_money(stats["avg_loss"])),
-        ("best / worst round trip", f"{h.fmt_money(stats['best'])} / {h.fmt_money(stats['worst'])}"),
-        ("total round-trip P&L", h.fmt_money(stats["total_pnl"])),
+        ("round trips closed (exit-trades convention)", f"{int(stats['round_trips']):,}"),
+        ("win rate (share of round trips with P&L > 0)", h.fmt_pct(stats["win_rate"])),
+        ("profit factor (gross round-trip profit / gross loss)", pf_text),
+        ("average win (money)", h.fmt_money(stats["avg_win"])),
+        ("average loss (money)", h.fmt_money(stats["avg_loss"])),
+        ("best / worst round trip (money)", f"{h.fmt_money(stats['best'])} / {h.fmt_money(stats['worst'])}"),
+        ("total round-trip P&L (money; excludes carry)", h.fmt_money(stats["total_pnl"])),
     ]
-    body = h.table(["statistic", "value"], rows, cls="trade-stats")
+    body += "<h3>Round trips (exit-trades convention)</h3>"
+    body += h.caption("Every fill that reduces a position closes a round trip at the average entry cost, so a "
+                      "rebalancing strategy's trims count as round trips: read these as statistics of closing "
+                      "fills, not of positions (see the positions table above). Money in the portfolio currency.")
+    body += h.table(["statistic", "value"], rows, cls="trade-stats")
     if s.round_trips.empty:
         body += h.paragraph("No round trip was closed: every position opened is still open at the end, so win rate, "
                             "profit factor and holding periods are undefined.", "note")
         return h.section("trades", "Trade statistics", body)
     hold = [("min", stats["holding_min"]), ("median", stats["holding_median"]), ("mean", stats["holding_mean"]),
             ("90th percentile", stats["holding_p90"]), ("max", stats["holding_max"])]
-    body += "<h3>Holding periods (calendar days)</h3>"
+    body += "<h3>Round-trip holding periods (calendar days, entry from flat to each closing fill)</h3>"
     body += h.table([q for q, _ in hold], [[f"{v:,.1f}" for _, v in hold]], cls="holding")
     body += charts.holding_histogram(s.round_trips["holding_days"])
     by = s.round_trips.groupby("instrument_id")["pnl"].agg(["count", "sum", lambda x: (x > 0).mean()])
@@ -207,6 +217,52 @@ def _trades_section(s: Subject) -> str:
     body += h.caption("Round trips follow the exit-trades convention (one per closing fill, average cost); their "
                       "P&L is net of trading costs and excludes carry (funding, dividends, borrow, interest).")
     return h.section("trades", "Trade statistics", body)
+
+
+def _attribution_block(s: Subject) -> str:
+    """P&L by instrument, adding up to the equity change."""
+    a = s.attribution
+    if a is None:
+        return h.paragraph("No P&L attribution is stored with these runs (made before engine 1.1); rerun them to "
+                           "see P&L by instrument.", "note")
+    if a.empty:
+        return ""
+    cols = ["price", "funding", "dividends", "borrow", "costs", "interest", "total"]
+    inst = a.drop(index="cash", errors="ignore")
+    order = inst["total"].abs().sort_values(ascending=False).index
+    shown, rest = inst.loc[order[:12]], inst.loc[order[12:]]
+    rows = [[str(i)] + [h.fmt_money(r[c]) for c in cols] for i, r in shown.iterrows()]
+    if len(rest):
+        rows.append([f"{len(rest)} other instruments"] + [h.fmt_money(rest[c].sum()) for c in cols])
+    if "cash" in a.index:
+        rows.append(["cash (interest)"] + [h.fmt_money(a.loc["cash", c]) for c in cols])
+    rows.append(["total"] + [h.fmt_money(a[c].sum()) for c in cols])
+    change = float(s.equity["equity"].iloc[-1]) - s.start_equity
+    return ("<h3>P&amp;L by instrument (money)</h3>"
+            + h.table(["instrument", "price", "funding", "dividends", "borrow", "costs", "cash interest", "total"],
+                      rows, cls="attribution")
+            + h.caption(f"Price = change in position value less the notional traded (mark-to-market); funding and "
+                        f"dividends received (negative = paid); borrow and trading costs paid (negative). The total, "
+                        f"{h.fmt_money(a['total'].sum())}, is the equity change {h.fmt_money(change)} "
+                        "(final less starting equity), from the engine's own ledger."))
+
+
+def _positions_block(s: Subject) -> str:
+    """Position-level holding periods: from the fill that opens a position from flat to the fill
+    that takes it back to flat (splits ignored; a position open at the end is counted apart)."""
+    held = (s.start_state or {}).get("quantities") or {}
+    spells = position_spells(s.trades, held, s.window[0])
+    if spells.empty:
+        return ""
+    closed = spells[spells["closed"]]
+    q = closed["days"].quantile([0.5, 0.9]) if len(closed) else pd.Series([math.nan, math.nan], index=[0.5, 0.9])
+    rows = [("positions opened from flat", f"{len(spells):,}"),
+            ("closed back to flat / still open at the end", f"{len(closed):,} / {len(spells) - len(closed):,}"),
+            ("holding period of closed positions: median / 90th percentile / max (calendar days)",
+             f"{q[0.5]:,.1f} / {q[0.9]:,.1f} / {closed['days'].max() if len(closed) else math.nan:,.1f}"),
+            ("positions closed with a gain (price P&L of the spell's fills)",
+             h.fmt_pct((closed["pnl"] > 0).mean()) if len(closed) else "n/a")]
+    return "<h3>Positions (flat to flat)</h3>" + h.table(["statistic", "value"], rows, cls="positions")
 
 
 def _costs_section(engine: sa.Engine, s: Subject) -> str:

@@ -367,15 +367,46 @@ def month_window(cfg, month: str, today: pd.Timestamp | None = None) -> tuple[pd
     return None if len(days) == 0 else (days[0], days[-1])
 
 
+_INPUT_SPAN_SQL = {
+    "macro": "SELECT min(obs_date), max(obs_date), max(known_at) FROM macro_observations WHERE series_id = :e",
+    "funding": "SELECT min(ts)::date, max(ts)::date, max(ts) FROM funding_rates WHERE instrument_id = :e",
+}
+
+
+def input_coverage(engine: sa.Engine, cfg, system_as_of: DateLike | None = None) -> list[dict[str, Any]]:
+    """The span of each input the strategy requires besides prices (``Strategy.required_inputs``),
+    as recorded by ``system_as_of``: source, entity, first and last observation date, the last
+    time a value became known, and ``live_until`` (that time + the input's horizon, as a date)."""
+    from macro_pipeline.strategies.registry import build
+
+    out = []
+    with engine.connect() as conn:
+        for source, entity, horizon in build(cfg).required_inputs():
+            sql, params = _INPUT_SPAN_SQL[source], {"e": entity}
+            if system_as_of is not None:
+                sql += " AND recorded_at <= :sys"
+                params["sys"] = utc(system_as_of).to_pydatetime()
+            first, last, known = conn.execute(sa.text(sql), params).one()
+            live = None if known is None else (pd.Timestamp(known).tz_convert(None).normalize()
+                                               + pd.Timedelta(days=horizon))
+            out.append({"source": source, "entity": entity, "first": first, "last": last,
+                        "last_known_at": known, "horizon_days": horizon, "live_until": live})
+    return out
+
+
 def data_limit(engine: sa.Engine, cfg, system_as_of: DateLike | None = None,
                today: pd.Timestamp | None = None) -> pd.Timestamp:
     """The last day a strategy's months can cover: today (UTC), or the last price date of the
-    instruments it trades (as recorded by ``system_as_of``) when that is earlier. Months after it
-    are ``after-data``: a history ends where its prices end, instead of carrying the last prices
-    forward into flat, metric-diluting months."""
+    instruments it trades (as recorded by ``system_as_of``), or the day a required input goes
+    stale (`input_coverage`: ``live_until``), whichever is earliest. Months after it are
+    ``after-data``: a history ends where its data ends, instead of carrying the last prices or
+    the last macro print forward into flat, metric-diluting months."""
     from macro_pipeline.strategies.registry import build
 
     today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() if today is None else pd.Timestamp(today)
+    for span in input_coverage(engine, cfg, system_as_of):
+        if span["live_until"] is not None:
+            today = min(today, span["live_until"])
     with engine.connect() as conn:
         members = sorted(conn.execute(sa.text("SELECT DISTINCT instrument_id FROM universe_membership "
                                               "WHERE universe = :u"), {"u": cfg.universe}).scalars())
@@ -568,13 +599,16 @@ def run_months(engine: sa.Engine, strategy_id: str, months: list[str], *, system
 
 def stitched_history(engine: sa.Engine, strategy_id: str) -> tuple[pd.Series, list[str]]:
     """The strategy's full-history daily equity from its current monthly pipeline runs (never a
-    superseded run or a reproduction), and the ids of those runs in window order. One query, so
-    the curve and the ids always describe the same runs."""
+    superseded run or a reproduction), and the ids of those runs in window order, up to the
+    strategy's `data_limit` (months stored before an input was known to be stale are left out).
+    One query, so the curve and the ids always describe the same runs."""
+    limit = data_limit(engine, load_strategy(engine, strategy_id))
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
             "SELECT e.session_date, e.equity, r.run_id FROM backtest_runs r JOIN daily_equity e USING (run_id) "
-            f"WHERE r.strategy_id = :s AND {current_sql('r')} "
-            "AND r.summary ->> 'pipeline' = 'true' ORDER BY e.session_date"), {"s": strategy_id}).all()
+            f"WHERE r.strategy_id = :s AND {current_sql('r')} AND r.window_start <= :lim "
+            "AND r.summary ->> 'pipeline' = 'true' ORDER BY e.session_date"),
+            {"s": strategy_id, "lim": limit.date()}).all()
     equity = pd.Series([r[1] for r in rows], index=pd.DatetimeIndex([r[0] for r in rows]), name=strategy_id,
                        dtype="float64")
     return equity, list(dict.fromkeys(r[2] for r in rows))

@@ -199,7 +199,7 @@ def test_run_report_has_every_section_with_the_stored_numbers(demo, runs, tmp_pa
     spx = PointInTimeReader(demo, "2017-01-10", m["system_as_of"]).price_panel(["SPX"], "2014-01-01", "2016-12-31")["SPX"]
     spx_total = spx.dropna().iloc[-1] / spx.dropna().iloc[0] - 1
     assert f"benchmark total return (2014-01-03 .. 2016-12-30, 755 sessions) {100 * spx_total:.2f}%" in spx_body
-    assert f"win rate {100 * rec.metrics['win_rate']:.2f}%" in body
+    assert f"win rate (share of round trips with P&L > 0) {100 * rec.metrics['win_rate']:.2f}%" in body
     assert f"trading costs paid {m['summary']['costs_paid']:,.2f}" in body
     assert "90th percentile" in body and "Holding periods" in body
     clean = load_run(demo, runs["clean"])

@@ -206,7 +206,11 @@ def load_strategy_subject(engine: sa.Engine, strategy_id: str) -> Subject:
     round trips; costs and funding summed) with metrics recomputed over the whole history by the
     engine's ``compute_metrics``."""
     strategy = _strategy(engine, strategy_id)
-    runs = queries.current_pipeline_runs(engine, strategy_id)
+    from macro_pipeline.backtests import data_limit, input_coverage, load_strategy
+
+    cfg = load_strategy(engine, strategy_id)
+    limit = data_limit(engine, cfg)  # months stored before an input was known to be stale are left out
+    runs = queries.current_pipeline_runs(engine, strategy_id, limit.date())
     if runs.empty:
         raise UnknownSubject(
             f"strategy {strategy_id!r} has no monthly pipeline runs yet (materialize its `backtest` partitions "
@@ -243,6 +247,12 @@ def load_strategy_subject(engine: sa.Engine, strategy_id: str) -> Subject:
                                 or "none",
         "signal snapshots": f"{runs['signal_snapshot_id'].nunique()} distinct, one per monthly run",
     }
+    for span in input_coverage(engine, cfg):
+        subject.lineage[f"input {span['source']} {span['entity']}"] = (
+            f"observations {span['first']} .. {span['last']}; last known "
+            f"{pd.Timestamp(span['last_known_at']).date() if span['last_known_at'] is not None else 'never'}; "
+            f"stale after {span['horizon_days']} days without news, so the history ends by "
+            f"{span['live_until'].date() if span['live_until'] is not None else 'n/a'}")
     _chain_notes(subject)
     _edge_notes(subject)
     return subject

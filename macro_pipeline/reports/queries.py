@@ -42,10 +42,11 @@ def run_ids_matching(engine: sa.Engine, text: str) -> list[str]:
     return [text] if text in rows else list(rows)
 
 
-def current_pipeline_runs(engine: sa.Engine, strategy_id: str) -> pd.DataFrame:
+def current_pipeline_runs(engine: sa.Engine, strategy_id: str, until=None) -> pd.DataFrame:
     """The strategy's current monthly pipeline runs (``summary.pipeline = true``), one per month
     (the newest when a month has several, e.g. a current month whose window grew), in window
-    order, with their lineage columns and stored ``total_return``."""
+    order, with their lineage columns and stored ``total_return``; only months starting on or
+    before ``until`` when given."""
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
             "SELECT r.run_id, r.window_start, r.window_end, r.config, r.signal_snapshot_id, r.system_as_of, "
@@ -54,8 +55,9 @@ def current_pipeline_runs(engine: sa.Engine, strategy_id: str) -> pd.DataFrame:
             "AS total_return "
             "FROM (SELECT DISTINCT ON (window_start) * FROM backtest_runs "
             f"      WHERE strategy_id = :s AND {current_sql('')} "
-            "      AND summary ->> 'pipeline' = 'true' ORDER BY window_start, created_at DESC) r "
-            "ORDER BY r.window_start"), {"s": strategy_id}).mappings().all()
+            "      AND summary ->> 'pipeline' = 'true' AND (CAST(:u AS date) IS NULL OR window_start <= :u) "
+            "      ORDER BY window_start, created_at DESC) r "
+            "ORDER BY r.window_start"), {"s": strategy_id, "u": until}).mappings().all()
     return pd.DataFrame([dict(r) for r in rows])
 
 

@@ -448,6 +448,13 @@ class Strategy(ABC):
         """Rows of history the features need before the first non-flat weight can appear."""
         return 0
 
+    def required_inputs(self) -> list[tuple[str, str, int]]:
+        """Inputs besides the traded prices without which the weights are stale: (source,
+        entity, horizon_days), source "macro" (a series id) or "funding" (an instrument id). The
+        strategy's history ends ``horizon_days`` after the last value of any of them became known
+        (`backtests.data_limit`), as it ends where its traded prices end."""
+        return []
+
     def select_instruments(self, universe_ids: Sequence[str]) -> list[str]:
         """The instruments this strategy trades, out of every id its universe ever held."""
         wanted = getattr(self.params, "instruments", ())

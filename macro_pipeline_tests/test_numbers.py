@@ -129,6 +129,33 @@ def test_report_states_the_benchmark_and_its_common_window(demo, carry_run) -> N
     print(f"\ncarry-simple vs BTC-SPOT: {rel}")
 
 
+# --------------------------------------------------------------------------- data coverage
+
+
+def test_macro_regime_history_ends_where_its_macro_input_goes_stale(demo) -> None:
+    """Regression: macro-regime sat flat in cash 2010-2019 (its macro inputs end in 2009) and those
+    years counted in its CAGR and Sharpe. Its history now ends max_staleness_days after the last
+    macro print became known, as a history ends where its traded prices end."""
+    from macro_pipeline.backtests import data_limit, input_coverage, load_strategy
+
+    cfg = load_strategy(demo, "macro-regime")
+    spans = {s["entity"]: s for s in input_coverage(demo, cfg)}
+    with demo.connect() as conn:
+        known = conn.execute(sa.text("SELECT max(known_at) FROM macro_observations WHERE series_id = :s"),
+                             {"s": cfg.params["growth_series"]}).scalar()
+    growth = spans[cfg.params["growth_series"]]
+    assert growth["last_known_at"] == known and growth["horizon_days"] == cfg.params["max_staleness_days"]
+    assert growth["live_until"] == pd.Timestamp(known).tz_convert(None).normalize() + pd.Timedelta(days=200)
+    want = min(s["live_until"] for s in spans.values())  # the earlier of the two macro series
+    limit = data_limit(demo, cfg)
+    assert limit == want and limit.year <= 2010
+    print(f"\nmacro-regime history ends {limit.date()} (growth last known {pd.Timestamp(known).date()})")
+    after = (limit + pd.offsets.MonthBegin(1)).strftime("%Y-%m-01")
+    assert [m.status for m in run_months(demo, "macro-regime", [after])] == ["after-data"]
+    # strategies without such inputs keep ending where their prices end
+    assert data_limit(demo, load_strategy(demo, "bh-us-eq20")).year >= 2020
+
+
 # --------------------------------------------------------------------------- trade statistics
 
 

@@ -203,6 +203,30 @@ def test_profit_factor_with_near_zero_losses_is_n_a() -> None:
     assert not ok["profit_factor_degenerate"] and ok["profit_factor"] == pytest.approx(35.0)
 
 
+# --------------------------------------------------------------------------- stress
+
+
+def test_strategy_report_has_stress_windows_drawdowns_and_tails(demo, board) -> None:
+    from macro_pipeline.engine.metrics import drawdown_periods, stress_table
+    from macro_pipeline.reports.data import load_strategy_subject
+    from macro_pipeline.reports.report import render_subject
+
+    s = load_strategy_subject(demo, "bh-us-eq20")
+    page = render_subject(demo, s)
+    assert 'id="stress"' in page and "Five worst drawdowns" in page and "expected shortfall 99% (daily)" in page
+    table = stress_table(s.returns, calendar="XNYS")
+    assert {"1998 LTCM / Russia", "2007-09 financial crisis", "2020-02/03 COVID crash", "2022 rate shock"} <= set(
+        table["window"])
+    gfc = table.set_index("window").loc["2007-09 financial crisis"]
+    eq = s.equity["equity"]
+    before = eq.loc[:"2007-10-08"].iloc[-1]
+    assert gfc["total_return"] == pytest.approx(eq.loc[:"2009-03-09"].iloc[-1] / before - 1, rel=1e-9)
+    assert "2007-09 financial crisis" in page
+    worst = drawdown_periods(s.returns, 5)
+    assert worst.loc[0, "depth"] == pytest.approx(s.metrics["max_drawdown"], rel=1e-12)
+    print("\nbh-us-eq20 stress table:\n" + table.to_string())
+
+
 # --------------------------------------------------------------------------- current / superseded
 
 

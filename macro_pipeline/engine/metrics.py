@@ -278,3 +278,89 @@ def relative_metrics(returns: pd.Series, benchmark: pd.Series, *, calendar: str)
         denom = annual(b[mask])
         out[key] = annual(r[mask]) / denom if denom == denom and denom != 0 else _NAN
     return out
+
+
+# --------------------------------------------------------------------------- stress and tails
+
+STRESS_WINDOWS: tuple[tuple[str, str, str], ...] = (
+    # (name, first day, last day): the S&P 500's peak-to-trough dates as commonly cited (closes);
+    # 2022 runs from the January peak to the October low
+    ("1987 crash", "1987-10-05", "1987-10-30"),
+    ("1998 LTCM / Russia", "1998-07-17", "1998-10-08"),
+    ("2000-02 dot-com bust", "2000-03-24", "2002-10-09"),
+    ("2007-09 financial crisis", "2007-10-09", "2009-03-09"),
+    ("2011 euro debt / US downgrade", "2011-04-29", "2011-10-03"),
+    ("2015-08 yuan devaluation", "2015-08-10", "2015-08-25"),
+    ("2018-Q4 selloff", "2018-09-20", "2018-12-24"),
+    ("2020-02/03 COVID crash", "2020-02-19", "2020-03-23"),
+    ("2022 rate shock", "2022-01-03", "2022-10-12"),
+)
+
+
+def stress_table(returns: pd.Series, *, calendar: str,
+                 windows: tuple[tuple[str, str, str], ...] = STRESS_WINDOWS) -> pd.DataFrame:
+    """Per stress window the series covers at least in part: ``total_return`` (compounded inside
+    the window), ``max_drawdown`` (anchored at the value the window starts from),
+    ``annual_volatility`` (sample std x sqrt(P), NaN under two returns), ``sessions`` and
+    ``coverage`` ("full" when the series has returns from the window's first to its last
+    session, else "partial": the numbers then cover only its dates inside the window)."""
+    rows = []
+    for name, lo, hi in windows:
+        r = returns.loc[lo:hi]
+        if r.empty:
+            continue
+        m = compute_metrics(r, calendar=calendar)
+        full = returns.index[0] <= pd.Timestamp(lo) and returns.index[-1] >= pd.Timestamp(hi)
+        rows.append({"window": name, "first": lo, "last": hi, "sessions": len(r), "coverage": "full" if full else "partial",
+                     "total_return": m["total_return"], "max_drawdown": m["max_drawdown"],
+                     "annual_volatility": m["annual_volatility"]})
+    return pd.DataFrame(rows, columns=["window", "first", "last", "sessions", "coverage", "total_return",
+                                       "max_drawdown", "annual_volatility"])
+
+
+def drawdown_periods(returns: pd.Series, top: int = 5) -> pd.DataFrame:
+    """The ``top`` deepest drawdown periods of a daily return series (wealth anchored at 1 before
+    the first return), deepest first: ``start`` (first date under the previous peak),
+    ``trough`` (the lowest date), ``end`` (last date under water), ``recovery`` (first date back
+    at the peak; NaT if never), ``depth`` (trough / peak - 1, negative), ``days`` (calendar
+    days start..end inclusive, quantstats' ``drawdown_details`` convention) and ``sessions``
+    under water. Equal to quantstats' ``drawdown_details`` on start, valley, end, days and max
+    drawdown (checked in the tests)."""
+    cols = ["start", "trough", "end", "recovery", "depth", "days", "sessions"]
+    wealth = np.cumprod(1.0 + returns.to_numpy(dtype=np.float64))
+    peak = np.maximum.accumulate(np.r_[1.0, wealth])[1:]
+    dd = wealth / peak - 1.0
+    under = dd < 0
+    if not under.any():
+        return pd.DataFrame(columns=cols)
+    idx = returns.index
+    edges = np.diff(np.r_[0, under.astype(np.int8), 0])
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # stop: first index after
+    rows = []
+    for a, b in zip(starts, stops, strict=True):
+        k = a + int(np.argmin(dd[a:b]))
+        rows.append((idx[a], idx[k], idx[b - 1], idx[b] if b < len(idx) else pd.NaT, float(dd[k]),
+                     (idx[b - 1] - idx[a]).days + 1, int(b - a)))
+    out = pd.DataFrame(rows, columns=cols).sort_values("depth", kind="stable").head(top)
+    return out.reset_index(drop=True)
+
+
+def tail_risk(returns: pd.Series) -> dict[str, Any]:
+    """Worst day, calendar week (Monday-Sunday) and calendar month (compounded returns, with the
+    date / period), and expected shortfall at 95 % and 99 %: the mean of the int((n - 1) x a) + 1
+    worst daily returns for a = 5 %, 1 % (the CVaR convention of `compute_metrics`)."""
+    r = returns.astype(float)
+    out: dict[str, Any] = {}
+    if r.empty:
+        return out
+    growth = 1.0 + r
+    week = growth.groupby(r.index.to_period("W-SUN")).prod() - 1.0
+    month = growth.groupby(r.index.to_period("M")).prod() - 1.0
+    out["worst_day"], out["worst_day_date"] = float(r.min()), r.idxmin().date()
+    out["worst_week"], out["worst_week_period"] = float(week.min()), str(week.idxmin())
+    out["worst_month"], out["worst_month_period"] = float(month.min()), str(month.idxmin())
+    x = r.to_numpy()
+    for a, key in ((0.05, "es_95"), (0.01, "es_99")):
+        cut = int((len(x) - 1) * a)
+        out[key] = float(np.mean(np.partition(x, cut)[: cut + 1]))
+    return out

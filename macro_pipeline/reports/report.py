@@ -18,7 +18,13 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from macro_pipeline.engine.metrics import relative_metrics
+from macro_pipeline.engine.metrics import (
+    STRESS_WINDOWS,
+    drawdown_periods,
+    relative_metrics,
+    stress_table,
+    tail_risk,
+)
 from macro_pipeline.reports import charts, queries
 from macro_pipeline.reports import html as h
 from macro_pipeline.reports.data import (
@@ -155,6 +161,54 @@ def _turnover_section(s: Subject) -> str:
         f"Annualised turnover {h.fmt_metric('turnover', s.metrics.get('turnover'))} (mean daily traded notional / "
         f"equity x {s.periods_per_year}); busiest session {h.fmt_pct(t.max())} on {t.idxmax().date()}.")
     return h.section("turnover", "Turnover", body)
+
+
+def _stress_section(s: Subject, bench: pd.Series | None) -> str:
+    """Historical stress windows (strategy and benchmark), the five worst drawdowns, the worst
+    day/week/month and expected shortfall."""
+    r = s.returns
+    b = bench.pct_change().dropna() if bench is not None else None
+    mine = stress_table(r, calendar=s.calendar)
+    theirs = stress_table(b, calendar=s.calendar).set_index("window") if b is not None and len(b) else None
+    parts = []
+    if mine.empty:
+        parts.append(h.paragraph(f"None of the {len(STRESS_WINDOWS)} stress windows falls inside this "
+                                 f"{'run' if s.kind == 'run' else 'history'}.", "note"))
+    else:
+        rows = []
+        for w in mine.itertuples():
+            t = theirs.loc[w.window] if theirs is not None and w.window in theirs.index else None
+            rows.append([w.window, f"{w.first} .. {w.last}", f"{w.sessions:,} ({w.coverage})",
+                         h.fmt_pct(w.total_return), h.fmt_pct(t["total_return"]) if t is not None else "n/a",
+                         h.fmt_pct(w.max_drawdown), h.fmt_pct(t["max_drawdown"]) if t is not None else "n/a",
+                         h.fmt_pct(w.annual_volatility), h.fmt_pct(t["annual_volatility"]) if t is not None else "n/a"])
+        parts.append(h.table(["window", "dates", "sessions", "return", "benchmark return", "max drawdown",
+                              "benchmark max drawdown", "volatility (annualised)", "benchmark volatility"],
+                             rows, cls="stress"))
+        parts.append(h.caption("Windows: the S&P 500's peak-to-trough dates as commonly cited "
+                               "(engine.metrics.STRESS_WINDOWS); partial = the series covers only part of the "
+                               "window, and the numbers cover only that part. Returns compounded inside the "
+                               f"window; volatility x sqrt({s.periods_per_year})."))
+    dd = drawdown_periods(r, 5)
+    if len(dd):
+        rows = [[str(x.start.date()), str(x.trough.date()), str(x.end.date()),
+                 str(x.recovery.date()) if not pd.isna(x.recovery) else "not recovered", h.fmt_pct(x.depth),
+                 f"{x.days:,}", f"{x.sessions:,}"] for x in dd.itertuples()]
+        parts.append("<h3>Five worst drawdowns</h3>" + h.table(
+            ["start", "trough", "last under water", "recovery", "depth", "days", "sessions"], rows, cls="drawdowns"))
+        parts.append(h.caption("Wealth anchored at the start of the series; days = calendar days from the first to "
+                               "the last session under water, inclusive (quantstats' drawdown_details convention)."))
+    tails = tail_risk(r)
+    if tails:
+        rows = [("worst day", f"{h.fmt_pct(tails['worst_day'])} on {tails['worst_day_date']}"),
+                ("worst calendar week", f"{h.fmt_pct(tails['worst_week'])} ({tails['worst_week_period']})"),
+                ("worst calendar month", f"{h.fmt_pct(tails['worst_month'])} ({tails['worst_month_period']})"),
+                ("expected shortfall 95% (daily)", h.fmt_pct(tails["es_95"])),
+                ("expected shortfall 99% (daily)", h.fmt_pct(tails["es_99"])),
+                ("Hill tail index of losses", h.fmt_metric("tail_index", s.metrics.get("tail_index")))]
+        parts.append("<h3>Tails</h3>" + h.table(["measure", "value"], rows, cls="tails"))
+        parts.append(h.caption("Expected shortfall: the mean of the worst 5% / 1% of daily returns (historical)."))
+    return h.section("stress", "Stress windows, drawdowns and tails", "".join(parts))
 
 
 def _metrics_section(s: Subject) -> str:
@@ -340,7 +394,7 @@ def render_subject(engine: sa.Engine, s: Subject, benchmark: str | None = None) 
         h.notes(s.notes),
         h.section("summary", "Summary", _summary(s, bench_total)),
         equity_html, monthly_html, _rolling_section(s), _exposure_section(s), _turnover_section(s),
-        _metrics_section(s), _trades_section(s), _costs_section(engine, s), _lineage_section(s),
+        _stress_section(s, bench), _metrics_section(s), _trades_section(s), _costs_section(engine, s), _lineage_section(s),
     ])
     return h.page(title, subtitle, body)
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from macro_pipeline.engine import METRIC_KEYS, compute_metrics, simulate
-from macro_pipeline.engine.metrics import relative_metrics
+from macro_pipeline.engine.metrics import drawdown_periods, relative_metrics, stress_table, tail_risk
 from macro_pipeline_tests.engine.frames import config, dirichlet_weights, equities
 
 R = [0.10, -0.05, 0.02, -0.03]
@@ -194,3 +194,42 @@ def test_relative_metrics_equal_empyrical_on_real_returns(real_returns: pd.Serie
     assert m["up_capture"] == pytest.approx(empyrical.up_capture(r, b), rel=1e-9)
     assert m["down_capture"] == pytest.approx(empyrical.down_capture(r, b), rel=1e-9)
     assert m["information_ratio"] == pytest.approx(empyrical.excess_sharpe(r, b) * np.sqrt(252), rel=1e-9)
+
+
+def test_hand_worked_drawdown_periods_and_tails() -> None:
+    dates = pd.date_range("2021-03-01", periods=8, freq="D")  # Mon 03-01 .. Mon 03-08
+    r = pd.Series([0.10, -0.20, 0.05, 0.20, -0.05, -0.05, 0.02, 0.30], index=dates)
+    dd = drawdown_periods(r, 5)
+    # wealth 1.1, .88, .924, 1.1088 (new peak), 1.05336, 1.000692, 1.0207, 1.3269 (recovered)
+    assert list(dd["start"]) == [dates[1], dates[4]]
+    assert dd.loc[0, "depth"] == pytest.approx(0.88 / 1.1 - 1, rel=1e-12)
+    assert dd.loc[0, "recovery"] == dates[3] and dd.loc[0, "days"] == 2 and dd.loc[0, "sessions"] == 2
+    assert dd.loc[1, "trough"] == dates[5] and dd.loc[1, "depth"] == pytest.approx(0.95 * 0.95 - 1, rel=1e-12)
+    t = tail_risk(r)
+    assert t["worst_day"] == -0.20 and str(t["worst_day_date"]) == "2021-03-02"
+    week1 = 1.1 * 0.8 * 1.05 * 1.2 * 0.95 * 0.95 * 1.02 - 1  # Mon 03-01 .. Sun 03-07
+    assert t["worst_week"] == pytest.approx(min(week1, 0.30), rel=1e-12)
+    assert t["es_95"] == -0.20 and t["es_99"] == -0.20  # int(7 x a) + 1 = 1 worst return
+
+
+def test_stress_table_covers_windows_fully_or_partly() -> None:
+    dates = pd.bdate_range("2020-02-18", "2020-03-10")
+    r = pd.Series(np.linspace(-0.01, 0.01, len(dates)), index=dates)
+    t = stress_table(r, calendar="XNYS").set_index("window")
+    assert list(t.index) == ["2020-02/03 COVID crash"]
+    row = t.loc["2020-02/03 COVID crash"]
+    inside = r.loc["2020-02-19":"2020-03-23"]
+    assert row["coverage"] == "partial" and row["sessions"] == len(inside)
+    assert row["total_return"] == pytest.approx(np.prod(1 + inside) - 1, rel=1e-12)
+
+
+def test_drawdown_periods_equal_quantstats_on_real_returns(real_returns: pd.Series) -> None:
+    qs = pytest.importorskip("quantstats")
+    mine = drawdown_periods(real_returns, 5)
+    theirs = qs.stats.drawdown_details(qs.stats.to_drawdown_series(real_returns)).sort_values(
+        "max drawdown", kind="stable").head(5).reset_index(drop=True)
+    assert [d.strftime("%Y-%m-%d") for d in mine["start"]] == list(theirs["start"])
+    assert [d.strftime("%Y-%m-%d") for d in mine["trough"]] == list(theirs["valley"])
+    assert [d.strftime("%Y-%m-%d") for d in mine["end"]] == list(theirs["end"])
+    assert list(mine["days"]) == list(theirs["days"])
+    np.testing.assert_allclose(mine["depth"] * 100, theirs["max drawdown"], rtol=1e-9)

@@ -313,3 +313,25 @@ def test_strategies_describe_lists_types_bounds_and_defaults(run_cli) -> None:
     help_text = cli.build_parser()._subparsers._group_actions[0].choices["strategies"]  # noqa: SLF001
     add = help_text._subparsers._group_actions[0].choices["add"].format_help()  # noqa: SLF001
     assert "funding_carry:" in add and "entry_threshold" in add
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def test_comparison_collapses_repeated_notes_and_has_a_colour_per_strategy() -> None:
+    """Regression: nine identical "no clean counterpart" notes; two strategies sharing a colour."""
+    import re
+
+    from macro_pipeline.reports import charts
+    from macro_pipeline.reports.report import collapse_notes
+
+    notes = [(f"s{i}", "a pipeline history has no clean counterpart") for i in range(9)] + [("s1", "other")]
+    assert collapse_notes(notes) == [", ".join(f"s{i}" for i in range(9)) + ": a pipeline history has no clean "
+                                     "counterpart", "s1: other"]
+    assert len(set(charts.PALETTE)) == len(charts.PALETTE) >= 12
+    idx = pd.date_range("2020-01-01", periods=30, freq="D")
+    curves = {f"strategy {i}": pd.Series(1 + 0.01 * i + 0.001 * pd.RangeIndex(30).to_numpy(), index=idx)
+              for i in range(12)}
+    svg = charts.overlay(curves, {k: pd.Series(0.0, index=idx) for k in curves}, log=False)
+    strokes = set(re.findall(r"stroke: ?(#[0-9a-fA-F]{6})", svg))
+    assert {c.lower() for c in charts.PALETTE[:12]} <= {c.lower() for c in strokes}

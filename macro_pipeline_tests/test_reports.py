@@ -393,6 +393,11 @@ def test_chromium_draws_every_chart_offline_without_console_errors(demo, runs, t
                 assert [b[0] for b in boxes] == expected and len(expected) >= 1, path.name
                 for name, width, height, drawn in boxes:
                     assert width > 300 and height > 100 and drawn > 5, (path.name, name, width, height, drawn)
+                # the comparison's tables (strategies as rows) and the stress tables fit the page
+                overflow = page.eval_on_selector_all("table.side-by-side, table.stress, table.relative", """els =>
+                    els.map(e => [e.className, e.parentElement.scrollWidth - e.parentElement.clientWidth])
+                       .filter(x => x[1] > 1)""")
+                assert overflow == [], (path.name, overflow)
                 if path.name.startswith("strategy-"):
                     page.click("#monthly-runs summary")
                     assert page.is_visible("table.monthly-runs")

@@ -25,7 +25,10 @@ from matplotlib.ticker import (
 )
 
 WIDTH_IN = 10.0
-PALETTE = ("#1f4e79", "#c55a11", "#548235", "#7030a0", "#bf9000", "#2e75b6", "#a5a5a5", "#843c0c")
+# 16 distinct colours (the first eight as before; then Tableau/Tol-style hues that stay apart on
+# white): a comparison of up to 16 strategies gives each its own colour
+PALETTE = ("#1f4e79", "#c55a11", "#548235", "#7030a0", "#bf9000", "#2e75b6", "#a5a5a5", "#843c0c",
+           "#e377c2", "#17becf", "#000000", "#b00020", "#8c564b", "#bcbd22", "#0b8457", "#ff7f0e")
 _STYLE = {
     "svg.fonttype": "none",
     "font.family": "DejaVu Sans",  # ships with matplotlib: the same text metrics everywhere

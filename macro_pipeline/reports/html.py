@@ -81,6 +81,8 @@ th { background: #f0f3f6; font-weight: 600; }
 td.note { color: var(--muted); text-align: left; font-size: 12px; }
 table.heatmap td { min-width: 52px; font-size: 12px; }
 table.metrics td { white-space: nowrap; }
+table.side-by-side { font-size: 12px; } table.side-by-side th { white-space: normal; }
+table.side-by-side td, table.side-by-side th { padding: 3px 5px; }
 table.lineage td, table.monthly-runs td { text-align: left; font-family: ui-monospace, "DejaVu Sans Mono", monospace;
                                           font-size: 12px; word-break: break-all; }
 .wide { overflow-x: auto; }

@@ -437,7 +437,7 @@ def render_comparison(engine: sa.Engine, subjects: Sequence[Subject]) -> str:
     curves = {lab: s.equity["equity"] / s.start_equity for lab, s in zip(labels, subjects, strict=True)}
     drawdowns = {lab: s.equity["drawdown"] for lab, s in zip(labels, subjects, strict=True)}
     log = all(bool((c > 0).all()) for c in curves.values())
-    notes = [f"{lab}: {n}" for lab, s in zip(labels, subjects, strict=True) for n in s.notes]
+    notes = collapse_notes([(lab, n) for lab, s in zip(labels, subjects, strict=True) for n in s.notes])
     windows = {s.window for s in subjects}
     body = h.notes(notes)
     overlay = charts.overlay(curves, drawdowns, log=log)
@@ -445,16 +445,22 @@ def render_comparison(engine: sa.Engine, subjects: Sequence[Subject]) -> str:
     if len(windows) > 1:
         cap += " The windows differ: each curve starts at 1 on its own first session."
     body += h.section("equity", "Equity and drawdown, overlaid", overlay + h.caption(cap))
-    header = ["metric", *labels]
-    rows = [[f"<td>{h.esc(k)}</td>", *(h.metric_cell(k, s.metrics.get(k)) for s in subjects)] for k in SCALAR_METRICS]
-    extra = [("window", [f"{s.window[0].date()} .. {s.window[1].date()}" for s in subjects]),
-             ("sessions", [f"{len(s.equity):,}" for s in subjects]),
-             ("costs paid", [h.fmt_money(s.costs_paid) for s in subjects]),
-             ("funding paid", [h.fmt_money(s.funding_paid) for s in subjects]),
-             ("mode", ["clean" if s.clean else "realistic costs" for s in subjects]),
-             ("kind", ["run" if s.kind == "run" else f"strategy history ({len(s.runs)} months)" for s in subjects])]
-    rows += [[f"<td>{h.esc(k)}</td>", *(f"<td>{h.esc(v)}</td>" for v in vals)] for k, vals in extra]
-    body += h.section("metrics", "Metrics side by side", h.table(header, rows, cls="metrics", raw=True))
+    tables = []
+    for title, keys in METRIC_GROUPS:  # strategies as rows, a few metrics per table: fits the page
+        rows = [[f"<td>{h.esc(lab)}</td>", *(h.metric_cell(k, s.metrics.get(k)) for k in keys)]
+                for lab, s in zip(labels, subjects, strict=True)]
+        tables.append(f"<h3>{h.esc(title)}</h3>" + h.table(["result", *keys], rows, cls="metrics side-by-side",
+                                                           raw=True))
+    rows = [[lab, f"{s.window[0].date()} .. {s.window[1].date()}", f"{len(s.equity):,}", s.calendar,
+             h.fmt_money(s.costs_paid), h.fmt_money(s.funding_paid), "clean" if s.clean else "realistic costs",
+             "run" if s.kind == "run" else f"history ({len(s.runs)} months)"]
+            for lab, s in zip(labels, subjects, strict=True)]
+    tables.append("<h3>Windows and costs</h3>" + h.table(
+        ["result", "window", "sessions", "calendar", "costs paid", "funding paid", "mode", "kind"], rows,
+        cls="side-by-side"))
+    body += h.section("metrics", "Metrics side by side", "".join(tables) + h.caption(
+        "Each result's metrics over its own window (see Windows and costs), annualised with its own calendar "
+        "(252 sessions a year; 365 for 24/7)."))
     body += h.section("cost-drag", "Clean vs realistic cost drag", _drag_section(engine, subjects))
     lineage_rows = [[lab, s.kind, s.ident, s.lineage.get("signal snapshot id", s.lineage.get("signal snapshots", "")),
                      s.lineage.get("system_as_of (watermark)", s.lineage.get("system_as_of (watermarks)", "")),
@@ -464,6 +470,24 @@ def render_comparison(engine: sa.Engine, subjects: Sequence[Subject]) -> str:
                                                      "engine"], lineage_rows, cls="lineage"))
     title = "Comparison: " + ", ".join(dict.fromkeys(s.strategy_id for s in subjects))
     return h.page(title, f"{len(subjects)} results: " + "; ".join(labels), body)
+
+
+METRIC_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Return and risk", ("total_return", "cagr", "annual_volatility", "sharpe", "sortino", "calmar", "max_drawdown",
+                         "max_drawdown_duration_days")),
+    ("Tails", ("var_95", "cvar_95", "tail_index")),
+    ("Trading and exposure", ("win_rate", "profit_factor", "avg_win", "avg_loss", "avg_holding_days", "trade_count",
+                              "turnover", "gross_exposure", "net_exposure")),
+)
+
+
+def collapse_notes(notes: Sequence[tuple[str, str]]) -> list[str]:
+    """(label, note) pairs -> one line per distinct note naming every label it applies to, in
+    first-seen order: nine identical notes become one."""
+    by_text: dict[str, list[str]] = {}
+    for label, text in notes:
+        by_text.setdefault(text, []).append(label)
+    return [f"{', '.join(labels)}: {text}" for text, labels in by_text.items()]
 
 
 def _unique_labels(subjects: Sequence[Subject]) -> list[str]:
@@ -481,22 +505,23 @@ def _drag_section(engine: sa.Engine, subjects: Sequence[Subject]) -> str:
     pairs, missing, done = [], [], set()
     for s in subjects:
         if s.kind != "run":
-            missing.append(f"{s.label}: a pipeline history has no clean counterpart; compare a one-off run with its "
-                           "--clean twin instead.")
+            missing.append((s.label, "a pipeline history has no clean counterpart; compare a one-off run with its "
+                                     "--clean twin instead."))
             continue
         if s.ident in done:
             continue
         other_id = queries.counterpart_run(engine, s.strategy_id, *s.stored_window, s.config, s.start_state)
         if other_id is None:
-            missing.append(f"{s.label}: no {'clean' if not s.clean else 'realistic'} counterpart stored "
-                           f"(same strategy, window {s.stored_window[0]} .. {s.stored_window[1]} and settings).")
+            missing.append((s.label, f"no {'clean' if not s.clean else 'realistic'} counterpart stored "
+                                     f"(same strategy, window {s.stored_window[0]} .. {s.stored_window[1]} and "
+                                     "settings)."))
             continue
         other = by_id.get(other_id) or load_run_subject(engine, other_id)
         done.update({s.ident, other_id})
         pairs.append((s, other) if not s.clean else (other, s))
     body = _drag_table(pairs) if pairs else ""
     if missing:
-        body += "<ul>" + "".join(f"<li>{h.esc(m)}</li>" for m in missing) + "</ul>"
+        body += "<ul>" + "".join(f"<li>{h.esc(m)}</li>" for m in collapse_notes(missing)) + "</ul>"
     return body
 
 

@@ -10,7 +10,12 @@ import pandas as pd
 import pytest
 
 from macro_pipeline.engine import METRIC_KEYS, compute_metrics, simulate
-from macro_pipeline.engine.metrics import drawdown_periods, relative_metrics, stress_table, tail_risk
+from macro_pipeline.engine.metrics import (
+    drawdown_periods,
+    relative_metrics,
+    stress_table,
+    tail_risk,
+)
 from macro_pipeline_tests.engine.frames import config, dirichlet_weights, equities
 
 R = [0.10, -0.05, 0.02, -0.03]

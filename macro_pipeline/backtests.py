@@ -685,6 +685,26 @@ def current_month_runs(engine: sa.Engine, strategy_id: str, months: list[str]) -
             for m in sorted(found)]
 
 
+TO_DATE_KEYS = ("total_return", "cagr", "annual_volatility", "sharpe", "max_drawdown")
+
+
+def history_to_date_metrics(engine: sa.Engine, strategy_id: str, months: list[str]) -> dict[str, dict[str, float]]:
+    """For each month: `compute_metrics` of the strategy's stitched history from its first
+    session to that month's last (``TO_DATE_KEYS``, annualised with its calendar). Cumulative
+    numbers plot meaningfully over monthly partitions; one month annualised does not."""
+    from macro_pipeline.engine import compute_metrics
+
+    calendar = load_strategy(engine, strategy_id).calendar
+    r = stitched_equity(engine, strategy_id).pct_change().dropna()
+    out = {}
+    for m in months:
+        sub = r.loc[:pd.Timestamp(m) + pd.offsets.MonthEnd(0)]
+        if len(sub) >= 2 and sub.index[-1] >= pd.Timestamp(m):
+            met = compute_metrics(sub, calendar=calendar)
+            out[m] = {k: float(met[k]) for k in TO_DATE_KEYS if met[k] == met[k]}
+    return out
+
+
 def leaderboard_frame(engine: sa.Engine) -> pd.DataFrame:
     """Every strategy with pipeline results, ranked by Sharpe on its stitched full history (current
     monthly runs only: superseded runs and reproductions are never ranked). Columns: the headline

@@ -29,8 +29,8 @@ from macro_pipeline.warehouse.pit import PointInTimeReader
 from macro_pipeline.warehouse.runs import load_run
 from macro_pipeline_tests.conftest import demo_with_strategies
 
-RUN_SECTIONS = {"summary", "equity", "monthly-returns", "rolling", "exposure", "turnover", "metrics", "trades",
-                "costs", "lineage"}
+RUN_SECTIONS = {"summary", "equity", "monthly-returns", "rolling", "exposure", "turnover", "stress", "tearsheet",
+                "metrics", "trades", "costs", "lineage"}
 SCALARS = [k for k in METRIC_KEYS if k != "monthly_returns"]
 CARRY_MONTHS = ["2015-01-01", "2015-02-01", "2015-03-01", "2015-04-01"]
 
@@ -157,7 +157,8 @@ def test_run_report_has_every_section_with_the_stored_numbers(demo, runs, tmp_pa
     page = read(path)
     assert_self_contained(page)
     assert RUN_SECTIONS <= set(page.sections)
-    assert sorted(page.charts) == sorted(["equity", "rolling", "exposure", "turnover", "holding", "costs"])
+    assert sorted(page.charts) == sorted(["equity", "rolling", "exposure", "turnover", "distribution", "rolling-beta",
+                                          "holding", "costs"])
     rec = load_run(demo, run_id)
     # the full metrics table: every compute_metrics key, with the stored value
     assert set(page.metric) == set(SCALARS)

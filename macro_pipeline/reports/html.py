@@ -124,6 +124,15 @@ def fmt_metric(name: str, value: Any) -> str:
     return f"{value:.3f}"
 
 
+def display_float(value: Any, digits: int = 4) -> float | None:
+    """A number rounded to ``digits`` significant digits for display where a float must stay a
+    float (Dagster metadata plots); None if missing. Full precision stays in the warehouse."""
+    if is_missing(value):
+        return None
+    value = float(value)
+    return value if value == 0 or math.isinf(value) else float(f"{value:.{digits}g}")
+
+
 def fmt_money(value: Any) -> str:
     return "n/a" if is_missing(value) else f"{float(value):,.2f}"
 

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -85,9 +86,13 @@ def _summary(s: Subject, bench: tuple[float, str] | None) -> str:
 def _equity_section(s: Subject, bench: pd.Series | None, bench_caption: str) -> tuple[str, tuple[float, str] | None]:
     eq = s.equity["equity"].rename(s.strategy_id)
     log = bool((eq > 0).all())
-    svg = charts.equity_drawdown(eq, s.equity["drawdown"], bench, log=log)
-    parts = [svg, h.caption("Equity at each session close in the portfolio currency; drawdown = equity / running "
-                            "peak - 1 (the peak includes the start state's).")]
+    # anchored at the starting equity, as the max drawdown metric is (a continued run's stored
+    # drawdown measures from the chain's older peak; regression: card -3.12%, chart about -6%)
+    drawdown = eq / np.maximum.accumulate(np.maximum(eq.to_numpy(), s.start_equity)) - 1.0
+    svg = charts.equity_drawdown(eq, drawdown, bench, log=log)
+    parts = [svg, h.caption("Equity at each session close in the portfolio currency; drawdown (the underwater "
+                            "plot) = equity / running peak - 1, the peak starting at this window's starting equity, "
+                            "as in the max drawdown metric.")]
     bench_total = None
     parts.append(h.caption("Benchmark: " + bench_caption + "."))
     if bench is not None and bench.notna().sum() >= 3:
@@ -161,6 +166,36 @@ def _turnover_section(s: Subject) -> str:
         f"Annualised turnover {h.fmt_metric('turnover', s.metrics.get('turnover'))} (mean daily traded notional / "
         f"equity x {s.periods_per_year}); busiest session {h.fmt_pct(t.max())} on {t.idxmax().date()}.")
     return h.section("turnover", "Turnover", body)
+
+
+def _tearsheet_section(s: Subject, bench: pd.Series | None) -> str:
+    """What quantstats' tearsheet has beside ours: return distribution, yearly returns against
+    the benchmark, rolling beta (the underwater plot is the drawdown panel above)."""
+    r = s.returns
+    tails = tail_risk(r)
+    parts = [charts.return_distribution(r, float(np.percentile(r, 5)), tails["es_95"]),
+             h.caption("Daily returns of the whole window; VaR 95% = the 5th percentile, ES 95% = the mean of "
+                       "the worst 5%.")]
+    b = bench.pct_change().dropna() if bench is not None else None
+    years = (1 + r).groupby(r.index.year).prod() - 1
+    by = (1 + b).groupby(b.index.year).prod() - 1 if b is not None and len(b) else pd.Series(dtype=float)
+    rows = [[str(y), h.fmt_pct(v), h.fmt_pct(by.get(y)), h.fmt_pct(v - by[y]) if y in by.index else "n/a"]
+            for y, v in years.items()]
+    parts.append("<h3>Returns by calendar year</h3>" + h.table(
+        ["year", "strategy", "benchmark", "difference"], rows, cls="yearly")
+        + h.caption("Compounded over the sessions of each year inside the window (a partial first or last year "
+                    "covers only those); the benchmark over its sessions in that year."))
+    window = s.periods_per_year // 2
+    if b is not None:
+        both = pd.concat([r.rename("r"), b.rename("b")], axis=1, join="inner").dropna()
+        if len(both) > window:
+            cov = both["r"].rolling(window).cov(both["b"])
+            beta = (cov / both["b"].rolling(window).var()).dropna()
+            if len(beta) > 1:
+                parts.append(charts.rolling_beta(beta, window) + h.caption(
+                    f"cov(r, b) / var(b) over the trailing {window} sessions (6 months on the {s.calendar} "
+                    "calendar)."))
+    return h.section("tearsheet", "Distribution, years and rolling beta", "".join(parts))
 
 
 def _stress_section(s: Subject, bench: pd.Series | None) -> str:
@@ -394,7 +429,7 @@ def render_subject(engine: sa.Engine, s: Subject, benchmark: str | None = None) 
         h.notes(s.notes),
         h.section("summary", "Summary", _summary(s, bench_total)),
         equity_html, monthly_html, _rolling_section(s), _exposure_section(s), _turnover_section(s),
-        _stress_section(s, bench), _metrics_section(s), _trades_section(s), _costs_section(engine, s), _lineage_section(s),
+        _stress_section(s, bench), _tearsheet_section(s, bench), _metrics_section(s), _trades_section(s), _costs_section(engine, s), _lineage_section(s),
     ])
     return h.page(title, subtitle, body)
 

@@ -709,9 +709,12 @@ def leaderboard_frame(engine: sa.Engine) -> pd.DataFrame:
     """Every strategy with pipeline results, ranked by Sharpe on its stitched full history (current
     monthly runs only: superseded runs and reproductions are never ranked). Columns: the headline
     metrics (annualised with each strategy's own calendar: 252 sessions, 365 days for 24/7; see
-    `engine.metrics`), ``calendar``, ``first``/``last`` session, and what was ranked: ``runs`` (count), ``runs_sha256``
-    (``runs_digest`` of their ids in window order) and ``newest_run``."""
+    `engine.metrics`), tails (``worst_month``, ``es_95``, ``es_99``), ``stress`` (stress window ->
+    return inside it, for the windows the history covers), ``calendar``, ``first``/``last`` session,
+    and what was ranked: ``runs`` (count), ``runs_sha256`` (``runs_digest`` of their ids in window
+    order) and ``newest_run``."""
     from macro_pipeline.engine import compute_metrics
+    from macro_pipeline.engine.metrics import stress_table, tail_risk
 
     rows = {}
     strategies = list_strategies(engine)
@@ -720,9 +723,13 @@ def leaderboard_frame(engine: sa.Engine) -> pd.DataFrame:
         if len(eq) < 2:
             continue
         calendar = load_strategy(engine, strategy_id).calendar
-        m = compute_metrics(eq.pct_change().dropna(), calendar=calendar)
+        r = eq.pct_change().dropna()
+        m = compute_metrics(r, calendar=calendar)
+        tails = tail_risk(r)
         rows[strategy_id] = {k: m[k] for k in ("total_return", "cagr", "annual_volatility", "sharpe", "sortino",
                                                "max_drawdown", "calmar")} | {
+            "worst_month": tails["worst_month"], "es_95": tails["es_95"], "es_99": tails["es_99"],
+            "stress": {w.window: w.total_return for w in stress_table(r, calendar=calendar).itertuples()},
             "calendar": calendar, "first": eq.index[0].date(), "last": eq.index[-1].date(), "runs": len(run_ids),
             "runs_sha256": runs_digest(run_ids), "newest_run": run_ids[-1]}
     board = pd.DataFrame.from_dict(rows, orient="index")

@@ -131,7 +131,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     result = run_demo(show_progress=not args.quiet, workers=args.workers, only=args.strategy)
     print()
     print("leaderboard (full history stitched from the monthly runs, ranked by Sharpe):")
-    board = result.leaderboard.drop(columns=["runs_sha256", "newest_run"], errors="ignore")
+    board = result.leaderboard.drop(columns=["runs_sha256", "newest_run", "stress"], errors="ignore")
     for col in ("total_return", "cagr", "annual_volatility", "max_drawdown"):
         if col in board:
             board[col] = board[col].map(lambda v: f"{v:.2%}")

@@ -87,6 +87,13 @@ def test_leaderboard_annualises_each_strategy_with_its_calendar(demo, board) -> 
             empyrical.annual_volatility(r, annualization=ppy), rel=1e-9)
     r = stitched_equity(demo, "carry-simple").pct_change().dropna()
     assert board.loc["carry-simple", "cagr"] == pytest.approx(empyrical.cagr(r, annualization=365), rel=1e-9)
+    # tails and stress windows ride along (Dagster metadata on the leaderboard)
+    from macro_pipeline.engine.metrics import tail_risk
+
+    assert board.loc["carry-simple", "es_99"] == pytest.approx(tail_risk(r)["es_99"], rel=1e-12)
+    assert set(board.loc["bh-us-eq20", "stress"]) >= {"2007-09 financial crisis", "2020-02/03 COVID crash"}
+    assert set(board.loc["carry-simple", "stress"]) == {"2015-08 yuan devaluation", "2018-Q4 selloff",
+                                                         "2020-02/03 COVID crash", "2022 rate shock"}
     assert board.loc["carry-simple", "cagr"] == pytest.approx(
         compute_metrics(r, calendar="24/7")["cagr"], rel=1e-15)
 

@@ -205,7 +205,7 @@ def leaderboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         engine = warehouse.engine()
         board = leaderboard_frame(engine)
         comparison = write_comparison(engine, list(board.index), reports_dir() / "leaderboard.html") if len(board) else None
-    shown = board.drop(columns=["runs_sha256", "newest_run"], errors="ignore")
+    shown = board.drop(columns=["runs_sha256", "newest_run", "stress"], errors="ignore")
     context.log.info("\n" + shown.to_string())
     md = shown.to_markdown(floatfmt=".4f") if len(board) else "no strategy has stored results yet"
     # what was ranked: per strategy, its current monthly runs (count, digest of their ids in window
@@ -214,7 +214,10 @@ def leaderboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
               for sid, row in board.iterrows()}
     meta = {"strategies": len(board), "leaderboard": dg.MetadataValue.md(md),
             "ranked_runs": dg.MetadataValue.json(ranked),
-            "runs_ranked": dg.MetadataValue.int(sum(r["runs"] for r in ranked.values()))}
+            "runs_ranked": dg.MetadataValue.int(sum(r["runs"] for r in ranked.values())),
+            # stress windows (engine.metrics.STRESS_WINDOWS): each strategy's return inside each it covers
+            "stress_returns": dg.MetadataValue.json({str(sid): {w: round(v, 6) for w, v in row["stress"].items()}
+                                                     for sid, row in board.iterrows()} if len(board) else {})}
     if len(board):
         meta["comparison_report"] = dg.MetadataValue.path(str(comparison))
         meta["best_sharpe"] = dg.MetadataValue.float(float(board["sharpe"].max()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import dagster as dg
 import empyrical
 import pandas as pd
 import pytest
@@ -342,3 +343,35 @@ def test_comparison_collapses_repeated_notes_and_has_a_colour_per_strategy() -> 
     svg = charts.overlay(curves, {k: pd.Series(0.0, index=idx) for k in curves}, log=False)
     strokes = set(re.findall(r"stroke: ?(#[0-9a-fA-F]{6})", svg))
     assert {c.lower() for c in charts.PALETTE[:12]} <= {c.lower() for c in strokes}
+
+
+# --------------------------------------------------------------------------- Dagster metadata
+
+
+def test_every_asset_has_owners_kinds_tags_and_a_code_version() -> None:
+    from macro_pipeline.defs import defs
+    from macro_pipeline.engine.version import ENGINE_VERSION
+
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.owners == ["team:macro-pipeline"] and {"python", "postgres"} <= set(node.kinds), key
+        assert node.tags["layer"] in ("ingest", "backtest") and node.code_version, key
+    assert graph.get(dg.AssetKey("backtest")).code_version.startswith(f"engine-{ENGINE_VERSION}+")
+
+
+def test_ingest_assets_report_row_count_and_column_schema(engine) -> None:
+    from macro_pipeline.defs.ingest_assets import instruments, macro_observations
+    from macro_pipeline.defs.resources import WarehouseResource
+
+    url = engine.url.render_as_string(hide_password=False)
+    result = dg.materialize([instruments, macro_observations], resources={"warehouse": WarehouseResource(url=url)})
+    assert result.success
+    meta = {e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
+            for e in result.get_asset_materialization_events()}
+    with engine.connect() as conn:
+        n = conn.execute(sa.text("SELECT count(*) FROM macro_observations")).scalar()
+    assert n > 0 and meta["macro_observations"]["dagster/row_count"].value == n
+    cols = [c.name for c in meta["macro_observations"]["dagster/column_schema"].value.columns]
+    assert cols == ["series_id", "obs_date", "value", "known_at", "recorded_at", "batch_id"]
+    assert meta["instruments"]["dagster/row_count"].value > 0

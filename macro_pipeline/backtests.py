@@ -37,6 +37,7 @@ from macro_pipeline.engine import ENGINE_VERSION, BacktestConfig, BacktestResult
 from macro_pipeline.engine.calendar import calendar_sessions
 from macro_pipeline.warehouse.pit import DateLike, utc
 from macro_pipeline.warehouse.runs import (
+    current_sql,
     new_run_id,
     reproduced_run,
     store_run,
@@ -215,6 +216,72 @@ def backtest_config(cfg, start: DateLike, end: DateLike, *, clean: bool = False,
                           rebalance_frequency=cfg.rebalance, calendar=cfg.calendar, clean=clean, **overrides)
 
 
+@dataclass
+class Benchmark:
+    """A strategy's benchmark over a window: ``equity`` on the strategy's calendar (the engine's
+    clean run of ``config``), what it is (``label``) and its ``calendar``."""
+    equity: pd.Series
+    label: str
+    calendar: str
+
+
+def benchmark_config(cfg):
+    """The benchmark configuration of strategy configuration ``cfg`` (a fair comparison, not a
+    flattering one): for ``funding_carry`` its spot leg (``hedge``, else the traded instrument)
+    bought and held (weight 1, so its daily rebalance never trades after the first buy); for every other kind an equal-weight buy-and-hold of its own universe,
+    rebalanced monthly. Both run clean (no costs) on the strategy's calendar over adjusted
+    closes, so they are total return wherever the strategy's prices are. Returns (config, label)."""
+    from macro_pipeline.strategies.base import StrategyConfig
+
+    if cfg.kind == "funding_carry":
+        leg = cfg.params.get("hedge") or cfg.params["instrument"]
+        # one instrument at weight 1 never drifts, so a daily rebalance trades nothing after the
+        # first buy, and the leg is held from the first session the data allows
+        bench = StrategyConfig("benchmark", "buy_and_hold", {"instruments": [leg]}, universe=cfg.universe,
+                               rebalance="daily", calendar=cfg.calendar)
+        return bench, f"{leg} bought and held (the spot leg of the carry trade)"
+    bench = StrategyConfig("benchmark", "buy_and_hold", {}, universe=cfg.universe, rebalance="monthly",
+                           calendar=cfg.calendar)
+    return bench, (f"equal-weight buy-and-hold of {cfg.universe}, rebalanced monthly, no costs "
+                   "(total return on adjusted closes)")
+
+
+def benchmark_equity(engine: sa.Engine, strategy_id: str, start: DateLike, end: DateLike, *,
+                     system_as_of: DateLike | None = None) -> Benchmark | None:
+    """The strategy's default benchmark (`benchmark_config`) simulated by the engine over
+    [start, end] as the warehouse stood at ``system_as_of`` (not stored); None when its
+    universe has no data in the window."""
+    from macro_pipeline.strategies.registry import build
+
+    cfg = load_strategy(engine, strategy_id)
+    bench, label = benchmark_config(cfg)
+    lo, hi = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
+    try:
+        view = strategy_view(engine, bench, hi, system_as_of)
+    except NoDataYet:
+        return None
+    # start a month early: the monthly rebalance decided at the previous month's end is held from
+    # the window's first session on (the strategy's own first trade executes no earlier)
+    sim_lo = max(lo - pd.Timedelta(days=40), view.decision_dates[0])
+    weights = build(bench).weights(view, since=sim_lo).loc[:hi]
+    if weights.empty:
+        return None
+    inputs = engine_inputs(view, bench, list(weights.columns), sim_lo, hi)
+    result = simulate(inputs.pop("prices"), weights, backtest_config(bench, sim_lo, hi, clean=True), **inputs)
+    held = result.exposure["gross"].gt(0).cummax()  # from the first session it holds anything
+    equity = result.equity[held & (result.equity.index >= lo)]
+    return Benchmark(equity.rename("benchmark"), label, cfg.calendar) if len(equity) else None
+
+
+def attribution_json(result: BacktestResult, start: DateLike | None = None, end: DateLike | None = None) -> dict:
+    """`BacktestResult.pnl_attribution` over [start, end] as stored in a run's summary: instrument ->
+    {price, funding, dividends, borrow, costs, interest, total} in money, rows that are all zero
+    left out (sums over consecutive windows add up to the whole)."""
+    a = result.pnl_attribution(start, end)
+    a = a[a.drop(columns="total").abs().sum(axis=1) > 0]
+    return {str(i): {k: float(v) for k, v in row.items()} for i, row in a.iterrows()}
+
+
 def is_reproduction(engine: sa.Engine, system_as_of: DateLike | None) -> bool:
     """Whether a run as of ``system_as_of`` re-reads an older state of the warehouse than a run
     made now: an explicit watermark before the newest ingest batch. None (now) never is; neither
@@ -262,7 +329,8 @@ def run_backtest(engine: sa.Engine, strategy_id: str, start: DateLike, end: Date
             round_trips=result.round_trips, metrics=result.metrics,
             start_state=start_state.to_dict() if start_state is not None else None,
             end_state=result.end_state.to_dict(),
-            summary={"costs_paid": float(result.costs.sum()), "funding_paid": float(result.funding.sum())},
+            summary={"costs_paid": float(result.costs.sum()), "funding_paid": float(result.funding.sum()),
+                     "attribution": attribution_json(result)},
             reads=(reads, view.decision_times.loc[start_d:end_d]),
             reproduction=reproduction,
         )
@@ -299,15 +367,46 @@ def month_window(cfg, month: str, today: pd.Timestamp | None = None) -> tuple[pd
     return None if len(days) == 0 else (days[0], days[-1])
 
 
+_INPUT_SPAN_SQL = {
+    "macro": "SELECT min(obs_date), max(obs_date), max(known_at) FROM macro_observations WHERE series_id = :e",
+    "funding": "SELECT min(ts)::date, max(ts)::date, max(ts) FROM funding_rates WHERE instrument_id = :e",
+}
+
+
+def input_coverage(engine: sa.Engine, cfg, system_as_of: DateLike | None = None) -> list[dict[str, Any]]:
+    """The span of each input the strategy requires besides prices (``Strategy.required_inputs``),
+    as recorded by ``system_as_of``: source, entity, first and last observation date, the last
+    time a value became known, and ``live_until`` (that time + the input's horizon, as a date)."""
+    from macro_pipeline.strategies.registry import build
+
+    out = []
+    with engine.connect() as conn:
+        for source, entity, horizon in build(cfg).required_inputs():
+            sql, params = _INPUT_SPAN_SQL[source], {"e": entity}
+            if system_as_of is not None:
+                sql += " AND recorded_at <= :sys"
+                params["sys"] = utc(system_as_of).to_pydatetime()
+            first, last, known = conn.execute(sa.text(sql), params).one()
+            live = None if known is None else (pd.Timestamp(known).tz_convert(None).normalize()
+                                               + pd.Timedelta(days=horizon))
+            out.append({"source": source, "entity": entity, "first": first, "last": last,
+                        "last_known_at": known, "horizon_days": horizon, "live_until": live})
+    return out
+
+
 def data_limit(engine: sa.Engine, cfg, system_as_of: DateLike | None = None,
                today: pd.Timestamp | None = None) -> pd.Timestamp:
     """The last day a strategy's months can cover: today (UTC), or the last price date of the
-    instruments it trades (as recorded by ``system_as_of``) when that is earlier. Months after it
-    are ``after-data``: a history ends where its prices end, instead of carrying the last prices
-    forward into flat, metric-diluting months."""
+    instruments it trades (as recorded by ``system_as_of``), or the day a required input goes
+    stale (`input_coverage`: ``live_until``), whichever is earliest. Months after it are
+    ``after-data``: a history ends where its data ends, instead of carrying the last prices or
+    the last macro print forward into flat, metric-diluting months."""
     from macro_pipeline.strategies.registry import build
 
     today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() if today is None else pd.Timestamp(today)
+    for span in input_coverage(engine, cfg, system_as_of):
+        if span["live_until"] is not None:
+            today = min(today, span["live_until"])
     with engine.connect() as conn:
         members = sorted(conn.execute(sa.text("SELECT DISTINCT instrument_id FROM universe_membership "
                                               "WHERE universe = :u"), {"u": cfg.universe}).scalars())
@@ -327,7 +426,7 @@ def _previous_pipeline_run(engine: sa.Engine, strategy_id: str, window: tuple[pd
         return conn.execute(sa.text(
             "SELECT run_id, end_state FROM backtest_runs WHERE strategy_id = :s "
             "AND date_trunc('month', window_start) = date_trunc('month', CAST(:ws AS date)) AND window_end = :we "
-            "AND superseded_by IS NULL AND status = 'success' AND NOT reproduction AND summary ->> 'pipeline' = 'true' "
+            f"AND {current_sql('')} AND summary ->> 'pipeline' = 'true' "
             "ORDER BY created_at DESC LIMIT 1"),
             {"s": strategy_id, "ws": window[0].date(), "we": window[1].date()}).first()
 
@@ -462,8 +561,8 @@ def store_months(engine: sa.Engine, plan: MonthPlan, result: BacktestResult | No
                                       plan.marks, CODE_VERSION, w)
                 sid, _ = write_snapshot_in(conn, snap)
                 month_trips = trips[(trip_exit >= ms) & (trip_exit <= me)] if len(trips) else trips
-                metrics = compute_metrics(returns.loc[ms:me], month_trips, exposure=result.exposure.loc[ms:me],
-                                          turnover=result.turnover.loc[ms:me])
+                metrics = compute_metrics(returns.loc[ms:me], month_trips, calendar=plan.config.calendar,
+                                          exposure=result.exposure.loc[ms:me], turnover=result.turnover.loc[ms:me])
                 end_state = result.state_at(me)
                 month_cfg = replace(plan.config, start=ms.date(), end=me.date()).to_dict()
                 run_id = new_run_id()
@@ -473,7 +572,8 @@ def store_months(engine: sa.Engine, plan: MonthPlan, result: BacktestResult | No
                              fills=fills[(fill_date >= ms) & (fill_date <= me)], round_trips=month_trips, metrics=metrics,
                              start_state=state.to_dict() if state is not None else None, end_state=end_state.to_dict(),
                              summary={"pipeline": True, "costs_paid": float(result.costs.loc[ms:me].sum()),
-                                      "funding_paid": float(result.funding.loc[ms:me].sum())}, pipeline_month=True,
+                                      "funding_paid": float(result.funding.loc[ms:me].sum()),
+                                      "attribution": attribution_json(result, ms, me)}, pipeline_month=True,
                              continues=continues)
                 stored.append((run_id, me.date(), plan.decision_times.loc[ms], plan.decision_times.loc[me]))
                 state, continues = end_state, run_id
@@ -502,13 +602,16 @@ def run_months(engine: sa.Engine, strategy_id: str, months: list[str], *, system
 
 def stitched_history(engine: sa.Engine, strategy_id: str) -> tuple[pd.Series, list[str]]:
     """The strategy's full-history daily equity from its current monthly pipeline runs (never a
-    superseded run or a reproduction), and the ids of those runs in window order. One query, so
-    the curve and the ids always describe the same runs."""
+    superseded run or a reproduction), and the ids of those runs in window order, up to the
+    strategy's `data_limit` (months stored before an input was known to be stale are left out).
+    One query, so the curve and the ids always describe the same runs."""
+    limit = data_limit(engine, load_strategy(engine, strategy_id))
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
             "SELECT e.session_date, e.equity, r.run_id FROM backtest_runs r JOIN daily_equity e USING (run_id) "
-            "WHERE r.strategy_id = :s AND r.superseded_by IS NULL AND r.status = 'success' AND NOT r.reproduction "
-            "AND r.summary ->> 'pipeline' = 'true' ORDER BY e.session_date"), {"s": strategy_id}).all()
+            f"WHERE r.strategy_id = :s AND {current_sql('r')} AND r.window_start <= :lim "
+            "AND r.summary ->> 'pipeline' = 'true' ORDER BY e.session_date"),
+            {"s": strategy_id, "lim": limit.date()}).all()
     equity = pd.Series([r[1] for r in rows], index=pd.DatetimeIndex([r[0] for r in rows]), name=strategy_id,
                        dtype="float64")
     return equity, list(dict.fromkeys(r[2] for r in rows))
@@ -571,8 +674,8 @@ def current_month_runs(engine: sa.Engine, strategy_id: str, months: list[str]) -
     with engine.connect() as conn:
         runs = conn.execute(sa.text(
             "SELECT DISTINCT ON (date_trunc('month', window_start)) to_char(window_start, 'YYYY-MM-01'), window_end, run_id "
-            "FROM backtest_runs WHERE strategy_id = :s AND superseded_by IS NULL AND status = 'success' "
-            "AND NOT reproduction AND summary ->> 'pipeline' = 'true' AND window_start >= :lo AND window_start <= :hi "
+            f"FROM backtest_runs WHERE strategy_id = :s AND {current_sql('')} "
+            "AND summary ->> 'pipeline' = 'true' AND window_start >= :lo AND window_start <= :hi "
             "ORDER BY date_trunc('month', window_start), created_at DESC"),
             {"s": strategy_id, "lo": min(w[0] for w in windows.values()).date(),
              "hi": max(w[1] for w in windows.values()).date()}).all()
@@ -585,12 +688,36 @@ def current_month_runs(engine: sa.Engine, strategy_id: str, months: list[str]) -
             for m in sorted(found)]
 
 
+TO_DATE_KEYS = ("total_return", "cagr", "annual_volatility", "sharpe", "max_drawdown")
+
+
+def history_to_date_metrics(engine: sa.Engine, strategy_id: str, months: list[str]) -> dict[str, dict[str, float]]:
+    """For each month: `compute_metrics` of the strategy's stitched history from its first
+    session to that month's last (``TO_DATE_KEYS``, annualised with its calendar). Cumulative
+    numbers plot meaningfully over monthly partitions; one month annualised does not."""
+    from macro_pipeline.engine import compute_metrics
+
+    calendar = load_strategy(engine, strategy_id).calendar
+    r = stitched_equity(engine, strategy_id).pct_change().dropna()
+    out = {}
+    for m in months:
+        sub = r.loc[:pd.Timestamp(m) + pd.offsets.MonthEnd(0)]
+        if len(sub) >= 2 and sub.index[-1] >= pd.Timestamp(m):
+            met = compute_metrics(sub, calendar=calendar)
+            out[m] = {k: float(met[k]) for k in TO_DATE_KEYS if met[k] == met[k]}
+    return out
+
+
 def leaderboard_frame(engine: sa.Engine) -> pd.DataFrame:
     """Every strategy with pipeline results, ranked by Sharpe on its stitched full history (current
     monthly runs only: superseded runs and reproductions are never ranked). Columns: the headline
-    metrics, ``first``/``last`` session, and what was ranked: ``runs`` (count), ``runs_sha256``
-    (``runs_digest`` of their ids in window order) and ``newest_run``."""
+    metrics (annualised with each strategy's own calendar: 252 sessions, 365 days for 24/7; see
+    `engine.metrics`), tails (``worst_month``, ``es_95``, ``es_99``), ``stress`` (stress window ->
+    return inside it, for the windows the history covers), ``calendar``, ``first``/``last`` session,
+    and what was ranked: ``runs`` (count), ``runs_sha256`` (``runs_digest`` of their ids in window
+    order) and ``newest_run``."""
     from macro_pipeline.engine import compute_metrics
+    from macro_pipeline.engine.metrics import stress_table, tail_risk
 
     rows = {}
     strategies = list_strategies(engine)
@@ -598,10 +725,15 @@ def leaderboard_frame(engine: sa.Engine) -> pd.DataFrame:
         eq, run_ids = stitched_history(engine, strategy_id)
         if len(eq) < 2:
             continue
-        m = compute_metrics(eq.pct_change().dropna())
+        calendar = load_strategy(engine, strategy_id).calendar
+        r = eq.pct_change().dropna()
+        m = compute_metrics(r, calendar=calendar)
+        tails = tail_risk(r)
         rows[strategy_id] = {k: m[k] for k in ("total_return", "cagr", "annual_volatility", "sharpe", "sortino",
                                                "max_drawdown", "calmar")} | {
-            "first": eq.index[0].date(), "last": eq.index[-1].date(), "runs": len(run_ids),
+            "worst_month": tails["worst_month"], "es_95": tails["es_95"], "es_99": tails["es_99"],
+            "stress": {w.window: w.total_return for w in stress_table(r, calendar=calendar).itertuples()},
+            "calendar": calendar, "first": eq.index[0].date(), "last": eq.index[-1].date(), "runs": len(run_ids),
             "runs_sha256": runs_digest(run_ids), "newest_run": run_ids[-1]}
     board = pd.DataFrame.from_dict(rows, orient="index")
     return board.sort_values("sharpe", ascending=False) if len(board) else board

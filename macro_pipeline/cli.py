@@ -131,7 +131,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     result = run_demo(show_progress=not args.quiet, workers=args.workers, only=args.strategy)
     print()
     print("leaderboard (full history stitched from the monthly runs, ranked by Sharpe):")
-    board = result.leaderboard.drop(columns=["runs_sha256", "newest_run"], errors="ignore")
+    board = result.leaderboard.drop(columns=["runs_sha256", "newest_run", "stress"], errors="ignore")
     for col in ("total_return", "cagr", "annual_volatility", "max_drawdown"):
         if col in board:
             board[col] = board[col].map(lambda v: f"{v:.2%}")
@@ -207,6 +207,40 @@ def cmd_strategies_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def describe_kinds(kinds: Sequence[str] | None = None) -> str:
+    """Each strategy kind (all, or ``kinds``): its calendars and defaults, and every parameter
+    with its type, allowed values (bounds), default and meaning."""
+    from macro_pipeline.strategies.registry import KINDS, strategy_class
+
+    blocks = []
+    for kind in kinds or list(KINDS):
+        cls = strategy_class(kind)
+        head = (f"{kind}: universe {cls.default_universe}, rebalance {cls.default_rebalance}, calendar "
+                f"{cls.default_calendar} (allowed: {', '.join(cls.calendars)})")
+        rows = [[p["name"], p["type"], json.dumps(p["default"]), p["allowed"] or "", p["doc"]]
+                for p in cls.Params.describe()]
+        blocks.append(head + ("\n" + _table(rows, ["param", "type", "default", "allowed", "meaning"]) if rows
+                              else "\n(no parameters)"))
+    return "\n\n".join(blocks)
+
+
+def cmd_strategies_describe(args: argparse.Namespace) -> int:
+    from macro_pipeline.strategies.registry import strategy_class
+
+    if args.json:
+        print(json.dumps({k: strategy_class(k).Params.describe() for k in args.kinds or _kinds()}, indent=2,
+                         default=str))
+        return 0
+    print(describe_kinds(args.kinds or None))
+    return 0
+
+
+def _kinds() -> list[str]:
+    from macro_pipeline.strategies.registry import KINDS
+
+    return list(KINDS)
+
+
 def cmd_strategies_add(args: argparse.Namespace) -> int:
     from macro_pipeline.backtests import register_strategy
     from macro_pipeline.strategies.base import StrategyConfig
@@ -254,33 +288,40 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def _run_status(r) -> str:
-    """current | superseded | reproduction (of the current run it reproduces, if any). A missing id
-    is NaN in pandas 3's string columns (truthy), hence the type tests."""
-    if r.reproduction:
-        return f"reproduction of {r.reproduces[:12]}" if isinstance(r.reproduces, str) else "reproduction"
-    return "superseded" if isinstance(r.superseded_by, str) else "current"
+    """The run's ``standing`` as the warehouse computes it (`runs.standing_sql`: current |
+    superseded | reproduction | a failed status), with the run a reproduction reproduces. A
+    missing id is NaN in pandas 3's string columns (truthy), hence the type test."""
+    if r.standing == "reproduction" and isinstance(r.reproduces, str):
+        return f"reproduction of {r.reproduces[:12]}"
+    return str(r.standing)
 
 
 def cmd_runs_list(args: argparse.Namespace) -> int:
-    from macro_pipeline.warehouse.runs import list_runs
+    from macro_pipeline.warehouse.runs import count_runs, list_runs
 
-    frame = list_runs(_migrated_engine(args), args.strategy, current_only=args.current)
+    engine = _migrated_engine(args)
+    limit = None if args.all else args.limit
+    frame = list_runs(engine, args.strategy, current_only=args.current, limit=limit)
     if args.json:
         print(frame.to_json(orient="records", date_format="iso"))
         return 0
-    rows = [[r.run_id, r.strategy_id, f"{r.window_start}..{r.window_end}", "clean" if r.clean else "costs",
+    rows = [[r.run_id, r.strategy_id, f"{r.window_start}..{r.window_end}", "clean" if r.clean is True else "costs",
              _fmt("total_return", r.total_return), _fmt("sharpe", r.sharpe), r.signal_snapshot_id[:12],
              _run_status(r)] for r in frame.itertuples()]
     print(_table(rows, ["run_id", "strategy", "window", "mode", "total_return", "sharpe", "snapshot", "status"]))
+    total = count_runs(engine, args.strategy, current_only=args.current) if limit is not None else len(frame)
+    if total > len(frame):
+        print(f"(the newest {len(frame):,} of {total:,} runs; --limit N or --all for more)")
     return 0
 
 
 def cmd_runs_show(args: argparse.Namespace) -> int:
+    from macro_pipeline.reports.data import resolve_run_id
     from macro_pipeline.warehouse.runs import load_run
     from macro_pipeline.warehouse.snapshots import read_snapshot
 
     engine = _migrated_engine(args)
-    rec = load_run(engine, args.run_id)
+    rec = load_run(engine, resolve_run_id(engine, args.run_id))  # a full id or a unique prefix
     snap = read_snapshot(engine, rec.meta["signal_snapshot_id"])
     m = rec.meta
     lineage = {
@@ -289,7 +330,7 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         "snapshot_code_version": snap.code_version, "snapshot_input_watermarks": snap.input_watermarks,
         "params_hash": snap.params_hash, "system_as_of": m["system_as_of"].isoformat(),
         "engine_version": m["engine_version"], "orchestrator_run_id": m["orchestrator_run_id"],
-        "status": m["status"], "superseded_by": m["superseded_by"], "reproduction": m["reproduction"],
+        "standing": m["standing"], "status": m["status"], "superseded_by": m["superseded_by"], "reproduction": m["reproduction"],
         "reproduces": m["reproduces"], "config": m["config"],
         "created_at": m["created_at"].isoformat(),
     }
@@ -395,14 +436,20 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_stored)
 
-    strat = sub.add_parser("strategies", help="strategy configurations: list, add")
+    strat = sub.add_parser("strategies", help="strategy configurations: list, describe, add")
     strat_sub = strat.add_subparsers(dest="strategies_command", required=True, metavar="ACTION")
     sl = strat_sub.add_parser("list", help="registered configurations (the repository's file is registered first)")
     sl.add_argument("--json", action="store_true")
     sl.set_defaults(func=cmd_strategies_list)
-    sa_ = strat_sub.add_parser("add", help="register a new configuration (every parameter validated)")
+    sd = strat_sub.add_parser("describe", help="strategy kinds and their parameters (type, bounds, default)")
+    sd.add_argument("kinds", nargs="*", metavar="KIND", help=f"one or more of {', '.join(_kinds())} (default: all)")
+    sd.add_argument("--json", action="store_true")
+    sd.set_defaults(func=cmd_strategies_describe)
+    sa_ = strat_sub.add_parser("add", help="register a new configuration (every parameter validated)",
+                               formatter_class=argparse.RawDescriptionHelpFormatter,
+                               epilog="kinds and their parameters (--param NAME=VALUE):\n\n" + describe_kinds())
     sa_.add_argument("--id", required=True)
-    sa_.add_argument("--kind", required=True)
+    sa_.add_argument("--kind", required=True, help=f"one of {', '.join(_kinds())} (see below)")
     sa_.add_argument("--param", action="append", metavar="K=V", help="a parameter; repeat for several")
     sa_.add_argument("--universe")
     sa_.add_argument("--rebalance", choices=["daily", "weekly", "monthly"])
@@ -420,13 +467,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs = sub.add_parser("runs", help="stored backtest runs: list, show")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
-    rl = runs_sub.add_parser("list")
+    rl = runs_sub.add_parser("list", help="stored runs with their standing (the newest --limit by default)")
     rl.add_argument("--strategy")
+    rl.add_argument("--limit", type=int, default=50, metavar="N", help="the newest N runs (default 50)")
+    rl.add_argument("--all", action="store_true", help="every run (no limit)")
     rl.add_argument("--current", action="store_true", help="only current runs (neither superseded nor reproductions)")
     rl.add_argument("--json", action="store_true")
     rl.set_defaults(func=cmd_runs_list)
     rs = runs_sub.add_parser("show", help="a run's lineage and metrics")
-    rs.add_argument("run_id")
+    rs.add_argument("run_id", help="a run id or a unique prefix of one")
     rs.add_argument("--json", action="store_true")
     rs.add_argument("--signals", action="store_true", help="also print the snapshot's weights")
     rs.set_defaults(func=cmd_runs_show)

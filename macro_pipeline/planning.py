@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from macro_pipeline.warehouse.runs import current_sql
+
 
 def month_of(d) -> str:
     return pd.Timestamp(d).strftime("%Y-%m-01")
@@ -97,8 +99,8 @@ def stored_months(engine: sa.Engine, strategy_id: str) -> dict[str, date]:
     """Months with a current, successful pipeline run -> the last session that run covers."""
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
-            "SELECT window_end FROM backtest_runs WHERE strategy_id = :s AND superseded_by IS NULL "
-            "AND status = 'success' AND summary ->> 'pipeline' = 'true'"), {"s": strategy_id}).scalars().all()
+            f"SELECT window_end FROM backtest_runs WHERE strategy_id = :s AND {current_sql('')} "
+            "AND summary ->> 'pipeline' = 'true'"), {"s": strategy_id}).scalars().all()
     return {month_of(d): d for d in rows}
 
 
@@ -173,7 +175,7 @@ SOURCES = {
     "universe": ("universe_membership", "universe", "valid_from", False, False),
 }
 
-_CURRENT_PIPELINE = ("b.superseded_by IS NULL AND b.status = 'success' AND b.summary ->> 'pipeline' = 'true'")
+_CURRENT_PIPELINE = f"{current_sql('b')} AND b.summary ->> 'pipeline' = 'true'"
 
 
 def footprint(engine: sa.Engine, strategy_id: str) -> dict[str, set[tuple[str, str, str]]]:

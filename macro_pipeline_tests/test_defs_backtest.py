@@ -60,7 +60,18 @@ def test_materialize_partitions_records_lineage_in_metadata_and_warehouse(wareho
                                        "WHERE run_id = :r"), {"r": run_id}).one()
         assert row[0] == snap and row[1] == result.run_id and row[2].strftime("%Y-%m") == month[:7]
         metrics_meta = _meta(result, "backtest_metrics")
-        assert "sharpe" in metrics_meta and metrics_meta["run_id"].value == run_id
+        assert metrics_meta["run_id"].value == run_id
+        # plotted over partitions: the full history to the month's end, rounded for display (the
+        # one-month annualised numbers are gone); regression: a one-month "CAGR of 55"
+        from macro_pipeline.backtests import history_to_date_metrics
+        from macro_pipeline.reports.html import display_float
+
+        if month == "2015-02-01":  # the first month has the same history to date as itself
+            full = history_to_date_metrics(warehouse, "carry-simple", [month])[month]
+            assert metrics_meta["sharpe_to_date"].value == display_float(full["sharpe"])
+            assert metrics_meta["cagr_to_date"].value == display_float(full["cagr"])
+            assert len(repr(abs(metrics_meta["cagr_to_date"].value)).lstrip("0.").replace(".", "")) <= 4
+        assert "sharpe" not in metrics_meta and "trade_count" in metrics_meta
         assert f"| carry-simple | {month[:7]} |" in metrics_meta["summary"].value
         report = Path(metrics_meta["report"].value)
         assert report.name == "strategy-carry-simple.html" and "<svg" in report.read_text()

@@ -29,8 +29,8 @@ from macro_pipeline.warehouse.pit import PointInTimeReader
 from macro_pipeline.warehouse.runs import load_run
 from macro_pipeline_tests.conftest import demo_with_strategies
 
-RUN_SECTIONS = {"summary", "equity", "monthly-returns", "rolling", "exposure", "turnover", "metrics", "trades",
-                "costs", "lineage"}
+RUN_SECTIONS = {"summary", "equity", "monthly-returns", "rolling", "exposure", "turnover", "stress", "tearsheet",
+                "metrics", "trades", "costs", "lineage"}
 SCALARS = [k for k in METRIC_KEYS if k != "monthly_returns"]
 CARRY_MONTHS = ["2015-01-01", "2015-02-01", "2015-03-01", "2015-04-01"]
 
@@ -157,7 +157,8 @@ def test_run_report_has_every_section_with_the_stored_numbers(demo, runs, tmp_pa
     page = read(path)
     assert_self_contained(page)
     assert RUN_SECTIONS <= set(page.sections)
-    assert sorted(page.charts) == sorted(["equity", "rolling", "exposure", "turnover", "holding", "costs"])
+    assert sorted(page.charts) == sorted(["equity", "rolling", "exposure", "turnover", "distribution", "rolling-beta",
+                                          "holding", "costs"])
     rec = load_run(demo, run_id)
     # the full metrics table: every compute_metrics key, with the stored value
     assert set(page.metric) == set(SCALARS)
@@ -191,11 +192,15 @@ def test_run_report_has_every_section_with_the_stored_numbers(demo, runs, tmp_pa
     assert '"fast": 20' in page.lineage["strategy params"] and '"transaction_cost_bps": 5.0' in page.body
     # benchmark, trade statistics, costs and the clean counterpart's cost drag, in words and numbers
     body = page.body
-    assert "SPX close (price only), rebased" in body
+    # the default benchmark is the strategy's own universe held; SPX on request, labelled honestly
+    assert "Benchmark: equal-weight buy-and-hold of US_EQ20, rebalanced monthly, no costs (total return" in body
+    assert "Against the benchmark over the common window (2014-01-03 .. 2016-12-30, 755 sessions)" in body
+    spx_body = read(write_run_report(demo, run_id, tmp_path / "spx.html", "SPX")).body
+    assert "SPX (price index, excludes dividends), rebased" in spx_body
     spx = PointInTimeReader(demo, "2017-01-10", m["system_as_of"]).price_panel(["SPX"], "2014-01-01", "2016-12-31")["SPX"]
     spx_total = spx.dropna().iloc[-1] / spx.dropna().iloc[0] - 1
-    assert f"(2014-01-02 .. 2016-12-30): total return {100 * spx_total:.2f}%" in body
-    assert f"win rate {100 * rec.metrics['win_rate']:.2f}%" in body
+    assert f"benchmark total return (2014-01-03 .. 2016-12-30, 755 sessions) {100 * spx_total:.2f}%" in spx_body
+    assert f"win rate (share of round trips with P&L > 0) {100 * rec.metrics['win_rate']:.2f}%" in body
     assert f"trading costs paid {m['summary']['costs_paid']:,.2f}" in body
     assert "90th percentile" in body and "Holding periods" in body
     clean = load_run(demo, runs["clean"])
@@ -389,6 +394,11 @@ def test_chromium_draws_every_chart_offline_without_console_errors(demo, runs, t
                 assert [b[0] for b in boxes] == expected and len(expected) >= 1, path.name
                 for name, width, height, drawn in boxes:
                     assert width > 300 and height > 100 and drawn > 5, (path.name, name, width, height, drawn)
+                # the comparison's tables (strategies as rows) and the stress tables fit the page
+                overflow = page.eval_on_selector_all("table.side-by-side, table.stress, table.relative", """els =>
+                    els.map(e => [e.className, e.parentElement.scrollWidth - e.parentElement.clientWidth])
+                       .filter(x => x[1] > 1)""")
+                assert overflow == [], (path.name, overflow)
                 if path.name.startswith("strategy-"):
                     page.click("#monthly-runs summary")
                     assert page.is_visible("table.monthly-runs")

@@ -13,8 +13,39 @@ from macro_pipeline.defs.checks import ASSET_CHECKS
 from macro_pipeline.defs.ingest_assets import INGEST_ASSETS
 from macro_pipeline.defs.resources import WarehouseResource
 
+OWNERS = ["team:macro-pipeline"]
+
+
+def _code_version(key: str) -> str:
+    """What a code change that could change an asset's values bumps: the strategies' code for the
+    signals, the engine (and the strategies) for backtests and what is derived from them, the
+    package version for ingestion. A new code version shows the asset as stale in the UI."""
+    from macro_pipeline import __version__
+    from macro_pipeline.engine.version import ENGINE_VERSION
+    from macro_pipeline.strategies.base import CODE_VERSION
+
+    if key == "signals":
+        return CODE_VERSION
+    if key in ("backtest", "backtest_metrics", "leaderboard"):
+        return f"engine-{ENGINE_VERSION}+{CODE_VERSION}"
+    return f"ingest-{__version__}"
+
+
+def _with_ownership(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """Owners, kinds, tags and a code version on every asset, in one place."""
+    key = spec.key.to_user_string()
+    layer = "ingest" if spec.group_name != "backtest" else "backtest"
+    kinds = {"postgres", "python"} | ({"html"} if key in ("backtest_metrics", "leaderboard") else set())
+    return spec.replace_attributes(
+        owners=[*spec.owners, *(o for o in OWNERS if o not in spec.owners)],
+        kinds=set(spec.kinds) | kinds,
+        tags={**spec.tags, "layer": layer},
+        code_version=spec.code_version or _code_version(key),
+    )
+
+
 defs = dg.Definitions(
-    assets=[*INGEST_ASSETS, *BACKTEST_ASSETS],
+    assets=dg.map_asset_specs(_with_ownership, [*INGEST_ASSETS, *BACKTEST_ASSETS]),
     asset_checks=ASSET_CHECKS,
     jobs=JOBS,
     sensors=SENSORS,

@@ -164,21 +164,30 @@ def _headline_md(rows: list[dict]) -> str:
                 "strategy's full-history HTML report.",
 )
 def backtest_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from macro_pipeline.backtests import current_month_runs
+    from macro_pipeline.backtests import current_month_runs, history_to_date_metrics
     from macro_pipeline.reports import write_strategy_report
+    from macro_pipeline.reports.html import display_float
 
     rows, reports = [], {}
     with retry_transient(context):
         engine = warehouse.engine()
         for strategy_id, months in months_by_strategy(context.partition_keys).items():
             found = current_month_runs(engine, strategy_id, months)
+            to_date = history_to_date_metrics(engine, strategy_id, [r["month"] for r in found]) if found else {}
+            for r in found:
+                r["to_date"] = to_date.get(r["month"], {})
             rows += found
             if found:  # one report per strategy: its whole stitched history, this run's months included
                 reports[strategy_id] = write_strategy_report(engine, strategy_id)
                 context.log.info(f"{strategy_id}: report {reports[strategy_id]}")
     add_partition_metadata(context, {
         partition_key(r["month"], r["strategy_id"]): {
-            **{k: dg.MetadataValue.float(v) for k in HEADLINE if (v := _number(r["metrics"].get(k))) is not None},
+            # plottable over partitions: the month's own return and trades, and the full history to
+            # the month's end (one month annualised means nothing); rounded for display
+            **{k: dg.MetadataValue.float(display_float(v)) for k in ("total_return",)
+               if (v := _number(r["metrics"].get(k))) is not None},
+            "trade_count": dg.MetadataValue.int(int(_number(r["metrics"].get("trade_count")) or 0)),
+            **{f"{k}_to_date": dg.MetadataValue.float(display_float(v)) for k, v in r["to_date"].items()},
             "run_id": r["run_id"], "summary": dg.MetadataValue.md(_headline_md([r])),
             "report": dg.MetadataValue.path(str(reports[r["strategy_id"]]))} for r in rows})
     return dg.MaterializeResult(metadata={"partitions_with_results": len(rows),
@@ -196,7 +205,7 @@ def leaderboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         engine = warehouse.engine()
         board = leaderboard_frame(engine)
         comparison = write_comparison(engine, list(board.index), reports_dir() / "leaderboard.html") if len(board) else None
-    shown = board.drop(columns=["runs_sha256", "newest_run"], errors="ignore")
+    shown = board.drop(columns=["runs_sha256", "newest_run", "stress"], errors="ignore")
     context.log.info("\n" + shown.to_string())
     md = shown.to_markdown(floatfmt=".4f") if len(board) else "no strategy has stored results yet"
     # what was ranked: per strategy, its current monthly runs (count, digest of their ids in window
@@ -205,7 +214,10 @@ def leaderboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
               for sid, row in board.iterrows()}
     meta = {"strategies": len(board), "leaderboard": dg.MetadataValue.md(md),
             "ranked_runs": dg.MetadataValue.json(ranked),
-            "runs_ranked": dg.MetadataValue.int(sum(r["runs"] for r in ranked.values()))}
+            "runs_ranked": dg.MetadataValue.int(sum(r["runs"] for r in ranked.values())),
+            # stress windows (engine.metrics.STRESS_WINDOWS): each strategy's return inside each it covers
+            "stress_returns": dg.MetadataValue.json({str(sid): {w: round(v, 6) for w, v in row["stress"].items()}
+                                                     for sid, row in board.iterrows()} if len(board) else {})}
     if len(board):
         meta["comparison_report"] = dg.MetadataValue.path(str(comparison))
         meta["best_sharpe"] = dg.MetadataValue.float(float(board["sharpe"].max()))

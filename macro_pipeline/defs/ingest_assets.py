@@ -52,7 +52,23 @@ def _materialize(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         "unchanged": dg.MetadataValue.int(sum(r.unchanged for r in reports)),
         "recorded_at_watermark": dg.MetadataValue.text(max(marks).isoformat() if marks else "nothing new"),
         "sources": dg.MetadataValue.text(", ".join(r.source for r in reports) or "none"),
+        **_table_metadata(engine, TABLE_OF.get(kind, kind)),
     })
+
+
+# the warehouse table each ingest kind writes
+TABLE_OF = {"macro": "macro_observations", "funding": "funding_rates", "corporate-actions": "corporate_actions",
+            "universe": "universe_membership", "signals": "external_signals"}
+
+
+def _table_metadata(engine, table: str) -> dict:
+    """Dagster's own keys: the table's row count and column schema after the ingest."""
+    from macro_pipeline.warehouse.inventory import table_shape
+
+    rows, cols = table_shape(engine, table)
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, type_, constraints=dg.TableColumnConstraints(
+        nullable=nullable)) for name, type_, nullable in cols])
+    return {"dagster/row_count": dg.MetadataValue.int(rows), "dagster/column_schema": dg.MetadataValue.table_schema(schema)}
 
 
 @dg.asset(group_name=GROUP, description="Instrument reference data (kind, calendar, release rule).")

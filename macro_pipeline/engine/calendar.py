@@ -90,6 +90,18 @@ def previous_session_ns(name: str, date_ns: int) -> int | None:
     return int(sessions[pos]) if pos >= 0 else None
 
 
+DAYS_PER_YEAR = 365
+"""Calendar days in a year for CAGR (as quantstats; a 24/7 year of 365 sessions is one year)."""
+
+
+def periods_per_year(name: str) -> int:
+    """Periods a year of a daily series on calendar ``name``, the annualisation factor of
+    volatility, Sharpe, Sortino, turnover and per-session accruals: 365 for "24/7" (every
+    calendar day is a session), 252 for every exchange calendar (the industry convention,
+    whatever the calendar's actual count: XNYS has 250-253 sessions a year)."""
+    return 365 if name == "24/7" else 252
+
+
 @lru_cache(maxsize=32)
 def _period_ends(name: str, frequency: str) -> np.ndarray:
     sessions, _ = _sessions_and_closes(name)

@@ -18,8 +18,6 @@ import pandas as pd
 
 RebalanceFrequency = Literal["daily", "weekly", "monthly"]
 REBALANCE_FREQUENCIES: tuple[str, ...] = ("daily", "weekly", "monthly")
-PERIODS_PER_YEAR = 252
-"""Sessions per year used to turn annual rates (risk-free, borrow) into per-session accruals."""
 
 
 class OptimisticExecutionWarning(UserWarning):
@@ -99,10 +97,11 @@ class BacktestConfig:
     - ``clean``: zero all trading costs (a frictionless reference run).
     - ``calendar``: exchange_calendars name ("XNYS", "XLON", ..., "24/7" for crypto).
     - ``risk_free``: annual rate earned (or paid, if negative) by the cash balance; a constant
-      or a step series {date: annual rate}. Accrual per session = rate / 252, using the rate
+      or a step series {date: annual rate}. Accrual per session = rate / P, using the rate
       in force at the start of the bar (as of the previous session).
     - ``borrow_cost_bps``: annual fee on short notional; accrues per session as
-      short notional at the previous close x borrow_cost_bps / 1e4 / 252.
+      short notional at the previous close x borrow_cost_bps / 1e4 / P.
+      ``P`` = `calendar.periods_per_year` (252 for exchange calendars, 365 for 24/7).
     """
 
     start: dt.date | None

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from macro_pipeline.engine import calendar as cal
-from macro_pipeline.engine.config import PERIODS_PER_YEAR, BacktestConfig
+from macro_pipeline.engine.config import BacktestConfig
 from macro_pipeline.engine.events import corporate_actions, funding_events, universe_mask
 from macro_pipeline.engine.state import EndState, PendingOrder
 from macro_pipeline.engine.validation import SHOWN, check_date_index, show
@@ -167,7 +167,7 @@ def prepare(
         universe=uni,
         n_universe_exits=n_exits,
         rf_bar=rf_bar,
-        borrow_rate=config.borrow_cost_bps / 1e4 / PERIODS_PER_YEAR,
+        borrow_rate=config.borrow_cost_bps / 1e4 / cal.periods_per_year(config.calendar),
         cost_rate=config.cost_rate,
         qty0=qty0,
         last_p0=last_p0,
@@ -425,14 +425,16 @@ def _rf_bar(
     config: BacktestConfig, sessions: pd.DatetimeIndex, start_state: EndState | None
 ) -> np.ndarray:
     """Per-session cash rate: annual rate in force at the start of the bar (the previous
-    session) / 252; 0 for the first session of a fresh run (no bar precedes it)."""
+    session) / the calendar's periods a year (252, 365 for 24/7); 0 for the first session of
+    a fresh run (no bar precedes it)."""
     T = len(sessions)
+    per_year = cal.periods_per_year(config.calendar)
     if isinstance(config.risk_free, float):
-        rf = np.full(T, config.risk_free / PERIODS_PER_YEAR)
+        rf = np.full(T, config.risk_free / per_year)
     else:
         first = pd.Timestamp(start_state.date) if start_state is not None else sessions[0]
         prev = pd.DatetimeIndex([first]).append(sessions[:-1])
-        rf = config.risk_free_annual(prev) / PERIODS_PER_YEAR
+        rf = config.risk_free_annual(prev) / per_year
     if start_state is None and T:
         rf[0] = 0.0
     return rf

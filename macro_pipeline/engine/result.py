@@ -52,7 +52,9 @@ class BacktestResult:
       (``leverage_scaled``: a decision row scaled down, value = the scale factor).
     - ``end_state``: `EndState` to continue from; ``states`` / ``state_at(session)``: the
       `EndState` at the close of each checkpoint session (``simulate(checkpoints=...)``);
-      ``metrics``: `compute_metrics` output.
+      ``metrics``: `compute_metrics` output; ``pnl_attribution(start, end)``: P&L by
+      instrument (price, funding, dividends, borrow, costs; interest on cash) adding up exactly
+      to the equity change.
     """
 
     def __init__(
@@ -320,13 +322,80 @@ class BacktestResult:
             ) from None
 
     @cached_property
+    def _attribution_panels(self) -> dict[str, np.ndarray]:
+        """(T, N) money panels of the per-session P&L of each instrument, from the kernel's own
+        rules (see the ``kernel`` docstring, steps 1-5): carry over bar t on the position held
+        since the close of t-1, valued at that close; trades at t; marks at t."""
+        p = self._prep
+        T, N = len(self.sessions), len(self.instruments)
+        pos = self.positions.to_numpy(dtype=np.float64)
+        qty0 = np.nan_to_num(p.qty0)
+        pos_prev = np.vstack([qty0 * np.nan_to_num(p.last_p0), pos[:-1]]) if T else pos
+        f = self.fills
+        f = f[f["side"].isin(["buy", "sell"])]
+        ti = self.sessions.get_indexer(pd.DatetimeIndex(f["date"]))
+        ii = self.instruments.get_indexer(f["instrument"].astype(object))
+        notional, costs, dq = np.zeros((T, N)), np.zeros((T, N)), np.zeros((T, N))
+        np.add.at(notional, (ti, ii), f["notional"].to_numpy(dtype=np.float64))
+        np.add.at(costs, (ti, ii), f["cost"].to_numpy(dtype=np.float64))
+        np.add.at(dq, (ti, ii), f["quantity"].to_numpy(dtype=np.float64))
+        # units held at each close (splits multiply them at the open of their ex-date)
+        ratio = np.ones((T, N))
+        split_t = np.repeat(np.arange(T), np.diff(p.split_ptr))
+        np.multiply.at(ratio, (split_t, p.split_i), p.split_ratio)
+        qty = np.empty((T, N))
+        held = qty0.copy()
+        for t in range(T):  # T steps of N-vectors: cheap next to the kernel
+            held = held * ratio[t] + dq[t]
+            qty[t] = held
+        qty_open = np.vstack([qty0, qty[:-1]]) * ratio if T else qty  # after the splits of t
+        accrue = np.ones(T)
+        if T and not p.accrue_first:
+            accrue[0] = 0.0
+        funding = np.zeros((T, N))
+        fund_t = np.repeat(np.arange(T), np.diff(p.fund_ptr))
+        np.add.at(funding, (fund_t, p.fund_i), pos_prev[fund_t, p.fund_i] * p.fund_rate * accrue[fund_t])
+        dividends = np.zeros((T, N))
+        div_t = np.repeat(np.arange(T), np.diff(p.div_ptr))
+        np.add.at(dividends, (div_t, p.div_i), qty_open[div_t, p.div_i] * p.div_amount * accrue[div_t])
+        borrow = np.clip(-pos_prev, 0.0, None) * p.borrow_rate * accrue[:, None]
+        cash_prev = np.r_[p.cash0, self._series[SERIES.index("cash")][:-1]][:T]
+        interest = cash_prev * p.rf_bar * accrue
+        return {"price": pos - pos_prev - notional, "funding": -funding, "dividends": dividends,
+                "borrow": -borrow, "costs": -costs, "interest": interest}
+
+    def pnl_attribution(self, start: Any = None, end: Any = None) -> pd.DataFrame:
+        """P&L by instrument over the sessions [start, end] (default: all), in money, adding up
+        exactly (to rounding) to the equity change over them: one row per instrument with
+        ``price`` (change in position value less the notional traded: the mark-to-market gain),
+        ``funding`` (perpetual funding received, negative when paid), ``dividends`` (received;
+        shorts pay), ``borrow`` (short fee, negative), ``costs`` (trading costs, negative) and
+        ``total``; plus a row ``cash`` with the ``interest`` earned on cash. The columns sum
+        to ``equity[end] - equity[before start]`` (the start state's equity for the first
+        session)."""
+        panels = self._attribution_panels
+        mask = np.ones(len(self.sessions), bool)
+        if start is not None:
+            mask &= self.sessions >= pd.Timestamp(start)
+        if end is not None:
+            mask &= self.sessions <= pd.Timestamp(end)
+        cols = ("price", "funding", "dividends", "borrow", "costs")
+        out = pd.DataFrame({c: panels[c][mask].sum(axis=0) for c in cols}, index=self.instruments.astype(object))
+        out["interest"] = 0.0
+        out.loc["cash"] = [0.0] * len(cols) + [float(panels["interest"][mask].sum())]
+        out["total"] = out.sum(axis=1)
+        out.index.name = "instrument"
+        return out
+
+    @cached_property
     def metrics(self) -> dict[str, Any]:
-        """`compute_metrics` on ``returns`` with ``round_trips``, ``exposure``, ``turnover``;
-        Sharpe/Sortino are in excess of the cash rate the run used (per session)."""
+        """`compute_metrics` on ``returns`` with ``round_trips``, ``exposure``, ``turnover``,
+        annualised with the run's calendar; Sharpe/Sortino are in excess of the cash rate the
+        run used (per session)."""
         return compute_metrics(
             self.returns,
             self.round_trips,
-            periods_per_year=252,
+            calendar=self.config.calendar,
             risk_free=self._prep.rf_bar,
             exposure=self.exposure,
             turnover=self.turnover,

@@ -25,7 +25,10 @@ from matplotlib.ticker import (
 )
 
 WIDTH_IN = 10.0
-PALETTE = ("#1f4e79", "#c55a11", "#548235", "#7030a0", "#bf9000", "#2e75b6", "#a5a5a5", "#843c0c")
+# 16 distinct colours (the first eight as before; then Tableau/Tol-style hues that stay apart on
+# white): a comparison of up to 16 strategies gives each its own colour
+PALETTE = ("#1f4e79", "#c55a11", "#548235", "#7030a0", "#bf9000", "#2e75b6", "#a5a5a5", "#843c0c",
+           "#e377c2", "#17becf", "#000000", "#b00020", "#8c564b", "#bcbd22", "#0b8457", "#ff7f0e")
 _STYLE = {
     "svg.fonttype": "none",
     "font.family": "DejaVu Sans",  # ships with matplotlib: the same text metrics everywhere
@@ -241,4 +244,31 @@ def overlay(curves: dict[str, pd.Series], drawdowns: dict[str, pd.Series], *, lo
         bottom.set_title("Drawdown")
         bottom.set_ylim(top=0.0)
         _dates(bottom, pd.DatetimeIndex(np.concatenate([c.index.to_numpy() for c in curves.values()])).sort_values())
+        return _svg(fig, name)
+
+
+def rolling_beta(beta: pd.Series, window: int, name: str = "rolling-beta") -> str:
+    """Rolling beta against the benchmark over ``window`` sessions."""
+    with mpl.rc_context(_STYLE):
+        fig, (ax,) = _figure(2.4)
+        _plot(ax, beta.index, beta, color=PALETTE[0])
+        ax.axhline(0.0, color="#808080", linewidth=0.8)
+        ax.set_title(f"Rolling beta to the benchmark ({window} sessions)")
+        _dates(ax, beta.index)
+        return _svg(fig, name)
+
+
+def return_distribution(returns: pd.Series, var_95: float, es_95: float, name: str = "distribution") -> str:
+    """Histogram of daily returns with the 95% VaR and expected shortfall marked."""
+    values = returns.to_numpy(dtype=float)
+    with mpl.rc_context(_STYLE):
+        fig, (ax,) = _figure(2.6)
+        ax.hist(values, bins=min(80, max(10, len(values) // 20)), color=PALETTE[0], edgecolor="white", linewidth=0.3)
+        ax.axvline(var_95, color=PALETTE[1], linewidth=1.0, label=f"VaR 95% {100 * var_95:.2f}%")
+        ax.axvline(es_95, color="#c00000", linewidth=1.0, label=f"ES 95% {100 * es_95:.2f}%")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{100 * v:.1f}%"))
+        ax.set_xlabel("daily return")
+        ax.set_ylabel("sessions")
+        ax.set_title("Distribution of daily returns")
+        ax.legend(loc="upper left")
         return _svg(fig, name)

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from macro_pipeline.engine.calendar import periods_per_year as calendar_periods
 from macro_pipeline.engine.metrics import METRIC_KEYS, compute_metrics
 from macro_pipeline.reports import queries
 
@@ -59,6 +60,9 @@ class Subject:
     start_state: dict | None = None
     runs: pd.DataFrame | None = None  # strategy subjects: the monthly runs stitched
     notes: list[str] = field(default_factory=list)  # edge cases the report must say
+    # P&L by instrument (price, funding, dividends, borrow, costs, interest, total) in money, as
+    # stored with the run(s) (`backtests.attribution_json`); None when a run stored none
+    attribution: pd.DataFrame | None = None
 
     @property
     def clean(self) -> bool:
@@ -123,7 +127,7 @@ class Subject:
 
     @property
     def periods_per_year(self) -> int:
-        return 365 if self.calendar == "24/7" else 252
+        return calendar_periods(self.calendar)
 
 
 # --------------------------------------------------------------------------- loading
@@ -176,9 +180,8 @@ def load_run_subject(engine: sa.Engine, run_id: str) -> Subject:
         "engine version": m["engine_version"],
         "orchestrator run id": m["orchestrator_run_id"] or "none (not run by Dagster)",
         "pipeline run (one month of the Dagster chain)": "yes" if summary.get("pipeline") else "no",
-        "status": m["status"] + (", reproduction" + (f" of {m['reproduces']}" if m["reproduces"] else "")
-                                 if m["reproduction"] else
-                                 f", superseded by {m['superseded_by']}" if m["superseded_by"] else ", current"),
+        "standing": m["standing"] + (f" of {m['reproduces']}" if m["standing"] == "reproduction" and m["reproduces"]
+                                     else f" by {m['superseded_by']}" if m["standing"] == "superseded" else ""),
         "stored at": pd.Timestamp(m["created_at"]).isoformat(),
         "start state": f"continues from {m['start_state']['date']}" if m["start_state"] else "fresh start",
     }
@@ -187,10 +190,11 @@ def load_run_subject(engine: sa.Engine, run_id: str) -> Subject:
                       float(summary.get("costs_paid", 0.0) or 0.0), float(summary.get("funding_paid", 0.0) or 0.0),
                       lineage, pd.Timestamp(m["system_as_of"]), (m["window_start"], m["window_end"]),
                       m["start_state"])
+    subject.attribution = attribution_frame([summary])
     if m["reproduction"]:
         subject.notes.append("This run is a reproduction: computed as of an older system_as_of than the data, it "
                              "re-reads an earlier state of the warehouse and is never the current result.")
-    if m["superseded_by"]:
+    if m["standing"] == "superseded":
         subject.notes.append(f"This run has been superseded by run {m['superseded_by']} (a rerun of the same "
                              "strategy, window and settings); it is shown as stored.")
     _edge_notes(subject)
@@ -202,7 +206,11 @@ def load_strategy_subject(engine: sa.Engine, strategy_id: str) -> Subject:
     round trips; costs and funding summed) with metrics recomputed over the whole history by the
     engine's ``compute_metrics``."""
     strategy = _strategy(engine, strategy_id)
-    runs = queries.current_pipeline_runs(engine, strategy_id)
+    from macro_pipeline.backtests import data_limit, input_coverage, load_strategy
+
+    cfg = load_strategy(engine, strategy_id)
+    limit = data_limit(engine, cfg)  # months stored before an input was known to be stale are left out
+    runs = queries.current_pipeline_runs(engine, strategy_id, limit.date())
     if runs.empty:
         raise UnknownSubject(
             f"strategy {strategy_id!r} has no monthly pipeline runs yet (materialize its `backtest` partitions "
@@ -221,9 +229,11 @@ def load_strategy_subject(engine: sa.Engine, strategy_id: str) -> Subject:
                       fills, trips, {}, float(runs["costs_paid"].sum()), float(runs["funding_paid"].sum()), {},
                       pd.Timestamp(runs["system_as_of"].max()),
                       (runs.iloc[0]["window_start"], runs.iloc[-1]["window_end"]), first["start_state"], runs=runs)
+    subject.attribution = attribution_frame(summaries)
     exposure = equity[["gross_exposure", "net_exposure"]].rename(columns={"gross_exposure": "gross",
                                                                           "net_exposure": "net"})
-    computed = compute_metrics(subject.returns, trips, exposure=exposure, turnover=equity["turnover"])
+    computed = compute_metrics(subject.returns, trips, calendar=subject.calendar, exposure=exposure,
+                               turnover=equity["turnover"])
     subject.metrics = {k: _finite(computed[k]) for k in SCALAR_METRICS}
     marks = sorted({pd.Timestamp(t).isoformat() for t in runs["system_as_of"]})
     subject.lineage = {
@@ -232,9 +242,17 @@ def load_strategy_subject(engine: sa.Engine, strategy_id: str) -> Subject:
                    f"({len(runs)} monthly pipeline run{'s' if len(runs) != 1 else ''})",
         "system_as_of (watermarks)": marks[0] if len(marks) == 1 else f"{marks[0]} .. {marks[-1]} ({len(marks)} distinct)",
         "engine versions": ", ".join(sorted(set(runs["engine_version"]))),
-        "orchestrator run ids": ", ".join(sorted({str(x) for x in runs["orchestrator_run_id"] if x})) or "none",
+        # a missing id is None or NaN in a frame column (NaN is truthy): test with notna
+        "orchestrator run ids": ", ".join(sorted({str(x) for x in runs["orchestrator_run_id"] if pd.notna(x) and x}))
+                                or "none",
         "signal snapshots": f"{runs['signal_snapshot_id'].nunique()} distinct, one per monthly run",
     }
+    for span in input_coverage(engine, cfg):
+        subject.lineage[f"input {span['source']} {span['entity']}"] = (
+            f"observations {span['first']} .. {span['last']}; last known "
+            f"{pd.Timestamp(span['last_known_at']).date() if span['last_known_at'] is not None else 'never'}; "
+            f"stale after {span['horizon_days']} days without news, so the history ends by "
+            f"{span['live_until'].date() if span['live_until'] is not None else 'n/a'}")
     _chain_notes(subject)
     _edge_notes(subject)
     return subject
@@ -349,6 +367,8 @@ def trade_statistics(trips: pd.DataFrame) -> dict[str, float | None]:
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
     out["win_rate"] = len(wins) / len(pnl)
     out["profit_factor"] = (wins.sum() / -losses.sum()) if len(losses) else (math.inf if len(wins) else None)
+    # a near-zero denominator: losses under 0.1 % of the gross P&L make the ratio meaningless
+    out["profit_factor_degenerate"] = bool(len(wins) and -losses.sum() < 1e-3 * (wins.sum() - losses.sum()))
     out["avg_win"] = float(wins.mean()) if len(wins) else None
     out["avg_loss"] = float(losses.mean()) if len(losses) else None
     out["best"], out["worst"], out["total_pnl"] = float(pnl.max()), float(pnl.min()), float(pnl.sum())
@@ -383,7 +403,80 @@ def benchmark_curve(engine: sa.Engine, instrument: str, subject: Subject, *, exp
     if first_valid is None:
         return None, f"No benchmark: {instrument} has no prices between {lo.date()} and {hi.date()}."
     curve = aligned / aligned.loc[first_valid] * subject.equity["equity"].loc[first_valid]
-    caption = f"{instrument} close (price only), rebased to the strategy's equity on {first_valid.date()}"
+    kind = (queries.instrument_kind(engine, instrument) or ("", ""))[0]
+    what = "price index, excludes dividends" if kind == "index" else "close as stored, price only"
+    caption = f"{instrument} ({what}), rebased to the strategy's equity on {first_valid.date()}"
     if last < hi:
         caption += f"; its data ends {last.date()}"
     return curve.rename(instrument), caption
+
+
+def default_benchmark_curve(engine: sa.Engine, subject: Subject) -> tuple[pd.Series | None, str]:
+    """The strategy's own benchmark (`backtests.benchmark_config`: equal-weight buy-and-hold of
+    its universe, or the spot leg for carry) over the subject's window as the warehouse stood at
+    its ``system_as_of``, on the subject's sessions, rebased to the subject's equity on the first
+    session it holds anything; (None, why) when there is none."""
+    from macro_pipeline.backtests import benchmark_equity
+
+    lo, hi = subject.window
+    bench = benchmark_equity(engine, subject.strategy_id, lo, hi, system_as_of=subject.system_as_of)
+    if bench is None:
+        return None, f"No benchmark: the strategy's universe has no data between {lo.date()} and {hi.date()}."
+    eq = bench.equity.reindex(subject.equity.index)
+    first = eq.first_valid_index()
+    if first is None:
+        return None, f"No benchmark: nothing to hold between {lo.date()} and {hi.date()}."
+    curve = (eq / eq.loc[first] * subject.equity["equity"].loc[first]).rename("benchmark")
+    return curve, f"{bench.label}; rebased to the strategy's equity on {first.date()}"
+
+
+ATTRIBUTION_COLUMNS = ("price", "funding", "dividends", "borrow", "costs", "interest", "total")
+
+
+def attribution_frame(summaries: list[dict]) -> pd.DataFrame | None:
+    """The P&L attribution stored in each run's summary, summed over the runs (consecutive
+    windows add up); None if any run has none (stored before attribution existed)."""
+    if not summaries or any("attribution" not in s for s in summaries):
+        return None
+    rows = [pd.DataFrame.from_dict(s["attribution"], orient="index") for s in summaries if s["attribution"]]
+    if not rows:
+        return pd.DataFrame(columns=list(ATTRIBUTION_COLUMNS), dtype=float)
+    out = pd.concat(rows).groupby(level=0).sum().reindex(columns=list(ATTRIBUTION_COLUMNS), fill_value=0.0)
+    out.index.name = "instrument"
+    return out
+
+
+def position_spells(trades: pd.DataFrame, held: dict[str, float] | None = None,
+                    since: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Positions from flat to flat, per instrument, from the trading fills in order: one row per
+    spell with instrument, opened, closed (bool: back to flat by the end), days (calendar days
+    from the opening fill to the closing one, or to the last fill's date when still open) and
+    pnl (minus the sum of the spell's signed notionals and costs: the money a closed spell made
+    from prices, net of costs; carry excluded). Flat = |units| under 1e-9 of the largest held. ``held``: units held at ``since`` (a
+    continued run's start state); such a position's spell counts from ``since``."""
+    cols = ["instrument", "opened", "closed", "days", "pnl"]
+    if trades.empty:
+        return pd.DataFrame(columns=cols)
+    t = trades.sort_values(["session_date", "fill_no"]) if "fill_no" in trades else trades
+    out = []
+    last_day = pd.Timestamp(pd.to_datetime(t["session_date"]).max())
+    held = {k: float(v) for k, v in (held or {}).items() if v}
+    for inst, g in t.groupby("instrument_id", sort=False):
+        q0 = held.get(str(inst), 0.0)
+        if q0:  # a position carried in: its spell starts at ``since``, with no opening flow
+            g = pd.concat([pd.DataFrame({"session_date": [since], "quantity": [q0], "notional": [0.0], "cost": [0.0]}),
+                           g[["session_date", "quantity", "notional", "cost"]]], ignore_index=True)
+        qty = g["quantity"].to_numpy(dtype=float).cumsum()
+        tol = 1e-9 * max(np.abs(qty).max(), 1e-12)
+        flat = np.abs(qty) <= tol
+        days = pd.to_datetime(g["session_date"]).to_numpy()
+        flows = -(g["notional"].to_numpy(dtype=float) + g["cost"].to_numpy(dtype=float))
+        start = 0
+        for k in range(len(g)):
+            if flat[k]:
+                out.append((inst, pd.Timestamp(days[start]), True, (pd.Timestamp(days[k]) - pd.Timestamp(days[start])).days,
+                            float(flows[start:k + 1].sum())))
+                start = k + 1
+        if start < len(g):
+            out.append((inst, pd.Timestamp(days[start]), False, (last_day - pd.Timestamp(days[start])).days, math.nan))
+    return pd.DataFrame(out, columns=cols)

@@ -25,10 +25,10 @@ COUNTS = {"trade_count"}
 
 METRIC_NOTES = {
     "total_return": "final equity / starting equity - 1",
-    "cagr": "compound annual growth, 252 sessions a year",
-    "annual_volatility": "sample std of daily returns x sqrt(252)",
-    "sharpe": "mean / std of daily returns x sqrt(252), less the configured risk-free rate",
-    "sortino": "mean return x 252 / downside deviation (all periods)",
+    "cagr": "compound annual growth over elapsed calendar time: (1 + total return) ^ (365 / days) - 1",
+    "annual_volatility": "sample std of daily returns x sqrt(P)",
+    "sharpe": "mean / std of daily returns x sqrt(P), less the configured risk-free rate",
+    "sortino": "mean return x P / downside deviation (all periods)",
     "calmar": "CAGR / |max drawdown|",
     "max_drawdown": "worst fall from a running peak",
     "max_drawdown_duration_days": "longest time under a previous peak, calendar days",
@@ -41,10 +41,19 @@ METRIC_NOTES = {
     "avg_loss": "mean P&L of losing round trips (money)",
     "avg_holding_days": "mean round-trip holding period, calendar days",
     "trade_count": "round trips closed",
-    "turnover": "annualised traded notional / equity, both sides",
+    "turnover": "annualised traded notional / equity, both sides (mean daily x P)",
     "gross_exposure": "average sum |positions| / equity",
     "net_exposure": "average sum positions / equity",
 }
+
+
+
+def metric_notes(periods_per_year: int) -> dict[str, str]:
+    """``METRIC_NOTES`` with P, the periods a year of the calendar (252 exchange, 365 for 24/7),
+    written out."""
+    p = str(periods_per_year)
+    return {k: v.replace("sqrt(P)", f"sqrt({p})").replace("x P", f"x {p}") for k, v in METRIC_NOTES.items()}
+
 
 CSS = """
 :root { --ink:#1b1b1b; --muted:#5f6b76; --line:#d9dee3; --accent:#1f4e79; --bad:#b00020; --good:#2e7d32; }
@@ -72,6 +81,8 @@ th { background: #f0f3f6; font-weight: 600; }
 td.note { color: var(--muted); text-align: left; font-size: 12px; }
 table.heatmap td { min-width: 52px; font-size: 12px; }
 table.metrics td { white-space: nowrap; }
+table.side-by-side { font-size: 12px; } table.side-by-side th { white-space: normal; }
+table.side-by-side td, table.side-by-side th { padding: 3px 5px; }
 table.lineage td, table.monthly-runs td { text-align: left; font-family: ui-monospace, "DejaVu Sans Mono", monospace;
                                           font-size: 12px; word-break: break-all; }
 .wide { overflow-x: auto; }
@@ -111,6 +122,15 @@ def fmt_metric(name: str, value: Any) -> str:
     if name in DAYS:
         return f"{value:,.1f}"
     return f"{value:.3f}"
+
+
+def display_float(value: Any, digits: int = 4) -> float | None:
+    """A number rounded to ``digits`` significant digits for display where a float must stay a
+    float (Dagster metadata plots); None if missing. Full precision stays in the warehouse."""
+    if is_missing(value):
+        return None
+    value = float(value)
+    return value if value == 0 or math.isinf(value) else float(f"{value:.{digits}g}")
 
 
 def fmt_money(value: Any) -> str:

@@ -14,6 +14,8 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from macro_pipeline.warehouse.runs import current_sql
+
 _HEX = re.compile(r"^[0-9a-f]+$")
 MIN_PREFIX = 6
 
@@ -40,10 +42,11 @@ def run_ids_matching(engine: sa.Engine, text: str) -> list[str]:
     return [text] if text in rows else list(rows)
 
 
-def current_pipeline_runs(engine: sa.Engine, strategy_id: str) -> pd.DataFrame:
+def current_pipeline_runs(engine: sa.Engine, strategy_id: str, until=None) -> pd.DataFrame:
     """The strategy's current monthly pipeline runs (``summary.pipeline = true``), one per month
     (the newest when a month has several, e.g. a current month whose window grew), in window
-    order, with their lineage columns and stored ``total_return``."""
+    order, with their lineage columns and stored ``total_return``; only months starting on or
+    before ``until`` when given."""
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
             "SELECT r.run_id, r.window_start, r.window_end, r.config, r.signal_snapshot_id, r.system_as_of, "
@@ -51,9 +54,10 @@ def current_pipeline_runs(engine: sa.Engine, strategy_id: str) -> pd.DataFrame:
             "(SELECT m.value FROM metrics m WHERE m.run_id = r.run_id AND m.metric_name = 'total_return') "
             "AS total_return "
             "FROM (SELECT DISTINCT ON (window_start) * FROM backtest_runs "
-            "      WHERE strategy_id = :s AND superseded_by IS NULL AND status = 'success' AND NOT reproduction "
-            "      AND summary ->> 'pipeline' = 'true' ORDER BY window_start, created_at DESC) r "
-            "ORDER BY r.window_start"), {"s": strategy_id}).mappings().all()
+            f"      WHERE strategy_id = :s AND {current_sql('')} "
+            "      AND summary ->> 'pipeline' = 'true' AND (CAST(:u AS date) IS NULL OR window_start <= :u) "
+            "      ORDER BY window_start, created_at DESC) r "
+            "ORDER BY r.window_start"), {"s": strategy_id, "u": until}).mappings().all()
     return pd.DataFrame([dict(r) for r in rows])
 
 
@@ -81,7 +85,7 @@ def counterpart_run(engine: sa.Engine, strategy_id: str, window_start, window_en
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
             "SELECT run_id, config, start_state FROM backtest_runs WHERE strategy_id = :s AND window_start = :ws "
-            "AND window_end = :we AND superseded_by IS NULL AND status = 'success' AND NOT reproduction "
+            f"AND window_end = :we AND {current_sql('')} "
             "AND coalesce((config ->> 'clean')::boolean, false) = :c ORDER BY created_at DESC"),
             {"s": strategy_id, "ws": window_start, "we": window_end, "c": not clean}).mappings().all()
     for row in rows:
@@ -97,9 +101,16 @@ def instrument_exists(engine: sa.Engine, instrument_id: str) -> bool:
                             {"i": instrument_id}).first() is not None
 
 
+def instrument_kind(engine: sa.Engine, instrument_id: str) -> tuple[str, str] | None:
+    """(kind, calendar) of an instrument: kind is spot | perp | index | macro; None if unknown."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT kind, calendar FROM instruments WHERE instrument_id = :i"),
+                           {"i": instrument_id}).first()
+    return (row[0], row[1]) if row else None
+
+
 def strategies_with_pipeline_runs(engine: sa.Engine) -> list[str]:
     with engine.connect() as conn:
         return list(conn.execute(sa.text(
-            "SELECT DISTINCT strategy_id FROM backtest_runs WHERE superseded_by IS NULL AND status = 'success' "
-            "AND NOT reproduction "
+            f"SELECT DISTINCT strategy_id FROM backtest_runs WHERE {current_sql('')} "
             "AND summary ->> 'pipeline' = 'true' ORDER BY strategy_id")).scalars().all())

@@ -15,20 +15,28 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from macro_pipeline.engine.metrics import compute_metrics
+from macro_pipeline.engine.metrics import (
+    STRESS_WINDOWS,
+    drawdown_periods,
+    relative_metrics,
+    stress_table,
+    tail_risk,
+)
 from macro_pipeline.reports import charts, queries
 from macro_pipeline.reports import html as h
 from macro_pipeline.reports.data import (
-    DEFAULT_BENCHMARK,
     SCALAR_METRICS,
     Subject,
     benchmark_curve,
+    default_benchmark_curve,
     load_run_subject,
     load_strategy_subject,
     monthly_returns,
+    position_spells,
     resolve_run_id,
     resolve_subject,
     rolling_stats,
@@ -69,35 +77,61 @@ def _summary(s: Subject, bench: tuple[float, str] | None) -> str:
         ("funding paid", h.fmt_money(s.funding_paid), ""),
     ]
     if bench is not None:
-        total, label = bench
-        items.insert(1, (label, h.fmt_pct(total), h.sign_class(total)))
+        total, mine, window = bench
+        items.insert(1, (f"benchmark total return ({window})", h.fmt_pct(total), h.sign_class(total)))
+        items.insert(2, ("strategy total return, same window", h.fmt_pct(mine), h.sign_class(mine)))
     return h.kpis(items)
 
 
 def _equity_section(s: Subject, bench: pd.Series | None, bench_caption: str) -> tuple[str, tuple[float, str] | None]:
     eq = s.equity["equity"].rename(s.strategy_id)
     log = bool((eq > 0).all())
-    svg = charts.equity_drawdown(eq, s.equity["drawdown"], bench, log=log)
-    parts = [svg, h.caption("Equity at each session close in the portfolio currency; drawdown = equity / running "
-                            "peak - 1 (the peak includes the start state's).")]
+    # anchored at the starting equity, as the max drawdown metric is (a continued run's stored
+    # drawdown measures from the chain's older peak; regression: card -3.12%, chart about -6%)
+    drawdown = eq / np.maximum.accumulate(np.maximum(eq.to_numpy(), s.start_equity)) - 1.0
+    svg = charts.equity_drawdown(eq, drawdown, bench, log=log)
+    parts = [svg, h.caption("Equity at each session close in the portfolio currency; drawdown (the underwater "
+                            "plot) = equity / running peak - 1, the peak starting at this window's starting equity, "
+                            "as in the max drawdown metric.")]
     bench_total = None
-    if bench is not None:
-        b = bench.dropna()
-        covered = (b.index[0], b.index[-1]) if len(b) else None
-        # on a 24/7 calendar the benchmark is carried over weekends and holidays; its statistics
-        # use its own closes (an index never closes exactly unchanged, so repeats are the carries)
-        b = b[b.ne(b.shift())] if len(b) else b
-        if len(b) >= 2:
-            bm = compute_metrics(b.pct_change().dropna())
-            label = "benchmark total return"
-            if covered != s.window:  # say when it covers less than the strategy
-                label += f" ({covered[0].year}-{covered[1].year})"
-            bench_total = (bm["total_return"], label)
-            bench_caption += (f". Over the same sessions ({covered[0].date()} .. {covered[1].date()}): total return "
-                              f"{h.fmt_pct(bm['total_return'])}, CAGR {h.fmt_pct(bm['cagr'])}, max drawdown "
-                              f"{h.fmt_pct(bm['max_drawdown'])}")
     parts.append(h.caption("Benchmark: " + bench_caption + "."))
+    if bench is not None and bench.notna().sum() >= 3:
+        # relative metrics on the strategy's sessions where both exist (a benchmark that does not
+        # trade on a session, e.g. an index on a 24/7 weekend, counts as unchanged)
+        rel = relative_metrics(s.returns, bench.pct_change().dropna(), calendar=s.calendar)
+        if rel["sessions"] >= 2:
+            window = f"{rel['first']} .. {rel['last']}, {rel['sessions']:,} sessions"
+            bench_total = (rel["benchmark_total_return"], rel["total_return"], window)
+            parts.append(_relative_table(rel, window, s.periods_per_year))
     return h.section("equity", "Equity against the benchmark, and drawdown", "".join(parts)), bench_total
+
+
+RELATIVE_ROWS = (
+    ("total return (strategy / benchmark)", None, "over the common window"),
+    ("CAGR (strategy / benchmark)", None, "elapsed calendar time, 365-day years"),
+    ("alpha", "alpha", "annualised: (1 + mean(r - beta b)) ^ P - 1, risk-free 0 (as empyrical alpha_beta)"),
+    ("beta", "beta", "cov(r, b) / var(b)"),
+    ("correlation", "correlation", "Pearson, daily returns"),
+    ("tracking error", "tracking_error", "sd(r - b) x sqrt(P)"),
+    ("information ratio", "information_ratio", "mean(r - b) x P / tracking error"),
+    ("up capture", "up_capture", "annualised return on benchmark up days / the benchmark's"),
+    ("down capture", "down_capture", "annualised return on benchmark down days / the benchmark's (< 1 is better)"),
+)
+
+
+def _relative_table(rel: dict, window: str, periods_per_year: int) -> str:
+    rows = []
+    for label, key, note in RELATIVE_ROWS:
+        if key is None:
+            k = "total_return" if label.startswith("total") else "cagr"
+            value = f"{h.fmt_pct(rel[k])} / {h.fmt_pct(rel['benchmark_' + k])}"
+        elif key in ("alpha", "tracking_error"):
+            value = h.fmt_pct(rel[key])
+        else:
+            value = h.fmt_metric(key, rel[key])
+        rows.append([label, value, re.sub(r"\bP\b", str(periods_per_year), note)])
+    return (f"<h3>Against the benchmark over the common window ({h.esc(window)})</h3>"
+            + h.table(["measure", "value", "definition"], rows, cls="relative"))
 
 
 def _rolling_section(s: Subject) -> str:
@@ -130,16 +164,98 @@ def _turnover_section(s: Subject) -> str:
     monthly.index = monthly.index.to_timestamp() + pd.Timedelta(days=14)
     body = charts.turnover(monthly) + h.caption(
         f"Annualised turnover {h.fmt_metric('turnover', s.metrics.get('turnover'))} (mean daily traded notional / "
-        f"equity x 252); busiest session {h.fmt_pct(t.max())} on {t.idxmax().date()}.")
+        f"equity x {s.periods_per_year}); busiest session {h.fmt_pct(t.max())} on {t.idxmax().date()}.")
     return h.section("turnover", "Turnover", body)
 
 
+def _tearsheet_section(s: Subject, bench: pd.Series | None) -> str:
+    """What quantstats' tearsheet has beside ours: return distribution, yearly returns against
+    the benchmark, rolling beta (the underwater plot is the drawdown panel above)."""
+    r = s.returns
+    tails = tail_risk(r)
+    parts = [charts.return_distribution(r, float(np.percentile(r, 5)), tails["es_95"]),
+             h.caption("Daily returns of the whole window; VaR 95% = the 5th percentile, ES 95% = the mean of "
+                       "the worst 5%.")]
+    b = bench.pct_change().dropna() if bench is not None else None
+    years = (1 + r).groupby(r.index.year).prod() - 1
+    by = (1 + b).groupby(b.index.year).prod() - 1 if b is not None and len(b) else pd.Series(dtype=float)
+    rows = [[str(y), h.fmt_pct(v), h.fmt_pct(by.get(y)), h.fmt_pct(v - by[y]) if y in by.index else "n/a"]
+            for y, v in years.items()]
+    parts.append("<h3>Returns by calendar year</h3>" + h.table(
+        ["year", "strategy", "benchmark", "difference"], rows, cls="yearly")
+        + h.caption("Compounded over the sessions of each year inside the window (a partial first or last year "
+                    "covers only those); the benchmark over its sessions in that year."))
+    window = s.periods_per_year // 2
+    if b is not None:
+        both = pd.concat([r.rename("r"), b.rename("b")], axis=1, join="inner").dropna()
+        if len(both) > window:
+            cov = both["r"].rolling(window).cov(both["b"])
+            beta = (cov / both["b"].rolling(window).var()).dropna()
+            if len(beta) > 1:
+                parts.append(charts.rolling_beta(beta, window) + h.caption(
+                    f"cov(r, b) / var(b) over the trailing {window} sessions (6 months on the {s.calendar} "
+                    "calendar)."))
+    return h.section("tearsheet", "Distribution, years and rolling beta", "".join(parts))
+
+
+def _stress_section(s: Subject, bench: pd.Series | None) -> str:
+    """Historical stress windows (strategy and benchmark), the five worst drawdowns, the worst
+    day/week/month and expected shortfall."""
+    r = s.returns
+    b = bench.pct_change().dropna() if bench is not None else None
+    mine = stress_table(r, calendar=s.calendar)
+    theirs = stress_table(b, calendar=s.calendar).set_index("window") if b is not None and len(b) else None
+    parts = []
+    if mine.empty:
+        parts.append(h.paragraph(f"None of the {len(STRESS_WINDOWS)} stress windows falls inside this "
+                                 f"{'run' if s.kind == 'run' else 'history'}.", "note"))
+    else:
+        rows = []
+        for w in mine.itertuples():
+            t = theirs.loc[w.window] if theirs is not None and w.window in theirs.index else None
+            rows.append([w.window, f"{w.first} .. {w.last}", f"{w.sessions:,} ({w.coverage})",
+                         h.fmt_pct(w.total_return), h.fmt_pct(t["total_return"]) if t is not None else "n/a",
+                         h.fmt_pct(w.max_drawdown), h.fmt_pct(t["max_drawdown"]) if t is not None else "n/a",
+                         h.fmt_pct(w.annual_volatility), h.fmt_pct(t["annual_volatility"]) if t is not None else "n/a"])
+        parts.append(h.table(["window", "dates", "sessions", "return", "benchmark return", "max drawdown",
+                              "benchmark max drawdown", "volatility (annualised)", "benchmark volatility"],
+                             rows, cls="stress"))
+        parts.append(h.caption("Windows: the S&P 500's peak-to-trough dates as commonly cited "
+                               "(engine.metrics.STRESS_WINDOWS); partial = the series covers only part of the "
+                               "window, and the numbers cover only that part. Returns compounded inside the "
+                               f"window; volatility x sqrt({s.periods_per_year})."))
+    dd = drawdown_periods(r, 5)
+    if len(dd):
+        rows = [[str(x.start.date()), str(x.trough.date()), str(x.end.date()),
+                 str(x.recovery.date()) if not pd.isna(x.recovery) else "not recovered", h.fmt_pct(x.depth),
+                 f"{x.days:,}", f"{x.sessions:,}"] for x in dd.itertuples()]
+        parts.append("<h3>Five worst drawdowns</h3>" + h.table(
+            ["start", "trough", "last under water", "recovery", "depth", "days", "sessions"], rows, cls="drawdowns"))
+        parts.append(h.caption("Wealth anchored at the start of the series; days = calendar days from the first to "
+                               "the last session under water, inclusive (quantstats' drawdown_details convention)."))
+    tails = tail_risk(r)
+    if tails:
+        rows = [("worst day", f"{h.fmt_pct(tails['worst_day'])} on {tails['worst_day_date']}"),
+                ("worst calendar week", f"{h.fmt_pct(tails['worst_week'])} ({tails['worst_week_period']})"),
+                ("worst calendar month", f"{h.fmt_pct(tails['worst_month'])} ({tails['worst_month_period']})"),
+                ("expected shortfall 95% (daily)", h.fmt_pct(tails["es_95"])),
+                ("expected shortfall 99% (daily)", h.fmt_pct(tails["es_99"])),
+                ("Hill tail index of losses", h.fmt_metric("tail_index", s.metrics.get("tail_index")))]
+        parts.append("<h3>Tails</h3>" + h.table(["measure", "value"], rows, cls="tails"))
+        parts.append(h.caption("Expected shortfall: the mean of the worst 5% / 1% of daily returns (historical)."))
+    return h.section("stress", "Stress windows, drawdowns and tails", "".join(parts))
+
+
 def _metrics_section(s: Subject) -> str:
+    notes = h.metric_notes(s.periods_per_year)
     rows = [[f"<td>{h.esc(k)}</td>", h.metric_cell(k, s.metrics.get(k)),
-             f'<td class="note">{h.esc(h.METRIC_NOTES.get(k, ""))}</td>'] for k in SCALAR_METRICS]
+             f'<td class="note">{h.esc(notes.get(k, ""))}</td>'] for k in SCALAR_METRICS]
     src = ("as stored with the run (the engine's compute_metrics)" if s.kind == "run"
            else "compute_metrics over the stitched history")
-    return h.section("metrics", "Metrics", h.caption(f"All of the engine's metrics, {src}; n/a where undefined.")
+    conv = (f"Conventions: the {s.calendar} calendar, P = {s.periods_per_year} periods a year annualise volatility, "
+            "Sharpe, Sortino and turnover; CAGR from elapsed calendar time (365-day years, from the close before the "
+            "first return to the last close).")
+    return h.section("metrics", "Metrics", h.caption(f"All of the engine's metrics, {src}; n/a where undefined. {conv}")
                      + h.table(["metric", "value", "meaning"], rows, cls="metrics", raw=True))
 
 
@@ -151,25 +267,34 @@ def _trades_section(s: Subject) -> str:
             "periods to show.", "note"))
     stats = trade_statistics(s.round_trips)
     buys = int((trades["side"] == "buy").sum())
+    body = _attribution_block(s)
+    body += _positions_block(s)
+    pf = stats["profit_factor"]
+    pf_text = ("n/a (losses under 0.1% of gross round-trip P&L)" if stats.get("profit_factor_degenerate")
+               else h.fmt_metric("profit_factor", pf))
     rows = [
         ("fills", f"{len(trades):,} ({buys:,} buys, {len(trades) - buys:,} sells)"),
         ("no-trade log rows", f"{len(s.fills) - len(trades):,}"),
-        ("round trips closed", f"{int(stats['round_trips']):,}"),
-        ("win rate", h.fmt_pct(stats["win_rate"])),
-        ("profit factor", h.fmt_metric("profit_factor", stats["profit_factor"])),
-        ("average win", h.fmt_money(stats["avg_win"])),
-        ("average loss", h.fmt_money(stats["avg_loss"])),
-        ("best / worst round trip", f"{h.fmt_money(stats['best'])} / {h.fmt_money(stats['worst'])}"),
-        ("total round-trip P&L", h.fmt_money(stats["total_pnl"])),
+        ("round trips closed (exit-trades convention)", f"{int(stats['round_trips']):,}"),
+        ("win rate (share of round trips with P&L > 0)", h.fmt_pct(stats["win_rate"])),
+        ("profit factor (gross round-trip profit / gross loss)", pf_text),
+        ("average win (money)", h.fmt_money(stats["avg_win"])),
+        ("average loss (money)", h.fmt_money(stats["avg_loss"])),
+        ("best / worst round trip (money)", f"{h.fmt_money(stats['best'])} / {h.fmt_money(stats['worst'])}"),
+        ("total round-trip P&L (money; excludes carry)", h.fmt_money(stats["total_pnl"])),
     ]
-    body = h.table(["statistic", "value"], rows, cls="trade-stats")
+    body += "<h3>Round trips (exit-trades convention)</h3>"
+    body += h.caption("Every fill that reduces a position closes a round trip at the average entry cost, so a "
+                      "rebalancing strategy's trims count as round trips: read these as statistics of closing "
+                      "fills, not of positions (see the positions table above). Money in the portfolio currency.")
+    body += h.table(["statistic", "value"], rows, cls="trade-stats")
     if s.round_trips.empty:
         body += h.paragraph("No round trip was closed: every position opened is still open at the end, so win rate, "
                             "profit factor and holding periods are undefined.", "note")
         return h.section("trades", "Trade statistics", body)
     hold = [("min", stats["holding_min"]), ("median", stats["holding_median"]), ("mean", stats["holding_mean"]),
             ("90th percentile", stats["holding_p90"]), ("max", stats["holding_max"])]
-    body += "<h3>Holding periods (calendar days)</h3>"
+    body += "<h3>Round-trip holding periods (calendar days, entry from flat to each closing fill)</h3>"
     body += h.table([q for q, _ in hold], [[f"{v:,.1f}" for _, v in hold]], cls="holding")
     body += charts.holding_histogram(s.round_trips["holding_days"])
     by = s.round_trips.groupby("instrument_id")["pnl"].agg(["count", "sum", lambda x: (x > 0).mean()])
@@ -181,6 +306,52 @@ def _trades_section(s: Subject) -> str:
     body += h.caption("Round trips follow the exit-trades convention (one per closing fill, average cost); their "
                       "P&L is net of trading costs and excludes carry (funding, dividends, borrow, interest).")
     return h.section("trades", "Trade statistics", body)
+
+
+def _attribution_block(s: Subject) -> str:
+    """P&L by instrument, adding up to the equity change."""
+    a = s.attribution
+    if a is None:
+        return h.paragraph("No P&L attribution is stored with these runs (made before engine 1.1); rerun them to "
+                           "see P&L by instrument.", "note")
+    if a.empty:
+        return ""
+    cols = ["price", "funding", "dividends", "borrow", "costs", "interest", "total"]
+    inst = a.drop(index="cash", errors="ignore")
+    order = inst["total"].abs().sort_values(ascending=False).index
+    shown, rest = inst.loc[order[:12]], inst.loc[order[12:]]
+    rows = [[str(i)] + [h.fmt_money(r[c]) for c in cols] for i, r in shown.iterrows()]
+    if len(rest):
+        rows.append([f"{len(rest)} other instruments"] + [h.fmt_money(rest[c].sum()) for c in cols])
+    if "cash" in a.index:
+        rows.append(["cash (interest)"] + [h.fmt_money(a.loc["cash", c]) for c in cols])
+    rows.append(["total"] + [h.fmt_money(a[c].sum()) for c in cols])
+    change = float(s.equity["equity"].iloc[-1]) - s.start_equity
+    return ("<h3>P&amp;L by instrument (money)</h3>"
+            + h.table(["instrument", "price", "funding", "dividends", "borrow", "costs", "cash interest", "total"],
+                      rows, cls="attribution")
+            + h.caption(f"Price = change in position value less the notional traded (mark-to-market); funding and "
+                        f"dividends received (negative = paid); borrow and trading costs paid (negative). The total, "
+                        f"{h.fmt_money(a['total'].sum())}, is the equity change {h.fmt_money(change)} "
+                        "(final less starting equity), from the engine's own ledger."))
+
+
+def _positions_block(s: Subject) -> str:
+    """Position-level holding periods: from the fill that opens a position from flat to the fill
+    that takes it back to flat (splits ignored; a position open at the end is counted apart)."""
+    held = (s.start_state or {}).get("quantities") or {}
+    spells = position_spells(s.trades, held, s.window[0])
+    if spells.empty:
+        return ""
+    closed = spells[spells["closed"]]
+    q = closed["days"].quantile([0.5, 0.9]) if len(closed) else pd.Series([math.nan, math.nan], index=[0.5, 0.9])
+    rows = [("positions opened from flat", f"{len(spells):,}"),
+            ("closed back to flat / still open at the end", f"{len(closed):,} / {len(spells) - len(closed):,}"),
+            ("holding period of closed positions: median / 90th percentile / max (calendar days)",
+             f"{q[0.5]:,.1f} / {q[0.9]:,.1f} / {closed['days'].max() if len(closed) else math.nan:,.1f}"),
+            ("positions closed with a gain (price P&L of the spell's fills)",
+             h.fmt_pct((closed["pnl"] > 0).mean()) if len(closed) else "n/a")]
+    return "<h3>Positions (flat to flat)</h3>" + h.table(["statistic", "value"], rows, cls="positions")
 
 
 def _costs_section(engine: sa.Engine, s: Subject) -> str:
@@ -227,7 +398,8 @@ def _lineage_section(s: Subject) -> str:
     if s.kind == "strategy":
         runs = s.runs
         rows = [[str(r.window_start)[:7], f"{r.window_start} .. {r.window_end}", r.run_id, r.signal_snapshot_id,
-                 pd.Timestamp(r.system_as_of).isoformat(), r.engine_version, r.orchestrator_run_id or "",
+                 pd.Timestamp(r.system_as_of).isoformat(), r.engine_version,
+                 r.orchestrator_run_id if isinstance(r.orchestrator_run_id, str) else "",
                  f"{r.sessions:,}", h.fmt_metric("total_return", r.total_return), h.fmt_money(r.costs_paid),
                  h.fmt_money(r.funding_paid)] for r in runs.itertuples()]
         body += (f'<details id="monthly-runs"><summary>The {len(runs)} monthly pipeline runs stitched '
@@ -240,9 +412,13 @@ def _lineage_section(s: Subject) -> str:
 
 
 def render_subject(engine: sa.Engine, s: Subject, benchmark: str | None = None) -> str:
-    """The full report of one subject; ``benchmark`` None means the demo's S&P 500 (``SPX``),
-    silently left out when the warehouse does not hold it."""
-    bench, bench_caption = benchmark_curve(engine, benchmark or DEFAULT_BENCHMARK, s, explicit=benchmark is not None)
+    """The full report of one subject; ``benchmark`` None means the strategy's own benchmark
+    (`backtests.benchmark_config`), an instrument id that instrument's close (e.g. ``SPX``, a
+    price index without dividends)."""
+    if benchmark is None:
+        bench, bench_caption = default_benchmark_curve(engine, s)
+    else:
+        bench, bench_caption = benchmark_curve(engine, benchmark, s, explicit=True)
     equity_html, bench_total = _equity_section(s, bench, bench_caption)
     table = monthly_returns(s.returns)
     monthly_html = h.section("monthly-returns", "Monthly returns", h.heatmap(table) + h.caption(
@@ -253,7 +429,7 @@ def render_subject(engine: sa.Engine, s: Subject, benchmark: str | None = None) 
         h.notes(s.notes),
         h.section("summary", "Summary", _summary(s, bench_total)),
         equity_html, monthly_html, _rolling_section(s), _exposure_section(s), _turnover_section(s),
-        _metrics_section(s), _trades_section(s), _costs_section(engine, s), _lineage_section(s),
+        _stress_section(s, bench), _tearsheet_section(s, bench), _metrics_section(s), _trades_section(s), _costs_section(engine, s), _lineage_section(s),
     ])
     return h.page(title, subtitle, body)
 
@@ -296,7 +472,7 @@ def render_comparison(engine: sa.Engine, subjects: Sequence[Subject]) -> str:
     curves = {lab: s.equity["equity"] / s.start_equity for lab, s in zip(labels, subjects, strict=True)}
     drawdowns = {lab: s.equity["drawdown"] for lab, s in zip(labels, subjects, strict=True)}
     log = all(bool((c > 0).all()) for c in curves.values())
-    notes = [f"{lab}: {n}" for lab, s in zip(labels, subjects, strict=True) for n in s.notes]
+    notes = collapse_notes([(lab, n) for lab, s in zip(labels, subjects, strict=True) for n in s.notes])
     windows = {s.window for s in subjects}
     body = h.notes(notes)
     overlay = charts.overlay(curves, drawdowns, log=log)
@@ -304,16 +480,22 @@ def render_comparison(engine: sa.Engine, subjects: Sequence[Subject]) -> str:
     if len(windows) > 1:
         cap += " The windows differ: each curve starts at 1 on its own first session."
     body += h.section("equity", "Equity and drawdown, overlaid", overlay + h.caption(cap))
-    header = ["metric", *labels]
-    rows = [[f"<td>{h.esc(k)}</td>", *(h.metric_cell(k, s.metrics.get(k)) for s in subjects)] for k in SCALAR_METRICS]
-    extra = [("window", [f"{s.window[0].date()} .. {s.window[1].date()}" for s in subjects]),
-             ("sessions", [f"{len(s.equity):,}" for s in subjects]),
-             ("costs paid", [h.fmt_money(s.costs_paid) for s in subjects]),
-             ("funding paid", [h.fmt_money(s.funding_paid) for s in subjects]),
-             ("mode", ["clean" if s.clean else "realistic costs" for s in subjects]),
-             ("kind", ["run" if s.kind == "run" else f"strategy history ({len(s.runs)} months)" for s in subjects])]
-    rows += [[f"<td>{h.esc(k)}</td>", *(f"<td>{h.esc(v)}</td>" for v in vals)] for k, vals in extra]
-    body += h.section("metrics", "Metrics side by side", h.table(header, rows, cls="metrics", raw=True))
+    tables = []
+    for title, keys in METRIC_GROUPS:  # strategies as rows, a few metrics per table: fits the page
+        rows = [[f"<td>{h.esc(lab)}</td>", *(h.metric_cell(k, s.metrics.get(k)) for k in keys)]
+                for lab, s in zip(labels, subjects, strict=True)]
+        tables.append(f"<h3>{h.esc(title)}</h3>" + h.table(["result", *keys], rows, cls="metrics side-by-side",
+                                                           raw=True))
+    rows = [[lab, f"{s.window[0].date()} .. {s.window[1].date()}", f"{len(s.equity):,}", s.calendar,
+             h.fmt_money(s.costs_paid), h.fmt_money(s.funding_paid), "clean" if s.clean else "realistic costs",
+             "run" if s.kind == "run" else f"history ({len(s.runs)} months)"]
+            for lab, s in zip(labels, subjects, strict=True)]
+    tables.append("<h3>Windows and costs</h3>" + h.table(
+        ["result", "window", "sessions", "calendar", "costs paid", "funding paid", "mode", "kind"], rows,
+        cls="side-by-side"))
+    body += h.section("metrics", "Metrics side by side", "".join(tables) + h.caption(
+        "Each result's metrics over its own window (see Windows and costs), annualised with its own calendar "
+        "(252 sessions a year; 365 for 24/7)."))
     body += h.section("cost-drag", "Clean vs realistic cost drag", _drag_section(engine, subjects))
     lineage_rows = [[lab, s.kind, s.ident, s.lineage.get("signal snapshot id", s.lineage.get("signal snapshots", "")),
                      s.lineage.get("system_as_of (watermark)", s.lineage.get("system_as_of (watermarks)", "")),
@@ -323,6 +505,24 @@ def render_comparison(engine: sa.Engine, subjects: Sequence[Subject]) -> str:
                                                      "engine"], lineage_rows, cls="lineage"))
     title = "Comparison: " + ", ".join(dict.fromkeys(s.strategy_id for s in subjects))
     return h.page(title, f"{len(subjects)} results: " + "; ".join(labels), body)
+
+
+METRIC_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Return and risk", ("total_return", "cagr", "annual_volatility", "sharpe", "sortino", "calmar", "max_drawdown",
+                         "max_drawdown_duration_days")),
+    ("Tails", ("var_95", "cvar_95", "tail_index")),
+    ("Trading and exposure", ("win_rate", "profit_factor", "avg_win", "avg_loss", "avg_holding_days", "trade_count",
+                              "turnover", "gross_exposure", "net_exposure")),
+)
+
+
+def collapse_notes(notes: Sequence[tuple[str, str]]) -> list[str]:
+    """(label, note) pairs -> one line per distinct note naming every label it applies to, in
+    first-seen order: nine identical notes become one."""
+    by_text: dict[str, list[str]] = {}
+    for label, text in notes:
+        by_text.setdefault(text, []).append(label)
+    return [f"{', '.join(labels)}: {text}" for text, labels in by_text.items()]
 
 
 def _unique_labels(subjects: Sequence[Subject]) -> list[str]:
@@ -340,22 +540,23 @@ def _drag_section(engine: sa.Engine, subjects: Sequence[Subject]) -> str:
     pairs, missing, done = [], [], set()
     for s in subjects:
         if s.kind != "run":
-            missing.append(f"{s.label}: a pipeline history has no clean counterpart; compare a one-off run with its "
-                           "--clean twin instead.")
+            missing.append((s.label, "a pipeline history has no clean counterpart; compare a one-off run with its "
+                                     "--clean twin instead."))
             continue
         if s.ident in done:
             continue
         other_id = queries.counterpart_run(engine, s.strategy_id, *s.stored_window, s.config, s.start_state)
         if other_id is None:
-            missing.append(f"{s.label}: no {'clean' if not s.clean else 'realistic'} counterpart stored "
-                           f"(same strategy, window {s.stored_window[0]} .. {s.stored_window[1]} and settings).")
+            missing.append((s.label, f"no {'clean' if not s.clean else 'realistic'} counterpart stored "
+                                     f"(same strategy, window {s.stored_window[0]} .. {s.stored_window[1]} and "
+                                     "settings)."))
             continue
         other = by_id.get(other_id) or load_run_subject(engine, other_id)
         done.update({s.ident, other_id})
         pairs.append((s, other) if not s.clean else (other, s))
     body = _drag_table(pairs) if pairs else ""
     if missing:
-        body += "<ul>" + "".join(f"<li>{h.esc(m)}</li>" for m in missing) + "</ul>"
+        body += "<ul>" + "".join(f"<li>{h.esc(m)}</li>" for m in collapse_notes(missing)) + "</ul>"
     return body
 
 

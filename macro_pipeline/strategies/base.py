@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, get_type_hints
 import numpy as np
 import pandas as pd
 
+from macro_pipeline.engine.calendar import periods_per_year as calendar_periods
+
 if TYPE_CHECKING:
     from macro_pipeline.warehouse.view import PointInTimeView
 
@@ -43,8 +45,6 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")  # universes, signal names (a
 SAFE_INSTRUMENT = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")  # instrument ids (as ingestion)
 REBALANCE = ("daily", "weekly", "monthly")
 CALENDARS = ("XNYS", "24/7")
-# rows per year of a daily view (every session), by calendar: annualises realised volatility
-SESSIONS_PER_YEAR = {"XNYS": 252, "24/7": 365}
 
 
 def periods_per_year(view: PointInTimeView) -> int:
@@ -53,7 +53,7 @@ def periods_per_year(view: PointInTimeView) -> int:
     dates = view.decision_dates
     gap = float(np.median(np.diff(dates.asi8))) / 86_400e9 if len(dates) > 1 else 1.0
     if gap <= 4:
-        return SESSIONS_PER_YEAR.get(view.calendar, 252)
+        return calendar_periods(view.calendar)
     return 52 if gap <= 10 else 12
 
 
@@ -447,6 +447,13 @@ class Strategy(ABC):
     def warmup_periods(self) -> int:
         """Rows of history the features need before the first non-flat weight can appear."""
         return 0
+
+    def required_inputs(self) -> list[tuple[str, str, int]]:
+        """Inputs besides the traded prices without which the weights are stale: (source,
+        entity, horizon_days), source "macro" (a series id) or "funding" (an instrument id). The
+        strategy's history ends ``horizon_days`` after the last value of any of them became known
+        (`backtests.data_limit`), as it ends where its traded prices end."""
+        return []
 
     def select_instruments(self, universe_ids: Sequence[str]) -> list[str]:
         """The instruments this strategy trades, out of every id its universe ever held."""

@@ -139,6 +139,10 @@ class FundingCarry(Strategy):
     def warmup_periods(self) -> int:
         return self.params.lookback if self.params.mode == "simple" else self.params.slow
 
+    def required_inputs(self) -> list[tuple[str, str, int]]:
+        """The perpetual's funding settlements (8-hourly): a day without one means no signal."""
+        return [("funding", self.params.instrument, 1)]
+
     def signal(self, view) -> pd.Series:
         """The quantity compared with the thresholds: smoothed rate (simple) or score (composite)."""
         p = self.params

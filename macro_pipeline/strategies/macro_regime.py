@@ -123,6 +123,12 @@ class MacroRegime(Strategy):
             )
         return sleeves
 
+    def required_inputs(self) -> list[tuple[str, str, int]]:
+        """Both macro series; past ``max_staleness_days`` without a print the strategy is flat
+        by construction, so its history ends there instead of scoring years of stale cash."""
+        p = self.params
+        return [("macro", p.growth_series, p.max_staleness_days), ("macro", p.inflation_series, p.max_staleness_days)]
+
     def inputs(self, view) -> pd.DataFrame:
         """Decision date x (growth, inflation, growth_age_days): the real-time inputs."""
         p = self.params

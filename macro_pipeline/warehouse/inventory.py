@@ -44,3 +44,13 @@ def render_inventory(inv: dict) -> str:
     lines.append("")
     lines.append("  ".join(f"{t}={n}" for t, n in inv["tables"].items()))
     return "\n".join(lines)
+
+
+def table_shape(engine: sa.Engine, table: str) -> tuple[int, list[tuple[str, str, bool]]]:
+    """Row count and columns (name, PostgreSQL type, nullable) of one public table, in order."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(f"SELECT count(*) FROM {sa.sql.quoted_name(table, quote=True)}")).scalar_one()
+        cols = conn.execute(sa.text(
+            "SELECT column_name, data_type, is_nullable = 'YES' FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name = :t ORDER BY ordinal_position"), {"t": table}).all()
+    return int(rows), [(c[0], c[1], bool(c[2])) for c in cols]

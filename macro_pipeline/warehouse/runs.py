@@ -28,8 +28,26 @@ import pandas as pd
 import sqlalchemy as sa
 
 RUN_LOCK = 7170003
-# the one definition of "a current result" (alias ``r``): not replaced, successful, not a reproduction
-CURRENT_SQL = "r.superseded_by IS NULL AND r.status = 'success' AND NOT r.reproduction"
+
+
+def current_sql(alias: str = "r") -> str:
+    """The one definition of "a current result", as SQL on ``backtest_runs`` under ``alias``: not
+    replaced, successful, not a reproduction. Every reader of current results uses it."""
+    a = f"{alias}." if alias else ""
+    return f"{a}superseded_by IS NULL AND {a}status = 'success' AND NOT {a}reproduction"
+
+
+def standing_sql(alias: str = "r") -> str:
+    """SQL for a run's standing, the one label every surface shows (CLI table and JSON, reports,
+    Dagster metadata): 'current' exactly when ``current_sql`` holds, else 'reproduction',
+    'superseded', or the run's non-success status. Computed in SQL so a missing
+    ``superseded_by`` is never read as a (truthy) NaN on the Python side."""
+    a = f"{alias}." if alias else ""
+    return (f"CASE WHEN {current_sql(alias)} THEN 'current' WHEN {a}reproduction THEN 'reproduction' "
+            f"WHEN {a}superseded_by IS NOT NULL THEN 'superseded' ELSE {a}status END")
+
+
+CURRENT_SQL = current_sql("r")
 
 
 class ChainChanged(RuntimeError):
@@ -263,24 +281,43 @@ def write_reads_in(conn: sa.Connection, run_ids: str | list[str], reads: list[tu
     _copy(conn, "run_reads", frame)
 
 
-def list_runs(engine: sa.Engine, strategy_id: str | None = None, current_only: bool = False) -> pd.DataFrame:
-    """Stored runs, oldest first; ``current_only``: current results only (no superseded run, no
-    reproduction)."""
+def _runs_where(strategy_id: str | None, current_only: bool) -> tuple[list[str], dict]:
     where, params = [], {}
     if strategy_id:
         where.append("r.strategy_id = :s")
         params["s"] = strategy_id
     if current_only:
         where.append(CURRENT_SQL)
+    return where, params
+
+
+def count_runs(engine: sa.Engine, strategy_id: str | None = None, current_only: bool = False) -> int:
+    """How many runs ``list_runs`` would return without a limit."""
+    where, params = _runs_where(strategy_id, current_only)
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM backtest_runs r "
+                                         + (f"WHERE {' AND '.join(where)}" if where else "")), params).scalar())
+
+
+def list_runs(engine: sa.Engine, strategy_id: str | None = None, current_only: bool = False,
+              limit: int | None = None) -> pd.DataFrame:
+    """Stored runs, oldest first, with their ``standing`` (`standing_sql`); ``current_only``:
+    current results only (no superseded run, no reproduction); ``limit``: only the newest
+    ``limit`` of them (still oldest first)."""
+    where, params = _runs_where(strategy_id, current_only)
     sql = (
         "SELECT r.run_id, r.strategy_id, r.window_start, r.window_end, (r.config ->> 'clean')::boolean AS clean, "
         "r.signal_snapshot_id, r.system_as_of, r.superseded_by, r.reproduction, r.reproduces, r.created_at, "
+        f"{standing_sql('r')} AS standing, "
         "max(m.value) FILTER (WHERE m.metric_name = 'total_return') AS total_return, "
         "max(m.value) FILTER (WHERE m.metric_name = 'sharpe') AS sharpe "
         "FROM backtest_runs r LEFT JOIN metrics m USING (run_id) "
         + (f"WHERE {' AND '.join(where)} " if where else "")
         + "GROUP BY r.run_id ORDER BY r.created_at"
     )
+    if limit is not None:
+        sql = f"SELECT * FROM ({sql} DESC, r.run_id DESC LIMIT :lim) x ORDER BY created_at, run_id"
+        params["lim"] = max(int(limit), 0)
     with engine.connect() as conn:
         return pd.DataFrame(conn.execute(sa.text(sql), params).mappings().all())
 
@@ -292,9 +329,11 @@ def reproduced_run(engine: sa.Engine, run_id: str) -> str | None:
 
 
 def load_run(engine: sa.Engine, run_id: str) -> RunRecord:
-    """Everything stored for ``run_id``; a clear error if there is no such run."""
+    """Everything stored for ``run_id`` (``meta`` has the run's row plus its ``standing``); a clear
+    error if there is no such run."""
     with engine.connect() as conn:
-        meta = conn.execute(sa.text("SELECT * FROM backtest_runs WHERE run_id = :r"), {"r": run_id}).mappings().first()
+        meta = conn.execute(sa.text(f"SELECT r.*, {standing_sql('r')} AS standing FROM backtest_runs r WHERE run_id = :r"),
+                            {"r": run_id}).mappings().first()
         if meta is None:
             raise ValueError(f"no backtest run {run_id!r} (see `macro-pipeline runs list`)")
         eq = pd.read_sql(sa.text("SELECT session_date, equity, cash, gross_exposure, net_exposure, drawdown, turnover, "

@@ -109,7 +109,11 @@ class Cluster:
         app = make_app(CeleryExecutor.for_cli(broker=self.env[CELERY_BROKER_ENV], backend=BACKEND).app_args())
         deadline = time.time() + timeout
         while time.time() < deadline:
-            answered = {next(iter(r)).split("@")[0] for r in app.control.ping(timeout=1.0) or []}
+            try:
+                answered = {next(iter(r)).split("@")[0] for r in app.control.ping(timeout=1.0) or []}
+            except OSError:  # the broker is still coming up (after a restart)
+                time.sleep(1.0)
+                continue
             if set(self.workers) <= answered:
                 return
             dead = [n for n, p in self.workers.items() if p.poll() is not None]

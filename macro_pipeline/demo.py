@@ -69,7 +69,7 @@ def _backtest_in_worker(tags: dict[str, str]) -> tuple[str, float]:
 
     quiet_warnings()
     started = time.perf_counter()
-    run_id, success = orchestration.run_job("backtest_job", tags, orchestration.instance())
+    run_id, success = orchestration.run_job("backtest_job", tags, orchestration.instance(), raise_on_error=True)
     if not success:
         raise RuntimeError(f"backtest_job run {run_id} failed (see it in the Dagster UI: macro-pipeline dev)")
     return run_id, time.perf_counter() - started

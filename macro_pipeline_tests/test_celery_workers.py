@@ -8,6 +8,7 @@ never disturbed, except by the broker restart, which restarts the whole server's
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -95,6 +96,7 @@ class Cluster:
                     CELERY_BROKER_ENV: broker, CELERY_BACKEND_ENV: BACKEND}
         self.workers: dict[str, subprocess.Popen] = {}
         self._instance = None
+        self._stack = contextlib.ExitStack()
 
     def start_worker(self, name: str) -> None:
         log = open(self.tmp / f"{name}.log", "a")  # noqa: SIM115 (closed with the process)
@@ -133,14 +135,17 @@ class Cluster:
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 os.killpg(proc.pid, signal.SIGKILL)
         self.workers.clear()
+        self._stack.close()
 
     def instance(self):
         import dagster as dg
 
         if self._instance is None:
-            os.environ[DAGSTER_STORAGE_ENV] = self.env[DAGSTER_STORAGE_ENV]
-            run_env("import macro_pipeline.orchestration as o; o.instance()", self.env)  # writes dagster.yaml
-            self._instance = dg.DagsterInstance.from_config(self.env["DAGSTER_HOME"])
+            run_env("import macro_pipeline.orchestration as o; o.prepare()", self.env)  # DAGSTER_HOME/dagster.yaml
+            # this process reads the same storage (runs, events, partitions) without touching its own environment
+            self._instance = self._stack.enter_context(dg.instance_for_test(
+                overrides={"storage": {"postgres": {"postgres_url": self.env[DAGSTER_STORAGE_ENV]}}},
+                set_dagster_home=False))
             known = set(self._instance.get_dynamic_partitions("strategy"))
             self._instance.add_dynamic_partitions("strategy", [s for s in STRATEGIES if s not in known])
         return self._instance

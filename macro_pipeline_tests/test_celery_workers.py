@@ -65,9 +65,10 @@ def _rabbitmqctl(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=120)
 
 
-@pytest.fixture(scope="module")
-def broker_url():
-    """A virtual host of our own on the local RabbitMQ (the default one if rabbitmqctl is absent)."""
+@contextlib.contextmanager
+def own_vhost():
+    """A virtual host of our own on the local RabbitMQ (the default one if rabbitmqctl is absent):
+    the workers of one test never take another test's tasks."""
     vhost = f"mpt_{uuid.uuid4().hex[:8]}"
     try:
         made = _rabbitmqctl("add_vhost", vhost).returncode == 0 and _rabbitmqctl(
@@ -75,10 +76,18 @@ def broker_url():
     except FileNotFoundError:
         made = False
     url = f"pyamqp://guest@127.0.0.1:5672/{vhost}" if made else "pyamqp://guest@127.0.0.1:5672//"
-    _broker_answers(url)
-    yield url
-    if made:
-        _rabbitmqctl("delete_vhost", vhost)
+    try:
+        _broker_answers(url)
+        yield url
+    finally:
+        if made:
+            _rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture(scope="module")
+def broker_url():
+    with own_vhost() as url:
+        yield url
 
 
 class Cluster:
@@ -291,9 +300,10 @@ def test_a_backfill_of_four_strategies_spreads_over_two_workers_and_equals_in_pr
     assert 0 < watch.peak <= CONNECTION_BOUND
 
 
-def test_a_worker_killed_mid_step_is_replaced_by_the_other_and_the_run_succeeds(databases, base, broker_url,
-                                                                                 reference, tmp_path):
-    c = Cluster(databases, base, tmp_path, broker_url)
+def test_a_worker_killed_mid_step_is_replaced_by_the_other_and_the_run_succeeds(databases, base, reference,
+                                                                                 tmp_path):
+    vhost = own_vhost()
+    c = Cluster(databases, base, tmp_path, vhost.__enter__())
     c.start_worker("k1")
     c.start_worker("k2")
     try:
@@ -319,6 +329,7 @@ def test_a_worker_killed_mid_step_is_replaced_by_the_other_and_the_run_succeeds(
         assert month_results(c.warehouse) == reference  # nothing partial, no duplicate, one current run per month
     finally:
         c.stop()
+        vhost.__exit__(None, None, None)
 
 
 def test_the_next_run_succeeds_after_the_broker_restarts(cluster):

@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/pit_read.py
+	$(BIN)/python bench/workers.py
 
 dev: $(STAMP)
 	$(BIN)/macro-pipeline dev

@@ -174,6 +174,38 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """A Celery worker for the code location: ``dagster-celery worker start`` on this project's app
+    (``defs/celery_app.py``: broker, backend and acknowledgement rules from the settings), with
+    ``--concurrency`` processes. Its environment is the one every Dagster process of the project
+    gets (``orchestration.prepare``)."""
+    import os
+    import shutil
+
+    from macro_pipeline import orchestration
+    from macro_pipeline.settings import load_settings
+    from macro_pipeline.warehouse import db
+
+    settings = load_settings()
+    env = {**os.environ, **orchestration.prepare(settings)}
+    # dagster-celery starts `celery` from PATH: this environment's own first
+    bindir = os.path.dirname(sys.executable)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    exe = shutil.which("dagster-celery", path=env["PATH"])
+    if exe is None:
+        raise FileNotFoundError("dagster-celery is not installed in this environment (pip install dagster-celery)")
+    cmd = [exe, "worker", "start", "--app", "macro_pipeline.defs.celery_app", "--loglevel", args.loglevel]
+    if args.name:
+        cmd += ["--name", args.name]
+    for queue in args.queue or []:
+        cmd += ["--queue", queue]
+    cmd += ["--", f"--concurrency={args.concurrency}", "--pool=prefork"]
+    print(f"Celery worker ({args.concurrency} process(es)) on broker {db.render(settings.celery_broker)}, "
+          f"results in {db.render(settings.celery_backend)}; Ctrl-C stops it", flush=True)
+    os.execve(exe, cmd, env)  # become the worker: signals reach it directly
+    return 0  # not reached
+
+
 # --------------------------------------------------------------------------- strategies and runs
 
 
@@ -501,6 +533,14 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(func=cmd_dev)
+
+    wk = sub.add_parser("worker", help="a Celery worker executing steps of runs (MACRO_PIPELINE_EXECUTOR=celery)")
+    wk.add_argument("--concurrency", type=int, default=1,
+                    help="steps this worker runs at once, one process each (default 1)")
+    wk.add_argument("--name", help="worker name (default dagster-<random>); the host name is appended")
+    wk.add_argument("--queue", action="append", help="queue to consume (default dagster); repeatable")
+    wk.add_argument("--loglevel", default="INFO")
+    wk.set_defaults(func=cmd_worker)
 
     demo = sub.add_parser("demo", help="the main job through Dagster: demo data, strategies, every month, leaderboard")
     demo.add_argument("-q", "--quiet", action="store_true")

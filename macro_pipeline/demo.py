@@ -62,13 +62,17 @@ def _run(job_name: str, instance, tags: dict[str, str] | None = None):
 
 
 def _backtest_in_worker(tags: dict[str, str]) -> tuple[str, float]:
-    """One ``backtest_job`` run in a worker process (the environment comes from ``prepare``)."""
+    """One ``backtest_job`` run in a worker process (the environment comes from ``prepare``), with
+    the configured executor (``MACRO_PIPELINE_EXECUTOR``: under ``celery`` its steps run on
+    ``macro-pipeline worker`` processes)."""
     from macro_pipeline import orchestration
 
     quiet_warnings()
     started = time.perf_counter()
-    result = _run("backtest_job", orchestration.instance(), tags)
-    return result.run_id, time.perf_counter() - started
+    run_id, success = orchestration.run_job("backtest_job", tags, orchestration.instance(), raise_on_error=True)
+    if not success:
+        raise RuntimeError(f"backtest_job run {run_id} failed (see it in the Dagster UI: macro-pipeline dev)")
+    return run_id, time.perf_counter() - started
 
 
 def run_backtests(reruns, *, trigger: str, workers: int = 2, show_progress: bool = True) -> dict[str, tuple[str, float]]:

@@ -83,3 +83,30 @@ def instance(settings: Settings | None = None):
 
     prepare(settings)
     return dg.DagsterInstance.get()
+
+
+def run_job(job_name: str, tags: dict[str, str] | None = None, instance=None, *,
+            raise_on_error: bool = False) -> tuple[str, bool]:
+    """Run a job of the code location with the configured executor (``defs/executors.py``); returns
+    (Dagster run id, success). In-process: ``execute_in_process`` in this process. Celery: this
+    process orchestrates (as a run worker launched by the daemon would) and the steps run on
+    ``macro-pipeline worker`` processes; the job is loaded by module, so the workers load the same
+    definitions. ``raise_on_error``: a failing step's exception is raised instead of returning
+    success False."""
+    import dagster as dg
+
+    from macro_pipeline.settings import load_settings
+
+    instance = instance or dg.DagsterInstance.get()
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    if load_settings().executor == "in_process":
+        from macro_pipeline.defs import defs
+
+        result = defs.resolve_job_def(job_name).execute_in_process(instance=instance, tags=tags or {},
+                                                                   run_config=quiet, raise_on_error=raise_on_error)
+        return result.run_id, result.success
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    job = ReconstructableRepository.for_module("macro_pipeline.defs", "defs").get_reconstructable_job(job_name)
+    with dg.execute_job(job, instance, run_config=quiet, tags=tags or {}, raise_on_error=raise_on_error) as result:
+        return result.run_id, result.success

@@ -17,6 +17,15 @@ Automation:
 - ``MACRO_PIPELINE_HISTORY_START`` (default ``1986-01-01``): the first month partition.
 - ``MACRO_PIPELINE_DAGSTER_STORAGE_URL``: Dagster's instance storage; default: the database
   ``macro_pipeline_dagster`` on the warehouse's server.
+
+Execution (``defs/executors.py``):
+- ``MACRO_PIPELINE_EXECUTOR``: ``in_process`` (default: every step of a run in the run's process)
+  or ``celery`` (each step a task on a Celery broker, run by ``macro-pipeline worker`` processes on
+  any machine).
+- ``MACRO_PIPELINE_CELERY_BROKER`` (default ``pyamqp://guest@127.0.0.1:5672//``, RabbitMQ) and
+  ``MACRO_PIPELINE_CELERY_BACKEND`` (default ``redis://127.0.0.1:6379/0``): where tasks and their
+  results go. They may hold credentials, so they are read from the environment and never written
+  to a file or to a run's configuration.
 """
 
 from __future__ import annotations
@@ -33,6 +42,10 @@ DAGSTER_STORAGE_ENV = "MACRO_PIPELINE_DAGSTER_STORAGE_URL"
 NIGHTLY_CRON_ENV = "MACRO_PIPELINE_NIGHTLY_CRON"
 NIGHTLY_TZ_ENV = "MACRO_PIPELINE_NIGHTLY_TZ"
 HISTORY_START_ENV = "MACRO_PIPELINE_HISTORY_START"
+EXECUTOR_ENV = "MACRO_PIPELINE_EXECUTOR"
+CELERY_BROKER_ENV = "MACRO_PIPELINE_CELERY_BROKER"
+CELERY_BACKEND_ENV = "MACRO_PIPELINE_CELERY_BACKEND"
+EXECUTORS = ("in_process", "celery")
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,9 @@ class Settings:
     nightly_tz: str = "UTC"
     history_start: str = "1986-01-01"
     dagster_storage_url: str | None = None
+    executor: str = "in_process"
+    celery_broker: str = "pyamqp://guest@127.0.0.1:5672//"
+    celery_backend: str = "redis://127.0.0.1:6379/0"
 
     @property
     def embedded(self) -> bool:
@@ -68,7 +84,16 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
                     nightly_cron=env.get(NIGHTLY_CRON_ENV) or "0 2 * * *",
                     nightly_tz=_timezone(env.get(NIGHTLY_TZ_ENV) or "UTC"),
                     history_start=_month_start(env.get(HISTORY_START_ENV) or "1986-01-01"),
-                    dagster_storage_url=normalize_url(storage) if storage else None)
+                    dagster_storage_url=normalize_url(storage) if storage else None,
+                    executor=_executor(env.get(EXECUTOR_ENV) or "in_process"),
+                    celery_broker=env.get(CELERY_BROKER_ENV) or "pyamqp://guest@127.0.0.1:5672//",
+                    celery_backend=env.get(CELERY_BACKEND_ENV) or "redis://127.0.0.1:6379/0")
+
+
+def _executor(name: str) -> str:
+    if name not in EXECUTORS:
+        raise ValueError(f"{EXECUTOR_ENV}={name!r}: choose one of {', '.join(EXECUTORS)}")
+    return name
 
 
 def _timezone(name: str) -> str:

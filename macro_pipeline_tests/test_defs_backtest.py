@@ -117,6 +117,37 @@ def test_check_results_attach_to_the_materialization_they_checked(warehouse, ins
                 assert evaluation.passed and executions[key].run_id == result.run_id, key
 
 
+def test_a_run_over_several_strategies_fans_out_one_independent_branch_per_strategy(warehouse, instance):
+    job = defs.resolve_job_def("backtest_job")
+
+    def run(first: str, last: str):
+        return job.execute_in_process(instance=instance, resources=_resources(warehouse), raise_on_error=False,
+                                      tags={"dagster/asset_partition_range_start": first,
+                                            "dagster/asset_partition_range_end": last})
+
+    def stored_months(sid: str) -> list[str]:
+        with warehouse.connect() as conn:
+            return [r[0] for r in conn.execute(sa.text(
+                "SELECT to_char(window_start, 'YYYY-MM') FROM backtest_runs WHERE strategy_id = :s AND superseded_by "
+                "IS NULL AND summary ->> 'pipeline' = 'true' ORDER BY window_start"), {"s": sid})]
+
+    result = run("1990-01-01|bh-us-eq20", "1990-02-01|ema-us-eq20")
+    assert result.success
+    steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+    for op in ("backtest_inputs", "backtest_engine", "backtest_store"):
+        assert {f"backtest.{op}[bh_us_eq20]", f"backtest.{op}[ema_us_eq20]"} <= steps
+    assert _meta(result, "backtest")["runs_stored_in_this_run"].value == 4
+    assert stored_months("bh-us-eq20") == stored_months("ema-us-eq20") == ["1990-01", "1990-02"]
+    # rsi-us-eq20 has no 1990-02 to continue from: its branch fails alone, storing nothing, and the
+    # other strategies' months are stored whole
+    failed = run("1990-03-01|bh-us-eq20", "1990-03-01|rsi-us-eq20")
+    assert not failed.success
+    failures = {e.step_key for e in failed.all_events if e.event_type_value == "STEP_FAILURE"}
+    assert failures == {"backtest.backtest_inputs[rsi_us_eq20]"}
+    assert stored_months("bh-us-eq20") == stored_months("ema-us-eq20") == ["1990-01", "1990-02", "1990-03"]
+    assert stored_months("rsi-us-eq20") == []
+
+
 def test_asset_checks_pass_on_stored_results_and_catch_a_broken_invariant(warehouse, instance):
     from macro_pipeline.defs.checks import (
         ASSET_CHECKS,

@@ -103,3 +103,23 @@ def test_facts_are_append_only(engine, statement):
     with pytest.raises(sa.exc.DBAPIError, match="append-only"):
         with engine.begin() as conn:
             conn.exec_driver_sql(statement)
+
+
+def test_wheel_without_ddl_migrated_nothing_and_said_up_to_date(databases, tmp_path):
+    # regression: a wheel built without sql/ printed "schema up to date" and created no table
+    engine = databases.new(migrated=False)
+    for directory, reason in ((tmp_path / "absent", "does not exist"), (tmp_path, "holds no NNN_name.sql")):
+        with pytest.raises(migrate.MigrationError, match=reason):
+            migrate.migrate(engine, directory)
+        with pytest.raises(migrate.MigrationError, match=reason):
+            migrate.status(engine, directory)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT to_regclass('schema_migrations')").scalar() is None
+
+
+def test_the_packaged_ddl_folder_is_the_repository_sql_folder():
+    # the top-level sql/ is where the files live; the package reaches them through macro_pipeline/sql
+    from macro_pipeline_tests.conftest import REPO
+
+    assert migrate.sql_dir().resolve() == (REPO / "sql").resolve()
+    assert [f.filename for f in migrate.discover()] == sorted(p.name for p in (REPO / "sql").glob("*.sql"))

@@ -83,7 +83,8 @@ def test_definitions_hold_every_asset_check_job_sensor_and_schedule():
     assert schedule.execution_timezone == "UTC"
     # the engine is an op of its own inside the backtest asset
     backtest = defs.resolve_assets_def("backtest")
-    assert {n.name for n in backtest.node_def.node_defs} == {"backtest_inputs", "backtest_engine", "backtest_store"}
+    assert {n.name for n in backtest.node_def.node_defs} == {"backtest_stretches", "backtest_inputs", "backtest_engine",
+                                                             "backtest_store", "backtest_publish"}
 
 
 def test_nightly_time_zone_and_cron_come_from_the_environment():

@@ -1,8 +1,8 @@
 """The Dagster code location (loaded by ``workspace.yaml``).
 
-Runs use the in-process executor: every job here is a chain of steps that each need the whole
-machine (2 cores: one run per strategy at a time is the concurrency that pays), and starting a
-process per step would cost more than most steps take.
+The executor is one setting, ``MACRO_PIPELINE_EXECUTOR`` (``defs/executors.py``): in-process by
+default (on one machine a process per step would cost more than most steps take), or Dagster's
+Celery executor, whose steps run on ``macro-pipeline worker`` processes anywhere.
 """
 
 import dagster as dg
@@ -10,6 +10,7 @@ import dagster as dg
 from macro_pipeline.defs.automation import JOBS, SCHEDULES, SENSORS
 from macro_pipeline.defs.backtest_assets import BACKTEST_ASSETS
 from macro_pipeline.defs.checks import ASSET_CHECKS
+from macro_pipeline.defs.executors import executor_def
 from macro_pipeline.defs.ingest_assets import INGEST_ASSETS
 from macro_pipeline.defs.resources import WarehouseResource
 
@@ -51,5 +52,5 @@ defs = dg.Definitions(
     sensors=SENSORS,
     schedules=SCHEDULES,
     resources={"warehouse": WarehouseResource()},
-    executor=dg.in_process_executor,
+    executor=executor_def(),
 )

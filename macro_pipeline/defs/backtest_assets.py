@@ -1,17 +1,21 @@
 """Strategy-side assets, partitioned by strategy x month. Thin: each reads its partition keys and
 calls ``macro_pipeline.backtests``; no business math here.
 
-``backtest`` is a graph-backed asset of three ops, so the engine is a step of its own:
-``backtest_inputs`` reads the point-in-time inputs of every strategy stretch in the run,
-``backtest_engine`` simulates each stretch once (pure: no I/O), ``backtest_store`` writes one
-stored run per month. The database steps retry on transient database errors (``retry_transient``) and only on those; each op can be
-re-executed on its own from the UI.
+``backtest`` is a graph-backed asset that fans out one branch per strategy stretch of the run
+(dynamic outputs), so independent strategies are independent steps (on different workers under
+the Celery executor, see ``defs/executors.py``): ``backtest_stretches`` groups the partition keys
+by strategy; per stretch, ``backtest_inputs`` reads the point-in-time inputs, ``backtest_engine``
+simulates it once (pure: no I/O), ``backtest_store`` writes one stored run per month in one
+transaction; ``backtest_publish`` gathers the stretches' metadata and emits the checks. The
+database steps retry on transient database errors (``retry_transient``) and only on those; a
+retried store finds nothing of its own stretch stored, since the failed attempt rolled back.
 
 (No ``from __future__ import annotations``: Dagster resolves resource types from annotations.)
 """
 
 import hashlib
 import json
+import re
 
 import dagster as dg
 
@@ -80,52 +84,72 @@ def signals(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> 
                                 check_results=checks)
 
 
-@dg.op(ins={"signals": dg.In(dg.Nothing)},
-       description="Read each strategy stretch's point-in-time inputs (weights, prices, actions, funding, "
+def stretch_mapping_key(strategy_id: str, taken: set[str]) -> str:
+    """A step-key-safe name for a strategy's stretch (Dagster allows ``[A-Za-z0-9_]``): the id with
+    other characters as ``_``, made unique with a short hash when two ids map to the same name."""
+    key = re.sub(r"[^A-Za-z0-9_]", "_", strategy_id)
+    if key in taken:
+        key += "_" + hashlib.sha256(strategy_id.encode()).hexdigest()[:8]
+    return key
+
+
+@dg.op(ins={"signals": dg.In(dg.Nothing)}, out=dg.DynamicOut(tuple),
+       description="Fan out: one (strategy, months) stretch per strategy of the run's partition keys, so each "
+                   "strategy's inputs, engine and store are steps of their own (on different workers under the "
+                   "Celery executor).")
+def backtest_stretches(context: dg.OpExecutionContext):
+    taken: set[str] = set()
+    for strategy_id, months in months_by_strategy(context.partition_keys).items():
+        key = stretch_mapping_key(strategy_id, taken)
+        taken.add(key)
+        yield dg.DynamicOutput((strategy_id, months), mapping_key=key)
+
+
+@dg.op(description="Read one strategy stretch's point-in-time inputs (weights, prices, actions, funding, "
                    "previous month's end state).")
-def backtest_inputs(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> list:
+def backtest_inputs(context: dg.OpExecutionContext, warehouse: WarehouseResource, stretch: tuple):
     from macro_pipeline.backtests import plan_months
 
-    plans = []
+    strategy_id, months = stretch
     with retry_transient(context):
-        engine = warehouse.engine()
-        for strategy_id, months in months_by_strategy(context.partition_keys).items():
-            plans.append(plan_months(engine, strategy_id, months))
-            context.log.info(f"{strategy_id}: {len(months)} month(s) {months[0][:7]}..{months[-1][:7]}, "
-                             f"{len(plans[-1].live)} with sessions in the data")
-    return plans
+        plan = plan_months(warehouse.engine(), strategy_id, months)
+    context.log.info(f"{strategy_id}: {len(months)} month(s) {months[0][:7]}..{months[-1][:7]}, "
+                     f"{len(plan.live)} with sessions in the data")
+    return plan
 
 
-@dg.op(description="The engine: one simulation per strategy stretch, with a checkpoint at every month end. No I/O.")
-def backtest_engine(context: dg.OpExecutionContext, plans: list) -> list:
+@dg.op(description="The engine: one simulation of the stretch, with a checkpoint at every month end. No I/O.")
+def backtest_engine(context: dg.OpExecutionContext, plan):
     import time
 
     from macro_pipeline.backtests import simulate_plan
 
-    results, started = [], time.perf_counter()
-    for plan in plans:
-        results.append(simulate_plan(plan))
-    context.add_output_metadata({"engine_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 4)),
-                                 "stretches": len(plans)})
-    return results
+    started = time.perf_counter()
+    result = simulate_plan(plan)
+    context.add_output_metadata({"engine_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 4))})
+    return result
+
+
+@dg.op(description="Store one run per month of the stretch (snapshot foreign key, equity, fills, trips, metrics, "
+                   "states) in one transaction: the whole stretch or nothing.")
+def backtest_store(context: dg.OpExecutionContext, warehouse: WarehouseResource, plan, result) -> dict:
+    from macro_pipeline.backtests import store_months
+
+    with retry_transient(context):
+        stored = store_months(warehouse.engine(), plan, result, orchestrator_run_id=context.run.run_id)
+    return {partition_key(o.month, plan.strategy_id): {
+        "status": o.status, "run_id": o.run_id or "none", "signal_snapshot_id": o.snapshot_id or "none",
+        "sessions": o.sessions} for o in stored}
 
 
 @dg.op(out={"result": dg.Out(dg.Nothing), "equity_invariant": dg.Out(dg.Nothing)},
-       description="Store one run per month (snapshot foreign key, equity, fills, trips, metrics, states), then "
-                   "check the stored results (the check result attaches to these materializations).")
-def backtest_store(context: dg.AssetExecutionContext, warehouse: WarehouseResource, plans: list, results: list):
-    from macro_pipeline.backtests import store_months
-
-    per_partition = {}
-    with retry_transient(context):
-        engine = warehouse.engine()
-        for plan, result in zip(plans, results, strict=True):
-            for o in store_months(engine, plan, result, orchestrator_run_id=context.run.run_id):
-                per_partition[partition_key(o.month, plan.strategy_id)] = {
-                    "status": o.status, "run_id": o.run_id or "none", "signal_snapshot_id": o.snapshot_id or "none",
-                    "sessions": o.sessions}
+       description="Gather the stretches: per-partition metadata on the materializations, then check the stored "
+                   "results (the check result attaches to these materializations).")
+def backtest_publish(context: dg.AssetExecutionContext, warehouse: WarehouseResource, stored: list):
+    per_partition = {k: v for part in stored for k, v in part.items()}
     add_partition_metadata(context, per_partition)
-    context.add_asset_metadata({"runs_stored_in_this_run": sum(v["status"] == "stored" for v in per_partition.values())})
+    context.add_asset_metadata({"runs_stored_in_this_run": sum(v["status"] == "stored" for v in per_partition.values()),
+                                "stretches": len(stored)})
     yield dg.Output(None, "result")  # the materializations first: the check results then target them
     with retry_transient(context):
         checks = backtest_check_results(warehouse.engine())
@@ -139,11 +163,15 @@ def backtest_store(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     ins={"signals": dg.AssetIn(dagster_type=dg.Nothing)},
     check_specs=BACKTEST_CHECKS,
     description="Backtest per strategy and month, continuing from the previous month's end state. "
-                "Ops: backtest_inputs -> backtest_engine -> backtest_store (which also emits the checks).",
+                "Ops: backtest_stretches fans out one stretch per strategy -> backtest_inputs -> backtest_engine "
+                "-> backtest_store (one transaction each) -> backtest_publish (metadata and checks).",
 )
 def backtest(signals):
-    plans = backtest_inputs(signals)
-    stored, equity_invariant = backtest_store(plans, backtest_engine(plans))
+    def one_stretch(stretch):
+        plan = backtest_inputs(stretch)
+        return backtest_store(plan, backtest_engine(plan))
+
+    stored, equity_invariant = backtest_publish(backtest_stretches(signals).map(one_stretch).collect())
     return {"result": stored, "backtest_backtest_equity_invariant": equity_invariant}
 
 

@@ -32,8 +32,11 @@ class MigrationError(RuntimeError):
 
 
 def sql_dir() -> Path:
-    """The repository's ``sql/`` folder (the package is installed in place, ``pip install -e``)."""
-    return Path(__file__).resolve().parents[2] / "sql"
+    """The DDL folder: ``macro_pipeline/sql``. In a checkout it is a symlink to the repository's
+    top-level ``sql/`` (where the files live and are edited); a wheel holds a copy of the files
+    there (``package-data`` in ``pyproject.toml`` follows the link), so an installed package needs
+    no checkout."""
+    return Path(__file__).resolve().parents[1] / "sql"
 
 
 @dataclass(frozen=True)
@@ -45,11 +48,17 @@ class MigrationFile:
 
 def discover(directory: Path | None = None) -> list[MigrationFile]:
     directory = directory or sql_dir()
+    if not directory.is_dir():
+        raise MigrationError(f"DDL folder {directory} does not exist: the package is installed without its "
+                             "sql/ files (build the wheel from a checkout with `pip wheel .`)")
     files = []
     for path in sorted(directory.glob("*.sql")):
         if not _FILE.match(path.name):
             raise MigrationError(f"{path}: migration files are named NNN_lowercase_name.sql")
         files.append(MigrationFile(path.name, path, hashlib.sha256(path.read_bytes()).hexdigest()))
+    if not files:
+        raise MigrationError(f"DDL folder {directory} holds no NNN_name.sql file: refusing to report an empty "
+                             "schema as up to date")
     numbers = [f.filename[:3] for f in files]
     if len(set(numbers)) != len(numbers):
         raise MigrationError(f"duplicate migration numbers in {directory}: {numbers}")

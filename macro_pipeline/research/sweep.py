@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +68,14 @@ class SharedView(PointInTimeView):
 
     The memo lives on the view's per-vintage data object (``_Long.memo``), so an epoch with other
     vintages has its own entries: memoising never crosses a revision."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.feature_cache: dict[tuple, Any] = {}  # strategies.features.shared
+
+    def feature_epoch(self) -> Any:
+        """The vintage epoch reads are served in now (None: real time); see ``as_known_at``."""
+        return self._epoch
 
     def _align(self, long, field, ids, lag=0):  # noqa: ANN001 - the parent's signature
         key = ("aligned", field, tuple(ids), lag)
@@ -206,8 +213,7 @@ def sweep_id_of(spec: SweepSpec, input_watermarks: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def compute_sweep(engine: sa.Engine, spec: SweepSpec, *, system_as_of: DateLike | None = None,
-                  threads: int = 2) -> SweepOutcome:  # fmt: skip
+def compute_sweep(engine: sa.Engine, spec: SweepSpec, *, system_as_of: DateLike | None = None) -> SweepOutcome:
     """Steps 1-7 of the module docstring, without storing."""
     from macro_pipeline.backtests import backtest_config, engine_inputs
 
@@ -235,14 +241,15 @@ def compute_sweep(engine: sa.Engine, spec: SweepSpec, *, system_as_of: DateLike 
     S, T = len(cfgs), len(prices)
     equity = np.empty((S, T))
     t_w = t_e = 0.0
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for a in range(0, S, BATCH):
-            t1 = time.perf_counter()
-            w = np.stack(list(pool.map(weights_of, range(a, min(a + BATCH, S)))))
-            t2 = time.perf_counter()
-            equity[a : a + len(w)] = simulate_many(prices, w, config, decision_dates=base.index, **inputs).equity_matrix
-            t_e += time.perf_counter() - t2
-            t_w += t2 - t1
+    # weights one configuration at a time: a view serves one vintage epoch at a time
+    # (``as_known_at`` sets it), so it must not be shared between threads
+    for a in range(0, S, BATCH):
+        t1 = time.perf_counter()
+        w = np.stack([weights_of(k) for k in range(a, min(a + BATCH, S))])
+        t2 = time.perf_counter()
+        equity[a : a + len(w)] = simulate_many(prices, w, config, decision_dates=base.index, **inputs).equity_matrix
+        t_e += time.perf_counter() - t2
+        t_w += t2 - t1
     clock["weights"], clock["engine"] = t_w, t_e
     t3 = time.perf_counter()
     prev = np.empty_like(equity)
@@ -303,7 +310,7 @@ def sweep_stats(returns: np.ndarray, best: int, n_blocks: int) -> dict[str, Any]
 
 
 def run_sweep(engine: sa.Engine, spec: SweepSpec, *, system_as_of: DateLike | None = None, store: bool = True,
-              orchestrator_run_id: str | None = None, threads: int = 2) -> SweepOutcome:  # fmt: skip
+              orchestrator_run_id: str | None = None) -> SweepOutcome:
     """``compute_sweep``, then store it (one transaction) or, when its id is already stored,
     compare the recomputed returns with the stored bits (``reproduced``; a difference raises)."""
     from macro_pipeline.warehouse.sweeps import (
@@ -313,7 +320,7 @@ def run_sweep(engine: sa.Engine, spec: SweepSpec, *, system_as_of: DateLike | No
         sweep_exists,
     )
 
-    outcome = compute_sweep(engine, spec, system_as_of=system_as_of, threads=threads)
+    outcome = compute_sweep(engine, spec, system_as_of=system_as_of)
     if not store:
         return outcome
     t0 = time.perf_counter()

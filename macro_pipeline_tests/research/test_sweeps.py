@@ -143,3 +143,23 @@ def test_cli_sweep_json_and_refusals(demo, monkeypatch, capsys):
     assert cli.main(["sweeps", "show", body["sweep_id"][:10], "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert [c["label"] for c in shown["configs"]] == ["fast=10,slow=100", "fast=20,slow=100"]
+
+
+def test_shared_view_memos_never_cross_a_vintage_epoch(demo):
+    # a revision known later than its first print starts a new vintage epoch: the shared view's
+    # memoised panels and features must give, bit for bit, what a plain view gives
+    from macro_pipeline.research.sweep import sweep_view
+
+    revision = pd.DataFrame({"instrument_id": ["MSFT"], "obs_date": ["2007-03-01"], "close": [1.0],
+                             "known_at": ["2007-06-01T21:00:00Z"]})
+    assert ingest(demo, "prices", revision).revisions_added == 1
+    spec = SweepSpec.build("ema_crossover", {"fast": "5,10", "slow": "20,40"}, "2007-01-01", "2007-12-31")
+    cfgs = spec.configs()
+    shared = sweep_view(demo, cfgs[0], spec.end, None)
+    for cfg in cfgs:
+        strategy = build(cfg)
+        got = strategy.weights(shared, since=spec.start)
+        assert strategy.epochs > 1
+        plain = strategy_view(demo, cfg, spec.end, shared.system_as_of)
+        pd.testing.assert_frame_equal(got, build(cfg).weights(plain, since=spec.start), check_exact=True)
+    assert len(shared.feature_cache) > 0

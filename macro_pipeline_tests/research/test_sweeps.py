@@ -163,3 +163,55 @@ def test_shared_view_memos_never_cross_a_vintage_epoch(demo):
         plain = strategy_view(demo, cfg, spec.end, shared.system_as_of)
         pd.testing.assert_frame_equal(got, build(cfg).weights(plain, since=spec.start), check_exact=True)
     assert len(shared.feature_cache) > 0
+
+
+def test_report_is_self_contained_and_chromium_draws_it(demo, tmp_path):
+    import re
+    import shutil
+
+    from macro_pipeline.reports.sweep import write_sweep_report
+
+    spec = SweepSpec.build("ema_crossover", {"fast": "10,20", "slow": "100,150"}, "2000-01-01", "2004-12-31",
+                           rebalance="monthly", walk_forward="train=24M,test=12M", name="report-check")
+    out = run_sweep(demo, spec)
+    path = write_sweep_report(demo, "report-check", tmp_path)
+    assert path.name == f"sweep-{out.sweep_id[:16]}.html"
+    html = path.read_text()
+    assert "<script" not in html and not re.search(r"""(src|href)=["']?https?:""", html)
+    # the heatmap holds every configuration's Sharpe at full precision
+    for k, label in enumerate(out.labels):
+        assert f'data-cell="{label}" data-value="{float(out.metrics["sharpe"][k])!r}"' in html
+    assert out.sweep_id in html and out.system_as_of.isoformat() in html
+    charts = re.findall(r'data-chart="([^"]+)"', html)
+    assert charts == ["is-oos", "cscv-logits", "walk-forward"]
+    browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser_path is None:
+        pytest.skip("no chromium executable on PATH (Debian: apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_path, headless=True)
+        try:
+            context = browser.new_context(offline=True, viewport={"width": 1200, "height": 900})
+            requests: list[str] = []
+            context.route("**/*", lambda route: (requests.append(route.request.url),
+                                                 route.continue_() if route.request.url.startswith("file://")
+                                                 else route.abort()))
+            page = context.new_page()
+            problems: list[str] = []
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(path.as_uri(), wait_until="load")
+            boxes = page.eval_on_selector_all("svg.chart", """els => els.map(e => {
+                const r = e.getBoundingClientRect();
+                const drawn = [...e.querySelectorAll('path, rect, use')].filter(x => {
+                    const b = x.getBoundingClientRect(); return b.width > 0 || b.height > 0; }).length;
+                return [e.dataset.chart, r.width, r.height, drawn]; })""")
+            assert [b[0] for b in boxes] == charts
+            for name, width, height, drawn in boxes:
+                assert width > 300 and height > 100 and drawn > 5, (name, width, height, drawn)
+            assert page.is_visible("table.sweep-grid") and page.is_visible("table.folds")
+            assert problems == []
+        finally:
+            browser.close()
+    assert requests == [path.as_uri()]

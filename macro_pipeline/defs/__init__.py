@@ -12,13 +12,19 @@ from macro_pipeline.defs.backtest_assets import BACKTEST_ASSETS
 from macro_pipeline.defs.checks import ASSET_CHECKS
 from macro_pipeline.defs.ingest_assets import INGEST_ASSETS
 from macro_pipeline.defs.resources import WarehouseResource
+from macro_pipeline.defs.sweep_assets import (
+    SWEEP_ASSETS,
+    SWEEP_JOBS,
+    SWEEP_SCHEDULES,
+    SWEEP_SENSORS,
+)
 
 defs = dg.Definitions(
-    assets=[*INGEST_ASSETS, *BACKTEST_ASSETS],
+    assets=[*INGEST_ASSETS, *BACKTEST_ASSETS, *SWEEP_ASSETS],
     asset_checks=ASSET_CHECKS,
-    jobs=JOBS,
-    sensors=SENSORS,
-    schedules=SCHEDULES,
+    jobs=[*JOBS, *SWEEP_JOBS],
+    sensors=[*SENSORS, *SWEEP_SENSORS],
+    schedules=[*SCHEDULES, *SWEEP_SCHEDULES],
     resources={"warehouse": WarehouseResource()},
     executor=dg.in_process_executor,
 )

@@ -32,6 +32,7 @@ from macro_pipeline.research.sweep import SweepSpec
 from macro_pipeline.strategies.base import STRATEGY_ID, StrategyError
 
 BUILTIN = "sweeps.toml"
+SWEEPS_FILE_ENV = "MACRO_PIPELINE_SWEEPS_FILE"  # the declared sweeps (default: the package's file)
 KEYS = {"name", "kind", "universe", "rebalance", "calendar", "start", "end", "metric", "blocks",
         "walk_forward", "clean", "grid", "params"}  # fmt: skip
 
@@ -74,8 +75,16 @@ def specs_from_text(text: str, source: str) -> list[SweepSpec]:
     return out
 
 
+def declared_sweeps_file() -> str | None:
+    """``$MACRO_PIPELINE_SWEEPS_FILE``, or None for the package's ``sweeps.toml``."""
+    import os
+
+    return os.environ.get(SWEEPS_FILE_ENV) or None
+
+
 def load_sweeps_file(path: str | Path | None = None) -> list[SweepSpec]:
-    """Every sweep of a file (default: the package's ``sweeps.toml``), validated, in file order."""
+    """Every sweep of a file (default: ``declared_sweeps_file()``), validated, in file order."""
+    path = path if path is not None else declared_sweeps_file()
     if path is None:
         text = resources.files("macro_pipeline").joinpath(BUILTIN).read_text(encoding="utf-8")
         return specs_from_text(text, BUILTIN)
@@ -90,4 +99,4 @@ def find_sweep(name: str, path: str | Path | None = None) -> SweepSpec:
     for spec in specs:
         if spec.name == name:
             return spec
-    raise GridError(f"no sweep named {name!r} in {path or BUILTIN}; names: {', '.join(s.name or '' for s in specs)}")
+    raise GridError(f"no sweep named {name!r} in {path or declared_sweeps_file() or BUILTIN}; names: {', '.join(s.name or '' for s in specs)}")

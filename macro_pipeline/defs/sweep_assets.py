@@ -3,7 +3,8 @@
 partition key, calls ``research.sweep.run_sweep`` and ``reports.sweep.write_sweep_report``.
 
 - ``sweep`` (group ``research``): materialised from the UI (pick a sweep partition), by
-  ``sweep_registry_sensor`` when a new sweep is declared, or by ``sweep_schedule`` (weekly).
+  ``sweep_schedule`` (weekly); ``sweep_registry_sensor`` adds each newly declared sweep as a
+  partition (it launches nothing).
   Metadata: best configuration, its Sharpe, DSR, PBO, number of trials, minimum backtest length,
   sweep id and the report path. Its data version is the sweep id (a hash of the spec, the input
   watermarks and the code versions), so an unchanged sweep rerun keeps its version and a revision
@@ -12,9 +13,6 @@ partition key, calls ``research.sweep.run_sweep`` and ``reports.sweep.write_swee
 
 (No ``from __future__ import annotations``: Dagster resolves resource types from annotations.)
 """
-
-import hashlib
-import json
 
 import dagster as dg
 
@@ -82,22 +80,18 @@ def sweep(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg
 sweep_job = dg.define_asset_job("sweep_job", selection=dg.AssetSelection.assets(sweep), partitions_def=sweep_partitions)
 
 
-def _spec_hash(spec) -> str:
-    return hashlib.sha256(json.dumps(spec.canonical(), sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 @dg.sensor(job=sweep_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Adds every sweep declared in sweeps.toml as a `sweep` partition and runs it once per "
-                       "declared spec (run key: name + spec hash, so an edited declaration runs again).")
+           description="Adds every sweep declared in sweeps.toml as a `sweep` partition, so the UI can "
+                       "materialize it; it launches nothing (a sweep is minutes of compute: the UI or "
+                       "sweep_schedule runs it).")
 def sweep_registry_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     from macro_pipeline.research.config import load_sweeps_file
 
-    specs = load_sweeps_file()
     known = set(context.instance.get_dynamic_partitions(SWEEP_DIMENSION))
-    new = [s.name for s in specs if s.name not in known]
-    requests = [dg.RunRequest(run_key=f"sweep:{s.name}:{_spec_hash(s)}", partition_key=s.name) for s in specs]
-    return dg.SensorResult(run_requests=requests,
-                           dynamic_partitions_requests=[sweep_partitions.build_add_request(new)] if new else [])
+    new = [s.name for s in load_sweeps_file() if s.name not in known]
+    if not new:
+        return dg.SensorResult(skip_reason=f"{len(known)} sweeps, none new")
+    return dg.SensorResult(dynamic_partitions_requests=[sweep_partitions.build_add_request(new)])
 
 
 @dg.schedule(job=sweep_job, cron_schedule="0 4 * * 0", execution_timezone="UTC",

@@ -217,7 +217,7 @@ def _stop_automation(dev: DevServer) -> None:
                    r=dev.repository_selector)
     sensors = data["sensorsOrError"]["results"]
     schedules = data["schedulesOrError"]["results"]
-    assert {s["name"] for s in sensors} == {"point_in_time_sensor", "strategy_registry_sensor",
+    assert {s["name"] for s in sensors} == {"point_in_time_sensor", "strategy_registry_sensor", "leaderboard_sensor",
                                             "sweep_registry_sensor"}
     assert sorted(s["name"] for s in schedules) == ["nightly_schedule", "sweep_schedule"]
     for s in sensors:

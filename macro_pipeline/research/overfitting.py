@@ -36,11 +36,22 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy import stats
 
 EULER_GAMMA = 0.5772156649015329
+_Z = NormalDist()  # the standard normal (stdlib: no scipy at run time; the tests cross-check with scipy)
+
+
+def _moments(x: np.ndarray) -> tuple[float, float]:
+    """Population skewness and (non-excess) kurtosis, scipy's ``skew``/``kurtosis(fisher=False)``
+    with ``bias=True``: m3 / m2^1.5 and m4 / m2^2 of the deviations from the mean."""
+    d = x - x.mean()
+    m2 = float(np.mean(d**2))
+    if m2 == 0:
+        return float("nan"), float("nan")
+    return float(np.mean(d**3)) / m2**1.5, float(np.mean(d**4)) / m2**2
 
 
 def expected_max_z(n_trials: int) -> float:
@@ -51,9 +62,7 @@ def expected_max_z(n_trials: int) -> float:
     if n_trials == 1:
         return 0.0
     n = float(n_trials)
-    return (1 - EULER_GAMMA) * stats.norm.ppf(1 - 1 / n) + EULER_GAMMA * stats.norm.ppf(
-        1 - 1 / (n * math.e)
-    )
+    return (1 - EULER_GAMMA) * _Z.inv_cdf(1 - 1 / n) + EULER_GAMMA * _Z.inv_cdf(1 - 1 / (n * math.e))
 
 
 def sharpe_per_period(returns: np.ndarray) -> np.ndarray:
@@ -90,10 +99,10 @@ def deflated_sharpe_from_moments(
         raise ValueError(f"sharpe_variance must be >= 0, got {sharpe_variance}")
     sr0 = math.sqrt(sharpe_variance) * expected_max_z(n_trials)
     denom = 1 - skewness * sharpe + (kurtosis - 1) / 4 * sharpe**2
-    if not denom > 0:
+    if not denom > 0:  # also NaN moments (a constant series)
         dsr = float("nan")
     else:
-        dsr = float(stats.norm.cdf((sharpe - sr0) * math.sqrt(n_obs - 1) / math.sqrt(denom)))
+        dsr = float(_Z.cdf((sharpe - sr0) * math.sqrt(n_obs - 1) / math.sqrt(denom)))
     return DeflatedSharpe(dsr, sharpe, sr0, n_trials, sharpe_variance, n_obs, skewness, kurtosis)
 
 
@@ -107,11 +116,8 @@ def deflated_sharpe(returns: np.ndarray, chosen: int) -> DeflatedSharpe:
     sr = sharpe_per_period(r)
     finite = sr[np.isfinite(sr)]
     variance = float(finite.var(ddof=1)) if len(finite) > 1 else 0.0
-    x = r[:, chosen]
-    return deflated_sharpe_from_moments(
-        float(sr[chosen]), r.shape[0], r.shape[1], variance,
-        float(stats.skew(x, bias=True)), float(stats.kurtosis(x, fisher=False, bias=True)),
-    )  # fmt: skip
+    skew, kurt = _moments(r[:, chosen])
+    return deflated_sharpe_from_moments(float(sr[chosen]), r.shape[0], r.shape[1], variance, skew, kurt)
 
 
 @dataclass(frozen=True)

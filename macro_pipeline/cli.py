@@ -548,6 +548,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--strategy", action="append", metavar="ID",
                       help="backtest only this strategy (repeatable; default: every registered one)")
     demo.set_defaults(func=cmd_demo)
+
+    from macro_pipeline.research.cli import add_parsers as add_sweep_parsers
+
+    add_sweep_parsers(sub)  # sweep, sweeps
     return parser
 
 

@@ -217,8 +217,9 @@ def _stop_automation(dev: DevServer) -> None:
                    r=dev.repository_selector)
     sensors = data["sensorsOrError"]["results"]
     schedules = data["schedulesOrError"]["results"]
-    assert {s["name"] for s in sensors} == {"point_in_time_sensor", "strategy_registry_sensor", "leaderboard_sensor"}
-    assert [s["name"] for s in schedules] == ["nightly_schedule"]
+    assert {s["name"] for s in sensors} == {"point_in_time_sensor", "strategy_registry_sensor", "leaderboard_sensor",
+                                            "sweep_registry_sensor"}
+    assert sorted(s["name"] for s in schedules) == ["nightly_schedule", "sweep_schedule"]
     for s in sensors:
         out = dev.gql("""mutation ($id: String!) { stopSensor(id: $id) {
             __typename ... on StopSensorMutationResult { instigationState { status } } ... on PythonError { message } } }""",

@@ -72,14 +72,17 @@ def test_definitions_hold_every_asset_check_job_sensor_and_schedule():
     repo = defs.get_repository_def()
     assets = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert assets == {"instruments", "prices", "macro_observations", "funding_rates", "corporate_actions",
-                      "universe_membership", "external_signals", "signals", "backtest", "backtest_metrics", "leaderboard"}
+                      "universe_membership", "external_signals", "signals", "backtest", "backtest_metrics", "leaderboard",
+                      "sweep"}
     checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
     assert checks == {"prices_positive_and_finite", "prices_no_duplicate_keys", "backtest_equity_invariant",
                       "signals_within_leverage", "signals_no_lookahead"}
     assert {j.name for j in repo.get_all_jobs()} >= {"ingest_job", "backtest_job", "leaderboard_job"}
-    assert {s.name for s in repo.sensor_defs} == {"point_in_time_sensor", "strategy_registry_sensor", "leaderboard_sensor"}
-    (schedule,) = repo.schedule_defs
-    assert schedule.name == "nightly_schedule" and schedule.cron_schedule == "0 2 * * *"
+    assert {s.name for s in repo.sensor_defs} == {"point_in_time_sensor", "strategy_registry_sensor", "leaderboard_sensor",
+                                                  "sweep_registry_sensor"}
+    assert sorted(s.name for s in repo.schedule_defs) == ["nightly_schedule", "sweep_schedule"]
+    schedule = repo.get_schedule_def("nightly_schedule")
+    assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone == "UTC"
     # the engine is an op of its own inside the backtest asset
     backtest = defs.resolve_assets_def("backtest")

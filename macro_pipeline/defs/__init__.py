@@ -13,6 +13,12 @@ from macro_pipeline.defs.checks import ASSET_CHECKS
 from macro_pipeline.defs.executors import executor_def
 from macro_pipeline.defs.ingest_assets import INGEST_ASSETS
 from macro_pipeline.defs.resources import WarehouseResource
+from macro_pipeline.defs.sweep_assets import (
+    SWEEP_ASSETS,
+    SWEEP_JOBS,
+    SWEEP_SCHEDULES,
+    SWEEP_SENSORS,
+)
 
 OWNERS = ["team:macro-pipeline"]
 
@@ -27,7 +33,7 @@ def _code_version(key: str) -> str:
 
     if key == "signals":
         return CODE_VERSION
-    if key in ("backtest", "backtest_metrics", "leaderboard"):
+    if key in ("backtest", "backtest_metrics", "leaderboard", "sweep"):
         return f"engine-{ENGINE_VERSION}+{CODE_VERSION}"
     return f"ingest-{__version__}"
 
@@ -35,8 +41,8 @@ def _code_version(key: str) -> str:
 def _with_ownership(spec: dg.AssetSpec) -> dg.AssetSpec:
     """Owners, kinds, tags and a code version on every asset, in one place."""
     key = spec.key.to_user_string()
-    layer = "ingest" if spec.group_name != "backtest" else "backtest"
-    kinds = {"postgres", "python"} | ({"html"} if key in ("backtest_metrics", "leaderboard") else set())
+    layer = spec.group_name if spec.group_name in ("backtest", "research") else "ingest"
+    kinds = {"postgres", "python"} | ({"html"} if key in ("backtest_metrics", "leaderboard", "sweep") else set())
     return spec.replace_attributes(
         owners=[*spec.owners, *(o for o in OWNERS if o not in spec.owners)],
         kinds=set(spec.kinds) | kinds,
@@ -46,11 +52,11 @@ def _with_ownership(spec: dg.AssetSpec) -> dg.AssetSpec:
 
 
 defs = dg.Definitions(
-    assets=dg.map_asset_specs(_with_ownership, [*INGEST_ASSETS, *BACKTEST_ASSETS]),
+    assets=dg.map_asset_specs(_with_ownership, [*INGEST_ASSETS, *BACKTEST_ASSETS, *SWEEP_ASSETS]),
     asset_checks=ASSET_CHECKS,
-    jobs=JOBS,
-    sensors=SENSORS,
-    schedules=SCHEDULES,
+    jobs=[*JOBS, *SWEEP_JOBS],
+    sensors=[*SENSORS, *SWEEP_SENSORS],
+    schedules=[*SCHEDULES, *SWEEP_SCHEDULES],
     resources={"warehouse": WarehouseResource()},
     executor=executor_def(),
 )

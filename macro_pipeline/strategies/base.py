@@ -534,7 +534,7 @@ class Strategy(ABC):
             raise StrategyError(f"instruments must be a non-empty list without repeats, got {ids}")
         active = [i for i in traded if i in ids]
         index = pd.DatetimeIndex(view.decision_dates.to_numpy(), name="decision_date")  # no freq
-        out = pd.DataFrame(0.0, index=index, columns=ids)
+        out_values = np.zeros((len(index), len(ids)))
         if active:
             close = view.aligned_prices(active)
             eligible = members.reindex(columns=active, fill_value=False) & close.notna()
@@ -555,8 +555,11 @@ class Strategy(ABC):
                     f"{self.kind}.compute produced a non-finite weight ({values[i, j]}) at "
                     f"{w.index[i].date()} for {active[j]}"
                 )
-            out[active] = np.where(eligible.to_numpy(), values, 0.0) + 0.0
-        return out
+            # one array write, not a column assignment per instrument (5 ms of 16 ms a call,
+            # which a 1,000-configuration sweep pays 1,000 times)
+            where = {i: k for k, i in enumerate(ids)}
+            out_values[:, [where[i] for i in active]] = np.where(eligible.to_numpy(), values, 0.0) + 0.0
+        return pd.DataFrame(out_values, index=index, columns=ids)
 
     @abstractmethod
     def compute(

@@ -33,7 +33,7 @@ from macro_pipeline.strategies.base import (
     param,
     periods_per_year,
 )
-from macro_pipeline.strategies.features import realized_vol
+from macro_pipeline.strategies.features import realized_vol, shared
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,24 @@ class EmaCrossover(Strategy):
     def compute(self, view, instruments, eligible) -> pd.DataFrame:
         p = self.params
         close = view.aligned_prices(instruments)
-        fast = close.ewm(span=p.fast, adjust=False, min_periods=p.fast).mean()
-        slow = close.ewm(span=p.slow, adjust=False, min_periods=p.slow).mean()
-        signal = np.sign(fast - slow).to_numpy()
+        ids = tuple(instruments)
+
+        def ema(span: int) -> pd.DataFrame:
+            return shared(
+                view,
+                ("ema", ids, span),
+                lambda: close.ewm(span=span, adjust=False, min_periods=span).mean(),
+            )
+
+        signal = np.sign(ema(p.fast) - ema(p.slow)).to_numpy()
         if not p.allow_short:
             signal = np.maximum(signal, 0.0)
-        vol = realized_vol(close, p.vol_window, periods_per_year(view)).to_numpy()
+        ppy = periods_per_year(view)
+        vol = shared(
+            view,
+            ("realized_vol", ids, p.vol_window, ppy),
+            lambda: realized_vol(close, p.vol_window, ppy),
+        ).to_numpy()
         ready = eligible.to_numpy() & np.isfinite(signal) & np.isfinite(vol) & (vol > 0)
         inv = np.where(ready, 1.0 / np.where(ready, vol, 1.0), 0.0)
         total = inv.sum(axis=1, keepdims=True)

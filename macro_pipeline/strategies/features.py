@@ -7,8 +7,28 @@ Windows count rows. NaN (nothing known yet) propagates; no forward filling happe
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
+
+
+def shared(view: Any, key: tuple, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """``compute()``, memoised on ``view`` when the view keeps a feature cache (a parameter
+    sweep's ``research.sweep.SharedView``: one view, many configurations of a kind; the same EMA
+    span or volatility window is then computed once, not once per configuration). The key is
+    the view's vintage epoch plus ``key``, which must name everything the feature reads (data,
+    instruments, window): within one epoch a view serves fixed data. Callers must not mutate the
+    frame returned. A plain view has no cache: ``compute()`` every time."""
+    cache = getattr(view, "feature_cache", None)
+    if cache is None:
+        return compute()
+    full = (view.feature_epoch(), *key)
+    got = cache.get(full)
+    if got is None:
+        got = cache[full] = compute()
+    return got
 
 
 def log_returns(close: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,110 @@
+"""The ``sweep`` asset family: one dynamic partition per sweep declared in ``sweeps.toml``
+(``$MACRO_PIPELINE_SWEEPS_FILE``, default the package's file). Thin: the asset reads its
+partition key, calls ``research.sweep.run_sweep`` and ``reports.sweep.write_sweep_report``.
+
+- ``sweep`` (group ``research``): materialised from the UI (pick a sweep partition), by
+  ``sweep_schedule`` (weekly); ``sweep_registry_sensor`` adds each newly declared sweep as a
+  partition (it launches nothing).
+  Metadata: best configuration, its Sharpe, DSR, PBO, number of trials, minimum backtest length,
+  sweep id and the report path. Its data version is the sweep id (a hash of the spec, the input
+  watermarks and the code versions), so an unchanged sweep rerun keeps its version and a revision
+  of anything it read gives a new one. It depends on the ingest assets: a new ingest (a revision)
+  marks it stale like the backtests, and ``code_version`` follows ``SWEEP_VERSION``.
+
+(No ``from __future__ import annotations``: Dagster resolves resource types from annotations.)
+"""
+
+import dagster as dg
+
+from macro_pipeline.defs.resources import WarehouseResource, retry_transient
+from macro_pipeline.research.sweep import SWEEP_VERSION
+
+GROUP = "research"
+SWEEP_DIMENSION = "sweep"
+INGEST_DEPS = ["prices", "macro_observations", "funding_rates", "corporate_actions", "universe_membership",
+               "external_signals"]
+sweep_partitions = dg.DynamicPartitionsDefinition(name=SWEEP_DIMENSION)
+
+
+def _num(v) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if f == f else None
+
+
+@dg.asset(
+    partitions_def=sweep_partitions,
+    group_name=GROUP,
+    deps=INGEST_DEPS,
+    code_version=SWEEP_VERSION,
+    description="A declared parameter sweep: every configuration backtested point in time in batched engine "
+                "calls, with the Deflated Sharpe Ratio, the PBO by CSCV, the minimum backtest length and, if "
+                "declared, a walk-forward. One partition per [[sweep]] of sweeps.toml.",
+)
+def sweep(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from macro_pipeline.reports.sweep import write_sweep_report
+    from macro_pipeline.research.config import find_sweep
+    from macro_pipeline.research.sweep import run_sweep
+
+    spec = find_sweep(context.partition_key)
+    with retry_transient(context):
+        engine = warehouse.engine()
+        out = run_sweep(engine, spec, orchestrator_run_id=context.run_id)
+        report = write_sweep_report(engine, out.sweep_id)
+    st = out.stats
+    best = {k: _num(v[out.best]) for k, v in out.metrics.items()}
+    metadata = {
+        "sweep_id": out.sweep_id,
+        "best_configuration": out.labels[out.best],
+        "best_sharpe": best["sharpe"],
+        "dsr": _num(st["dsr"]),
+        "pbo": _num(st["pbo"]),
+        "n_trials": len(out.labels),
+        "min_backtest_years": _num(st["min_backtest_years"]),
+        "sample_years": _num(st["years"]),
+        "stored": "new" if out.new else "reproduced (already stored)",
+        "system_as_of": out.system_as_of.isoformat(),
+        "report": dg.MetadataValue.path(str(report)),
+    }
+    if out.walk_forward is not None:
+        metadata["walk_forward_sharpe"] = _num(out.walk_forward["metrics"]["sharpe"])
+        metadata["chosen_per_fold"] = dg.MetadataValue.md(
+            "| fold | test | chosen |\n|---|---|---|\n" + "\n".join(
+                f"| {f['fold']} | {f['test_start']}..{f['test_end']} | {out.labels[f['chosen_config']]} |"
+                for f in out.folds))
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(out.sweep_id))
+
+
+sweep_job = dg.define_asset_job("sweep_job", selection=dg.AssetSelection.assets(sweep), partitions_def=sweep_partitions)
+
+
+@dg.sensor(job=sweep_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Adds every sweep declared in sweeps.toml as a `sweep` partition, so the UI can "
+                       "materialize it; it launches nothing (a sweep is minutes of compute: the UI or "
+                       "sweep_schedule runs it).")
+def sweep_registry_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    from macro_pipeline.research.config import load_sweeps_file
+
+    known = set(context.instance.get_dynamic_partitions(SWEEP_DIMENSION))
+    new = [s.name for s in load_sweeps_file() if s.name not in known]
+    if not new:
+        return dg.SensorResult(skip_reason=f"{len(known)} sweeps, none new")
+    return dg.SensorResult(dynamic_partitions_requests=[sweep_partitions.build_add_request(new)])
+
+
+@dg.schedule(job=sweep_job, cron_schedule="0 4 * * 0", execution_timezone="UTC",
+             description="Weekly: every declared sweep (an unchanged one is recomputed and checked bit for bit "
+                         "against its stored result; a changed input gives a new sweep).")
+def sweep_schedule(context: dg.ScheduleEvaluationContext):
+    names = sorted(context.instance.get_dynamic_partitions(SWEEP_DIMENSION))
+    stamp = context.scheduled_execution_time.isoformat()
+    return [dg.RunRequest(run_key=f"sweep-weekly:{n}:{stamp}", partition_key=n) for n in names] or \
+        dg.SkipReason("no sweep partitions yet")
+
+
+SWEEP_ASSETS = [sweep]
+SWEEP_JOBS = [sweep_job]
+SWEEP_SENSORS = [sweep_registry_sensor]
+SWEEP_SCHEDULES = [sweep_schedule]

@@ -1,0 +1,54 @@
+"""The headline metrics of many return series at once (sessions x configurations). Pure numpy.
+
+Same conventions as ``engine.metrics.compute_metrics`` (empyrical's: ``periods_per_year``
+periods, ddof=1, Sortino downside over all periods, maximum drawdown negative and anchored at the
+start, CAGR -1 when wiped out, Sharpe/Sortino NaN for a constant series, in excess of the per-period
+``risk_free``), column by column, so a sweep's row equals the single-run value (tested to 1e-12).
+Why not call ``compute_metrics`` per column: it also builds monthly tables, drawdown durations
+and tail indices, about 5 ms a series, 5 s for a 1,000-configuration sweep; this is one pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+METRICS = ("sharpe", "cagr", "annual_volatility", "sortino", "max_drawdown", "calmar", "total_return")
+HIGHER_IS_BETTER = ("sharpe", "sortino", "cagr", "calmar", "total_return")
+
+
+def metrics_matrix(
+    returns: np.ndarray, *, periods_per_year: int = 252, risk_free: float | np.ndarray = 0.0
+) -> dict[str, np.ndarray]:
+    """``METRICS`` of every column of ``returns`` (T x S simple per-period returns)."""
+    r = np.asarray(returns, dtype=np.float64)
+    if r.ndim != 2:
+        raise ValueError(f"returns must be T x S, got shape {r.shape}")
+    n, s = r.shape
+    ppy = float(periods_per_year)
+    nan = np.full(s, np.nan)
+    out = {k: nan.copy() for k in METRICS}
+    if n == 0:
+        return out
+    wealth = np.cumprod(1.0 + r, axis=0)
+    ending = wealth[-1]
+    out["total_return"] = ending - 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["cagr"] = np.where(ending > 0, np.abs(ending) ** (ppy / n) - 1.0, -1.0)
+    anchored = np.vstack([np.full((1, s), 100.0), 100.0 * wealth])
+    peak = np.fmax.accumulate(anchored, axis=0)
+    mdd = np.min((anchored - peak) / peak, axis=0)
+    out["max_drawdown"] = mdd
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["calmar"] = np.where(mdd < 0, out["cagr"] / np.abs(mdd), np.nan)
+    if n >= 2:
+        rf = np.asarray(risk_free, dtype=np.float64)
+        adj = r - (rf[:, None] if rf.ndim == 1 else rf) if np.any(rf != 0) else r
+        out["annual_volatility"] = np.std(r, axis=0, ddof=1) * np.sqrt(ppy)
+        sd = np.std(adj, axis=0, ddof=1)
+        constant = adj.max(axis=0) == adj.min(axis=0)
+        mean = np.mean(adj, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["sharpe"] = np.where((sd > 0) & ~constant, mean / sd * np.sqrt(ppy), np.nan)
+            downside = np.sqrt(np.mean(np.square(np.clip(adj, -np.inf, 0.0)), axis=0)) * np.sqrt(ppy)
+            out["sortino"] = np.where(downside > 0, mean * ppy / downside, np.nan)
+    return out

@@ -684,11 +684,12 @@ class _Staging:
     nothing. A frame of one chunk is staged in a temporary table of the transaction instead.
 
     Leaving the context drops the tables; use it around the transaction, whose INSERTs lock them
-    until it ends. Tables of an ingest whose process died are dropped by the next one.
+    until it ends. Tables of an ingest whose process died are dropped by the next ingest of any
+    size, and by any command at start when no ingest runs (``drop_stale_staging``).
     """
 
     def __init__(self, engine: sa.Engine):
-        self._engine = engine
+        self.engine = self._engine = engine
         self._dbapi = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -729,29 +730,11 @@ class _Staging:
             return
         self._dbapi = self._engine.raw_connection()
         self._dbapi.detach()  # closed when done, not kept in the pool: one big ingest needs it once
-        self._drop_stale()
         names = [f"{STAGE_SCHEMA}.{spec.table}_{batch_id}_{k}" for k in range(len(bounds))]
         self._count = len(names)
         self._thread = threading.Thread(
             target=self._fill, args=(spec, frame, list(zip(names, bounds, strict=True))), name="ingest-staging", daemon=True)
         self._thread.start()
-
-    def _drop_stale(self) -> None:
-        """Drop the tables of ingests whose process died before dropping them. No other ingest is
-        filling any (the caller holds the ingest lock); one that is still dropping its own holds
-        a lock on it, then it is left to that ingest (short lock timeout, no waiting)."""
-        with self._dbapi.cursor() as cur:
-            cur.execute("SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = %s", (STAGE_SCHEMA,))
-            stale = [r[0] for r in cur.fetchall()]
-        self._dbapi.commit()
-        for name in stale:
-            try:
-                with self._dbapi.cursor() as cur:
-                    cur.execute("SET LOCAL lock_timeout = '1s'")
-                    cur.execute(f"DROP TABLE IF EXISTS {STAGE_SCHEMA}.{name}")
-                self._dbapi.commit()
-            except Exception:  # noqa: BLE001 - in use or gone: not ours to insist on
-                self._dbapi.rollback()
 
     def _fill(self, spec: KindSpec, frame: pd.DataFrame, chunks: list[tuple[str, tuple[int, int]]]) -> None:
         try:
@@ -782,6 +765,41 @@ class _Staging:
             self._thread.join()
 
 
+def drop_stale_staging(engine: sa.Engine, *, wait: bool = True) -> int:
+    """Drop the staging tables of ingests whose process died (kill -9, out of memory) before
+    dropping them: up to 10 tables, hundreds of MB, were left until the next ingest of more than
+    one chunk. Every ingest calls it (holding the ingest lock: ``wait``), and every command at
+    start (``wait=False``: only when no ingest holds the lock, else nothing). Returns how many
+    were dropped. A table still locked by an ingest that is dropping its own is left to it."""
+    dropped = 0
+    with engine.connect() as conn:
+        stale = conn.exec_driver_sql(
+            "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = %s", (STAGE_SCHEMA,)).scalars().all()
+        if not stale:
+            conn.rollback()
+            return 0
+        locked = not wait and conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": INGEST_LOCK}).scalar_one()
+        conn.commit()
+        if not wait and not locked:
+            return 0  # an ingest is running: its own tables are not stale; the next ingest drops them
+        try:
+            for name in stale:
+                try:
+                    conn.exec_driver_sql("SET LOCAL lock_timeout = '1s'")
+                    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {STAGE_SCHEMA}.{name}")
+                    conn.commit()
+                    dropped += 1
+                except sa.exc.DBAPIError:  # in use or gone: not ours to insist on
+                    conn.rollback()
+        finally:
+            if locked:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": INGEST_LOCK})
+                conn.commit()
+    if dropped:
+        log.info("dropped %d staging table(s) of killed ingests", dropped)
+    return dropped
+
+
 def _store(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, report: IngestReport,
            source_sha: str | None, staging: _Staging, show_progress: bool, refuse_rewrites: bool) -> None:
     """Stage and insert ``frame``; with ``refuse_rewrites``, raise ``_Rewrites`` (the caller's
@@ -789,6 +807,9 @@ def _store(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, report: Ing
     cols = list(spec.columns)
     frame = frame[cols]
     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({INGEST_LOCK})")
+    # no other ingest is staging now (the lock): what is in the staging schema was left by a
+    # killed one; dropped on another connection, outside this transaction
+    drop_stale_staging(staging.engine)
     # JIT: these row estimates trigger compilation with inlining and optimization, ~0.3 s per
     # statement (so per chunk), for per-row work too plain to gain from it: re-ingesting 1M
     # unchanged rows took 3.0-3.3 s with JIT, 2.8 s without. Memoize caches the index probes by

@@ -471,11 +471,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _without_trace(record: logging.LogRecord) -> bool:
+    record.exc_info, record.exc_text, record.stack_info = None, None, None
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # log records are one line too: a library's traceback (SQLAlchemy's pool failing to roll
+        # back on a connection the server closed, say) only under --verbose
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_without_trace)
+        logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)  # a dead connection's reset
     from macro_pipeline.warehouse.errors import IngestValidationError, LookAheadError
     from macro_pipeline.warehouse.migrate import MigrationError
 

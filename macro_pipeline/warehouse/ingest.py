@@ -710,8 +710,11 @@ class _Staging:
                 for name in self._created:
                     cur.execute(f"DROP TABLE IF EXISTS {name}")
             self._dbapi.commit()
-        except Exception:  # noqa: BLE001 - never hide the ingest's own outcome; the next ingest drops them
-            log.warning("could not drop the staging tables %s", self._created, exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - never hide the ingest's own outcome; the next command drops them
+            # one line (the trace at DEBUG): the ingest's own error, printed after it, is what matters
+            log.warning("could not drop the staging tables %s (%s); the next command drops them", self._created,
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                        exc_info=log.isEnabledFor(logging.DEBUG))
         finally:
             self._dbapi.close()
 

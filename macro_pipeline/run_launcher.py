@@ -6,7 +6,8 @@ Dagster's ``DefaultRunLauncher`` has no health check, so its run monitoring neve
 started run: after kill -9 of a run worker (or an out-of-memory kill) the run stayed ``STARTED``
 forever, kept its slot of the run queue (2 runs at a time) and ``run_retries`` never fired.
 
-The check: a run records its worker's pid in an engine event ("Started process for run (pid: N)").
+The check: a run records its worker's pid in an engine event ("Started process for run (pid: N)";
+"Executing steps in process (pid: N)" for a run executed in process, such as the demo's).
 The run is healthy while that process lives (and is not a zombie nor a later process that reused
 the pid); otherwise it is reported ``FAILED``, run monitoring marks the run failed and
 ``run_retries`` launches it again. It assumes what ``macro-pipeline dev`` is: the daemon and the
@@ -20,7 +21,8 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRun, DefaultRunLau
 from dagster._core.launcher.base import CheckRunHealthResult, WorkerStatus
 from dagster._serdes.config_class import ConfigurableClassData
 
-STARTED_PROCESS = "Started process for run"  # the engine event carrying the worker's pid
+STARTED_PROCESS = "Started process for run"  # the engine event carrying a launched run's worker pid
+EXECUTING_STEPS = "Executing steps"  # ... and the one of a run executed in its caller's process
 
 
 class LocalRunLauncher(DefaultRunLauncher):
@@ -51,11 +53,22 @@ class LocalRunLauncher(DefaultRunLauncher):
 
 
 def _worker(instance: DagsterInstance, run_id: str) -> tuple[int, float] | None:
-    """(pid, when it was recorded, epoch seconds) of the run's newest worker, or None."""
-    found = None
+    """(pid, when it was recorded, epoch seconds) of the process executing the run, or None.
+
+    A launched run: the process the code server started ("Started process for run (pid: N)").
+    A run executed in a process of its own making (``execute_in_process``: the demo's workers,
+    which bypass the queue yet count against its limit): the process executing its steps
+    ("Executing steps in process (pid: N)" or "... multiprocess executor: parent process (pid: N)")."""
+    launched = executing = None
     for record in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
         event = record.dagster_event
         data = event.engine_event_data if event is not None else None
-        if data is not None and data.pid is not None and (record.user_message or "").startswith(STARTED_PROCESS):
-            found = (int(data.pid), float(record.timestamp))
-    return found
+        pid = data.metadata.get("pid") if data is not None and data.metadata else None
+        if pid is None or not str(pid.value).isdigit():
+            continue
+        message = record.user_message or ""
+        if message.startswith(STARTED_PROCESS):
+            launched = (int(pid.value), float(record.timestamp))
+        elif message.startswith(EXECUTING_STEPS) and executing is None:
+            executing = (int(pid.value), float(record.timestamp))
+    return launched or executing

@@ -45,6 +45,7 @@ CHECKs, with their WAL; all of it is the schema's own work, none is the staging'
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import io
 import logging
@@ -237,7 +238,10 @@ def _parse(path: Path, data: pa.Buffer) -> tuple[pd.DataFrame, np.ndarray, str]:
         if retype:
             table = _read_csv(data, name, retype)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise IngestValidationError(str(path), [Problem("malformed-file", f"cannot parse: {exc}", [])]) from exc
+        if "Empty CSV file" in str(exc):
+            raise IngestValidationError(str(path), [Problem("empty-file", "the file is empty (not even a header)", [])]) from None
+        raise IngestValidationError(str(path), [Problem("malformed-file", f"cannot parse: {exc}",
+                                                        _bad_field_count_line(data, name))]) from None
     if any(pa.types.is_binary(t) or pa.types.is_large_binary(t) for t in table.schema.types):
         raise IngestValidationError(str(path), [_not_utf8(data, name)])  # pyarrow keeps such text as bytes
     names = [str(c).strip() for c in table.column_names]
@@ -247,6 +251,23 @@ def _parse(path: Path, data: pa.Buffer) -> tuple[pd.DataFrame, np.ndarray, str]:
     # dates as datetime64 (not millions of datetime.date objects); validation still checks them
     frame = table.to_pandas(date_as_object=False)
     return frame, np.arange(2, len(frame) + 2), "line"
+
+
+def _bad_field_count_line(data: pa.Buffer, name: str) -> list[int]:
+    """The first line whose number of fields differs from the header's (pyarrow's "Expected 3
+    columns, got 4" names the row's text, not its line); [] when the file is no such CSV."""
+    if name.endswith((".parquet", ".pq")):
+        return []
+    try:
+        raw = bytes(data) if not name.endswith(".gz") else pa.input_stream(pa.BufferReader(data), compression="gzip").read()
+        reader = csv.reader(io.StringIO(raw.decode("utf-8", errors="replace"), newline=""))
+        width = len(next(reader))
+        for row in reader:
+            if row and len(row) != width:
+                return [reader.line_num]
+    except (csv.Error, StopIteration, OSError):
+        pass
+    return []
 
 
 def _read_csv(data: pa.Buffer, name: str, column_types: dict | None = None) -> pa.Table:
@@ -293,6 +314,14 @@ class _Checker:
         rows = [] if mask is None else self.raw.row_labels[np.asarray(mask, dtype=bool)].tolist()
         if mask is None or rows:
             self.problems.append(Problem(rule, detail, rows, self.raw.row_word))
+
+    def header(self, rule: str, detail: str) -> None:
+        """A problem of the header: line 1 of a CSV file (a Parquet file has no lines: the whole file)."""
+        self.problems.append(Problem(rule, detail, _header_line(self.raw), self.raw.row_word))
+
+
+def _header_line(raw: RawFile) -> list[int]:
+    return [1] if raw.row_word == "line" else []
 
 
 def _as_date(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -433,14 +462,15 @@ def validate(
     missing = [c for c in spec.required if c not in cols]
     unknown = [c for c in cols if c not in spec.required + spec.optional]
     if missing:
-        chk.add("missing-columns", f"required column(s) {missing} not in header {cols}")
+        chk.header("missing-columns", f"required column(s) {missing} not in header {cols}")
     if unknown:
-        chk.add("unknown-columns", f"column(s) {unknown} are not part of the {spec.kind} format "
+        chk.header("unknown-columns", f"column(s) {unknown} are not part of the {spec.kind} format "
                 f"(expected {list(spec.required)} and optionally {list(spec.optional)})")
     if missing or unknown:
         raise IngestValidationError(source, chk.problems)
     if len(df) == 0:
-        raise IngestValidationError(source, [Problem("empty-file", "the file has no data rows", [])])
+        raise IngestValidationError(source, [Problem("empty-file", "the file has no data rows (only a header)",
+                                                     _header_line(raw), raw.row_word)])
 
     out = pd.DataFrame(index=df.index)
     blank = df.isna().all(axis=1).to_numpy()
@@ -1153,13 +1183,14 @@ def ingest_instruments(engine: sa.Engine, source: str | Path | pd.DataFrame, *, 
     missing = [c for c in required if c not in df.columns]
     unknown = [c for c in df.columns if c not in INSTRUMENT_COLUMNS]
     if missing:
-        chk.add("missing-columns", f"required column(s) {missing} not in header {list(df.columns)}")
+        chk.header("missing-columns", f"required column(s) {missing} not in header {list(df.columns)}")
     if unknown:
-        chk.add("unknown-columns", f"column(s) {unknown} are not instrument attributes {list(INSTRUMENT_COLUMNS)}")
+        chk.header("unknown-columns", f"column(s) {unknown} are not instrument attributes {list(INSTRUMENT_COLUMNS)}")
     if chk.problems:
         raise IngestValidationError(label, chk.problems)
     if len(df) == 0:  # like every other kind
-        raise IngestValidationError(label, [Problem("empty-file", "the file has no data rows", [])])
+        raise IngestValidationError(label, [Problem("empty-file", "the file has no data rows (only a header)",
+                                                    _header_line(raw), raw.row_word)])
     df = df.copy()
     for c, default in INSTRUMENT_DEFAULTS.items():
         if c not in df:

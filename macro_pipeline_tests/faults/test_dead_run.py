@@ -1,13 +1,17 @@
 """Issue 13 item 1: a Dagster run whose process is killed must not stay ``STARTED`` forever.
 
 Measured: after kill -9 of a run's process under ``macro-pipeline dev`` the run never left
-``STARTED``, still counted against the 2-run limit, and ``run_retries`` never fired (10 queued runs
-did not start in 3 minutes). Now the packaged ``dagster.yaml`` enables run monitoring with a
-launcher that checks the run worker's pid: the dead run is marked FAILURE within about 30 s, the
-retry (``dagster/parent_run_id``) takes the freed slot and succeeds, and what is stored is the
-retry's complete month, nothing of the killed run.
+``STARTED``, still counted against the 2-run limit ("3 runs are currently in progress. Maximum is
+2": the third had bypassed the queue, as the demo's in-process runs do), and ``run_retries`` never
+fired. Reproduced here: a run executed in a process of its own (``execute_in_process``, as
+``macro-pipeline demo`` runs them) killed with -9 stayed STARTED and the queued run of the same
+strategy never started. Now the packaged ``dagster.yaml`` enables run monitoring with a launcher
+that checks the run's process by pid: the dead run is marked FAILURE within about 30 s and the
+queue moves. A run launched through the queue and killed is reported by its code server, marked
+FAILURE and retried by ``run_retries`` (``dagster/parent_run_id``); the retry succeeds and what is
+stored is the retry's complete month, nothing of the killed run.
 
-Real ``macro-pipeline dev`` (webserver, daemon, code server), real kill -9 of the run worker.
+Real ``macro-pipeline dev`` (webserver, daemon, code server), real kill -9.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -67,6 +72,7 @@ def server(databases, warehouse, tmp_path_factory) -> Iterator[DevServer]:
         proc = subprocess.Popen([CLI, "dev", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     dev = DevServer(f"http://127.0.0.1:{port}", home, log, proc)
+    dev.env = env  # for processes of the test that use the same instance
     try:
         _wait("the webserver", lambda: requests.get(f"{dev.url}/server_info", timeout=5).ok, STARTUP_TIMEOUT_S,
               alive=dev.alive)
@@ -93,13 +99,13 @@ def _stop_automation(dev: DevServer) -> None:
 
 
 def _run_worker(server, run_id: str) -> psutil.Process | None:
-    """The process executing ``run_id``: the pid its "Started process for run (pid: N)" event names."""
+    """The process executing ``run_id``: the pid its engine events name."""
     events = server.gql("""query ($id: ID!) { logsForRun(runId: $id) { __typename
         ... on EventConnection { events { __typename ... on MessageEvent { message } } } } }""",
                         id=run_id)["logsForRun"].get("events", [])
-    for e in events:
-        if (m := re.match(r"Started process for run \(pid: (\d+)\)", e.get("message") or "")):
-            return psutil.Process(int(m.group(1)))
+    for e in events:  # launched: "Started process for run (pid: N)"; in process: "Executing steps in process (pid: N)"
+        if (m := re.match(r"(Started process for run|Executing steps).*\(pid: (\d+)\)", e.get("message") or "")):
+            return psutil.Process(int(m.group(2)))
     return None
 
 
@@ -123,16 +129,51 @@ def _children_of(server, parent: str) -> list[dict]:
         ... on Runs { results { runId status } } } }""", v=parent)["runsOrError"]["results"]
 
 
-def test_killed_run_worker_is_marked_failed_and_retried_and_the_queue_moves(server, warehouse):
-    run_id = _launch(server, f"{MONTH}|{STRATEGY}")
-    worker = _wait("the run worker", lambda: _run_worker(server, run_id), 120, every_s=0.1, alive=server.alive)
-    kill9(worker.pid)
-    killed_at = time.monotonic()
+IN_PROCESS_RUN = """
+import sys
+from macro_pipeline import orchestration
+from macro_pipeline.defs import defs
 
-    failed = _wait("the killed run to be marked failed", lambda: (r := _run(server, run_id))["status"] == "FAILURE" and r,
-                   MARKED_FAILED_WITHIN_S + 60, every_s=1, alive=server.alive)
-    took = time.monotonic() - killed_at
-    assert failed["status"] == "FAILURE" and took <= MARKED_FAILED_WITHIN_S, took
+defs.resolve_job_def("backtest_job").execute_in_process(
+    instance=orchestration.instance(), partition_key=sys.argv[1], tags={"dagster/partition/strategy": sys.argv[2]})
+"""
+
+
+def _runs(server, statuses: list[str]) -> list[dict]:
+    return server.gql("""query ($s: [RunStatus!]) { runsOrError(filter: {statuses: $s}) { ... on Runs {
+        results { runId status } } } }""", s=statuses)["runsOrError"]["results"]
+
+
+def test_killed_in_process_run_is_marked_failed_and_the_queue_moves(server, warehouse):
+    key = f"{MONTH}|{STRATEGY}"  # the first month of the chain: needs no stored month before it
+    proc = subprocess.Popen([sys.executable, "-c", IN_PROCESS_RUN, key, STRATEGY], env=server.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_id = _wait("the in-process run", lambda: next((r["runId"] for r in _runs(server, ["STARTED"])), None),
+                   180, every_s=0.2, alive=server.alive)
+    _wait("its process", lambda: (w := _run_worker(server, run_id)) is not None and w.pid == proc.pid, 60, every_s=0.2)
+    kill9(proc.pid)
+    proc.wait()
+    killed_at = time.monotonic()
+    queued = _launch(server, key)  # the same strategy: held by the queue while the dead run is STARTED
+    try:
+        _wait("the dead run to be marked failed", lambda: _run(server, run_id)["status"] == "FAILURE",
+              MARKED_FAILED_WITHIN_S + 60, every_s=1, alive=server.alive)
+    except AssertionError:
+        print("\n".join(line for line in server.log.read_text(errors="replace").splitlines() if "Monitor" in line)[-3000:])
+        raise
+    assert time.monotonic() - killed_at <= MARKED_FAILED_WITHIN_S
+    assert _wait_for_run(server, queued)["status"] == "SUCCESS", server.log_tail()
+    assert _runs(server, ["STARTED", "STARTING", "QUEUED"]) == []
+
+
+def test_killed_launched_run_is_marked_failed_retried_and_stores_only_the_retry(server, warehouse):
+    run_id = _launch(server, f"{MONTH}|{STRATEGY}")
+    # STARTED, its worker known (a run killed while STARTING fails after start_timeout_seconds)
+    worker = _wait("the run worker", lambda: _run(server, run_id)["status"] == "STARTED" and _run_worker(server, run_id),
+                   120, every_s=0.1, alive=server.alive)
+    kill9(worker.pid)
+    _wait("the killed run to be marked failed", lambda: _run(server, run_id)["status"] == "FAILURE",
+          MARKED_FAILED_WITHIN_S, every_s=1, alive=server.alive)
     retry = _wait("the retry", lambda: _children_of(server, run_id), 120, every_s=1, alive=server.alive)[0]
     done = _wait_for_run(server, retry["runId"])
     assert done["status"] == "SUCCESS", server.log_tail()
@@ -146,9 +187,4 @@ def test_killed_run_worker_is_marked_failed_and_retried_and_the_queue_moves(serv
         killed_rows = conn.exec_driver_sql("SELECT count(*) FROM backtest_runs WHERE orchestrator_run_id = %s",
                                            (run_id,)).scalar_one()
     assert killed_rows == 0
-
-    # no run is left STARTED: the queue is free (a new run of the same strategy starts and ends)
-    started = server.gql("""{ runsOrError(filter: {statuses: [STARTED, STARTING, QUEUED]}) { ... on Runs { results { runId } } } }""")
-    assert started["runsOrError"]["results"] == []
-    again = _launch(server, f"{MONTH}|{STRATEGY}")
-    assert _wait_for_run(server, again)["status"] == "SUCCESS"
+    assert _runs(server, ["STARTED", "STARTING", "QUEUED"]) == []

@@ -66,6 +66,13 @@ def staging_tables(engine: sa.Engine) -> list[str]:
             "SELECT tablename FROM pg_tables WHERE schemaname = 'ingest_staging' ORDER BY 1").scalars().all()
 
 
+def backends(engine: sa.Engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.exec_driver_sql(
+            "SELECT pid, state, wait_event_type, left(query, 80) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()").all()]
+
+
 def other_backends(engine: sa.Engine) -> int:
     """Sessions on this database other than ours (a killed client's backend lingers until it
     notices the closed socket and has rolled back)."""

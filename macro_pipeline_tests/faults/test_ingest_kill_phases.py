@@ -72,6 +72,7 @@ def test_ingest_killed_at_each_write_phase_leaves_nothing_and_a_rerun_adds_exact
     finally:
         if holder is not None:
             holder.rollback()
+            holder.invalidate()  # really closed, not back in the pool (a session of its own would linger)
             holder.close()
     db.dispose_engines(engine.url.database)
     wait_for(lambda: other_backends(engine) == 0, 60, message="the killed ingest's sessions to end")

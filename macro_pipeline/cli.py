@@ -26,9 +26,11 @@ def _engine(args: argparse.Namespace):
 
 def _migrated_engine(args: argparse.Namespace):
     from macro_pipeline.warehouse import migrate
+    from macro_pipeline.warehouse.ingest import drop_stale_staging
 
     engine = _engine(args)
     migrate.migrate(engine)
+    drop_stale_staging(engine, wait=False)  # staging tables of a killed ingest, when none runs
     return engine
 
 
@@ -169,7 +171,14 @@ def cmd_dev(args: argparse.Namespace) -> int:
     print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it",
           flush=True)
     # become `dagster dev` (same pid): SIGTERM or Ctrl-C reach it directly and it shuts down the
-    # webserver, the daemon and the code server itself
+    # webserver, the daemon and the code server itself. Started in the background (`nohup ... &`)
+    # SIGINT arrives ignored, and an ignored signal stays ignored across exec: Dagster then copies
+    # that onto SIGTERM and nothing stops it. Both get their default disposition, unblocked.
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     os.execve(sys.executable, cmd, env)
     return 0  # not reached
 
@@ -555,11 +564,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _without_trace(record: logging.LogRecord) -> bool:
+    record.exc_info, record.exc_text, record.stack_info = None, None, None
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # log records are one line too: a library's traceback (SQLAlchemy's pool failing to roll
+        # back on a connection the server closed, say) only under --verbose
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_without_trace)
+        logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)  # a dead connection's reset
     from macro_pipeline.warehouse.errors import IngestValidationError, LookAheadError
     from macro_pipeline.warehouse.migrate import MigrationError
 

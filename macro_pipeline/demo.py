@@ -132,6 +132,10 @@ def run_demo(show_progress: bool = True, say: Callable[[str], None] = print, wor
     instance = orchestration.instance()
     engine = db.get_engine()
     migrate.migrate(engine)
+    if only:  # refuse an unknown id before minutes of ingest, not after
+        sync_builtin_strategies(engine)
+        if unknown := sorted(set(only) - set(registered(engine))):
+            raise ValueError(f"unknown strategy id(s) {unknown}; registered: {', '.join(sorted(registered(engine)))}")
 
     t = time.perf_counter()
     say("ingest_job: loading the bundled demo data (prices, macro vintages, funding, actions, universes, signals)")

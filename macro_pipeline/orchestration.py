@@ -3,7 +3,9 @@ its storage in PostgreSQL on the warehouse's server (the embedded one by default
 
 - ``DAGSTER_HOME``: ``$MACRO_PIPELINE_HOME/dagster`` unless ``DAGSTER_HOME`` is already set.
 - storage: ``MACRO_PIPELINE_DAGSTER_STORAGE_URL`` if set, else the database
-  ``macro_pipeline_dagster`` on the warehouse's server (created on first use).
+  ``<warehouse database>_dagster`` on the warehouse's server (created on first use;
+  ``macro_pipeline_dagster`` for the embedded server), so two warehouses on one server never share
+  one Dagster storage.
 
 ``prepare()`` makes both exist and returns the environment every Dagster process of the project
 needs (the webserver, the daemon, their run workers, an in-process demo run).
@@ -11,16 +13,20 @@ needs (the webserver, the daemon, their run workers, an in-process demo run).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from macro_pipeline.settings import (
     DAGSTER_DATABASE,
     DAGSTER_STORAGE_ENV,
     DATABASE_URL_ENV,
+    EMBEDDED_DATABASE,
     HOME_ENV,
     Settings,
     database_url,
@@ -31,27 +37,44 @@ PACKAGED_INSTANCE_YAML = Path(__file__).with_name("dagster.yaml")
 EVENT_BATCH_SIZE = "500"
 
 
+def dagster_database(warehouse_database: str) -> str:
+    """The storage database of a warehouse database: ``<warehouse>_dagster`` (the embedded
+    ``macro_pipeline`` keeps ``macro_pipeline_dagster``). Two warehouses on one server used to
+    share one storage, so each saw the other's runs, partitions and sensor cursors. A name that
+    is not plain ``[a-z0-9_]`` or too long for PostgreSQL (63 bytes) is made so, with a hash of
+    the original to keep distinct warehouses apart."""
+    if warehouse_database == EMBEDDED_DATABASE:
+        return DAGSTER_DATABASE
+    plain = re.sub(r"[^a-z0-9_]", "_", warehouse_database.lower())
+    if plain != warehouse_database or len(plain) > 55 or not re.match(r"[a-z_]", plain):
+        digest = hashlib.sha256(warehouse_database.encode()).hexdigest()[:8]
+        plain = f"w_{plain[:44]}_{digest}"
+    return f"{plain}_dagster"
+
+
 def storage_url(settings: Settings | None = None) -> str:
-    """Dagster's storage URL (its database created if missing)."""
+    """Dagster's storage URL (its database created if missing): ``MACRO_PIPELINE_DAGSTER_STORAGE_URL``,
+    else ``dagster_database(<the warehouse's database>)`` on the warehouse's server."""
     from macro_pipeline.warehouse import db
 
     settings = settings or load_settings()
     if settings.dagster_storage_url:
         return settings.dagster_storage_url
     warehouse = database_url(settings)
+    name = dagster_database(make_url(warehouse).database or "postgres")
     admin = sa.create_engine(db.with_database(warehouse, "postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": DAGSTER_DATABASE}).first()
+            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": name}).first()
     finally:
         admin.dispose()
     if not exists:
         try:
-            db.create_database(warehouse, DAGSTER_DATABASE)
+            db.create_database(warehouse, name)
         except sa.exc.ProgrammingError as exc:  # created by a concurrent command in between
             if "already exists" not in str(exc):
                 raise
-    return db.with_database(warehouse, DAGSTER_DATABASE)
+    return db.with_database(warehouse, name)
 
 
 def dagster_home(settings: Settings | None = None) -> Path:

@@ -8,7 +8,8 @@
   later commands, stopped by ``macro-pipeline db stop``. It listens on a Unix socket only.
 
 Dagster's instance lives under ``$MACRO_PIPELINE_HOME/dagster`` (``DAGSTER_HOME``) with its storage in
-the same PostgreSQL server (database ``macro_pipeline_dagster`` for the embedded server).
+the same PostgreSQL server (database ``<warehouse database>_dagster``: ``macro_pipeline_dagster``
+for the embedded server).
 Credentials only ever arrive through the environment.
 
 Automation:
@@ -16,7 +17,7 @@ Automation:
   (default ``UTC``; any IANA name such as ``America/New_York``): when the nightly schedule runs.
 - ``MACRO_PIPELINE_HISTORY_START`` (default ``1986-01-01``): the first month partition.
 - ``MACRO_PIPELINE_DAGSTER_STORAGE_URL``: Dagster's instance storage; default: the database
-  ``macro_pipeline_dagster`` on the warehouse's server.
+  ``<warehouse database>_dagster`` on the warehouse's server (``orchestration.dagster_database``).
 
 Execution (``defs/executors.py``):
 - ``MACRO_PIPELINE_EXECUTOR``: ``in_process`` (default: every step of a run in the run's process)

@@ -581,8 +581,22 @@ def _target(out: str | os.PathLike | None, default_name: str) -> Path:
     path = reports_dir() / default_name if out is None else Path(out).expanduser()
     if path.is_dir():
         path = path / default_name
+    path = _regular_target(path)
     _check_directory(path.parent, path)
     return path
+
+
+def _regular_target(path: Path) -> Path:
+    """The file a report replaces: ``path`` itself, or the file a symbolic link at ``path`` names
+    (a link is written through, so it keeps pointing at the new report). Anything that exists and
+    is not a regular file (a device such as /dev/full, a FIFO, a socket) is refused: the report is
+    written to a temporary file renamed over the target, which would replace the special file."""
+    target = path.resolve() if path.is_symlink() else path
+    if target.exists() and not target.is_file():
+        via = f" (the symbolic link {path} points to it)" if target != path else ""
+        raise ReportWriteError(f"cannot write report to {target}{via}: not a regular file "
+                               "(a device, FIFO or socket); give a file or directory path")
+    return target
 
 
 def _check_directory(directory: Path, target: Path) -> None:
@@ -602,7 +616,11 @@ def _write(path: Path, text: str) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(text, encoding="utf-8")
+        _regular_target(path)  # still no special file there (it may have appeared meanwhile)
         os.replace(tmp, path)
+    except ReportWriteError:
+        tmp.unlink(missing_ok=True)
+        raise
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise ReportWriteError(f"cannot write report to {path}: {exc.strerror or exc}") from exc

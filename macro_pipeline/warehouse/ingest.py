@@ -45,6 +45,7 @@ CHECKs, with their WAL; all of it is the schema's own work, none is the staging'
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import io
 import logging
@@ -74,7 +75,12 @@ from macro_pipeline.warehouse.pit import INGEST_LOCK  # noqa: E402  (shared with
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(?i:inf|infinity|nan)")
+# dates every layer can hold: pandas' nanosecond timestamps span 1677-09-21..2262-04-11; a day
+# inside at both ends, so a date's whole session (and a release rule's later known_at) fits
+FIRST_DATE, LAST_DATE = pd.Timestamp("1677-09-22"), pd.Timestamp("2262-04-10")
 COPY_READ_BYTES = 1 << 20  # bytes the driver takes per read of the COPY stream
+CALENDAR_LOCK = 13_007  # advisory lock namespace (two-key form) of calendar registration
 STAGE_SCHEMA = "ingest_staging"  # sql/005_ingest_staging.sql
 # rows per staging table: small enough that the first INSERT starts soon (the COPY of the first
 # chunk is the only one not overlapped), large enough that per-statement costs stay negligible
@@ -205,6 +211,9 @@ def read_file(path: str | Path) -> RawFile:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
+    if not path.is_file():
+        what = "a directory" if path.is_dir() else "not a regular file (a device, FIFO or socket)"
+        raise IngestValidationError(str(path), [Problem("not-a-file", f"{path} is {what}; give a CSV or Parquet file", [])])
     data = pa.memory_map(str(path)).read_buffer()  # unmapped when the last reference goes
     with ThreadPoolExecutor(max_workers=1) as pool:
         sha = pool.submit(lambda: hashlib.sha256(memoryview(data)).hexdigest())
@@ -218,16 +227,74 @@ def _parse(path: Path, data: pa.Buffer) -> tuple[pd.DataFrame, np.ndarray, str]:
         if name.endswith((".parquet", ".pq")):
             frame = pq.read_table(pa.BufferReader(data)).to_pandas(date_as_object=False)
             return frame, np.arange(1, len(frame) + 1), "row"
-        table = pacsv.read_csv(
-            pa.BufferReader(data) if not name.endswith(".gz") else pa.input_stream(pa.BufferReader(data), compression="gzip"),
-            parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=True),
-        )
+        table = _read_csv(data, name)
+        # pyarrow's type inference reads what the formats do not allow: a date with a time zone
+        # becomes a UTC instant (Tokyo 2019-03-04 00:00 the 3rd) and 0x10 an integer (16). Such
+        # columns are read again as text, which validation parses by the formats' own rules.
+        ints = any(pa.types.is_integer(t) for t in table.schema.types)
+        hexa = ints and _has_hex(data, name)
+        retype = {c: pa.string() for c, t in zip(table.column_names, table.schema.types, strict=True)
+                  if (c.strip() in DATE_COLS and pa.types.is_timestamp(t)) or (pa.types.is_integer(t) and hexa)}
+        if retype:
+            table = _read_csv(data, name, retype)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise IngestValidationError(str(path), [Problem("malformed-file", f"cannot parse: {exc}", [])]) from exc
+        if "Empty CSV file" in str(exc):
+            raise IngestValidationError(str(path), [Problem("empty-file", "the file is empty (not even a header)", [])]) from None
+        raise IngestValidationError(str(path), [Problem("malformed-file", f"cannot parse: {exc}",
+                                                        _bad_field_count_line(data, name))]) from None
+    if any(pa.types.is_binary(t) or pa.types.is_large_binary(t) for t in table.schema.types):
+        raise IngestValidationError(str(path), [_not_utf8(data, name)])  # pyarrow keeps such text as bytes
+    names = [str(c).strip() for c in table.column_names]
+    if dup := sorted({c for c in names if names.count(c) > 1}):
+        raise IngestValidationError(str(path), [Problem("duplicate-column", f"column(s) {dup} appear more than once "
+                                                        "in the header", [1])])
     # dates as datetime64 (not millions of datetime.date objects); validation still checks them
     frame = table.to_pandas(date_as_object=False)
     return frame, np.arange(2, len(frame) + 2), "line"
+
+
+def _bad_field_count_line(data: pa.Buffer, name: str) -> list[int]:
+    """The first line whose number of fields differs from the header's (pyarrow's "Expected 3
+    columns, got 4" names the row's text, not its line); [] when the file is no such CSV."""
+    if name.endswith((".parquet", ".pq")):
+        return []
+    try:
+        raw = bytes(data) if not name.endswith(".gz") else pa.input_stream(pa.BufferReader(data), compression="gzip").read()
+        reader = csv.reader(io.StringIO(raw.decode("utf-8", errors="replace"), newline=""))
+        width = len(next(reader))
+        for row in reader:
+            if row and len(row) != width:
+                return [reader.line_num]
+    except (csv.Error, StopIteration, OSError):
+        pass
+    return []
+
+
+def _read_csv(data: pa.Buffer, name: str, column_types: dict | None = None) -> pa.Table:
+    return pacsv.read_csv(
+        pa.BufferReader(data) if not name.endswith(".gz") else pa.input_stream(pa.BufferReader(data), compression="gzip"),
+        parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
+        convert_options=pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=True,
+                                             column_types=column_types or {}),
+    )
+
+
+def _has_hex(data: pa.Buffer, name: str) -> bool:
+    """Whether the file has ``0x`` anywhere (searched in place, no copy; a gzip file is inflated)."""
+    text = memoryview(data) if not name.endswith(".gz") else pa.input_stream(pa.BufferReader(data), compression="gzip").read()
+    return re.search(rb"0[xX]", text) is not None
+
+
+def _not_utf8(data: pa.Buffer, name: str) -> Problem:
+    """The first line that is not UTF-8 (a Latin-1 file, say): pyarrow keeps such a column as
+    bytes, and converting them to text failed later with no file or line."""
+    raw = bytes(data) if not name.endswith(".gz") else pa.input_stream(pa.BufferReader(data), compression="gzip").read()
+    try:
+        raw.decode("utf-8")
+        return Problem("not-utf8", "the file is not UTF-8; save it as UTF-8", [])
+    except UnicodeDecodeError as bad:
+        return Problem("not-utf8", f"not UTF-8 (byte {raw[bad.start:bad.start + 1]!r}: {bad.reason}); "
+                       "save the file as UTF-8", [raw.count(b"\n", 0, bad.start) + 1])
 
 
 def frame_input(frame: pd.DataFrame) -> RawFile:
@@ -248,22 +315,34 @@ class _Checker:
         if mask is None or rows:
             self.problems.append(Problem(rule, detail, rows, self.raw.row_word))
 
+    def header(self, rule: str, detail: str) -> None:
+        """A problem of the header: line 1 of a CSV file (a Parquet file has no lines: the whole file)."""
+        self.problems.append(Problem(rule, detail, _header_line(self.raw), self.raw.row_word))
+
+
+def _header_line(raw: RawFile) -> list[int]:
+    return [1] if raw.row_word == "line" else []
+
 
 def _as_date(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """Parse ISO dates; returns (datetime64 normalized, mask of unparseable non-null values)."""
     if pd.api.types.is_datetime64_any_dtype(s):
-        out = s.dt.tz_convert("UTC").dt.tz_localize(None) if getattr(s.dt, "tz", None) else s
+        # a zoned value's date is the one written in its own zone (Tokyo 2019-03-04 00:00 is the
+        # 4th, not the UTC 3rd): a date column holds calendar dates, not instants
+        out = s.dt.tz_localize(None) if getattr(s.dt, "tz", None) else s
         return out.dt.normalize().astype("datetime64[us]"), np.zeros(len(s), bool)
     if s.dtype == object and len(s) and isinstance(s.dropna().iloc[0] if s.notna().any() else None, (pd.Timestamp, datetime)):
-        out = pd.to_datetime(s, errors="coerce")
-    else:
-        text = s.astype("string")
-        out = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
-        bad_fmt = out.isna() & text.notna()
-        if bad_fmt.any():  # ISO with a time part is accepted too
-            alt = pd.to_datetime(text[bad_fmt], format="ISO8601", errors="coerce")
-            out = out.astype("datetime64[us]")
-            out[bad_fmt] = alt.dt.tz_localize(None) if getattr(alt.dt, "tz", None) else alt
+        s = s.map(lambda v: v.isoformat() if isinstance(v, (pd.Timestamp, datetime)) else v)
+    text = s.astype("string")
+    out = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").astype("datetime64[us]")
+    bad_fmt = out.isna() & text.notna()
+    if bad_fmt.any():
+        # ISO with a time part (and maybe an offset, even mixed ones) is accepted: the date is
+        # the one written, checked to be a real timestamp first
+        rest = text[bad_fmt]
+        real = pd.to_datetime(rest, format="ISO8601", errors="coerce", utc=True).notna()
+        written = pd.to_datetime(rest.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
+        out[bad_fmt] = written.where(real & rest.str.match(r"^\d{4}-\d{2}-\d{2}[T ]")).astype("datetime64[us]")
     bad = (out.isna() & s.notna()).to_numpy()
     return out.dt.normalize().astype("datetime64[us]"), bad
 
@@ -281,9 +360,23 @@ def _as_timestamp(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
 def _as_float(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
         return s.astype("float64"), np.zeros(len(s), bool)
-    out = pd.to_numeric(s.astype("string"), errors="coerce").astype("float64")
-    bad = (out.isna() & s.notna() & (s.astype("string").str.strip() != "")).to_numpy()
+    text = s.astype("string")
+    out = pd.to_numeric(text, errors="coerce").astype("float64")
+    # pyarrow's cast also reads hexadecimal (0x10 -> 16) and other notations: only decimal
+    # numbers (and inf/nan words, which their own rules refuse) count, checked per distinct value
+    codes, uniques = pd.factorize(text.str.strip())
+    plain = pd.Series(uniques, dtype="string").str.fullmatch(DECIMAL.pattern).fillna(False).to_numpy(dtype=bool)
+    out[~np.append(plain, True)[codes]] = np.nan
+    bad = (out.isna() & s.notna() & (text.str.strip() != "")).to_numpy()
     return out, bad
+
+
+def _outside(when: pd.Series) -> np.ndarray:
+    """Rows dated outside ``FIRST_DATE..LAST_DATE`` (every kind: prices failed later with a raw
+    out-of-bounds error, the other kinds stored such dates)."""
+    tz = getattr(when.dt, "tz", None)
+    lo, hi = (FIRST_DATE, LAST_DATE) if tz is None else (FIRST_DATE.tz_localize(tz), LAST_DATE.tz_localize(tz))
+    return ((when < lo) | (when > hi + pd.Timedelta(days=1))).to_numpy(dtype=bool, na_value=False)
 
 
 def _unsafe(text: pd.Series, pattern: re.Pattern) -> np.ndarray:
@@ -369,14 +462,15 @@ def validate(
     missing = [c for c in spec.required if c not in cols]
     unknown = [c for c in cols if c not in spec.required + spec.optional]
     if missing:
-        chk.add("missing-columns", f"required column(s) {missing} not in header {cols}")
+        chk.header("missing-columns", f"required column(s) {missing} not in header {cols}")
     if unknown:
-        chk.add("unknown-columns", f"column(s) {unknown} are not part of the {spec.kind} format "
+        chk.header("unknown-columns", f"column(s) {unknown} are not part of the {spec.kind} format "
                 f"(expected {list(spec.required)} and optionally {list(spec.optional)})")
     if missing or unknown:
         raise IngestValidationError(source, chk.problems)
     if len(df) == 0:
-        raise IngestValidationError(source, [Problem("empty-file", "the file has no data rows", [])])
+        raise IngestValidationError(source, [Problem("empty-file", "the file has no data rows (only a header)",
+                                                     _header_line(raw), raw.row_word)])
 
     out = pd.DataFrame(index=df.index)
     blank = df.isna().all(axis=1).to_numpy()
@@ -390,11 +484,13 @@ def validate(
         elif c in DATE_COLS:
             out[c], bad = _as_date(s)
             chk.add("unparseable-date", f"{c} is not an ISO date (YYYY-MM-DD)", bad)
+            chk.add("date-out-of-range", f"{c} outside {FIRST_DATE.date()}..{LAST_DATE.date()}", _outside(out[c]))
             if c in spec.required:
                 chk.add("missing-value", f"{c} is empty", s.isna().to_numpy() & ~blank)
         elif c in ("ts", "known_at"):
             out[c], bad = _as_timestamp(s)
             chk.add("unparseable-date", f"{c} is not an ISO 8601 timestamp", bad)
+            chk.add("date-out-of-range", f"{c} outside {FIRST_DATE.date()}..{LAST_DATE.date()}", _outside(out[c]))
             if c in spec.required:
                 chk.add("missing-value", f"{c} is empty", s.isna().to_numpy() & ~blank)
             elif c == "known_at":
@@ -486,8 +582,13 @@ def _register(conn: sa.Connection, spec: KindSpec, ids: list[str], rule: str | N
 
 
 def ensure_calendars(conn: sa.Connection, calendars: list[str]) -> None:
-    """Store the sessions (with real close times) of each exchange calendar in use, once."""
+    """Store the sessions (with real close times) of each exchange calendar in use, once.
+
+    Two ingests registering instruments on a new calendar at once both found it missing and both
+    copied it (one failed on the primary key): a transaction-scoped advisory lock per calendar
+    makes the second wait for the first's commit, then find the sessions stored."""
     for name in sorted(set(calendars) - {release.ALWAYS_OPEN}):
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, hashtext(:c))"), {"ns": CALENDAR_LOCK, "c": name})
         if conn.execute(sa.text("SELECT 1 FROM calendar_sessions WHERE calendar = :c LIMIT 1"), {"c": name}).first():
             continue
         closes = release.session_closes(name)
@@ -613,11 +714,12 @@ class _Staging:
     nothing. A frame of one chunk is staged in a temporary table of the transaction instead.
 
     Leaving the context drops the tables; use it around the transaction, whose INSERTs lock them
-    until it ends. Tables of an ingest whose process died are dropped by the next one.
+    until it ends. Tables of an ingest whose process died are dropped by the next ingest of any
+    size, and by any command at start when no ingest runs (``drop_stale_staging``).
     """
 
     def __init__(self, engine: sa.Engine):
-        self._engine = engine
+        self.engine = self._engine = engine
         self._dbapi = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -638,8 +740,11 @@ class _Staging:
                 for name in self._created:
                     cur.execute(f"DROP TABLE IF EXISTS {name}")
             self._dbapi.commit()
-        except Exception:  # noqa: BLE001 - never hide the ingest's own outcome; the next ingest drops them
-            log.warning("could not drop the staging tables %s", self._created, exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - never hide the ingest's own outcome; the next command drops them
+            # one line (the trace at DEBUG): the ingest's own error, printed after it, is what matters
+            log.warning("could not drop the staging tables %s (%s); the next command drops them", self._created,
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                        exc_info=log.isEnabledFor(logging.DEBUG))
         finally:
             self._dbapi.close()
 
@@ -658,29 +763,11 @@ class _Staging:
             return
         self._dbapi = self._engine.raw_connection()
         self._dbapi.detach()  # closed when done, not kept in the pool: one big ingest needs it once
-        self._drop_stale()
         names = [f"{STAGE_SCHEMA}.{spec.table}_{batch_id}_{k}" for k in range(len(bounds))]
         self._count = len(names)
         self._thread = threading.Thread(
             target=self._fill, args=(spec, frame, list(zip(names, bounds, strict=True))), name="ingest-staging", daemon=True)
         self._thread.start()
-
-    def _drop_stale(self) -> None:
-        """Drop the tables of ingests whose process died before dropping them. No other ingest is
-        filling any (the caller holds the ingest lock); one that is still dropping its own holds
-        a lock on it, then it is left to that ingest (short lock timeout, no waiting)."""
-        with self._dbapi.cursor() as cur:
-            cur.execute("SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = %s", (STAGE_SCHEMA,))
-            stale = [r[0] for r in cur.fetchall()]
-        self._dbapi.commit()
-        for name in stale:
-            try:
-                with self._dbapi.cursor() as cur:
-                    cur.execute("SET LOCAL lock_timeout = '1s'")
-                    cur.execute(f"DROP TABLE IF EXISTS {STAGE_SCHEMA}.{name}")
-                self._dbapi.commit()
-            except Exception:  # noqa: BLE001 - in use or gone: not ours to insist on
-                self._dbapi.rollback()
 
     def _fill(self, spec: KindSpec, frame: pd.DataFrame, chunks: list[tuple[str, tuple[int, int]]]) -> None:
         try:
@@ -711,6 +798,41 @@ class _Staging:
             self._thread.join()
 
 
+def drop_stale_staging(engine: sa.Engine, *, wait: bool = True) -> int:
+    """Drop the staging tables of ingests whose process died (kill -9, out of memory) before
+    dropping them: up to 10 tables, hundreds of MB, were left until the next ingest of more than
+    one chunk. Every ingest calls it (holding the ingest lock: ``wait``), and every command at
+    start (``wait=False``: only when no ingest holds the lock, else nothing). Returns how many
+    were dropped. A table still locked by an ingest that is dropping its own is left to it."""
+    dropped = 0
+    with engine.connect() as conn:
+        stale = conn.exec_driver_sql(
+            "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = %s", (STAGE_SCHEMA,)).scalars().all()
+        if not stale:
+            conn.rollback()
+            return 0
+        locked = not wait and conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": INGEST_LOCK}).scalar_one()
+        conn.commit()
+        if not wait and not locked:
+            return 0  # an ingest is running: its own tables are not stale; the next ingest drops them
+        try:
+            for name in stale:
+                try:
+                    conn.exec_driver_sql("SET LOCAL lock_timeout = '1s'")
+                    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {STAGE_SCHEMA}.{name}")
+                    conn.commit()
+                    dropped += 1
+                except sa.exc.DBAPIError:  # in use or gone: not ours to insist on
+                    conn.rollback()
+        finally:
+            if locked:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": INGEST_LOCK})
+                conn.commit()
+    if dropped:
+        log.info("dropped %d staging table(s) of killed ingests", dropped)
+    return dropped
+
+
 def _store(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, report: IngestReport,
            source_sha: str | None, staging: _Staging, show_progress: bool, refuse_rewrites: bool) -> None:
     """Stage and insert ``frame``; with ``refuse_rewrites``, raise ``_Rewrites`` (the caller's
@@ -718,6 +840,9 @@ def _store(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, report: Ing
     cols = list(spec.columns)
     frame = frame[cols]
     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({INGEST_LOCK})")
+    # no other ingest is staging now (the lock): what is in the staging schema was left by a
+    # killed one; dropped on another connection, outside this transaction
+    drop_stale_staging(staging.engine)
     # JIT: these row estimates trigger compilation with inlining and optimization, ~0.3 s per
     # statement (so per chunk), for per-row work too plain to gain from it: re-ingesting 1M
     # unchanged rows took 3.0-3.3 s with JIT, 2.8 s without. Memoize caches the index probes by
@@ -1058,11 +1183,14 @@ def ingest_instruments(engine: sa.Engine, source: str | Path | pd.DataFrame, *, 
     missing = [c for c in required if c not in df.columns]
     unknown = [c for c in df.columns if c not in INSTRUMENT_COLUMNS]
     if missing:
-        chk.add("missing-columns", f"required column(s) {missing} not in header {list(df.columns)}")
+        chk.header("missing-columns", f"required column(s) {missing} not in header {list(df.columns)}")
     if unknown:
-        chk.add("unknown-columns", f"column(s) {unknown} are not instrument attributes {list(INSTRUMENT_COLUMNS)}")
+        chk.header("unknown-columns", f"column(s) {unknown} are not instrument attributes {list(INSTRUMENT_COLUMNS)}")
     if chk.problems:
         raise IngestValidationError(label, chk.problems)
+    if len(df) == 0:  # like every other kind
+        raise IngestValidationError(label, [Problem("empty-file", "the file has no data rows (only a header)",
+                                                    _header_line(raw), raw.row_word)])
     df = df.copy()
     for c, default in INSTRUMENT_DEFAULTS.items():
         if c not in df:

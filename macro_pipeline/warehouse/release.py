@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import time
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -46,11 +45,14 @@ class ReleaseModel:
 DEFAULT_MODEL = ReleaseModel()
 
 
-@lru_cache(maxsize=8)
 def _calendar(name: str):
-    import exchange_calendars as xcals
+    """The engine's cached calendar (one source of sessions for release rules, decisions and the
+    simulation): 1970, or the calendar's own first session when later (XTKS: 1997), to 15 years
+    ahead. A calendar of its own here started in 1985 (XTKS could not be built) and ended a year
+    ahead (a 2030 session was a session to the engine, not to the decision times)."""
+    from macro_pipeline.engine.calendar import exchange_calendar
 
-    return xcals.get_calendar(name, start="1985-01-02")
+    return exchange_calendar(name)
 
 
 def session_closes(calendar: str) -> pd.Series:

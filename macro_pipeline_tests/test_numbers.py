@@ -356,7 +356,7 @@ def test_every_asset_has_owners_kinds_tags_and_a_code_version() -> None:
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.owners == ["team:macro-pipeline"] and {"python", "postgres"} <= set(node.kinds), key
-        assert node.tags["layer"] in ("ingest", "backtest") and node.code_version, key
+        assert node.tags["layer"] in ("ingest", "backtest", "research") and node.code_version, key
     assert graph.get(dg.AssetKey("backtest")).code_version.startswith(f"engine-{ENGINE_VERSION}+")
 
 

@@ -161,7 +161,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     sws = sub.add_parser("sweeps", help="stored sweeps: list, show, report")
     sws_sub = sws.add_subparsers(dest="sweeps_command", required=True, metavar="ACTION")
-    ls = sws_sub.add_parser("list", help="stored sweeps, newest first: id, kind, window, trials, best Sharpe")
+    ls = sws_sub.add_parser("list", help="stored sweeps: id, name, kind, configurations, best")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_sweeps_list)
     sh = sws_sub.add_parser("show", help="a sweep's lineage, statistics and best configurations")

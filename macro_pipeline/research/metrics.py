@@ -11,20 +11,31 @@ and tail indices, about 5 ms a series, 5 s for a 1,000-configuration sweep; this
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 METRICS = ("sharpe", "cagr", "annual_volatility", "sortino", "max_drawdown", "calmar", "total_return")
 HIGHER_IS_BETTER = ("sharpe", "sortino", "cagr", "calmar", "total_return")
 
 
 def metrics_matrix(
-    returns: np.ndarray, *, periods_per_year: int = 252, risk_free: float | np.ndarray = 0.0
+    returns: np.ndarray, *, calendar: str | None = None, periods_per_year: int | None = None,
+    dates: pd.DatetimeIndex | None = None, risk_free: float | np.ndarray = 0.0,
 ) -> dict[str, np.ndarray]:
-    """``METRICS`` of every column of ``returns`` (T x S simple per-period returns)."""
+    """``METRICS`` of every column of ``returns`` (T x S simple per-period returns), with
+    ``compute_metrics``' conventions: periods a year from ``calendar`` (or ``periods_per_year``;
+    one is required), CAGR from the elapsed calendar time of ``dates`` (the rows' session dates;
+    without them, T / periods a year)."""
+    from macro_pipeline.engine.calendar import periods_per_year as calendar_periods
+    from macro_pipeline.engine.metrics import elapsed_years
+
+    if calendar is None and periods_per_year is None:
+        raise TypeError("metrics_matrix: give the returns' calendar (or periods_per_year)")
     r = np.asarray(returns, dtype=np.float64)
     if r.ndim != 2:
         raise ValueError(f"returns must be T x S, got shape {r.shape}")
     n, s = r.shape
-    ppy = float(periods_per_year)
+    ppy = float(periods_per_year if periods_per_year is not None else calendar_periods(calendar))
+    years = elapsed_years(pd.DatetimeIndex(dates), calendar, ppy) if dates is not None and n else n / ppy
     nan = np.full(s, np.nan)
     out = {k: nan.copy() for k in METRICS}
     if n == 0:
@@ -33,7 +44,7 @@ def metrics_matrix(
     ending = wealth[-1]
     out["total_return"] = ending - 1.0
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["cagr"] = np.where(ending > 0, np.abs(ending) ** (ppy / n) - 1.0, -1.0)
+        out["cagr"] = np.where(ending > 0, np.abs(ending) ** (1.0 / years) - 1.0, -1.0)
     anchored = np.vstack([np.full((1, s), 100.0), 100.0 * wealth])
     peak = np.fmax.accumulate(anchored, axis=0)
     mdd = np.min((anchored - peak) / peak, axis=0)

@@ -257,7 +257,7 @@ def compute_sweep(engine: sa.Engine, spec: SweepSpec, *, system_as_of: DateLike 
     prev[:, 1:] = equity[:, :-1]
     returns = (equity / prev - 1.0).T  # sessions x configurations
     rf = _rf_bar(config, prices.index, None)
-    metrics = metrics_matrix(returns, risk_free=rf)
+    metrics = metrics_matrix(returns, calendar=config.calendar, dates=prices.index, risk_free=rf)
     score = metrics[spec.metric]
     best = int(np.nanargmax(np.where(np.isfinite(score), score, -np.inf))) if np.isfinite(score).any() else 0
     stats = sweep_stats(returns, best, spec.n_blocks)
@@ -276,6 +276,7 @@ def compute_sweep(engine: sa.Engine, spec: SweepSpec, *, system_as_of: DateLike 
             lambda k, lo, hi: strategies[k].weights(view, instruments=cols, since=lo).loc[:hi],
             lambda lo, hi: (engine_inputs(view, cfgs[0], cols, lo, hi),
                             backtest_config(cfgs[0], lo, hi, clean=spec.clean)),
+            config.calendar,
         )  # fmt: skip
         clock["walk_forward"] = time.perf_counter() - t4
     outcome.input_watermarks = view.input_watermarks()

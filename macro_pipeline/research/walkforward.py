@@ -79,11 +79,12 @@ class WalkForward:
         return out
 
 
-def choose(returns: np.ndarray, rows: np.ndarray, metric: str, rf: np.ndarray) -> tuple[int, np.ndarray]:
+def choose(returns: np.ndarray, rows: np.ndarray, metric: str, rf: np.ndarray, sessions: pd.DatetimeIndex,
+           calendar: str) -> tuple[int, np.ndarray]:
     """(best configuration, every configuration's metric) on ``rows`` of the return matrix."""
     from macro_pipeline.research.metrics import metrics_matrix
 
-    values = metrics_matrix(returns[rows], risk_free=rf[rows])[metric]
+    values = metrics_matrix(returns[rows], calendar=calendar, dates=sessions[rows], risk_free=rf[rows])[metric]
     finite = np.where(np.isfinite(values), values, -np.inf)
     return int(np.argmax(finite)), values
 
@@ -91,7 +92,7 @@ def choose(returns: np.ndarray, rows: np.ndarray, metric: str, rf: np.ndarray) -
 def run_walk_forward(
     wf: WalkForward, returns: np.ndarray, sessions: pd.DatetimeIndex, metric: str, rf: np.ndarray,
     weights_of: Callable[[int, pd.Timestamp, pd.Timestamp], pd.DataFrame],
-    inputs_of: Callable[[pd.Timestamp, pd.Timestamp], tuple[dict[str, Any], Any]],
+    inputs_of: Callable[[pd.Timestamp, pd.Timestamp], tuple[dict[str, Any], Any]], calendar: str,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
     """Folds (chosen configuration, in- and out-of-sample metrics) and the stitched run.
 
@@ -102,8 +103,8 @@ def run_walk_forward(
     folds, equity, rets = [], [], []
     state = None
     for k, (train, test) in enumerate(wf.folds(sessions)):
-        chosen, is_metric = choose(returns, train, metric, rf)
-        _, oos_metric = choose(returns, test, metric, rf)
+        chosen, is_metric = choose(returns, train, metric, rf, sessions, calendar)
+        _, oos_metric = choose(returns, test, metric, rf, sessions, calendar)
         lo, hi = sessions[test[0]], sessions[test[-1]]
         inputs, config = inputs_of(lo, hi)
         prices = inputs.pop("prices")
@@ -117,6 +118,6 @@ def run_walk_forward(
                       "chosen_is": float(is_metric[chosen]), "chosen_oos": float(oos_metric[chosen])})
     eq = pd.concat(equity)
     r = pd.concat(rets)
-    metrics = {k: v for k, v in compute_metrics(r).items() if k != "monthly_returns"}
+    metrics = {k: v for k, v in compute_metrics(r, calendar=calendar).items() if k != "monthly_returns"}
     return folds, {"sessions": eq.index, "equity": eq.to_numpy(), "metrics": metrics,
                    "end_state": state.to_dict()}

@@ -92,9 +92,9 @@ def test_metrics_matrix_equals_compute_metrics_per_column():
     r = rng.normal(0.0004, 0.012, size=(700, 5))
     r[:, 4] = 0.0  # constant: Sharpe NaN
     rf = np.full(700, 0.02 / 252)
-    got = metrics_matrix(r, risk_free=rf)
+    got = metrics_matrix(r, periods_per_year=252, risk_free=rf)
     for j in range(5):
-        ref = compute_metrics(r[:, j], risk_free=rf)
+        ref = compute_metrics(r[:, j], periods_per_year=252, risk_free=rf)
         for k in METRICS:
             np.testing.assert_allclose(got[k][j], ref[k], rtol=1e-12, atol=0, equal_nan=True, err_msg=k)
 

@@ -146,3 +146,19 @@ def pytest_configure(config) -> None:
     from macro_pipeline.settings import HOME_ENV
 
     os.environ[HOME_ENV] = tempfile.mkdtemp(prefix="mpt_home_")
+
+
+def cli_runner(engine: sa.Engine, monkeypatch, capsys, tmp_path: Path):
+    """``run(*args) -> (exit code, stdout, stderr)`` of ``macro-pipeline`` in this process,
+    against ``engine``'s database, with a home of its own under ``tmp_path``."""
+    from macro_pipeline import cli
+    from macro_pipeline.settings import HOME_ENV
+
+    monkeypatch.setenv(DATABASE_URL_ENV, engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = cli.main(list(args))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+    return run

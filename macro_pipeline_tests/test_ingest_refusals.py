@@ -16,10 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from macro_pipeline import cli
 from macro_pipeline.settings import DATABASE_URL_ENV, HOME_ENV
 from macro_pipeline.warehouse.ingest import ingest
-from macro_pipeline_tests.conftest import REPO, table_state
+from macro_pipeline_tests.conftest import REPO, cli_runner, table_state
 
 INSTRUMENTS = "instrument_id,asset_class,kind,calendar\nAAA,equity,spot,XNYS\nP,crypto,perp,24/7\n"
 
@@ -33,14 +32,7 @@ def wh(engine, tmp_path):
 
 @pytest.fixture
 def run_cli(wh, monkeypatch, capsys, tmp_path):
-    monkeypatch.setenv(DATABASE_URL_ENV, wh.url.render_as_string(hide_password=False))
-    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = cli.main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-    return run
+    return cli_runner(wh, monkeypatch, capsys, tmp_path)
 
 
 def refused(run_cli, wh, kind: str, path, rule: str, lines: str | None) -> str:

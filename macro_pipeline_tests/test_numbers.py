@@ -15,10 +15,9 @@ from macro_pipeline import cli
 from macro_pipeline.backtests import leaderboard_frame, run_backtest, run_months, stitched_equity
 from macro_pipeline.engine.metrics import compute_metrics
 from macro_pipeline.reports.data import load_run_subject
-from macro_pipeline.settings import DATABASE_URL_ENV, HOME_ENV
 from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline.warehouse.runs import current_sql, list_runs, load_run, standing_sql
-from macro_pipeline_tests.conftest import demo_with_strategies
+from macro_pipeline_tests.conftest import cli_runner, demo_with_strategies
 
 
 def months(first: str, last: str) -> list[str]:
@@ -32,14 +31,7 @@ def demo(databases):
 
 @pytest.fixture
 def run_cli(demo, monkeypatch, capsys, tmp_path):
-    monkeypatch.setenv(DATABASE_URL_ENV, demo.url.render_as_string(hide_password=False))
-    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = cli.main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-    return run
+    return cli_runner(demo, monkeypatch, capsys, tmp_path)
 
 
 @pytest.fixture(scope="module")

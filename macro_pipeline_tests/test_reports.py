@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from macro_pipeline import cli
 from macro_pipeline.backtests import register_strategy, run_backtest, run_months, stitched_equity
 from macro_pipeline.engine.metrics import METRIC_KEYS
 from macro_pipeline.reports import (
@@ -23,11 +22,10 @@ from macro_pipeline.reports import (
     write_strategy_report,
 )
 from macro_pipeline.reports.data import load_run_subject, load_strategy_subject, resolve_subject
-from macro_pipeline.settings import DATABASE_URL_ENV, HOME_ENV
 from macro_pipeline.strategies.base import StrategyConfig
 from macro_pipeline.warehouse.pit import PointInTimeReader
 from macro_pipeline.warehouse.runs import load_run
-from macro_pipeline_tests.conftest import demo_with_strategies
+from macro_pipeline_tests.conftest import cli_runner, demo_with_strategies
 
 RUN_SECTIONS = {"summary", "equity", "monthly-returns", "rolling", "exposure", "turnover", "stress", "tearsheet",
                 "metrics", "trades", "costs", "lineage"}
@@ -137,14 +135,7 @@ def runs(demo):
 
 @pytest.fixture
 def run_cli(demo, monkeypatch, capsys, tmp_path):
-    monkeypatch.setenv(DATABASE_URL_ENV, demo.url.render_as_string(hide_password=False))
-    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = cli.main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-    return run
+    return cli_runner(demo, monkeypatch, capsys, tmp_path)
 
 
 # --------------------------------------------------------------------------- one run

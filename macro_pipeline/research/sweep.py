@@ -64,10 +64,9 @@ SWEEP_STRATEGY_ID = "sweep"
 
 
 class SharedView(PointInTimeView):
-    """A ``PointInTimeView`` that aligns each (data, field, ids, lag) once and serves copies.
-
-    The memo lives on the view's per-vintage data object (``_Long.memo``), so an epoch with other
-    vintages has its own entries: memoising never crosses a revision."""
+    """A ``PointInTimeView`` shared by every configuration of a sweep: aligned panels are
+    memoized by the view itself (per vintage epoch), and features shared between configurations
+    are cached here per epoch (``strategies.features.shared``)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -76,13 +75,6 @@ class SharedView(PointInTimeView):
     def feature_epoch(self) -> Any:
         """The vintage epoch reads are served in now (None: real time); see ``as_known_at``."""
         return self._epoch
-
-    def _align(self, long, field, ids, lag=0):  # noqa: ANN001 - the parent's signature
-        key = ("aligned", field, tuple(ids), lag)
-        got = long.memo.get(key)
-        if got is None:
-            got = long.memo[key] = super()._align(long, field, ids, lag)
-        return got.copy()
 
 
 @dataclass(frozen=True)

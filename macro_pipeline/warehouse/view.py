@@ -295,7 +295,11 @@ class PointInTimeView:
     def _align(self, long: _Long, field: str, ids: Sequence[str], lag: int = 0) -> pd.DataFrame:
         """Decision-date x id frame: the latest observation known at a(d) (``lag`` > 0: the
         observation ``lag`` places before it, in the vintage in force at a(d)). Raises
-        ``LookAheadError`` if any value served was known after its decision time."""
+        ``LookAheadError`` if any value served was known after its decision time. Memoized on
+        the data object (one per table read and vintage epoch): callers get a copy."""
+        key = ("aligned", field, tuple(ids), lag)
+        if key in long.memo:
+            return long.memo[key].copy()
         times = self._times_ns()
         values = np.full((len(times), len(ids)), np.nan)
         known = np.full((len(times), len(ids)), np.datetime64("NaT"), dtype="datetime64[ns]")
@@ -309,7 +313,8 @@ class PointInTimeView:
             values[ok, j] = ev_value[pos[ok]]
             known[ok, j] = ev_known[pos[ok]]
         self._check(known, list(ids))
-        return pd.DataFrame(values, index=self.decision_dates, columns=list(ids))
+        long.memo[key] = pd.DataFrame(values, index=self.decision_dates, columns=list(ids))
+        return long.memo[key].copy()
 
     def _events(self, long: _Long, iid: str, field: str, lag: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(known_at, value in force from then) of one entity, in knowledge order; cached per

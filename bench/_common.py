@@ -8,14 +8,14 @@ import uuid
 from collections.abc import Iterator
 
 from macro_pipeline.settings import DATABASE_URL_ENV, load_settings, normalize_url
-from macro_pipeline.warehouse import db, migrate
+from macro_pipeline.warehouse import connection as db, migrate
 
 
 def server_url() -> str:
     url = os.environ.get(DATABASE_URL_ENV)
     if url:
         return normalize_url(url)
-    from macro_pipeline.warehouse import embedded
+    from macro_pipeline.warehouse import connection as embedded
 
     return embedded.ensure_embedded(load_settings().home).url("postgres")
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd  # noqa: E402
 from _common import scratch_database, server_url  # noqa: E402
 
-from macro_pipeline.warehouse import db  # noqa: E402
+from macro_pipeline.warehouse import connection as db  # noqa: E402
 
 
 def _load_demo_minus_last_day(engine) -> pd.DataFrame:

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import scratch_database  # noqa: E402
 
 from macro_pipeline.settings import DATABASE_URL_ENV  # noqa: E402
-from macro_pipeline.warehouse import db  # noqa: E402
+from macro_pipeline.warehouse import connection as db  # noqa: E402
 from macro_pipeline.warehouse.ingest import ingest  # noqa: E402
 
 FILE_VERSION = 2  # bump when make_file's output changes (invalidates the cache)

@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import scratch_database  # noqa: E402
 
-from macro_pipeline.warehouse import db  # noqa: E402
+from macro_pipeline.warehouse import connection as db  # noqa: E402
 from macro_pipeline.warehouse.pit import PointInTimeReader, copy_query  # noqa: E402
 
 

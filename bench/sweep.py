@@ -154,7 +154,7 @@ def end_to_end(t_vbt: float) -> None:
 
     from macro_pipeline.research.overfitting import pbo_cscv
     from macro_pipeline.research.sweep import SweepSpec, run_sweep
-    from macro_pipeline.warehouse import db
+    from macro_pipeline.warehouse import connection as db
     from macro_pipeline.warehouse.demo import load_demo
 
     spec = SweepSpec.build(

@@ -19,7 +19,7 @@ EXIT_BAD_INPUT = 2
 
 
 def _engine(args: argparse.Namespace):
-    from macro_pipeline.warehouse import db
+    from macro_pipeline.warehouse import connection as db
 
     return db.get_engine()
 
@@ -47,7 +47,7 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
 
 def cmd_db_status(args: argparse.Namespace) -> int:
     from macro_pipeline.settings import load_settings
-    from macro_pipeline.warehouse import db, embedded, migrate
+    from macro_pipeline.warehouse import connection as db, connection as embedded, migrate
 
     settings = load_settings()
     if settings.embedded:
@@ -71,7 +71,7 @@ def cmd_db_status(args: argparse.Namespace) -> int:
 
 def cmd_db_stop(args: argparse.Namespace) -> int:
     from macro_pipeline.settings import load_settings
-    from macro_pipeline.warehouse import embedded
+    from macro_pipeline.warehouse import connection as embedded
 
     settings = load_settings()
     if not settings.embedded:
@@ -127,7 +127,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from macro_pipeline import orchestration
     from macro_pipeline.demo import run_demo
     from macro_pipeline.settings import database_url, load_settings
-    from macro_pipeline.warehouse import db
+    from macro_pipeline.warehouse import connection as db
 
     settings = load_settings()
     result = run_demo(show_progress=not args.quiet, workers=args.workers, only=args.strategy)
@@ -193,7 +193,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from macro_pipeline import orchestration
     from macro_pipeline.settings import load_settings
-    from macro_pipeline.warehouse import db
+    from macro_pipeline.warehouse import connection as db
 
     settings = load_settings()
     env = {**os.environ, **orchestration.prepare(settings)}

@@ -55,7 +55,7 @@ def dagster_database(warehouse_database: str) -> str:
 def storage_url(settings: Settings | None = None) -> str:
     """Dagster's storage URL (its database created if missing): ``MACRO_PIPELINE_DAGSTER_STORAGE_URL``,
     else ``dagster_database(<the warehouse's database>)`` on the warehouse's server."""
-    from macro_pipeline.warehouse import db
+    from macro_pipeline.warehouse import connection as db
 
     settings = settings or load_settings()
     if settings.dagster_storage_url:

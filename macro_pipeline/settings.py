@@ -135,6 +135,6 @@ def database_url(settings: Settings | None = None) -> str:
     settings = settings or load_settings()
     if settings.database_url:
         return settings.database_url
-    from macro_pipeline.warehouse.embedded import ensure_embedded
+    from macro_pipeline.warehouse.connection import ensure_embedded
 
     return ensure_embedded(settings.home).url(EMBEDDED_DATABASE)

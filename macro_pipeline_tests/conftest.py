@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from macro_pipeline.settings import DATABASE_URL_ENV, normalize_url
-from macro_pipeline.warehouse import db, migrate
+from macro_pipeline.warehouse import connection as db, migrate
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +26,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url:
         yield normalize_url(url)
         return
-    from macro_pipeline.warehouse import embedded
+    from macro_pipeline.warehouse import connection as embedded
 
     home = tmp_path_factory.mktemp("embedded_home")
     server = embedded.ensure_embedded(home)

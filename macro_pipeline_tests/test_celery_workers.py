@@ -30,7 +30,7 @@ from macro_pipeline.settings import (
     EXECUTOR_ENV,
     HOME_ENV,
 )
-from macro_pipeline.warehouse import db
+from macro_pipeline.warehouse import connection as db
 from macro_pipeline_tests.conftest import REPO, demo_with_strategies
 
 pytestmark = pytest.mark.slow

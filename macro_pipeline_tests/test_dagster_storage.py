@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from macro_pipeline import orchestration
 from macro_pipeline.settings import DATABASE_URL_ENV, HOME_ENV, load_settings
-from macro_pipeline.warehouse import db
+from macro_pipeline.warehouse import connection as db
 
 
 def test_two_warehouses_on_one_server_get_two_dagster_storages(databases, tmp_path):

@@ -56,7 +56,7 @@ from macro_pipeline.defs import defs
 from macro_pipeline.defs.automation import RANGE_END_TAG, RANGE_START_TAG, point_in_time_sensor
 from macro_pipeline.defs.resources import WarehouseResource
 from macro_pipeline.planning import history_rerun, months_between
-from macro_pipeline.warehouse import db
+from macro_pipeline.warehouse import connection as db
 from macro_pipeline_tests import oracle_world as world
 from macro_pipeline_tests.conftest import postgres_instance
 

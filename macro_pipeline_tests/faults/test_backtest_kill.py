@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from macro_pipeline.warehouse import db
+from macro_pipeline.warehouse import connection as db
 from macro_pipeline.warehouse.runs import RUN_LOCK
 from macro_pipeline_tests.conftest import demo_with_strategies, table_state
 from macro_pipeline_tests.faults.common import (

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from macro_pipeline.warehouse import db
+from macro_pipeline.warehouse import connection as db
 from macro_pipeline.warehouse.pit import INGEST_LOCK
 from macro_pipeline_tests.conftest import table_state
 from macro_pipeline_tests.faults.common import (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from macro_pipeline.warehouse import db
+from macro_pipeline.warehouse import connection as db
 from macro_pipeline_tests.conftest import table_state
 from macro_pipeline_tests.faults.common import (
     big_prices_csv,

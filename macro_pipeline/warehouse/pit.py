@@ -28,17 +28,10 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
 from macro_pipeline.warehouse.errors import LookAheadError
+from macro_pipeline.warehouse.tables import BY_SOURCE
 
 DateLike = str | date | datetime | pd.Timestamp
 
-_TABLES = {
-    # name: (table, entity column, valid column, value columns, valid is a timestamp)
-    "prices": ("prices", "instrument_id", "obs_date", ("open", "high", "low", "close", "volume"), False),
-    "macro": ("macro_observations", "series_id", "obs_date", ("value",), False),
-    "funding": ("funding_rates", "instrument_id", "ts", ("rate", "interval_hours"), True),
-    "corporate_actions": ("corporate_actions", "instrument_id", "ex_date", ("action", "value"), False),
-    "signals": ("external_signals", "instrument_id", "obs_date", ("signal_name", "value"), False),
-}
 
 
 def utc(ts: DateLike) -> pd.Timestamp:
@@ -132,10 +125,10 @@ class PointInTimeReader:
         extra_where: str = "",
         extra_params: dict | None = None,
     ) -> pd.DataFrame:
-        table, entity, valid, values, ts_valid = _TABLES[name]
+        fact = BY_SOURCE[name]
+        table, entity, valid, ts_valid = fact.table, fact.entity, fact.valid, fact.timestamp_valid
         self._guard(name, ids, end, ts_valid)
-        keys = [entity, valid] + (["action"] if name == "corporate_actions" else [])
-        keys = (["signal_name"] if name == "signals" else []) + keys
+        keys = list(fact.keys)
         where = ["known_at <= %(a)s", "recorded_at <= %(sys)s"]
         params: dict = {"a": self.decision_time.to_pydatetime(), "sys": self.system_as_of.to_pydatetime()}
         if ids is not None:
@@ -150,7 +143,7 @@ class PointInTimeReader:
         if extra_where:
             where.append(extra_where)
             params.update(extra_params or {})
-        cols = list(dict.fromkeys(keys + [v for v in values] + ["known_at", "recorded_at"]))
+        cols = list(dict.fromkeys(keys + list(fact.read_values) + ["known_at", "recorded_at"]))
         sql = (
             f"SELECT DISTINCT ON ({', '.join(keys)}) {', '.join(cols)} FROM {table} "
             f"WHERE {' AND '.join(where)} "
@@ -177,7 +170,7 @@ class PointInTimeReader:
     def price_panel(self, instruments: Sequence[str] | None = None, start: DateLike | None = None,
                     end: DateLike | None = None, field: str = "close") -> pd.DataFrame:
         """Wide frame: obs_date (index) x instrument (columns) of ``field``; NaN where unknown."""
-        if field not in _TABLES["prices"][3]:
+        if field not in BY_SOURCE["prices"].values:
             raise ValueError(f"unknown price field {field!r}")
         long = self.prices(instruments, start, end)
         panel = long.pivot(index="obs_date", columns="instrument_id", values=field).astype("float64")
@@ -250,7 +243,7 @@ class PointInTimeReader:
         out: dict[str, str | None] = {}
         with self.engine.connect() as conn:
             for name in tables:
-                table = "universe_membership" if name == "universe" else _TABLES[name][0]
+                table = BY_SOURCE[name].table
                 value = conn.execute(
                     sa.text(f"SELECT max(recorded_at) FROM {table} WHERE recorded_at <= :sys AND known_at <= :a"),
                     {"sys": self.system_as_of.to_pydatetime(), "a": self.decision_time.to_pydatetime()},

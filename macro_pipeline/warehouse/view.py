@@ -24,18 +24,20 @@ known at ``a(d)`` in the vintage then in force, i.e. its first print when it is 
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from macro_pipeline.engine.calendar import calendar_sessions
 from macro_pipeline.warehouse.errors import LookAheadError
-from macro_pipeline.warehouse.pit import DateLike, PointInTimeReader, utc
+from macro_pipeline.warehouse.pit import DateLike, PointInTimeReader, copy_query, utc
 from macro_pipeline.warehouse.release import ALWAYS_OPEN, session_closes
+from macro_pipeline.warehouse.tables import BY_SOURCE
 
 
 def decision_times(sessions: pd.DatetimeIndex, calendar: str = "XNYS") -> pd.Series:
@@ -200,9 +202,8 @@ class PointInTimeView:
         """Every vintage known by the end decision time (not only the latest): alignment needs them."""
         key = (name, ids, extra)
         if key not in self._cache:
-            from macro_pipeline.warehouse.pit import _TABLES, copy_query
-
-            table, entity, valid, values, _ = _TABLES[name]
+            fact = BY_SOURCE[name]
+            table, entity, valid, values = fact.table, fact.entity, fact.valid, fact.read_values
             where = ["known_at <= %(a)s", "recorded_at <= %(sys)s", f"{entity} = ANY(%(ids)s)"]
             params = {"a": self.end_reader.decision_time.to_pydatetime(),
                       "sys": self.system_as_of.to_pydatetime(), "ids": list(ids)}
@@ -417,8 +418,6 @@ class PointInTimeView:
         if self.calendar == ALWAYS_OPEN:
             prev = first - pd.Timedelta(days=1)
         else:
-            from macro_pipeline.engine.calendar import calendar_sessions
-
             sessions = calendar_sessions(self.calendar)
             pos = sessions.searchsorted(first) - 1
             prev = sessions[pos] if pos >= 0 else first - pd.Timedelta(days=1)
@@ -513,8 +512,6 @@ class PointInTimeView:
         never reaches back to decisions taken before it was known, and neither does a new one.
         Columns: every instrument of any vintage known by the last decision time.
         """
-        from macro_pipeline.warehouse.pit import copy_query
-
         if universe not in self._universes:
             sql = ("SELECT instrument_id, valid_from, valid_to, known_at, recorded_at FROM universe_membership "
                    "WHERE universe = %(u)s AND known_at <= %(a)s AND recorded_at <= %(sys)s "
@@ -619,8 +616,6 @@ def _vintage_events(rows: pd.DataFrame, valid: str, field: str) -> tuple[np.ndar
 def _vintage_events_lagged(rows: pd.DataFrame, valid: str, field: str, lag: int) -> tuple[np.ndarray, np.ndarray]:
     """Like ``_vintage_events``, but after each vintage the value of the observation ``lag``
     places before the latest known one (NaN while fewer than ``lag`` + 1 are known)."""
-    import bisect
-
     ordered = rows.sort_values(["known_at", "recorded_at"], kind="mergesort")
     obs = ordered[valid].to_numpy()
     vals = ordered[field].to_numpy(dtype="float64")
@@ -635,10 +630,6 @@ def _vintage_events_lagged(rows: pd.DataFrame, valid: str, field: str, lag: int)
         if len(known_obs) > lag:
             out_v[i] = value_of[known_obs[-1 - lag]]
     return kts, out_v
-
-
-def as_date(d: DateLike) -> date:
-    return pd.Timestamp(d).date()
 
 
 __all__ = ["PointInTimeView", "decision_times", "LookAheadError", "utc"]

@@ -33,7 +33,6 @@ from macro_pipeline.warehouse.tables import BY_SOURCE
 DateLike = str | date | datetime | pd.Timestamp
 
 
-
 def utc(ts: DateLike) -> pd.Timestamp:
     t = pd.Timestamp(ts)
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from macro_pipeline.engine.calendar import periods_per_year as calendar_periods
 from macro_pipeline.engine.metrics import METRIC_KEYS, compute_metrics
 from macro_pipeline.reports import queries
+from macro_pipeline.warehouse.finite import finite_or_none
 
 DEFAULT_BENCHMARK = "SPX"  # the S&P 500 index of the demo data
 SCALAR_METRICS: tuple[str, ...] = tuple(k for k in METRIC_KEYS if k != "monthly_returns")
@@ -234,7 +235,7 @@ def load_strategy_subject(engine: sa.Engine, strategy_id: str) -> Subject:
                                                                           "net_exposure": "net"})
     computed = compute_metrics(subject.returns, trips, calendar=subject.calendar, exposure=exposure,
                                turnover=equity["turnover"])
-    subject.metrics = {k: _finite(computed[k]) for k in SCALAR_METRICS}
+    subject.metrics = {k: finite_or_none(computed[k]) for k in SCALAR_METRICS}
     marks = sorted({pd.Timestamp(t).isoformat() for t in runs["system_as_of"]})
     subject.lineage = {
         "strategy id": strategy_id,
@@ -276,14 +277,6 @@ def _chain_notes(subject: Subject) -> None:
         elif str(state.get("date")) != str(prev.window_end):
             subject.notes.append(f"Gap in the monthly chain: the run of {cur.window_start} continues from "
                                  f"{state.get('date')}, but the previous stored month ends {prev.window_end}.")
-
-
-def _finite(x: Any) -> float | None:
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _edge_notes(s: Subject) -> None:

@@ -15,9 +15,7 @@ same strategy, window and settings have one), and every "current" reader exclude
 
 from __future__ import annotations
 
-import io
 import json
-import math
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -26,6 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+
+from macro_pipeline.warehouse.copy import copy_frame
+from macro_pipeline.warehouse.finite import finite_or_none
 
 RUN_LOCK = 7170003
 
@@ -81,28 +82,13 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
-def _finite_or_none(x: Any) -> float | None:
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def _copy(conn: sa.Connection, table: str, frame: pd.DataFrame) -> None:
-    if frame.empty:
-        return
-    buf = io.StringIO()
-    out = frame.copy()
-    for c in out.columns:
-        if pd.api.types.is_float_dtype(out[c]):
-            out[c] = [None if not math.isfinite(v) else repr(float(v)) for v in out[c]]
-    # NULL is spelled \N, so an empty string (a portfolio-level fill row has instrument '') stays
-    # an empty string: in CSV's default, an unquoted empty field would be NULL
-    out.to_csv(buf, index=False, header=False, na_rep="\\N")
-    buf.seek(0)
+    """COPY a run's rows in the caller's transaction; a non-finite float (NaN, +-inf) is NULL."""
+    floats = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
+    if floats:
+        frame = frame.assign(**{c: frame[c].where(np.isfinite(frame[c])) for c in floats})
     with conn.connection.dbapi_connection.cursor() as cur:
-        cur.copy_expert(f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buf)
+        copy_frame(cur, table, frame)
 
 
 def config_hash(config: dict, start_state: dict | None) -> str:
@@ -171,8 +157,8 @@ def store_run_in(
     monthly = metrics.get("monthly_returns")
     monthly_json = None
     if isinstance(monthly, pd.DataFrame):
-        monthly_json = {str(y): {str(m): _finite_or_none(v) for m, v in row.items()} for y, row in monthly.iterrows()}
-    scalars = {k: _finite_or_none(v) for k, v in metrics.items() if k != "monthly_returns"}
+        monthly_json = {str(y): {str(m): finite_or_none(v) for m, v in row.items()} for y, row in monthly.iterrows()}
+    scalars = {k: finite_or_none(v) for k, v in metrics.items() if k != "monthly_returns"}
     chash = config_hash(config, start_state)
     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k, hashtext(:s))"), {"k": RUN_LOCK, "s": strategy_id})
     if continues is not None:

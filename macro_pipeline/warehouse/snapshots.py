@@ -10,7 +10,6 @@ a no-op.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import dataclass, field
 from datetime import date
@@ -18,6 +17,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+
+from macro_pipeline.warehouse.copy import copy_frame
 
 
 @dataclass(frozen=True)
@@ -82,14 +83,9 @@ def write_snapshot_in(conn: sa.Connection, s: SignalSnapshot) -> tuple[str, bool
          "wm": json.dumps(s.input_watermarks, sort_keys=True), "cv": s.code_version, "n": len(long)},
     ).rowcount
     if inserted:
-        buf = io.StringIO()
-        out = long.assign(snapshot_id=sid, decision_date=pd.DatetimeIndex(long["decision_date"]).strftime("%Y-%m-%d"))
-        # repr(float) round-trips exactly through PostgreSQL's float8 input
-        out["weight"] = [repr(float(x)) for x in out["weight"]]
-        out[["snapshot_id", "decision_date", "instrument_id", "weight"]].to_csv(buf, index=False, header=False)
-        buf.seek(0)
-        with conn.connection.dbapi_connection.cursor() as cur:
-            cur.copy_expert("COPY signals (snapshot_id, decision_date, instrument_id, weight) FROM STDIN WITH (FORMAT csv)", buf)
+        rows = long.assign(snapshot_id=sid, instrument_id=long["instrument_id"].astype(str))
+        with conn.connection.dbapi_connection.cursor() as cur:  # weights travel as their exact bits
+            copy_frame(cur, "signals", rows[["snapshot_id", "decision_date", "instrument_id", "weight"]])
     return sid, bool(inserted)
 
 

@@ -9,7 +9,6 @@ walk-forward rows, all or nothing. An id already stored is not rewritten: the ca
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,14 +18,11 @@ import pandas as pd
 import sqlalchemy as sa
 from psycopg2.extras import execute_values
 
+from macro_pipeline.warehouse.finite import finite_or_none
+
 SWEEP_LOCK = 7170016
 CONFIG_METRICS = ("sharpe", "cagr", "annual_volatility", "sortino", "max_drawdown", "calmar",
                   "total_return")  # fmt: skip
-
-
-def _num(v: Any) -> float | None:
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 def _json(value: Any) -> str:
@@ -36,14 +32,14 @@ def _json(value: Any) -> str:
         if isinstance(v, np.integer):
             return int(v)
         if isinstance(v, np.floating):
-            return _num(v)
+            return finite_or_none(v)
         if hasattr(v, "isoformat"):
             return v.isoformat()
         raise TypeError(f"not JSON serialisable: {type(v).__name__}")
 
     def clean(v: Any) -> Any:
         if isinstance(v, float):
-            return _num(v)
+            return finite_or_none(v)
         if isinstance(v, dict):
             return {k: clean(x) for k, x in v.items()}
         if isinstance(v, (list, tuple)):
@@ -105,7 +101,7 @@ def store_sweep(
         execute_values(cur, "INSERT INTO sweep_configs (sweep_id, config_idx, params, params_hash, label, "
                             f"{', '.join(CONFIG_METRICS)}) VALUES %s",
                        [(sid, k, _json(c["params"]), c["params_hash"], c["label"],
-                         *(_num(c[m]) for m in CONFIG_METRICS)) for k, c in enumerate(configs)],
+                         *(finite_or_none(c[m]) for m in CONFIG_METRICS)) for k, c in enumerate(configs)],
                        template="(%s, %s, CAST(%s AS jsonb), %s, %s" + ", %s" * len(CONFIG_METRICS) + ")")
         r = np.asarray(returns, dtype=np.float64)
         for a in range(0, r.shape[1], 100):  # ~6.6 MB a statement
@@ -115,8 +111,8 @@ def store_sweep(
             execute_values(cur, "INSERT INTO sweep_folds (sweep_id, fold, train_start, train_end, test_start, "
                                 "test_end, chosen_config, is_metric, oos_metric) VALUES %s",
                            [(sid, f["fold"], f["train_start"], f["train_end"], f["test_start"], f["test_end"],
-                             int(f["chosen_config"]), [_num(x) for x in f["is_metric"]],
-                             [_num(x) for x in f["oos_metric"]]) for f in folds],
+                             int(f["chosen_config"]), [finite_or_none(x) for x in f["is_metric"]],
+                             [finite_or_none(x) for x in f["oos_metric"]]) for f in folds],
                            template="(%s, %s, %s, %s, %s, %s, %s, %s::float8[], %s::float8[])")
         if walk_forward is not None:
             conn.execute(sa.text(

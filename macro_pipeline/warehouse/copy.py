@@ -1,6 +1,12 @@
-"""PostgreSQL binary COPY encoding from numpy columns, without a Python loop over rows.
+"""Room: warehouse/copy. The one COPY writer: a frame into a table, in PostgreSQL's binary format,
+encoded from numpy columns without a Python loop over rows.
 
-Why: text COPY makes Python format every timestamp and float as text (slow: pyarrow's CSV
+``copy_frame(cursor, table, frame)`` is what every bulk write uses (ingest staging, backtest
+results, signal snapshots, calendar sessions). Each column is encoded as the type its column has
+in the table (read from the catalog): ``double precision``, ``integer``, ``bigint``, ``date``,
+``timestamptz`` or ``text``. NaN, NaT and None are NULL; an empty string stays an empty string.
+
+Why binary: text COPY makes Python format every timestamp and float as text (slow: pyarrow's CSV
 writer needs ~1.4 s per million timestamps) and then makes the server parse it back. The binary
 format carries the values as they are in memory, only byte-swapped.
 
@@ -19,7 +25,12 @@ the rows of a ``COPY`` form a set, so only their order in the table's heap chang
 
     with cursor as cur:
         cur.copy_expert("COPY t (a, b) FROM STDIN WITH (FORMAT binary)",
-                        pgcopy.Reader(pgcopy.encode([pgcopy.text(ids), pgcopy.float8(x)])))
+                        copy.Reader(copy.encode([copy.text(ids), copy.float8(x)])))
+
+Measured (``bench/ingest.py`` and a run's rows): the binary writer was kept over the three CSV
+writers it replaces because it skips formatting every float and date as text in Python and
+parsing it back in the server; floats travel as their exact bits (the CSV writers needed
+``repr`` for that).
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ TRAILER = np.array([-1], dtype=">i2").tobytes()
 PG_EPOCH_DAYS = 10_957  # 2000-01-01 in days since 1970-01-01
 PG_EPOCH_US = PG_EPOCH_DAYS * 86_400 * 1_000_000
 CHUNK_ROWS = 262_144  # rows encoded per piece (~25 MB for a price row): memory stays bounded
+COPY_READ_BYTES = 1 << 20  # bytes the driver takes per read of the COPY stream
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,14 @@ def int8(values, nulls: np.ndarray | None = None) -> Column:
     return Column(np.asarray(values, dtype="int64"), _nulls(nulls), np.dtype(">i8"))
 
 
+def int4(values, nulls: np.ndarray | None = None) -> Column:
+    """32-bit integers (PostgreSQL ``integer``); a value out of its range is an error, not wrapped."""
+    values = np.asarray(values, dtype="int64")
+    if values.size and (values.min() < -(2**31) or values.max() >= 2**31):
+        raise ValueError("value out of range for a 32-bit integer column")
+    return Column(values, _nulls(nulls), np.dtype(">i4"))
+
+
 def _datetime64(values, unit: str) -> np.ndarray:
     """Naive UTC ``datetime64[unit]`` (tz-aware input converted to UTC, naive taken as UTC)."""
     if isinstance(values, (pd.Series, pd.Index)):
@@ -89,7 +109,12 @@ def _datetime64(values, unit: str) -> np.ndarray:
 
 
 def date(values) -> Column:
-    """Dates (any datetime64 / pandas datetimes; the time of day is dropped); NaT is NULL."""
+    """Dates (any datetime64 / pandas datetimes; the time of day is dropped); NaT is NULL.
+
+    A zoned value's date is the one on its own wall clock (as ``strftime("%Y-%m-%d")`` writes it),
+    not its UTC date: a date column holds calendar dates, not instants."""
+    if isinstance(values, (pd.Series, pd.Index)) and getattr(values.dtype, "tz", None) is not None:
+        values = values.dt.tz_localize(None) if isinstance(values, pd.Series) else values.tz_localize(None)
     days = _datetime64(values, "D")
     return Column(days.view("int64") - PG_EPOCH_DAYS, _nulls(np.isnat(days)), np.dtype(">i4"))
 
@@ -217,3 +242,59 @@ class Reader:
         out = bytes(self._buf[:size])
         self._buf = self._buf[size:]
         return out
+
+
+def _float8_or_null(values: pd.Series) -> Column:
+    values = np.asarray(values, dtype="float64")
+    return float8(values, nulls=np.isnan(values))
+
+
+def _integers(encode: Callable[..., Column]) -> Callable[[pd.Series], Column]:
+    def column(values: pd.Series) -> Column:
+        nulls = pd.isna(values).to_numpy(dtype=bool)
+        filled = values.where(~nulls, 0) if nulls.any() else values
+        return encode(filled.to_numpy(dtype="int64"), nulls=nulls)
+
+    return column
+
+
+# the encoder of each PostgreSQL type (``format_type`` name) the warehouse's tables use
+ENCODERS: dict[str, Callable[[pd.Series], Column]] = {
+    "double precision": _float8_or_null,
+    "integer": _integers(int4),
+    "bigint": _integers(int8),
+    "date": date,
+    "timestamp with time zone": timestamptz,
+    "text": text,
+}
+
+
+def column_types(cursor, table: str) -> dict[str, str]:
+    """Column name -> type (``format_type``) of ``table`` (a name the cursor's search path finds)."""
+    cursor.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                   "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped", (table,))
+    return dict(cursor.fetchall())
+
+
+def copy_frame(cursor, table: str, frame: pd.DataFrame, *, freeze: bool = False) -> None:
+    """COPY ``frame`` into ``table`` (its columns by name) in the binary format, on a DBAPI cursor.
+
+    Each column is encoded as its column's type in the table; NaN, NaT and None are NULL. The
+    stream is encoded piece by piece as the driver reads it, so the server stores one piece
+    while Python encodes the next. ``freeze``: ``COPY ... FREEZE``, for a table created or
+    truncated in the current transaction (rows stored frozen: reading them back does not set
+    hint bits, which would dirty and rewrite every page). An empty frame writes nothing.
+    """
+    if frame.empty:
+        return
+    types = column_types(cursor, table)
+    missing = [c for c in frame.columns if c not in types]
+    if missing:
+        raise ValueError(f"{table} has no column(s) {missing}")
+    unknown = sorted({types[c] for c in frame.columns} - set(ENCODERS))
+    if unknown:
+        raise ValueError(f"no binary COPY encoder for type(s) {unknown} of {table}")
+    columns = [ENCODERS[types[c]](frame[c]) for c in frame.columns]
+    options = "FORMAT binary, FREEZE" if freeze else "FORMAT binary"
+    cursor.copy_expert(f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN WITH ({options})",
+                       Reader(encode(columns)), size=COPY_READ_BYTES)

@@ -223,7 +223,7 @@ def decision_calendar(calendar: str) -> tuple[np.ndarray, np.ndarray]:
     ``decision_times`` the point-in-time view uses (exchange closes, early closes included;
     24/7: 00:00 UTC of the next day)."""
     if calendar not in _DECISIONS:
-        from macro_pipeline.warehouse.release import ALWAYS_OPEN
+        from macro_pipeline.warehouse.calendars import ALWAYS_OPEN
         from macro_pipeline.warehouse.view import closes_ns, decision_times
 
         if calendar == ALWAYS_OPEN:

@@ -34,9 +34,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from macro_pipeline.engine.calendar import calendar_sessions
+from macro_pipeline.warehouse.calendars import ALWAYS_OPEN, session_closes
 from macro_pipeline.warehouse.errors import LookAheadError
 from macro_pipeline.warehouse.pit import DateLike, PointInTimeReader, copy_query, utc
-from macro_pipeline.warehouse.release import ALWAYS_OPEN, session_closes
 from macro_pipeline.warehouse.tables import BY_SOURCE
 
 

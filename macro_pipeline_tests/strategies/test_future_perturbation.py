@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from macro_pipeline.strategies import build, load_builtin_configs
 from macro_pipeline.warehouse.ingest import ingest
-from macro_pipeline.warehouse.release import session_closes
+from macro_pipeline.warehouse.calendars import session_closes
 from macro_pipeline.warehouse.view import PointInTimeView
 
 UTC = "UTC"

@@ -1,4 +1,5 @@
-"""Default knowledge-time (``known_at``) rules for rows whose source carries no release time.
+"""Room: warehouse/ingest/release. Default knowledge-time (``known_at``) rules for rows whose
+source carries no release time.
 
 Each instrument names its rule (``instruments.release_rule``); a file that has a ``known_at``
 column always wins over the rule. The rules, all configurable through ``ReleaseModel``:
@@ -28,10 +29,12 @@ from datetime import time
 import numpy as np
 import pandas as pd
 
+from macro_pipeline.engine.calendar import exchange_calendar
+from macro_pipeline.warehouse.calendars import ALWAYS_OPEN, session_close
+
 RULES = ("close", "quarterly_30d", "settlement", "same_day")
 # rules an instrument may name (funding rows always use "settlement")
 INSTRUMENT_RULES = ("close", "quarterly_30d", "same_day")
-ALWAYS_OPEN = "24/7"
 
 
 @dataclass(frozen=True)
@@ -45,48 +48,13 @@ class ReleaseModel:
 DEFAULT_MODEL = ReleaseModel()
 
 
-def _calendar(name: str):
-    """The engine's cached calendar (one source of sessions for release rules, decisions and the
-    simulation): 1970, or the calendar's own first session when later (XTKS: 1997), to 15 years
-    ahead. A calendar of its own here started in 1985 (XTKS could not be built) and ended a year
-    ahead (a 2030 session was a session to the engine, not to the decision times)."""
-    from macro_pipeline.engine.calendar import exchange_calendar
-
-    return exchange_calendar(name)
-
-
-def session_closes(calendar: str) -> pd.Series:
-    """Session date (tz-naive) -> close (UTC) for an exchange calendar, early closes included."""
-    cal = _calendar(calendar)
-    closes = cal.closes
-    out = pd.Series(closes.to_numpy(), index=pd.DatetimeIndex(closes.index).tz_localize(None))
-    return out.dt.tz_convert("UTC") if out.dt.tz is not None else out.dt.tz_localize("UTC")
-
-
-def session_close(obs_dates: pd.Series, calendar: str) -> pd.Series:
-    """The close (UTC) of each date's session on ``calendar``, NaT where the date is no session.
-
-    Exchange calendars: the real close, early closes included. ``24/7``: every day is a session,
-    closing at the end of the UTC day (00:00 UTC of the next day).
-    """
-    dates = pd.to_datetime(obs_dates).dt.normalize()
-    if calendar == ALWAYS_OPEN:
-        return (dates + pd.Timedelta(days=1)).dt.tz_localize("UTC")
-    closes = session_closes(calendar)
-    # tz-aware UTC from the start: when no date is a session the reindexed values are all NaT
-    # and carry no time zone (pandas 3 refuses astype from naive to aware)
-    found = pd.DatetimeIndex(closes.reindex(dates.to_numpy()).to_numpy())
-    found = found.tz_localize("UTC") if found.tz is None else found.tz_convert("UTC")
-    return pd.Series(found.as_unit("ns"), index=dates.index)
-
-
 def close_known_at(obs_dates: pd.Series, calendar: str, model: ReleaseModel = DEFAULT_MODEL) -> pd.Series:
     """``known_at`` under the ``close`` rule for each date (vectorized)."""
     dates = pd.to_datetime(obs_dates).dt.normalize()
     known = session_close(dates, calendar)
     if calendar == ALWAYS_OPEN:
         return known
-    cal = _calendar(calendar)
+    cal = exchange_calendar(calendar)
     missing = known.isna().to_numpy()
     if missing.any():
         local = dates[missing] + pd.Timedelta(
@@ -203,32 +171,3 @@ def _evaluate(rule: str, calendar: str, when: np.ndarray, model: ReleaseModel) -
     if rule == "same_day":
         return _per_day(when, same_day_known_at)
     raise ValueError(f"unknown release rule {rule!r}; known rules: {RULES}")
-
-
-def apply_rules(
-    dates: pd.Series,
-    rules: pd.Series,
-    calendars: pd.Series,
-    model: ReleaseModel = DEFAULT_MODEL,
-) -> pd.Series:
-    """known_at per row given each row's rule and calendar (row-aligned Series).
-
-    Convenience over ``known_at_by_group``: the (rule, calendar) pairs are factorized to groups.
-    """
-    rule_codes, rule_names = pd.factorize(rules.astype(str))
-    cal_codes, cal_names = pd.factorize(calendars.astype(str))
-    codes, pairs = pd.factorize(rule_codes * len(cal_names) + cal_codes)
-    known = known_at_by_group(dates, codes, rule_names[pairs // len(cal_names)], cal_names[pairs % len(cal_names)], model)
-    return pd.Series(known, index=dates.index).dt.tz_localize("UTC")
-
-
-def as_utc(values: pd.Series) -> pd.Series:
-    """Timestamps to UTC; naive values are taken as UTC."""
-    ts = pd.to_datetime(values, utc=False)
-    if getattr(ts.dt, "tz", None) is None:
-        return ts.dt.tz_localize("UTC")
-    return ts.dt.tz_convert("UTC")
-
-
-__all__ = ["ReleaseModel", "DEFAULT_MODEL", "RULES", "apply_rules", "known_at_by_group", "session_close",
-           "session_close_by_group", "session_closes", "as_utc"]

@@ -8,7 +8,8 @@ import uuid
 from collections.abc import Iterator
 
 from macro_pipeline.settings import DATABASE_URL_ENV, load_settings, normalize_url
-from macro_pipeline.warehouse import connection as db, migrate
+from macro_pipeline.warehouse import connection as db
+from macro_pipeline.warehouse import migrate
 
 
 def server_url() -> str:

@@ -38,7 +38,8 @@ from macro_pipeline.settings import (  # noqa: E402
     EXECUTOR_ENV,
     HOME_ENV,
 )
-from macro_pipeline.warehouse import connection as db, migrate  # noqa: E402
+from macro_pipeline.warehouse import connection as db  # noqa: E402
+from macro_pipeline.warehouse import migrate
 
 REPO = Path(__file__).resolve().parents[1]
 BROKER, BACKEND = "pyamqp://guest@127.0.0.1:5672//", "redis://127.0.0.1:6379/0"

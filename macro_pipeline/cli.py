@@ -47,7 +47,9 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
 
 def cmd_db_status(args: argparse.Namespace) -> int:
     from macro_pipeline.settings import load_settings
-    from macro_pipeline.warehouse import connection as db, connection as embedded, migrate
+    from macro_pipeline.warehouse import connection as db
+    from macro_pipeline.warehouse import connection as embedded
+    from macro_pipeline.warehouse import migrate
 
     settings = load_settings()
     if settings.embedded:

@@ -125,7 +125,8 @@ def run_demo(show_progress: bool = True, say: Callable[[str], None] = print, wor
     from macro_pipeline.defs.automation import TRIGGER_TAG
     from macro_pipeline.defs.partitions import STRATEGY_DIMENSION
     from macro_pipeline.planning import nightly_reruns, registered
-    from macro_pipeline.warehouse import connection as db, migrate
+    from macro_pipeline.warehouse import connection as db
+    from macro_pipeline.warehouse import migrate
 
     quiet_warnings()
     out = DemoResult(pd.DataFrame())

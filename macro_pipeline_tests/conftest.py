@@ -17,7 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from macro_pipeline.settings import DATABASE_URL_ENV, normalize_url
-from macro_pipeline.warehouse import connection as db, migrate
+from macro_pipeline.warehouse import connection as db
+from macro_pipeline.warehouse import migrate
 
 
 @pytest.fixture(scope="session")

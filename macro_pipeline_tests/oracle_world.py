@@ -16,8 +16,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from macro_pipeline.strategies.base import StrategyConfig
-from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline.warehouse.calendars import session_closes
+from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline.warehouse.view import decision_times
 
 FIRST, LAST = "2019-01-01", "2020-02-29"

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import dagster as dg
 import sqlalchemy as sa
 
-from macro_pipeline.warehouse import connection as db, migrate
+from macro_pipeline.warehouse import connection as db
+from macro_pipeline.warehouse import migrate
 
 # A lost connection, a server restart or a failover is worth retrying; a constraint violation, a
 # validation error or a look-ahead is not (retrying would fail the same way).

@@ -20,9 +20,9 @@ import pytest
 import sqlalchemy as sa
 
 from macro_pipeline.strategies import build, load_builtin_configs
+from macro_pipeline.warehouse.calendars import session_closes
 from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline.warehouse.pit import current_watermark
-from macro_pipeline.warehouse.calendars import session_closes
 from macro_pipeline.warehouse.view import PointInTimeView
 from macro_pipeline_tests.conftest import demo_with_strategies
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline.warehouse.calendars import session_closes
+from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline.warehouse.view import PointInTimeView, decision_times
 
 START = "2021-03-01"  # 15 XNYS sessions without a holiday follow

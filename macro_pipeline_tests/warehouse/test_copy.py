@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from macro_pipeline.warehouse import pgcopy
+from macro_pipeline.warehouse import copy as pgcopy
 
 UTC = dt.UTC
 TEXT = ["AAA", None, "émoji 🚀", "", "AAA", "x" * 40, "日本", None]

@@ -8,12 +8,11 @@ import pytest
 
 from macro_pipeline import cli
 from macro_pipeline.settings import DATABASE_URL_ENV
-from macro_pipeline.warehouse import ingest as ingest_module
 from macro_pipeline.warehouse.errors import IngestValidationError
-from macro_pipeline.warehouse.ingest import ingest
+from macro_pipeline.warehouse.ingest import ingest, release, stage
 from macro_pipeline.warehouse.pit import PointInTimeReader
 from macro_pipeline_tests.conftest import table_state
-from macro_pipeline_tests.test_ingest import write
+from macro_pipeline_tests.warehouse.test_ingest import write
 
 INSTRUMENTS = pd.DataFrame({
     "instrument_id": ["AAA", "GDP", "PERP"],
@@ -82,7 +81,7 @@ def test_correction_keeps_the_original_known_at_and_is_recorded_after_it(wh, tmp
 
 def test_same_change_with_known_at_is_a_revision_known_from_then_on(wh, tmp_path):
     ingest(wh, "macro", write(tmp_path, "m.csv", MACRO_CSV))
-    stored = ingest_module.release.quarterly_known_at(pd.Series(pd.to_datetime(
+    stored = release.quarterly_known_at(pd.Series(pd.to_datetime(
         ["2019-03-31", "2019-06-30", "2019-09-30", "2019-12-31"])))
     revised_at = pd.Timestamp("2019-08-29 12:30", tz="UTC")
     frame = pd.read_csv(write(tmp_path, "m2.csv", CHANGED_CSV)).assign(known_at=stored.to_numpy())
@@ -111,7 +110,7 @@ def test_many_rewrites_show_the_first_ten_and_a_count_across_chunks(wh, tmp_path
     frame = pd.DataFrame({"series_id": "GDP", "obs_date": dates.strftime("%Y-%m-%d"), "value": range(16)})
     ingest(wh, "macro", frame.astype({"value": float}))
     before = table_state(wh)
-    monkeypatch.setattr(ingest_module, "STAGE_CHUNK_ROWS", 1)
+    monkeypatch.setattr(stage, "STAGE_CHUNK_ROWS", 1)
     changed = frame.assign(value=[0.0] + [v + 0.5 for v in range(1, 16)])
     with pytest.raises(IngestValidationError) as err:
         ingest(wh, "macro", changed)

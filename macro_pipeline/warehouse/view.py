@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from macro_pipeline.engine.calendar import calendar_sessions
+from macro_pipeline.engine.calendar import previous_session_ns
 from macro_pipeline.warehouse.calendars import ALWAYS_OPEN, session_closes
 from macro_pipeline.warehouse.errors import LookAheadError
 from macro_pipeline.warehouse.pit import DateLike, PointInTimeReader, copy_query, utc
@@ -415,12 +415,8 @@ class PointInTimeView:
     def _previous_decision_ns(self) -> np.datetime64:
         """Decision time of the session before the first decision date (closes the first bar)."""
         first = self.decision_dates[0]
-        if self.calendar == ALWAYS_OPEN:
-            prev = first - pd.Timedelta(days=1)
-        else:
-            sessions = calendar_sessions(self.calendar)
-            pos = sessions.searchsorted(first) - 1
-            prev = sessions[pos] if pos >= 0 else first - pd.Timedelta(days=1)
+        prev_ns = None if self.calendar == ALWAYS_OPEN else previous_session_ns(self.calendar, first.as_unit("ns").value)
+        prev = first - pd.Timedelta(days=1) if prev_ns is None else pd.Timestamp(prev_ns)
         return decision_times(pd.DatetimeIndex([prev]), self.calendar).dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")[0]
 
     def settlements(self, instruments: Sequence[str]) -> pd.DataFrame:
@@ -632,4 +628,4 @@ def _vintage_events_lagged(rows: pd.DataFrame, valid: str, field: str, lag: int)
     return kts, out_v
 
 
-__all__ = ["PointInTimeView", "decision_times", "LookAheadError", "utc"]
+__all__ = ["PointInTimeView", "closes_ns", "decision_times", "LookAheadError", "utc"]

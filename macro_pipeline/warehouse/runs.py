@@ -15,6 +15,7 @@ same strategy, window and settings have one), and every "current" reader exclude
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -93,8 +94,6 @@ def _copy(conn: sa.Connection, table: str, frame: pd.DataFrame) -> None:
 
 def config_hash(config: dict, start_state: dict | None) -> str:
     """Identifies a run's settings: the whole engine config and the state it continued from."""
-    import hashlib
-
     body = json.dumps({"config": config, "start_state": start_state}, default=_json_default, sort_keys=True)
     return hashlib.sha256(body.encode()).hexdigest()
 

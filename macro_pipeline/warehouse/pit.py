@@ -42,7 +42,7 @@ def _date(d: DateLike | None) -> date | None:
     return None if d is None else pd.Timestamp(d).date()
 
 
-INGEST_LOCK = 7170002  # the advisory lock every ingest holds (warehouse/ingest.py)
+INGEST_LOCK = 7170002  # the advisory lock every ingest holds (warehouse/ingest/store.py)
 
 
 def current_watermark(engine: sa.Engine) -> pd.Timestamp:

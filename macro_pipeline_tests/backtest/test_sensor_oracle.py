@@ -53,7 +53,7 @@ from macro_pipeline.defs.automation import RANGE_END_TAG, RANGE_START_TAG, point
 from macro_pipeline.defs.resources import WarehouseResource
 from macro_pipeline.warehouse import db
 from macro_pipeline.warehouse.strategies import register_strategy
-from macro_pipeline_tests import oracle_world as world
+from macro_pipeline_tests.backtest import oracle_world as world
 from macro_pipeline_tests.conftest import postgres_instance
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

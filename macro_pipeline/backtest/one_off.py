@@ -89,6 +89,8 @@ def sessions(calendar: str, start: DateLike, end: DateLike) -> pd.DatetimeIndex:
 
 
 def strategy_origin(engine: sa.Engine, cfg, end: DateLike, system_as_of: pd.Timestamp) -> pd.Timestamp:
+    """The first day the strategy's universe has a member, as known at the decision time of the
+    last session up to ``end`` and recorded by ``system_as_of`` (``NoDataYet`` while none is)."""
     end_sessions = sessions(cfg.calendar, "1985-01-01", end)
     if len(end_sessions) == 0:
         raise ValueError(f"window ends {pd.Timestamp(end).date()}, before the data and the {cfg.calendar} "

@@ -38,8 +38,7 @@ from macro_pipeline.warehouse import connection as db  # noqa: E402
 
 def _load_demo_minus_last_day(engine) -> pd.DataFrame:
     """Ingest the demo data without each instrument's last price row; return those rows."""
-    from macro_pipeline.demo_data import load_demo_frames
-    from macro_pipeline.warehouse.demo import ORDER
+    from macro_pipeline.demo.load import ORDER, load_demo_frames
     from macro_pipeline.warehouse.ingest import ingest
 
     frames = load_demo_frames()
@@ -54,15 +53,16 @@ def _load_demo_minus_last_day(engine) -> pd.DataFrame:
 
 
 def direct(url: str) -> dict[str, float]:
-    from macro_pipeline.backtests import (
+    from macro_pipeline.backtest.configs import sync_builtin_strategies
+    from macro_pipeline.backtest.months import (
         current_month_runs,
+        load_month_inputs,
         month_signals,
-        plan_months,
-        simulate_plan,
+        simulate_months,
         store_months,
-        sync_builtin_strategies,
     )
-    from macro_pipeline.planning import history_rerun, registered
+    from macro_pipeline.backtest.reruns import history_rerun
+    from macro_pipeline.warehouse.strategies import registered
 
     engine = db.get_engine(url)
     _load_demo_minus_last_day(engine)
@@ -73,9 +73,9 @@ def direct(url: str) -> dict[str, float]:
         s0 = time.perf_counter()
         month_signals(engine, sid, months)
         s1 = time.perf_counter()
-        plan = plan_months(engine, sid, months)
+        plan = load_month_inputs(engine, sid, months)
         s2 = time.perf_counter()
-        result = simulate_plan(plan)
+        result = simulate_months(plan)
         s3 = time.perf_counter()
         store_months(engine, plan, result)
         s4 = time.perf_counter()
@@ -92,14 +92,15 @@ def through_dagster(url: str, storage: str, workers: int) -> dict[str, float]:
     import dagster as dg
 
     from macro_pipeline import orchestration
-    from macro_pipeline.backtests import sync_builtin_strategies
+    from macro_pipeline.backtest.configs import sync_builtin_strategies
+    from macro_pipeline.backtest.reruns import history_rerun, months_between
     from macro_pipeline.defs import defs
     from macro_pipeline.defs.automation import RANGE_END_TAG, RANGE_START_TAG, nightly_schedule
     from macro_pipeline.defs.resources import WarehouseResource
-    from macro_pipeline.demo import QUIET_LOGS, quiet_warnings, run_backtests, run_requests
-    from macro_pipeline.planning import history_rerun, months_between, registered
+    from macro_pipeline.demo.run import QUIET_LOGS, quiet_warnings, run_backtests, run_requests
     from macro_pipeline.settings import DAGSTER_STORAGE_ENV, DATABASE_URL_ENV, HOME_ENV
     from macro_pipeline.warehouse.ingest import ingest
+    from macro_pipeline.warehouse.strategies import registered
 
     quiet_warnings()
     home = Path(tempfile.mkdtemp(prefix="mp_bench_home_"))

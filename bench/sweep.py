@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 SEED = 20240102
 COST_BPS = 7.0
 INITIAL_CAPITAL = 1_000_000.0
-DATA = Path(macro_pipeline.__file__).parent / "demo_data" / "us_equities_20_adjclose_daily.csv.gz"
+DATA = Path(macro_pipeline.__file__).parent / "demo" / "data" / "us_equities_20_adjclose_daily.csv.gz"
 
 
 def make_inputs(n_schedules: int) -> tuple[pd.DataFrame, pd.DatetimeIndex, np.ndarray]:
@@ -152,10 +152,10 @@ def main() -> None:
 def end_to_end(t_vbt: float) -> None:
     from _common import scratch_database
 
+    from macro_pipeline.demo.load import load_demo
     from macro_pipeline.research.overfitting import pbo_cscv
     from macro_pipeline.research.sweep import SweepSpec, run_sweep
     from macro_pipeline.warehouse import connection as db
-    from macro_pipeline.warehouse.demo import load_demo
 
     spec = SweepSpec.build(
         "ema_crossover", {"fast": "2..41:1", "slow": "50..290:10"}, "1990-01-01", "2022-12-31",

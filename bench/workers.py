@@ -139,8 +139,8 @@ def main() -> None:
     tags = {"dagster/asset_partition_range_start": f"{args.first}|{strategies[0]}",
             "dagster/asset_partition_range_end": f"{args.last}|{strategies[-1]}"}
 
-    from macro_pipeline.backtests import sync_builtin_strategies
-    from macro_pipeline.warehouse.demo import load_demo
+    from macro_pipeline.backtest.configs import sync_builtin_strategies
+    from macro_pipeline.demo.load import load_demo
 
     server = server_url()
     base = db.validate_database_name(f"bench_wbase_{uuid.uuid4().hex[:8]}")

@@ -109,7 +109,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_data_load(args: argparse.Namespace) -> int:
-    from macro_pipeline.warehouse.demo import load_demo
+    from macro_pipeline.demo.load import load_demo
 
     for report in load_demo(_migrated_engine(args), show_progress=not args.quiet):
         print(report.summary())
@@ -127,7 +127,7 @@ def cmd_stored(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job through Dagster: ingest, register, backtest every month, rank (see demo.py)."""
     from macro_pipeline import orchestration
-    from macro_pipeline.demo import run_demo
+    from macro_pipeline.demo.run import run_demo
     from macro_pipeline.settings import database_url, load_settings
     from macro_pipeline.warehouse import connection as db
 
@@ -222,7 +222,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def _sync_builtin(engine) -> None:
     """Register the repository's strategy configurations (idempotent; conflicts are errors)."""
-    from macro_pipeline.backtests import sync_builtin_strategies
+    from macro_pipeline.backtest.configs import sync_builtin_strategies
 
     sync_builtin_strategies(engine)
 
@@ -234,7 +234,7 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def cmd_strategies_list(args: argparse.Namespace) -> int:
-    from macro_pipeline.backtests import list_strategies
+    from macro_pipeline.warehouse.strategies import list_strategies
 
     engine = _migrated_engine(args)
     _sync_builtin(engine)
@@ -285,9 +285,9 @@ def _kinds() -> list[str]:
 
 
 def cmd_strategies_add(args: argparse.Namespace) -> int:
-    from macro_pipeline.backtests import register_strategy
     from macro_pipeline.strategies.base import StrategyConfig
     from macro_pipeline.strategies.registry import parse_params
+    from macro_pipeline.warehouse.strategies import register_strategy
 
     params = parse_params(args.kind, args.param or [])
     cfg = StrategyConfig(args.id, args.kind, params, universe=args.universe, rebalance=args.rebalance,
@@ -316,7 +316,7 @@ def _fmt(name: str, value) -> str:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from macro_pipeline.backtests import run_backtest
+    from macro_pipeline.backtest.one_off import run_backtest
 
     engine = _migrated_engine(args)
     _sync_builtin(engine)

@@ -84,7 +84,7 @@ def engine(databases: Databases) -> Iterator[sa.Engine]:
 @pytest.fixture(scope="session")
 def demo_engine(databases: Databases) -> sa.Engine:
     """A warehouse holding the whole demo data set; tests must not write to it."""
-    from macro_pipeline.warehouse.demo import load_demo
+    from macro_pipeline.demo.load import load_demo
 
     engine = databases.new()
     load_demo(engine)
@@ -111,9 +111,9 @@ REPO = Path(__file__).resolve().parents[1]
 def demo_with_strategies(databases: Databases) -> sa.Engine:
     """A new demo warehouse with the repository's strategies registered, for a module that writes
     (runs, revisions): each such module gets its own, so modules never see each other's runs."""
-    from macro_pipeline.backtests import register_strategy
+    from macro_pipeline.demo.load import load_demo
     from macro_pipeline.strategies.registry import load_builtin_configs
-    from macro_pipeline.warehouse.demo import load_demo
+    from macro_pipeline.warehouse.strategies import register_strategy
 
     engine = databases.new()
     load_demo(engine)

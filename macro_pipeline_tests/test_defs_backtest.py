@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from macro_pipeline.backtests import stitched_equity
+from macro_pipeline.backtest.months import stitched_equity
 from macro_pipeline.defs import defs
 from macro_pipeline.defs.backtest_assets import backtest, backtest_metrics, leaderboard, signals
 from macro_pipeline.defs.resources import WarehouseResource
@@ -63,7 +63,7 @@ def test_materialize_partitions_records_lineage_in_metadata_and_warehouse(wareho
         assert metrics_meta["run_id"].value == run_id
         # plotted over partitions: the full history to the month's end, rounded for display (the
         # one-month annualised numbers are gone); regression: a one-month "CAGR of 55"
-        from macro_pipeline.backtests import history_to_date_metrics
+        from macro_pipeline.backtest.months import history_to_date_metrics
         from macro_pipeline.reports.html import display_float
 
         if month == "2015-02-01":  # the first month has the same history to date as itself

@@ -12,7 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from macro_pipeline import cli
-from macro_pipeline.backtests import leaderboard_frame, run_backtest, run_months, stitched_equity
+from macro_pipeline.backtest.leaderboard import leaderboard_frame
+from macro_pipeline.backtest.months import run_months, stitched_equity
+from macro_pipeline.backtest.one_off import run_backtest
 from macro_pipeline.engine.metrics import compute_metrics
 from macro_pipeline.reports.data import load_run_subject
 from macro_pipeline.warehouse.ingest import ingest
@@ -95,7 +97,7 @@ def test_leaderboard_annualises_each_strategy_with_its_calendar(demo, board) -> 
 
 
 def test_carry_benchmark_is_its_spot_leg_and_equity_its_universe(demo, carry_run) -> None:
-    from macro_pipeline.backtests import benchmark_equity
+    from macro_pipeline.backtest.one_off import benchmark_equity
     from macro_pipeline.warehouse.pit import PointInTimeReader
 
     bench = benchmark_equity(demo, "carry-simple", "2015-01-01", "2022-12-31", system_as_of=carry_run.system_as_of)
@@ -110,7 +112,7 @@ def test_carry_benchmark_is_its_spot_leg_and_equity_its_universe(demo, carry_run
 
 
 def test_report_states_the_benchmark_and_its_common_window(demo, carry_run) -> None:
-    from macro_pipeline.backtests import benchmark_equity
+    from macro_pipeline.backtest.one_off import benchmark_equity
     from macro_pipeline.engine.metrics import relative_metrics
     from macro_pipeline.reports.report import render_run_report
 
@@ -136,7 +138,8 @@ def test_macro_regime_history_ends_where_its_macro_input_goes_stale(demo) -> Non
     """Regression: macro-regime sat flat in cash 2010-2019 (its macro inputs end in 2009) and those
     years counted in its CAGR and Sharpe. Its history now ends max_staleness_days after the last
     macro print became known, as a history ends where its traded prices end."""
-    from macro_pipeline.backtests import data_limit, input_coverage, load_strategy
+    from macro_pipeline.backtest.configs import load_strategy
+    from macro_pipeline.backtest.months import data_limit, input_coverage
 
     cfg = load_strategy(demo, "macro-regime")
     spans = {s["entity"]: s for s in input_coverage(demo, cfg)}

@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from macro_pipeline.backtests import register_strategy, run_backtest, run_months, stitched_equity
+from macro_pipeline.backtest.months import run_months, stitched_equity
+from macro_pipeline.backtest.one_off import run_backtest
+from macro_pipeline.backtest.reruns import history_rerun, newest_month
 from macro_pipeline.defs import defs
 from macro_pipeline.defs.automation import (
     RANGE_END_TAG,
@@ -23,10 +25,10 @@ from macro_pipeline.defs.automation import (
     strategy_registry_sensor,
 )
 from macro_pipeline.defs.resources import WarehouseResource, retry_transient
-from macro_pipeline.planning import history_rerun, newest_month
 from macro_pipeline.strategies.base import StrategyConfig
 from macro_pipeline.strategies.registry import load_builtin_configs
 from macro_pipeline.warehouse.ingest import ingest
+from macro_pipeline.warehouse.strategies import register_strategy
 from macro_pipeline_tests.conftest import demo_with_strategies, postgres_instance
 
 BUILTIN = sorted(c.strategy_id for c in load_builtin_configs())
@@ -208,7 +210,7 @@ def _current_pipeline_run_ids(engine: sa.Engine, strategy_id: str) -> list[str]:
 
 def test_a_night_with_nothing_new_requests_nothing_and_the_leaderboard_ranks_only_current_runs(databases):
     # regression: the nightly schedule reran every strategy's newest month every night, new data or not
-    from macro_pipeline.backtests import runs_digest
+    from macro_pipeline.backtest.leaderboard import runs_digest
     from macro_pipeline.defs.automation import leaderboard_sensor
 
     engine = demo_with_strategies(databases)

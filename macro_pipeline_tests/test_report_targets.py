@@ -14,7 +14,7 @@ import stat
 import pytest
 
 from macro_pipeline import cli
-from macro_pipeline.backtests import run_backtest
+from macro_pipeline.backtest.one_off import run_backtest
 from macro_pipeline.settings import DATABASE_URL_ENV, HOME_ENV
 from macro_pipeline_tests.conftest import demo_with_strategies
 

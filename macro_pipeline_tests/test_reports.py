@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from macro_pipeline.backtests import register_strategy, run_backtest, run_months, stitched_equity
+from macro_pipeline.backtest.months import run_months, stitched_equity
+from macro_pipeline.backtest.one_off import run_backtest
 from macro_pipeline.engine.metrics import METRIC_KEYS
 from macro_pipeline.reports import (
     ReportWriteError,
@@ -25,6 +26,7 @@ from macro_pipeline.reports.data import load_run_subject, load_strategy_subject,
 from macro_pipeline.strategies.base import StrategyConfig
 from macro_pipeline.warehouse.pit import PointInTimeReader
 from macro_pipeline.warehouse.runs import load_run
+from macro_pipeline.warehouse.strategies import register_strategy
 from macro_pipeline_tests.conftest import cli_runner, demo_with_strategies
 
 RUN_SECTIONS = {"summary", "equity", "monthly-returns", "rolling", "exposure", "turnover", "stress", "tearsheet",

@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from macro_pipeline.backtests import register_strategy, run_backtest
+from macro_pipeline.backtest.one_off import run_backtest
 from macro_pipeline.strategies.base import StrategyConfig
 from macro_pipeline.warehouse.errors import LookAheadError
 from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline.warehouse.pit import INGEST_LOCK, PointInTimeReader
+from macro_pipeline.warehouse.strategies import register_strategy
 from macro_pipeline.warehouse.view import PointInTimeView
 
 INSTRUMENTS = pd.DataFrame({

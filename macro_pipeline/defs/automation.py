@@ -14,6 +14,7 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
+from macro_pipeline.backtest.reruns import Rerun
 from macro_pipeline.defs.backtest_assets import backtest, backtest_metrics, leaderboard, signals
 from macro_pipeline.defs.partitions import (
     STRATEGY_DIMENSION,
@@ -21,7 +22,6 @@ from macro_pipeline.defs.partitions import (
     strategy_month_partitions,
 )
 from macro_pipeline.defs.resources import WarehouseResource
-from macro_pipeline.planning import Rerun
 from macro_pipeline.settings import load_settings
 
 STRATEGY_TAG = "macro_pipeline/strategy"
@@ -84,7 +84,7 @@ def leaderboard_sensor(context: dg.RunStatusSensorContext):
            description="Point-in-time sensor: reruns exactly the months new rows (or revisions) can affect, "
                        "per affected strategy, from the first affected month to the newest.")
 def point_in_time_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
-    from macro_pipeline.planning import changes_between, pit_reruns
+    from macro_pipeline.backtest.reruns import changes_between, pit_reruns
     from macro_pipeline.warehouse.pit import current_watermark
 
     engine = warehouse.engine()
@@ -110,8 +110,9 @@ def point_in_time_sensor(context: dg.SensorEvaluationContext, warehouse: Warehou
            description="New strategy configurations (strategies.toml or `macro-pipeline strategies add`) become "
                        "`strategy` partition keys and get their full history backfilled.")
 def strategy_registry_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
-    from macro_pipeline.backtests import sync_builtin_strategies
-    from macro_pipeline.planning import history_rerun, registered
+    from macro_pipeline.backtest.configs import sync_builtin_strategies
+    from macro_pipeline.backtest.reruns import history_rerun
+    from macro_pipeline.warehouse.strategies import registered
 
     engine = warehouse.engine()
     sync_builtin_strategies(engine)
@@ -143,7 +144,7 @@ _settings = load_settings()
              description="Nightly: per strategy, from its first missing or incomplete month (a month stored "
                          "before its last session in the data) to the newest; nothing when every history is complete.")
 def nightly_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
-    from macro_pipeline.planning import nightly_reruns
+    from macro_pipeline.backtest.reruns import nightly_reruns
 
     engine = warehouse.engine()
     night = (context.scheduled_execution_time or pd.Timestamp.now(tz="UTC")).isoformat()

@@ -67,7 +67,7 @@ def snapshot_data_version(ids: dict[str, str | None]) -> dg.DataVersion:
     description="Point-in-time signal snapshots (immutable, content-hashed) per strategy and month.",
 )
 def signals(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from macro_pipeline.backtests import month_signals
+    from macro_pipeline.backtest.months import month_signals
 
     ids: dict[str, str | None] = {}
     with retry_transient(context):
@@ -108,11 +108,11 @@ def backtest_stretches(context: dg.OpExecutionContext):
 @dg.op(description="Read one strategy stretch's point-in-time inputs (weights, prices, actions, funding, "
                    "previous month's end state).")
 def backtest_inputs(context: dg.OpExecutionContext, warehouse: WarehouseResource, stretch: tuple):
-    from macro_pipeline.backtests import plan_months
+    from macro_pipeline.backtest.months import load_month_inputs
 
     strategy_id, months = stretch
     with retry_transient(context):
-        plan = plan_months(warehouse.engine(), strategy_id, months)
+        plan = load_month_inputs(warehouse.engine(), strategy_id, months)
     context.log.info(f"{strategy_id}: {len(months)} month(s) {months[0][:7]}..{months[-1][:7]}, "
                      f"{len(plan.live)} with sessions in the data")
     return plan
@@ -122,10 +122,10 @@ def backtest_inputs(context: dg.OpExecutionContext, warehouse: WarehouseResource
 def backtest_engine(context: dg.OpExecutionContext, plan):
     import time
 
-    from macro_pipeline.backtests import simulate_plan
+    from macro_pipeline.backtest.months import simulate_months
 
     started = time.perf_counter()
-    result = simulate_plan(plan)
+    result = simulate_months(plan)
     context.add_output_metadata({"engine_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 4))})
     return result
 
@@ -133,7 +133,7 @@ def backtest_engine(context: dg.OpExecutionContext, plan):
 @dg.op(description="Store one run per month of the stretch (snapshot foreign key, equity, fills, trips, metrics, "
                    "states) in one transaction: the whole stretch or nothing.")
 def backtest_store(context: dg.OpExecutionContext, warehouse: WarehouseResource, plan, result) -> dict:
-    from macro_pipeline.backtests import store_months
+    from macro_pipeline.backtest.months import store_months
 
     with retry_transient(context):
         stored = store_months(warehouse.engine(), plan, result, orchestrator_run_id=context.run.run_id)
@@ -192,7 +192,7 @@ def _headline_md(rows: list[dict]) -> str:
                 "strategy's full-history HTML report.",
 )
 def backtest_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from macro_pipeline.backtests import current_month_runs, history_to_date_metrics
+    from macro_pipeline.backtest.months import current_month_runs, history_to_date_metrics
     from macro_pipeline.reports import write_strategy_report
     from macro_pipeline.reports.html import display_float
 
@@ -226,7 +226,7 @@ def backtest_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseReso
           description="All strategies ranked on full-history metrics of their stitched monthly runs, with an HTML "
                       "comparison of all of them.")
 def leaderboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from macro_pipeline.backtests import leaderboard_frame
+    from macro_pipeline.backtest.leaderboard import leaderboard_frame
     from macro_pipeline.reports import reports_dir, write_comparison
 
     with retry_transient(context):

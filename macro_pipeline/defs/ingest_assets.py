@@ -26,7 +26,7 @@ class IngestConfig(dg.Config):
 
 
 def _demo_frame(key: str) -> pd.DataFrame:
-    from macro_pipeline.demo_data import load_demo_frames
+    from macro_pipeline.demo.load import load_demo_frames
 
     return load_demo_frames()[key]
 

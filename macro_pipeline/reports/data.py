@@ -207,7 +207,8 @@ def load_strategy_subject(engine: sa.Engine, strategy_id: str) -> Subject:
     round trips; costs and funding summed) with metrics recomputed over the whole history by the
     engine's ``compute_metrics``."""
     strategy = _strategy(engine, strategy_id)
-    from macro_pipeline.backtests import data_limit, input_coverage, load_strategy
+    from macro_pipeline.backtest.configs import load_strategy
+    from macro_pipeline.backtest.months import data_limit, input_coverage
 
     cfg = load_strategy(engine, strategy_id)
     limit = data_limit(engine, cfg)  # months stored before an input was known to be stale are left out
@@ -409,7 +410,7 @@ def default_benchmark_curve(engine: sa.Engine, subject: Subject) -> tuple[pd.Ser
     its universe, or the spot leg for carry) over the subject's window as the warehouse stood at
     its ``system_as_of``, on the subject's sessions, rebased to the subject's equity on the first
     session it holds anything; (None, why) when there is none."""
-    from macro_pipeline.backtests import benchmark_equity
+    from macro_pipeline.backtest.one_off import benchmark_equity
 
     lo, hi = subject.window
     bench = benchmark_equity(engine, subject.strategy_id, lo, hi, system_as_of=subject.system_as_of)

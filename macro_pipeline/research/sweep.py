@@ -187,11 +187,11 @@ class SweepOutcome:
 
 def sweep_view(engine: sa.Engine, cfg: StrategyConfig, end: DateLike, system_as_of: DateLike | None) -> SharedView:
     """``backtests.strategy_view`` as a ``SharedView``: every session from the origin to ``end``."""
-    from macro_pipeline.backtests import NoDataYet, _origin, sessions
+    from macro_pipeline.backtest.one_off import NoDataYet, sessions, strategy_origin
     from macro_pipeline.warehouse.pit import current_watermark, utc
 
     sys_ts = current_watermark(engine) if system_as_of is None else utc(system_as_of)
-    origin = _origin(engine, cfg, end, sys_ts)
+    origin = strategy_origin(engine, cfg, end, sys_ts)
     days = sessions(cfg.calendar, origin, end)
     if len(days) == 0:
         raise NoDataYet(f"window ends {pd.Timestamp(end).date()}, before universe {cfg.universe!r} starts")
@@ -207,7 +207,7 @@ def sweep_id_of(spec: SweepSpec, input_watermarks: dict[str, str]) -> str:
 
 def compute_sweep(engine: sa.Engine, spec: SweepSpec, *, system_as_of: DateLike | None = None) -> SweepOutcome:
     """Steps 1-7 of the module docstring, without storing."""
-    from macro_pipeline.backtests import backtest_config, engine_inputs
+    from macro_pipeline.backtest.one_off import backtest_config, engine_inputs
 
     clock: dict[str, float] = {}
     t0 = time.perf_counter()

@@ -12,7 +12,7 @@ import macro_pipeline
 from macro_pipeline.engine import BacktestConfig, calendar_sessions
 
 EQUITIES_FILE = (
-    Path(macro_pipeline.__file__).parent / "demo_data" / "us_equities_20_adjclose_daily.csv.gz"
+    Path(macro_pipeline.__file__).parent / "demo" / "data" / "us_equities_20_adjclose_daily.csv.gz"
 )
 
 

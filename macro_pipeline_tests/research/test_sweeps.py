@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from macro_pipeline import cli
-from macro_pipeline.backtests import backtest_config, engine_inputs, strategy_view
+from macro_pipeline.backtest.one_off import backtest_config, engine_inputs, strategy_view
 from macro_pipeline.engine import simulate
 from macro_pipeline.research.grid import GridError
 from macro_pipeline.research.sweep import SweepSpec, compute_sweep, run_sweep

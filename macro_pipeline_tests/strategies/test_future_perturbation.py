@@ -162,7 +162,7 @@ def perturb(engine) -> None:
 @pytest.fixture(scope="module")
 def perturbed(databases):
     """(baseline weights and views, weights recomputed after the perturbation, the engine)."""
-    from macro_pipeline.warehouse.demo import load_demo
+    from macro_pipeline.demo.load import load_demo
 
     engine = databases.new()
     load_demo(engine)

@@ -129,7 +129,7 @@ def test_future_perturbation_changes_nothing_up_to_d(engine):
 
 
 def test_future_perturbation_on_real_demo_data(databases):
-    from macro_pipeline.warehouse.demo import load_demo
+    from macro_pipeline.demo.load import load_demo
 
     engine = databases.new()
     load_demo(engine)

@@ -7,8 +7,15 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from macro_pipeline.backtests import run_backtest, run_months
-from macro_pipeline.planning import Change, changes_between, first_decisions, footprint, pit_reruns
+from macro_pipeline.backtest.months import run_months
+from macro_pipeline.backtest.one_off import run_backtest
+from macro_pipeline.backtest.reruns import (
+    Change,
+    changes_between,
+    first_decisions,
+    footprint,
+    pit_reruns,
+)
 from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline.warehouse.pit import current_watermark
 from macro_pipeline_tests.conftest import demo_with_strategies

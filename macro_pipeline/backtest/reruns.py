@@ -1,6 +1,7 @@
 """Which monthly partitions need (re)materializing, and why: the logic behind the point-in-time
 sensor, the strategy-registration sensor and the nightly schedule. No Dagster here: the
-definitions in ``macro_pipeline.defs.automation`` only turn these plans into run requests.
+definitions in ``macro_pipeline.defs.automation`` only turn these reruns into run requests. No SQL
+either: the reads are in ``warehouse.results`` and ``warehouse.strategies``.
 
 Months are keys of the ``month`` partition dimension ("YYYY-MM-01"); "today" and the newest month
 are taken in UTC.
@@ -26,7 +27,17 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from macro_pipeline.warehouse.runs import current_sql
+from macro_pipeline.backtest.configs import load_strategy
+from macro_pipeline.backtest.months import data_limit, month_window
+from macro_pipeline.warehouse.calendars import ALWAYS_OPEN
+from macro_pipeline.warehouse.results import (
+    footprint_rows,
+    pipeline_window_ends,
+    reads_of,
+    recorded_rows,
+)
+from macro_pipeline.warehouse.strategies import universe_origin
+from macro_pipeline.warehouse.view import closes_ns, decision_times
 
 
 def month_of(d) -> str:
@@ -72,20 +83,9 @@ class Change:
 # --------------------------------------------------------------------------- strategies
 
 
-def registered(engine: sa.Engine) -> dict[str, str]:
-    """strategy_id -> universe, for every registered configuration."""
-    with engine.connect() as conn:
-        return dict(conn.execute(sa.text("SELECT strategy_id, universe FROM strategies ORDER BY strategy_id")).all())
-
-
 def origin(engine: sa.Engine, strategy_id: str) -> pd.Timestamp | None:
     """The first day of the strategy's universe (any vintage stored now); None while empty."""
-    from macro_pipeline.backtests import load_strategy
-
-    cfg = load_strategy(engine, strategy_id)
-    with engine.connect() as conn:
-        start = conn.execute(sa.text("SELECT min(valid_from) FROM universe_membership WHERE universe = :u"),
-                             {"u": cfg.universe}).scalar()
+    start = universe_origin(engine, load_strategy(engine, strategy_id).universe)
     return None if start is None else pd.Timestamp(start)
 
 
@@ -97,17 +97,11 @@ def first_month(engine: sa.Engine, strategy_id: str) -> str | None:
 
 def stored_months(engine: sa.Engine, strategy_id: str) -> dict[str, date]:
     """Months with a current, successful pipeline run -> the last session that run covers."""
-    with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            f"SELECT window_end FROM backtest_runs WHERE strategy_id = :s AND {current_sql('')} "
-            "AND summary ->> 'pipeline' = 'true'"), {"s": strategy_id}).scalars().all()
-    return {month_of(d): d for d in rows}
+    return {month_of(d): d for d in pipeline_window_ends(engine, strategy_id)}
 
 
 def first_missing_month(engine: sa.Engine, strategy_id: str, today: pd.Timestamp | None = None) -> str | None:
     """The first month of the strategy's history without a stored run (None: all present)."""
-    from macro_pipeline.backtests import data_limit, load_strategy, month_window
-
     today = today_utc() if today is None else pd.Timestamp(today)
     start = origin(engine, strategy_id)
     if start is None:
@@ -125,8 +119,6 @@ def first_missing_month(engine: sa.Engine, strategy_id: str, today: pd.Timestamp
 def newest_month(engine: sa.Engine, strategy_id: str, today: pd.Timestamp | None = None) -> str:
     """The strategy's newest month: the current month, or the month its data ends in when that
     is earlier (later months have nothing to compute; they stay unmaterialized)."""
-    from macro_pipeline.backtests import data_limit, load_strategy
-
     today = today_utc() if today is None else pd.Timestamp(today)
     return month_of(data_limit(engine, load_strategy(engine, strategy_id), today=today))
 
@@ -165,30 +157,13 @@ def nightly_reruns(engine: sa.Engine, strategy_ids: list[str], today: pd.Timesta
 
 # --------------------------------------------------------------------------- new data -> reruns
 
-# source -> (table, entity column, valid column, valid is a timestamp, has a signal name)
-SOURCES = {
-    "prices": ("prices", "instrument_id", "obs_date", False, False),
-    "macro": ("macro_observations", "series_id", "obs_date", False, False),
-    "funding": ("funding_rates", "instrument_id", "ts", True, False),
-    "corporate_actions": ("corporate_actions", "instrument_id", "ex_date", False, False),
-    "signals": ("external_signals", "instrument_id", "obs_date", False, True),
-    "universe": ("universe_membership", "universe", "valid_from", False, False),
-}
-
-_CURRENT_PIPELINE = f"{current_sql('b')} AND b.summary ->> 'pipeline' = 'true'"
-
-
 def footprint(engine: sa.Engine, strategy_id: str) -> dict[str, set[tuple[str, str, str]]]:
     """month -> every (source, entity, signal name) its current pipeline run read, as recorded
     by the run itself (``run_reads``). Ad-hoc runs, unstored runs and other snapshots do not
     enter: only what each stored month read."""
     out: dict[str, set[tuple[str, str, str]]] = {}
-    with engine.connect() as conn:
-        for month, source, entity, sig in conn.execute(sa.text(
-                "SELECT to_char(b.window_start, 'YYYY-MM-01'), r.source, r.entity, r.signal_name "
-                f"FROM run_reads r JOIN backtest_runs b USING (run_id) WHERE b.strategy_id = :s AND {_CURRENT_PIPELINE}"),
-                {"s": strategy_id}):
-            out.setdefault(month, set()).add((source, entity, sig))
+    for month, source, entity, sig in footprint_rows(engine, strategy_id):
+        out.setdefault(month, set()).add((source, entity, sig))
     return out
 
 
@@ -198,20 +173,10 @@ def changes_between(engine: sa.Engine, after: pd.Timestamp, upto: pd.Timestamp) 
     them. Uses the BRIN indexes on ``recorded_at``; rows of entities no stored run read cannot
     change a stored result and are not fetched."""
     out: list[Change] = []
-    params = {"after": after.to_pydatetime(), "upto": upto.to_pydatetime()}
-    with engine.connect() as conn:
-        for source, (table, entity, valid, ts_valid, named) in SOURCES.items():
-            sig = "signal_name" if named else "''"
-            valid_sql = f"({valid} AT TIME ZONE 'UTC')" if ts_valid else valid
-            rows = conn.execute(sa.text(
-                f"SELECT {entity}, {sig}, {valid_sql}, min(known_at AT TIME ZONE 'UTC'), count(*) FROM {table} "
-                f"WHERE recorded_at > :after AND recorded_at <= :upto "
-                f"AND {entity} IN (SELECT entity FROM run_reads WHERE source = :src) "
-                f"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"), {**params, "src": source}).all()
-            frame = pd.DataFrame(rows, columns=["entity", "sig", "valid", "known", "n"])
-            for (ent, name), g in frame.groupby(["entity", "sig"], sort=True):
-                out.append(Change(source, ent, name, pd.to_datetime(g["valid"]).to_numpy(dtype="datetime64[ns]"),
-                                  pd.to_datetime(g["known"]).to_numpy(dtype="datetime64[ns]"), int(g["n"].sum())))
+    for source, frame in recorded_rows(engine, after.to_pydatetime(), upto.to_pydatetime()):
+        for (ent, name), g in frame.groupby(["entity", "sig"], sort=True):
+            out.append(Change(source, ent, name, pd.to_datetime(g["valid"]).to_numpy(dtype="datetime64[ns]"),
+                              pd.to_datetime(g["known"]).to_numpy(dtype="datetime64[ns]"), int(g["n"].sum())))
     return out
 
 
@@ -223,9 +188,6 @@ def decision_calendar(calendar: str) -> tuple[np.ndarray, np.ndarray]:
     ``decision_times`` the point-in-time view uses (exchange closes, early closes included;
     24/7: 00:00 UTC of the next day)."""
     if calendar not in _DECISIONS:
-        from macro_pipeline.warehouse.calendars import ALWAYS_OPEN
-        from macro_pipeline.warehouse.view import closes_ns, decision_times
-
         if calendar == ALWAYS_OPEN:
             days = pd.date_range("1985-01-01", "2035-12-31", freq="D")
             _DECISIONS[calendar] = (days.to_numpy(dtype="datetime64[ns]"), decision_times(
@@ -272,23 +234,11 @@ def pit_reruns(engine: sa.Engine, changes: list[Change], today: pd.Timestamp | N
     schedule."""
     if not changes:
         return []
-    from macro_pipeline.backtests import load_strategy
-
     today = today_utc() if today is None else pd.Timestamp(today)
     keys = {(c.source, c.entity, c.signal_name): c for c in changes}
-    with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT b.strategy_id, to_char(b.window_start, 'YYYY-MM-01'), r.valid_to, r.source, r.entity, r.signal_name "
-            "FROM run_reads r JOIN backtest_runs b USING (run_id) "
-            "JOIN unnest(CAST(:src AS text[]), CAST(:ent AS text[]), CAST(:sig AS text[])) AS k(source, entity, signal_name) "
-            "ON r.source = k.source AND r.entity = k.entity AND r.signal_name = k.signal_name "
-            f"WHERE {_CURRENT_PIPELINE} ORDER BY 1, 2"),
-            {"src": [k[0] for k in keys], "ent": [k[1] for k in keys], "sig": [k[2] for k in keys]}).all()
-        # months stored before footprints were recorded (sql/007): what they read is unknown, so
-        # every changed entity counts as read (a rerun may be wasted, a change is never missed)
-        unknown = conn.execute(sa.text(
-            "SELECT b.strategy_id, to_char(b.window_start, 'YYYY-MM-01'), b.window_end FROM backtest_runs b "
-            f"WHERE {_CURRENT_PIPELINE} AND NOT EXISTS (SELECT 1 FROM run_reads r WHERE r.run_id = b.run_id)")).all()
+    # ``unknown``: months stored before footprints were recorded (sql/007): what they read is
+    # unknown, so every changed entity counts as read (a rerun may be wasted, a change is never missed)
+    rows, unknown = reads_of(engine, list(keys))
     hits: dict[str, list[tuple[str, date, tuple[str, str, str]]]] = {}
     for sid, month, valid_to, source, entity, sig in rows:
         hits.setdefault(sid, []).append((month, valid_to, (source, entity, sig)))

@@ -6,14 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from macro_pipeline.backtests import (
-    backtest_config,
-    engine_inputs,
-    load_strategy,
-    run_months,
-    stitched_equity,
-    strategy_view,
-)
+from macro_pipeline.backtest.configs import load_strategy
+from macro_pipeline.backtest.months import run_months, stitched_equity
+from macro_pipeline.backtest.one_off import backtest_config, engine_inputs, strategy_view
 from macro_pipeline.engine import simulate
 from macro_pipeline.strategies.registry import build
 from macro_pipeline.warehouse.pit import current_watermark

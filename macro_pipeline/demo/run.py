@@ -121,12 +121,14 @@ def run_demo(show_progress: bool = True, say: Callable[[str], None] = print, wor
              only: list[str] | None = None) -> DemoResult:
     """``only``: backtest just these strategy ids (all registered ones by default)."""
     from macro_pipeline import orchestration
-    from macro_pipeline.backtests import leaderboard_frame, sync_builtin_strategies
+    from macro_pipeline.backtest.configs import sync_builtin_strategies
+    from macro_pipeline.backtest.leaderboard import leaderboard_frame
+    from macro_pipeline.backtest.reruns import nightly_reruns
     from macro_pipeline.defs.automation import TRIGGER_TAG
     from macro_pipeline.defs.partitions import STRATEGY_DIMENSION
-    from macro_pipeline.planning import nightly_reruns, registered
     from macro_pipeline.warehouse import connection as db
     from macro_pipeline.warehouse import migrate
+    from macro_pipeline.warehouse.strategies import registered
 
     quiet_warnings()
     out = DemoResult(pd.DataFrame())

@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 
 from macro_pipeline import cli
-from macro_pipeline.backtests import register_strategy, run_backtest
+from macro_pipeline.backtest.one_off import run_backtest
 from macro_pipeline.settings import DATABASE_URL_ENV
 from macro_pipeline.strategies.base import StrategyConfig
 from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline.warehouse.runs import list_runs, load_run
 from macro_pipeline.warehouse.snapshots import read_snapshot
+from macro_pipeline.warehouse.strategies import register_strategy
 from macro_pipeline_tests.conftest import demo_with_strategies, table_state
 
 
@@ -120,7 +121,7 @@ def test_a_watermark_nothing_was_recorded_after_is_not_a_reproduction(demo):
 
 
 def test_pipeline_months_refuse_an_old_watermark(demo):
-    from macro_pipeline.backtests import run_months
+    from macro_pipeline.backtest.months import run_months
 
     with pytest.raises(ValueError, match="pipeline months of carry-simple are current results"):
         run_months(demo, "carry-simple", ["2015-01-01"], system_as_of="2000-01-01T00:00:00Z")

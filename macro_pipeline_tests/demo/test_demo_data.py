@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import macro_pipeline.demo_data as demo
-from macro_pipeline.demo_data import frames as demo_frames
+import macro_pipeline.demo.load as demo
+import macro_pipeline.demo.load as demo_frames
 
 SEED = 20240101
-PACKAGE_DIR = Path(demo.__file__).resolve().parent
+PACKAGE_DIR = Path(demo.__file__).resolve().parent / "data"
 
 EXPECTED_DTYPES = {
     "instruments": dict.fromkeys(demo.FRAME_COLUMNS["instruments"], "str"),

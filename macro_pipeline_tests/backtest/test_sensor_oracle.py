@@ -8,8 +8,8 @@ for each revision case, on a fresh copy of that warehouse (``CREATE DATABASE ...
 1. the sensor is ticked once (a first tick only sets the cursor);
 2. the case's rows are ingested (explicit ``known_at``);
 3. the sensor is ticked again and every requested run is executed through Dagster;
-4. every strategy is recomputed from scratch on the current data (``plan_months`` over its
-   whole history with no start state, then ``simulate_plan``) and diffed, month by month (daily
+4. every strategy is recomputed from scratch on the current data (``load_month_inputs`` over its
+   whole history with no start state, then ``simulate_months``) and diffed, month by month (daily
    equity per session and the month's non-zero signal weights, exact equality), with what was
    stored before the case and with what is stored after the requested runs.
 
@@ -45,19 +45,15 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from macro_pipeline.backtests import (
-    plan_months,
-    register_strategy,
-    run_backtest,
-    run_months,
-    simulate_plan,
-)
+from macro_pipeline.backtest.months import load_month_inputs, run_months, simulate_months
+from macro_pipeline.backtest.one_off import run_backtest
+from macro_pipeline.backtest.reruns import history_rerun, months_between
 from macro_pipeline.defs import defs
 from macro_pipeline.defs.automation import RANGE_END_TAG, RANGE_START_TAG, point_in_time_sensor
 from macro_pipeline.defs.resources import WarehouseResource
-from macro_pipeline.planning import history_rerun, months_between
 from macro_pipeline.warehouse import connection as db
-from macro_pipeline_tests import oracle_world as world
+from macro_pipeline.warehouse.strategies import register_strategy
+from macro_pipeline_tests.backtest import oracle_world as world
 from macro_pipeline_tests.conftest import postgres_instance
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -139,9 +135,9 @@ def recompute(engine: sa.Engine) -> dict[str, dict[str, MonthResult]]:
     first month with no start state."""
     out: dict[str, dict[str, MonthResult]] = {}
     for sid in SIDS:
-        plan = plan_months(engine, sid, history_rerun(engine, sid).months)
+        plan = load_month_inputs(engine, sid, history_rerun(engine, sid).months)
         assert plan.start_state is None, f"{sid}: a from-scratch plan must not continue a stored run"
-        result = simulate_plan(plan)
+        result = simulate_months(plan)
         months = {}
         for m in plan.live:
             lo, hi = max(plan.windows[m][0], plan.start), plan.windows[m][1]

@@ -102,13 +102,13 @@ def register_strategy(engine: sa.Engine, cfg) -> str:
 def sync_builtin_strategies(engine: sa.Engine) -> list[str]:
     """Register the configurations of the package's ``strategies.toml`` (idempotent; the same id
     with other parameters is an error); the ids newly added."""
-    from macro_pipeline.strategies.registry import load_builtin_configs
+    from macro_pipeline.strategies.config import load_builtin_configs
 
     return [cfg.strategy_id for cfg in load_builtin_configs() if register_strategy(engine, cfg) == "added"]
 
 
 def load_strategy(engine: sa.Engine, strategy_id: str):
-    from macro_pipeline.strategies.base import StrategyConfig
+    from macro_pipeline.strategies.config import StrategyConfig
 
     with engine.connect() as conn:
         row = conn.execute(sa.text("SELECT params FROM strategies WHERE strategy_id = :s"), {"s": strategy_id}).first()
@@ -172,7 +172,7 @@ def generate_signals(engine: sa.Engine, cfg, start: DateLike, end: DateLike, *, 
 
     Returns (snapshot, its id, whether it was new, the view used)."""
     from macro_pipeline.strategies.base import CODE_VERSION
-    from macro_pipeline.strategies.registry import build
+    from macro_pipeline.strategies.config import build
 
     strategy = build(cfg)
     view = view or strategy_view(engine, cfg, end, system_as_of)
@@ -231,7 +231,7 @@ def benchmark_config(cfg):
     bought and held (weight 1, so its daily rebalance never trades after the first buy); for every other kind an equal-weight buy-and-hold of its own universe,
     rebalanced monthly. Both run clean (no costs) on the strategy's calendar over adjusted
     closes, so they are total return wherever the strategy's prices are. Returns (config, label)."""
-    from macro_pipeline.strategies.base import StrategyConfig
+    from macro_pipeline.strategies.config import StrategyConfig
 
     if cfg.kind == "funding_carry":
         leg = cfg.params.get("hedge") or cfg.params["instrument"]
@@ -251,7 +251,7 @@ def benchmark_equity(engine: sa.Engine, strategy_id: str, start: DateLike, end: 
     """The strategy's default benchmark (`benchmark_config`) simulated by the engine over
     [start, end] as the warehouse stood at ``system_as_of`` (not stored); None when its
     universe has no data in the window."""
-    from macro_pipeline.strategies.registry import build
+    from macro_pipeline.strategies.config import build
 
     cfg = load_strategy(engine, strategy_id)
     bench, label = benchmark_config(cfg)
@@ -377,7 +377,7 @@ def input_coverage(engine: sa.Engine, cfg, system_as_of: DateLike | None = None)
     """The span of each input the strategy requires besides prices (``Strategy.required_inputs``),
     as recorded by ``system_as_of``: source, entity, first and last observation date, the last
     time a value became known, and ``live_until`` (that time + the input's horizon, as a date)."""
-    from macro_pipeline.strategies.registry import build
+    from macro_pipeline.strategies.config import build
 
     out = []
     with engine.connect() as conn:
@@ -401,7 +401,7 @@ def data_limit(engine: sa.Engine, cfg, system_as_of: DateLike | None = None,
     stale (`input_coverage`: ``live_until``), whichever is earliest. Months after it are
     ``after-data``: a history ends where its data ends, instead of carrying the last prices or
     the last macro print forward into flat, metric-diluting months."""
-    from macro_pipeline.strategies.registry import build
+    from macro_pipeline.strategies.config import build
 
     today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() if today is None else pd.Timestamp(today)
     for span in input_coverage(engine, cfg, system_as_of):
@@ -468,7 +468,7 @@ def plan_months(engine: sa.Engine, strategy_id: str, months: list[str], *,
     has a gap). Months before the strategy's data are ``before-data``; months with no session
     yet ``after-data``. Months are current results: a ``system_as_of`` older than the data is
     refused (``ValueError``; reproduce a window with ``run_backtest`` instead)."""
-    from macro_pipeline.strategies.registry import build
+    from macro_pipeline.strategies.config import build
     from macro_pipeline.warehouse.pit import current_watermark
 
     if is_reproduction(engine, system_as_of):
@@ -634,7 +634,7 @@ def month_signals(engine: sa.Engine, strategy_id: str, months: list[str], *,
     """Write the snapshot of each month (weights computed once for the range); month -> id
     (None for months without data)."""
     from macro_pipeline.strategies.base import CODE_VERSION
-    from macro_pipeline.strategies.registry import build
+    from macro_pipeline.strategies.config import build
     from macro_pipeline.warehouse.pit import current_watermark
 
     cfg = load_strategy(engine, strategy_id)

@@ -284,7 +284,7 @@ def _kinds() -> list[str]:
 
 def cmd_strategies_add(args: argparse.Namespace) -> int:
     from macro_pipeline.backtests import register_strategy
-    from macro_pipeline.strategies.base import StrategyConfig
+    from macro_pipeline.strategies.config import StrategyConfig
     from macro_pipeline.strategies.registry import parse_params
 
     params = parse_params(args.kind, args.param or [])

@@ -15,7 +15,7 @@ from macro_pipeline.backtests import (
     strategy_view,
 )
 from macro_pipeline.engine import simulate
-from macro_pipeline.strategies.registry import build
+from macro_pipeline.strategies.config import build
 from macro_pipeline.warehouse.pit import current_watermark
 from macro_pipeline_tests.conftest import demo_with_strategies
 

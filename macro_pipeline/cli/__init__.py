@@ -1,440 +1,45 @@
-"""``macro-pipeline``: the command line.
+"""``macro-pipeline``: the command line (one module per command group; the parser is wired here).
 
 Errors print as one line (``error: ...``; validation errors list each broken rule) with exit code
 2 for bad input and 1 for anything else; ``--verbose`` adds the full traceback.
+
+Start-up stays fast (``--help`` imports neither Dagster, matplotlib nor numba): a command module
+imports what pulls those in only inside the command that needs it, and says so.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import traceback
 from collections.abc import Sequence
 
 from macro_pipeline import __version__
+from macro_pipeline.cli.backtest import cmd_backtest
+from macro_pipeline.cli.db import cmd_db_migrate, cmd_db_status, cmd_db_stop, cmd_db_url
+from macro_pipeline.cli.demo import cmd_demo, cmd_demo_data_load
+from macro_pipeline.cli.dev import cmd_dev, cmd_worker
+from macro_pipeline.cli.ingest import cmd_ingest, cmd_stored
+from macro_pipeline.cli.reports import cmd_report
+from macro_pipeline.cli.runs import cmd_compare, cmd_runs_list, cmd_runs_show
+from macro_pipeline.cli.strategies import (
+    KINDS_DESCRIBED,
+    KINDS_HELP,
+    KindsHelpFormatter,
+    cmd_strategies_add,
+    cmd_strategies_describe,
+    cmd_strategies_list,
+)
+from macro_pipeline.cli.sweep import cmd_sweep, cmd_sweeps_list, cmd_sweeps_report, cmd_sweeps_show
+from macro_pipeline.warehouse.errors import IngestValidationError, LookAheadError
+from macro_pipeline.warehouse.ingest import KINDS as INGEST_KINDS
+from macro_pipeline.warehouse.migrate import MigrationError
 
 EXIT_BAD_INPUT = 2
 
 
-def _engine(args: argparse.Namespace):
-    from macro_pipeline.warehouse import db
-
-    return db.get_engine()
-
-
-def _migrated_engine(args: argparse.Namespace):
-    from macro_pipeline.warehouse import migrate
-    from macro_pipeline.warehouse.ingest import drop_stale_staging
-
-    engine = _engine(args)
-    migrate.migrate(engine)
-    drop_stale_staging(engine, wait=False)  # staging tables of a killed ingest, when none runs
-    return engine
-
-
-# --------------------------------------------------------------------------- db
-
-
-def cmd_db_migrate(args: argparse.Namespace) -> int:
-    from macro_pipeline.warehouse import migrate
-
-    applied = migrate.migrate(_engine(args))
-    print("applied: " + ", ".join(applied) if applied else "schema up to date: nothing to apply")
-    return 0
-
-
-def cmd_db_status(args: argparse.Namespace) -> int:
-    from macro_pipeline.settings import load_settings
-    from macro_pipeline.warehouse import db, embedded, migrate
-
-    settings = load_settings()
-    if settings.embedded:
-        server = embedded.status(settings.home)
-        where = f"embedded PostgreSQL in {settings.pgdata} ({f'running, pid {server.pid}' if server else 'stopped'})"
-        if server is None:  # status never starts a server
-            print(f"warehouse: {where}; any other command starts it")
-            return 0
-    else:
-        where = f"external PostgreSQL {db.render(settings.database_url)}"
-    print(f"warehouse: {where}")
-    st = migrate.status(_engine(args))
-    for name, when in st.applied:
-        print(f"  applied  {name}  {when}")
-    for name in st.pending:
-        print(f"  pending  {name}")
-    for name in st.changed:
-        print(f"  CHANGED  {name} (differs from the applied version; add a new file instead)")
-    return 0
-
-
-def cmd_db_stop(args: argparse.Namespace) -> int:
-    from macro_pipeline.settings import load_settings
-    from macro_pipeline.warehouse import embedded
-
-    settings = load_settings()
-    if not settings.embedded:
-        print("an external database is configured (MACRO_PIPELINE_DATABASE_URL): nothing to stop")
-        return 0
-    stopped = embedded.stop_embedded(settings.home)
-    print(f"stopped embedded PostgreSQL in {settings.pgdata}" if stopped else "embedded PostgreSQL was not running")
-    return 0
-
-
-def cmd_db_url(args: argparse.Namespace) -> int:
-    from macro_pipeline.settings import database_url
-
-    print(database_url())
-    return 0
-
-
-# --------------------------------------------------------------------------- data
-
-
-def cmd_ingest(args: argparse.Namespace) -> int:
-    from macro_pipeline.warehouse import ingest
-
-    engine = _migrated_engine(args)
-    for path in args.files:
-        report = ingest.ingest(
-            engine, args.kind, path, register_unknown=args.register_instruments,
-            register_release_rule=args.release_rule, show_progress=not args.quiet,
-            correction=args.correction,
-        )
-        print(report.summary())
-    return 0
-
-
-def cmd_demo_data_load(args: argparse.Namespace) -> int:
-    from macro_pipeline.warehouse.demo import load_demo
-
-    for report in load_demo(_migrated_engine(args), show_progress=not args.quiet):
-        print(report.summary())
-    return 0
-
-
-def cmd_stored(args: argparse.Namespace) -> int:
-    from macro_pipeline.warehouse.inventory import inventory, render_inventory
-
-    inv = inventory(_migrated_engine(args))
-    print(json.dumps(inv, indent=2, default=str) if args.json else render_inventory(inv))
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job through Dagster: ingest, register, backtest every month, rank (see demo.py)."""
-    from macro_pipeline import orchestration
-    from macro_pipeline.demo import run_demo
-    from macro_pipeline.settings import database_url, load_settings
-    from macro_pipeline.warehouse import db
-
-    settings = load_settings()
-    result = run_demo(show_progress=not args.quiet, workers=args.workers, only=args.strategy)
-    print()
-    print("leaderboard (full history stitched from the monthly runs, ranked by Sharpe):")
-    board = result.leaderboard.drop(columns=["runs_sha256", "newest_run", "stress"], errors="ignore")
-    for col in ("total_return", "cagr", "annual_volatility", "max_drawdown"):
-        if col in board:
-            board[col] = board[col].map(lambda v: f"{v:.2%}")
-    for col in ("sharpe", "sortino", "calmar"):
-        if col in board:
-            board[col] = board[col].map(lambda v: f"{v:.2f}")
-    print(board.to_string())
-    print()
-    print(f"{result.months_materialized} strategy-months materialized in {result.seconds['backtests']:.0f} s "
-          f"(ingest {result.seconds['ingest']:.0f} s)")
-    print(f"warehouse: {db.render(database_url(settings))} (tables backtest_runs, daily_equity, fills, "
-          "round_trips, metrics, signal_snapshots)")
-    print(f"Dagster instance: {orchestration.dagster_home(settings)} (storage: "
-          f"{db.render(orchestration.storage_url(settings))})")
-    if settings.embedded:
-        print(f"embedded PostgreSQL data: {settings.pgdata} (stop it with `macro-pipeline db stop`)")
-    if result.reports:
-        print("reports (self-contained HTML, open in any browser):")
-        for path in result.reports:
-            print(f"  {path}")
-    print("open the UI on these results: macro-pipeline dev   (then http://127.0.0.1:3000)")
-    return 0
-
-
-def cmd_dev(args: argparse.Namespace) -> int:
-    """Dagster's webserver and daemon (``dagster dev``) on this project's instance, bound to
-    127.0.0.1 unless told otherwise."""
-    import os
-
-    from macro_pipeline import orchestration
-
-    env = {**os.environ, **orchestration.prepare()}
-    cmd = [sys.executable, "-m", "dagster", "dev", "-m", "macro_pipeline.defs", "--host", args.host,
-           "--port", str(args.port)]
-    print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it",
-          flush=True)
-    # become `dagster dev` (same pid): SIGTERM or Ctrl-C reach it directly and it shuts down the
-    # webserver, the daemon and the code server itself. Started in the background (`nohup ... &`)
-    # SIGINT arrives ignored, and an ignored signal stays ignored across exec: Dagster then copies
-    # that onto SIGTERM and nothing stops it. Both get their default disposition, unblocked.
-    import signal
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-    os.execve(sys.executable, cmd, env)
-    return 0  # not reached
-
-
-def cmd_worker(args: argparse.Namespace) -> int:
-    """A Celery worker for the code location: ``dagster-celery worker start`` on this project's app
-    (``defs/celery_app.py``: broker, backend and acknowledgement rules from the settings), with
-    ``--concurrency`` processes. Its environment is the one every Dagster process of the project
-    gets (``orchestration.prepare``)."""
-    import os
-    import shutil
-
-    from macro_pipeline import orchestration
-    from macro_pipeline.settings import load_settings
-    from macro_pipeline.warehouse import db
-
-    settings = load_settings()
-    env = {**os.environ, **orchestration.prepare(settings)}
-    # dagster-celery starts `celery` from PATH: this environment's own first
-    bindir = os.path.dirname(sys.executable)
-    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
-    exe = shutil.which("dagster-celery", path=env["PATH"])
-    if exe is None:
-        raise FileNotFoundError("dagster-celery is not installed in this environment (pip install dagster-celery)")
-    cmd = [exe, "worker", "start", "--app", "macro_pipeline.defs.celery_app", "--loglevel", args.loglevel]
-    if args.name:
-        cmd += ["--name", args.name]
-    for queue in args.queue or []:
-        cmd += ["--queue", queue]
-    cmd += ["--", f"--concurrency={args.concurrency}", "--pool=prefork"]
-    print(f"Celery worker ({args.concurrency} process(es)) on broker {db.render(settings.celery_broker)}, "
-          f"results in {db.render(settings.celery_backend)}; Ctrl-C stops it", flush=True)
-    os.execve(exe, cmd, env)  # become the worker: signals reach it directly
-    return 0  # not reached
-
-
-# --------------------------------------------------------------------------- strategies and runs
-
-
-def _sync_builtin(engine) -> None:
-    """Register the repository's strategy configurations (idempotent; conflicts are errors)."""
-    from macro_pipeline.backtests import sync_builtin_strategies
-
-    sync_builtin_strategies(engine)
-
-
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
-    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
-
-
-def cmd_strategies_list(args: argparse.Namespace) -> int:
-    from macro_pipeline.backtests import list_strategies
-
-    engine = _migrated_engine(args)
-    _sync_builtin(engine)
-    frame = list_strategies(engine)
-    if args.json:
-        print(json.dumps([{"strategy_id": r.strategy_id, "kind": r.kind, "universe": r.universe,
-                           "params_hash": r.params_hash, **{k: v for k, v in r.params.items() if k in ("rebalance", "calendar")},
-                           "params": r.params["params"]} for r in frame.itertuples()], indent=2))
-        return 0
-    rows = [[r.strategy_id, r.kind, r.universe, r.params["rebalance"], r.params["calendar"], r.params_hash[:12],
-             " ".join(f"{k}={v}" for k, v in sorted(r.params["params"].items()))] for r in frame.itertuples()]
-    print(_table(rows, ["strategy_id", "kind", "universe", "rebalance", "calendar", "params_hash", "params"]))
-    return 0
-
-
-def describe_kinds(kinds: Sequence[str] | None = None) -> str:
-    """Each strategy kind (all, or ``kinds``): its calendars and defaults, and every parameter
-    with its type, allowed values (bounds), default and meaning."""
-    from macro_pipeline.strategies.registry import KINDS, strategy_class
-
-    blocks = []
-    for kind in kinds or list(KINDS):
-        cls = strategy_class(kind)
-        head = (f"{kind}: universe {cls.default_universe}, rebalance {cls.default_rebalance}, calendar "
-                f"{cls.default_calendar} (allowed: {', '.join(cls.calendars)})")
-        rows = [[p["name"], p["type"], json.dumps(p["default"]), p["allowed"] or "", p["doc"]]
-                for p in cls.Params.describe()]
-        blocks.append(head + ("\n" + _table(rows, ["param", "type", "default", "allowed", "meaning"]) if rows
-                              else "\n(no parameters)"))
-    return "\n\n".join(blocks)
-
-
-def cmd_strategies_describe(args: argparse.Namespace) -> int:
-    from macro_pipeline.strategies.registry import strategy_class
-
-    if args.json:
-        print(json.dumps({k: strategy_class(k).Params.describe() for k in args.kinds or _kinds()}, indent=2,
-                         default=str))
-        return 0
-    print(describe_kinds(args.kinds or None))
-    return 0
-
-
-def _kinds() -> list[str]:
-    from macro_pipeline.strategies.registry import KINDS
-
-    return list(KINDS)
-
-
-def cmd_strategies_add(args: argparse.Namespace) -> int:
-    from macro_pipeline.backtests import register_strategy
-    from macro_pipeline.strategies.config import StrategyConfig
-    from macro_pipeline.strategies.registry import parse_params
-
-    params = parse_params(args.kind, args.param or [])
-    cfg = StrategyConfig(args.id, args.kind, params, universe=args.universe, rebalance=args.rebalance,
-                         calendar=args.calendar)  # validates id, kind and every parameter first
-    engine = _migrated_engine(args)
-    status = register_strategy(engine, cfg)
-    print(f"{status}: {cfg.strategy_id} ({cfg.kind}, universe {cfg.universe}, params hash {cfg.params_hash[:12]})")
-    return 0
-
-
-_HEADLINE = ("total_return", "cagr", "annual_volatility", "sharpe", "sortino", "calmar", "max_drawdown",
-             "max_drawdown_duration_days", "var_95", "cvar_95", "tail_index", "win_rate", "profit_factor",
-             "avg_win", "avg_loss", "avg_holding_days", "trade_count", "turnover", "gross_exposure", "net_exposure")
-_PERCENT = {"total_return", "cagr", "annual_volatility", "max_drawdown", "var_95", "cvar_95", "win_rate",
-            "turnover", "gross_exposure", "net_exposure"}
-
-
-def _fmt(name: str, value) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "-"
-    if name in _PERCENT:
-        return f"{100 * value:.2f}%"
-    if name in ("trade_count", "max_drawdown_duration_days"):
-        return f"{int(value)}"
-    return f"{value:.3f}"
-
-
-def cmd_backtest(args: argparse.Namespace) -> int:
-    from macro_pipeline.backtests import run_backtest
-
-    engine = _migrated_engine(args)
-    _sync_builtin(engine)
-    out = run_backtest(engine, args.strategy, args.start, args.end, clean=args.clean, system_as_of=args.system_as_of)
-    if args.json:
-        print(json.dumps(out.to_json(), default=str))
-        return 0
-    print(f"run {out.run_id}  strategy {args.strategy}  {args.start}..{args.end}  {'clean' if args.clean else 'realistic costs'}")
-    print(f"signal snapshot {out.snapshot_id} ({'new' if out.snapshot_new else 'reused'}), system_as_of {out.system_as_of.isoformat()}")
-    print(_table([[k, _fmt(k, out.metrics.get(k))] for k in _HEADLINE], ["metric", "value"]))
-    return 0
-
-
-def _run_status(r) -> str:
-    """The run's ``standing`` as the warehouse computes it (`runs.standing_sql`: current |
-    superseded | reproduction | a failed status), with the run a reproduction reproduces. A
-    missing id is NaN in pandas 3's string columns (truthy), hence the type test."""
-    if r.standing == "reproduction" and isinstance(r.reproduces, str):
-        return f"reproduction of {r.reproduces[:12]}"
-    return str(r.standing)
-
-
-def cmd_runs_list(args: argparse.Namespace) -> int:
-    from macro_pipeline.warehouse.runs import count_runs, list_runs
-
-    engine = _migrated_engine(args)
-    limit = None if args.all else args.limit
-    frame = list_runs(engine, args.strategy, current_only=args.current, limit=limit)
-    if args.json:
-        print(frame.to_json(orient="records", date_format="iso"))
-        return 0
-    rows = [[r.run_id, r.strategy_id, f"{r.window_start}..{r.window_end}", "clean" if r.clean is True else "costs",
-             _fmt("total_return", r.total_return), _fmt("sharpe", r.sharpe), r.signal_snapshot_id[:12],
-             _run_status(r)] for r in frame.itertuples()]
-    print(_table(rows, ["run_id", "strategy", "window", "mode", "total_return", "sharpe", "snapshot", "status"]))
-    total = count_runs(engine, args.strategy, current_only=args.current) if limit is not None else len(frame)
-    if total > len(frame):
-        print(f"(the newest {len(frame):,} of {total:,} runs; --limit N or --all for more)")
-    return 0
-
-
-def cmd_runs_show(args: argparse.Namespace) -> int:
-    from macro_pipeline.reports.data import resolve_run_id
-    from macro_pipeline.warehouse.runs import load_run
-    from macro_pipeline.warehouse.snapshots import read_snapshot
-
-    engine = _migrated_engine(args)
-    rec = load_run(engine, resolve_run_id(engine, args.run_id))  # a full id or a unique prefix
-    snap = read_snapshot(engine, rec.meta["signal_snapshot_id"])
-    m = rec.meta
-    lineage = {
-        "run_id": m["run_id"], "strategy_id": m["strategy_id"], "window": [str(m["window_start"]), str(m["window_end"])],
-        "signal_snapshot_id": m["signal_snapshot_id"], "snapshot_rows": snap.row_count,
-        "snapshot_code_version": snap.code_version, "snapshot_input_watermarks": snap.input_watermarks,
-        "params_hash": snap.params_hash, "system_as_of": m["system_as_of"].isoformat(),
-        "engine_version": m["engine_version"], "orchestrator_run_id": m["orchestrator_run_id"],
-        "standing": m["standing"], "status": m["status"], "superseded_by": m["superseded_by"], "reproduction": m["reproduction"],
-        "reproduces": m["reproduces"], "config": m["config"],
-        "created_at": m["created_at"].isoformat(),
-    }
-    if args.json:
-        print(json.dumps({**lineage, "metrics": rec.metrics, "sessions": len(rec.equity), "fills": len(rec.fills),
-                          "round_trips": len(rec.round_trips)}, default=str))
-        return 0
-    for k, v in lineage.items():
-        print(f"{k:<28}{json.dumps(v, default=str) if isinstance(v, (dict, list)) else v}")
-    print(f"{'rows':<28}{len(rec.equity)} sessions, {len(rec.fills)} fills, {len(rec.round_trips)} round trips")
-    print()
-    print(_table([[k, _fmt(k, rec.metrics.get(k))] for k in _HEADLINE], ["metric", "value"]))
-    if args.signals:
-        print()
-        print(snap.weights.to_string(max_rows=40))
-    return 0
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    from macro_pipeline.reports.data import resolve_subject
-
-    engine = _migrated_engine(args)
-    subjects = [resolve_subject(engine, r) for r in args.runs]  # run ids, unique prefixes or strategy ids
-    header = ["metric"] + [s.label for s in subjects]
-    rows = [[k] + [_fmt(k, s.metrics.get(k)) for s in subjects] for k in _HEADLINE]
-    rows.append(["window"] + [f"{s.stored_window[0]}..{s.stored_window[1]}" for s in subjects])
-    print(_table(rows, header))
-    if args.html:
-        from macro_pipeline.reports import write_comparison
-
-        print(f"wrote {write_comparison(engine, subjects, args.html)}")
-    return 0
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from macro_pipeline.reports import write_reports, write_run_report, write_strategy_report
-    from macro_pipeline.reports.queries import strategies_with_pipeline_runs
-
-    engine = _migrated_engine(args)
-    strategies = list(args.strategy or [])
-    if args.all_strategies:
-        strategies += [s for s in strategies_with_pipeline_runs(engine) if s not in strategies]
-        if not strategies:
-            raise ValueError("no strategy has monthly pipeline runs yet (materialize `backtest` in Dagster first)")
-    if not args.run_ids and not strategies:
-        raise ValueError("report needs a RUN_ID, --strategy ID or --all-strategies")
-    if len(args.run_ids) + len(strategies) == 1:
-        paths = [write_run_report(engine, args.run_ids[0], args.out, args.benchmark) if args.run_ids
-                 else write_strategy_report(engine, strategies[0], args.out, args.benchmark)]
-    else:
-        paths = write_reports(engine, run_ids=args.run_ids, strategy_ids=strategies, out_dir=args.out,
-                              benchmark=args.benchmark, progress=not args.quiet)
-    for path in paths:
-        print(f"wrote {path}")
-    return 0
-
-
-# --------------------------------------------------------------------------- parser
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from macro_pipeline.warehouse.ingest import KINDS
-
     parser = argparse.ArgumentParser(
         prog="macro-pipeline",
         description="Point-in-time correct, reproducible cross-asset backtests on PostgreSQL + Dagster.",
@@ -452,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ing = sub.add_parser("ingest", help="validate and load files (CSV or Parquet)",
                          description="Formats: see macro_pipeline/warehouse/ingest.py or the README.")
-    ing.add_argument("kind", choices=KINDS)
+    ing.add_argument("kind", choices=INGEST_KINDS)
     ing.add_argument("files", nargs="+", metavar="FILE")
     ing.add_argument("--register-instruments", action="store_true",
                      help="register unknown instrument ids with default attributes instead of failing")
@@ -482,15 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     sl = strat_sub.add_parser("list", help="registered configurations (the repository's file is registered first)")
     sl.add_argument("--json", action="store_true")
     sl.set_defaults(func=cmd_strategies_list)
-    sd = strat_sub.add_parser("describe", help="strategy kinds and their parameters (type, bounds, default)")
-    sd.add_argument("kinds", nargs="*", metavar="KIND", help=f"one or more of {', '.join(_kinds())} (default: all)")
+    sd = strat_sub.add_parser("describe", help="strategy kinds and their parameters (type, bounds, default)",
+                              formatter_class=KindsHelpFormatter)
+    sd.add_argument("kinds", nargs="*", metavar="KIND", help=f"one or more of {KINDS_HELP} (default: all)")
     sd.add_argument("--json", action="store_true")
     sd.set_defaults(func=cmd_strategies_describe)
     sa_ = strat_sub.add_parser("add", help="register a new configuration (every parameter validated)",
-                               formatter_class=argparse.RawDescriptionHelpFormatter,
-                               epilog="kinds and their parameters (--param NAME=VALUE):\n\n" + describe_kinds())
+                               formatter_class=KindsHelpFormatter,
+                               epilog="kinds and their parameters (--param NAME=VALUE):\n\n" + KINDS_DESCRIBED)
     sa_.add_argument("--id", required=True)
-    sa_.add_argument("--kind", required=True, help=f"one of {', '.join(_kinds())} (see below)")
+    sa_.add_argument("--kind", required=True, help=f"one of {KINDS_HELP} (see below)")
     sa_.add_argument("--param", action="append", metavar="K=V", help="a parameter; repeat for several")
     sa_.add_argument("--universe")
     sa_.add_argument("--rebalance", choices=["daily", "weekly", "monthly"])
@@ -558,9 +164,39 @@ def build_parser() -> argparse.ArgumentParser:
                       help="backtest only this strategy (repeatable; default: every registered one)")
     demo.set_defaults(func=cmd_demo)
 
-    from macro_pipeline.research.cli import add_parsers as add_sweep_parsers
+    sw = sub.add_parser("sweep", help="a parameter sweep: grid, batched backtests, DSR, PBO, walk-forward")
+    sw.add_argument("--name", help="run the sweep of this name from the sweeps file")
+    sw.add_argument("--file", help="sweeps file (default: the package's sweeps.toml)")
+    sw.add_argument("--kind")
+    sw.add_argument("--grid", action="append", metavar="NAME=V1,V2|NAME=LO..HI:STEP")
+    sw.add_argument("--param", action="append", metavar="K=V", help="a fixed parameter (repeatable)")
+    sw.add_argument("--universe")
+    sw.add_argument("--rebalance", choices=["daily", "weekly", "monthly"])
+    sw.add_argument("--calendar", choices=["XNYS", "24/7"])
+    sw.add_argument("--start")
+    sw.add_argument("--end")
+    sw.add_argument("--metric", default="sharpe", help="picks the best configuration (default sharpe)")
+    sw.add_argument("--blocks", type=int, default=16, help="CSCV blocks of the PBO (even, default 16)")
+    sw.add_argument("--walk-forward", metavar="train=36M,test=12M[,anchored]")
+    sw.add_argument("--clean", action="store_true", help="costs zeroed")
+    sw.add_argument("--system-as-of", metavar="TS", help="read the warehouse as of this watermark (reproduce)")
+    sw.add_argument("--report", metavar="PATH", help="also write the HTML report there")
+    sw.add_argument("--json", action="store_true")
+    sw.set_defaults(func=cmd_sweep)
 
-    add_sweep_parsers(sub)  # sweep, sweeps
+    sws = sub.add_parser("sweeps", help="stored sweeps: list, show, report")
+    sws_sub = sws.add_subparsers(dest="sweeps_command", required=True, metavar="ACTION")
+    ls = sws_sub.add_parser("list", help="stored sweeps: id, name, kind, configurations, best")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_sweeps_list)
+    sh = sws_sub.add_parser("show", help="a sweep's lineage, statistics and best configurations")
+    sh.add_argument("sweep", help="sweep id, a 6+ character prefix, or a sweep name (its newest)")
+    sh.add_argument("--json", action="store_true")
+    sh.set_defaults(func=cmd_sweeps_show)
+    rp = sws_sub.add_parser("report", help="self-contained HTML report of a sweep")
+    rp.add_argument("sweep")
+    rp.add_argument("--out", help="file or existing directory (default $MACRO_PIPELINE_HOME/reports/)")
+    rp.set_defaults(func=cmd_sweeps_report)
     return parser
 
 
@@ -580,9 +216,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_without_trace)
         logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)  # a dead connection's reset
-    from macro_pipeline.warehouse.errors import IngestValidationError, LookAheadError
-    from macro_pipeline.warehouse.migrate import MigrationError
-
     try:
         return int(args.func(args) or 0)
     except (IngestValidationError, LookAheadError, MigrationError, ValueError, FileNotFoundError) as exc:
@@ -599,7 +232,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"error: {type(exc).__name__}: {first} (rerun with --verbose for the trace)", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

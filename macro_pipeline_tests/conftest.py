@@ -112,7 +112,7 @@ def demo_with_strategies(databases: Databases) -> sa.Engine:
     """A new demo warehouse with the repository's strategies registered, for a module that writes
     (runs, revisions): each such module gets its own, so modules never see each other's runs."""
     from macro_pipeline.demo.load import load_demo
-    from macro_pipeline.strategies.registry import load_builtin_configs
+    from macro_pipeline.strategies.config import load_builtin_configs
     from macro_pipeline.warehouse.strategies import register_strategy
 
     engine = databases.new()

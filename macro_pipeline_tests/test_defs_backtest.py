@@ -12,7 +12,7 @@ from macro_pipeline.backtest.months import stitched_equity
 from macro_pipeline.defs import defs
 from macro_pipeline.defs.backtest_assets import backtest, backtest_metrics, leaderboard, signals
 from macro_pipeline.defs.resources import WarehouseResource
-from macro_pipeline.strategies.registry import load_builtin_configs
+from macro_pipeline.strategies.config import load_builtin_configs
 from macro_pipeline_tests.conftest import demo_with_strategies, postgres_instance
 
 ASSETS = [signals, backtest, backtest_metrics]

@@ -25,8 +25,7 @@ from macro_pipeline.defs.automation import (
     strategy_registry_sensor,
 )
 from macro_pipeline.defs.resources import WarehouseResource, retry_transient
-from macro_pipeline.strategies.base import StrategyConfig
-from macro_pipeline.strategies.registry import load_builtin_configs
+from macro_pipeline.strategies.config import StrategyConfig, load_builtin_configs
 from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline.warehouse.strategies import register_strategy
 from macro_pipeline_tests.conftest import demo_with_strategies, postgres_instance

@@ -23,7 +23,7 @@ from macro_pipeline.reports import (
     write_strategy_report,
 )
 from macro_pipeline.reports.data import load_run_subject, load_strategy_subject, resolve_subject
-from macro_pipeline.strategies.base import StrategyConfig
+from macro_pipeline.strategies.config import StrategyConfig
 from macro_pipeline.warehouse.pit import PointInTimeReader
 from macro_pipeline.warehouse.runs import load_run
 from macro_pipeline.warehouse.strategies import register_strategy

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from macro_pipeline.backtest.one_off import run_backtest
-from macro_pipeline.strategies.base import StrategyConfig
+from macro_pipeline.strategies.config import StrategyConfig
 from macro_pipeline.warehouse.errors import LookAheadError
 from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline.warehouse.pit import INGEST_LOCK, PointInTimeReader

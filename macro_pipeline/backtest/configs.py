@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from macro_pipeline.strategies.base import StrategyConfig
-from macro_pipeline.strategies.registry import load_builtin_configs
+from macro_pipeline.strategies.config import StrategyConfig, load_builtin_configs
 from macro_pipeline.warehouse.strategies import register_strategy, strategy_params
 
 

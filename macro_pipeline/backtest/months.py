@@ -37,7 +37,7 @@ from macro_pipeline.engine import (
     simulate,
 )
 from macro_pipeline.strategies.base import CODE_VERSION
-from macro_pipeline.strategies.registry import build
+from macro_pipeline.strategies.config import build
 from macro_pipeline.warehouse.pit import DateLike, current_watermark, utc
 from macro_pipeline.warehouse.results import (
     month_runs,

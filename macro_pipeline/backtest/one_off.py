@@ -36,8 +36,8 @@ import sqlalchemy as sa
 from macro_pipeline.backtest.configs import load_strategy
 from macro_pipeline.engine import ENGINE_VERSION, BacktestConfig, BacktestResult, EndState, simulate
 from macro_pipeline.engine.calendar import calendar_sessions
-from macro_pipeline.strategies.base import CODE_VERSION, StrategyConfig
-from macro_pipeline.strategies.registry import build
+from macro_pipeline.strategies.base import CODE_VERSION
+from macro_pipeline.strategies.config import StrategyConfig, build
 from macro_pipeline.warehouse.pit import (
     DateLike,
     PointInTimeReader,

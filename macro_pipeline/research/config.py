@@ -29,7 +29,8 @@ from typing import Any
 
 from macro_pipeline.research.grid import GridError
 from macro_pipeline.research.sweep import SweepSpec
-from macro_pipeline.strategies.base import STRATEGY_ID, StrategyError
+from macro_pipeline.strategies.config import STRATEGY_ID
+from macro_pipeline.strategies.params import StrategyError
 
 BUILTIN = "sweeps.toml"
 SWEEPS_FILE_ENV = "MACRO_PIPELINE_SWEEPS_FILE"  # the declared sweeps (default: the package's file)

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from macro_pipeline.strategies.base import StrategyError, parse_value
+from macro_pipeline.strategies.params import StrategyError, parse_value
 from macro_pipeline.strategies.registry import strategy_class
 
 RANGE = re.compile(r"^\s*(?P<lo>[^.:\s][^:]*?)\s*\.\.\s*(?P<hi>[^:]+?)\s*:\s*(?P<step>.+?)\s*$")

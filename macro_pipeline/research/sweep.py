@@ -53,8 +53,9 @@ from macro_pipeline.research.overfitting import (
     sharpe_per_period,
 )
 from macro_pipeline.research.walkforward import WalkForward
-from macro_pipeline.strategies.base import CODE_VERSION, StrategyConfig
-from macro_pipeline.strategies.registry import build, strategy_class
+from macro_pipeline.strategies.base import CODE_VERSION
+from macro_pipeline.strategies.config import StrategyConfig, build
+from macro_pipeline.strategies.registry import strategy_class
 from macro_pipeline.warehouse.pit import DateLike
 from macro_pipeline.warehouse.view import PointInTimeView
 

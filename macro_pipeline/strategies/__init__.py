@@ -7,27 +7,22 @@ Public API:
   ``load_config_file(path)``, ``load_builtin_configs()``;
 - ``CODE_VERSION``: stored with every signal snapshot; bumped whenever any weight could change.
 
-The kinds (one module each, each docstring states inputs, timing, parameters and outputs):
-buy_and_hold, ema_crossover, rsi_mean_revert, atr_breakout, ts_momentum, macro_regime,
-funding_carry, external. Timing and window conventions: ``base``.
+Modules: ``params`` (pydantic models of each kind's parameters), ``config`` (configurations and
+config files), ``base`` (the ``Strategy`` contract; timing and window conventions), ``registry``
+(the kinds), ``features`` (shared indicators), ``kinds/`` (one module per kind, each docstring
+stating inputs, timing, parameters and outputs): buy_and_hold, ema_crossover, rsi_mean_revert,
+atr_breakout, ts_momentum, macro_regime, funding_carry, external.
 """
 
-from macro_pipeline.strategies.base import (
-    CODE_VERSION,
-    Strategy,
+from macro_pipeline.strategies.base import CODE_VERSION, Strategy
+from macro_pipeline.strategies.config import (
     StrategyConfig,
-    StrategyError,
-    StrategyParams,
-)
-from macro_pipeline.strategies.registry import (
-    KINDS,
     build,
     load_builtin_configs,
     load_config_file,
-    parse_param,
-    parse_params,
-    strategy_class,
 )
+from macro_pipeline.strategies.params import StrategyError, StrategyParams
+from macro_pipeline.strategies.registry import KINDS, parse_param, parse_params, strategy_class
 
 __all__ = [
     "CODE_VERSION",

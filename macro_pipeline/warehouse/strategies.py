@@ -19,7 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 if TYPE_CHECKING:
-    from macro_pipeline.strategies.base import StrategyConfig
+    from macro_pipeline.strategies.config import StrategyConfig
 
 # --------------------------------------------------------------------------- configurations
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from macro_pipeline.strategies.base import StrategyConfig
+from macro_pipeline.strategies.config import StrategyConfig
 from macro_pipeline.warehouse.calendars import session_closes
 from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline.warehouse.view import decision_times

@@ -11,7 +11,7 @@ import pytest
 from macro_pipeline import cli
 from macro_pipeline.backtest.one_off import run_backtest
 from macro_pipeline.settings import DATABASE_URL_ENV
-from macro_pipeline.strategies.base import StrategyConfig
+from macro_pipeline.strategies.config import StrategyConfig
 from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline.warehouse.runs import list_runs, load_run
 from macro_pipeline.warehouse.snapshots import read_snapshot

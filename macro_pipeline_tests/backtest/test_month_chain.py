@@ -10,7 +10,7 @@ from macro_pipeline.backtest.configs import load_strategy
 from macro_pipeline.backtest.months import run_months, stitched_equity
 from macro_pipeline.backtest.one_off import backtest_config, engine_inputs, strategy_view
 from macro_pipeline.engine import simulate
-from macro_pipeline.strategies.registry import build
+from macro_pipeline.strategies.config import build
 from macro_pipeline.warehouse.pit import current_watermark
 from macro_pipeline_tests.conftest import demo_with_strategies
 

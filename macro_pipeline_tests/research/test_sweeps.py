@@ -17,7 +17,7 @@ from macro_pipeline.engine import simulate
 from macro_pipeline.research.grid import GridError
 from macro_pipeline.research.sweep import SweepSpec, compute_sweep, run_sweep
 from macro_pipeline.settings import DATABASE_URL_ENV
-from macro_pipeline.strategies.registry import build
+from macro_pipeline.strategies.config import build
 from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline.warehouse.sweeps import load_returns, load_sweep
 from macro_pipeline_tests.conftest import demo_with_strategies

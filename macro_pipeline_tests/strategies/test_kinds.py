@@ -12,14 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from macro_pipeline.strategies.atr_breakout import AtrBreakout
-from macro_pipeline.strategies.buy_and_hold import BuyAndHold
-from macro_pipeline.strategies.ema_crossover import EmaCrossover
-from macro_pipeline.strategies.external import External
-from macro_pipeline.strategies.funding_carry import FundingCarry
-from macro_pipeline.strategies.macro_regime import MacroRegime
-from macro_pipeline.strategies.rsi_mean_revert import RsiMeanRevert
-from macro_pipeline.strategies.ts_momentum import TsMomentum
+from macro_pipeline.strategies.kinds.atr_breakout import AtrBreakout
+from macro_pipeline.strategies.kinds.buy_and_hold import BuyAndHold
+from macro_pipeline.strategies.kinds.ema_crossover import EmaCrossover
+from macro_pipeline.strategies.kinds.external import External
+from macro_pipeline.strategies.kinds.funding_carry import FundingCarry
+from macro_pipeline.strategies.kinds.macro_regime import MacroRegime
+from macro_pipeline.strategies.kinds.rsi_mean_revert import RsiMeanRevert
+from macro_pipeline.strategies.kinds.ts_momentum import TsMomentum
 from macro_pipeline.warehouse.ingest import ingest
 
 from . import world

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from macro_pipeline.strategies.base import Strategy, StrategyParams, param
+from macro_pipeline.strategies.base import Strategy
+from macro_pipeline.strategies.params import StrategyParams, param
 from macro_pipeline.warehouse.errors import LookAheadError
 
 from . import world
 
 
-@dataclass(frozen=True)
 class PeekParams(StrategyParams):
     kind = "peek"
     peek_days: int = param(

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from macro_pipeline.strategies.buy_and_hold import BuyAndHold
+from macro_pipeline.strategies.kinds.buy_and_hold import BuyAndHold
 from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline.warehouse.view import PointInTimeView
 from macro_pipeline_tests.strategies import world

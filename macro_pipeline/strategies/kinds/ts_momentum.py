@@ -20,16 +20,14 @@ Outputs: weights with sum of absolute values <= max_gross; 0 until lookback and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-from macro_pipeline.strategies.base import Ids, Strategy, StrategyParams, param, periods_per_year
+from macro_pipeline.strategies.base import Strategy, periods_per_year
 from macro_pipeline.strategies.features import realized_vol
+from macro_pipeline.strategies.params import Ids, StrategyParams, param
 
 
-@dataclass(frozen=True)
 class TsMomentumParams(StrategyParams):
     kind = "ts_momentum"
     lookback: int = param(

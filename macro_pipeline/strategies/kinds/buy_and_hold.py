@@ -14,15 +14,13 @@ so positions drift with prices: buy and hold between rebalances.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 
-from macro_pipeline.strategies.base import Ids, Strategy, StrategyParams, param
+from macro_pipeline.strategies.base import Strategy
 from macro_pipeline.strategies.features import equal_weight
+from macro_pipeline.strategies.params import Ids, StrategyParams, param
 
 
-@dataclass(frozen=True)
 class BuyAndHoldParams(StrategyParams):
     kind = "buy_and_hold"
     gross: float = param(

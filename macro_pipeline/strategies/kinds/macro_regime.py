@@ -37,15 +37,15 @@ Outputs: weights on the three sleeves per the table x gross; other instruments 0
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from macro_pipeline.strategies.base import (
+from macro_pipeline.strategies.base import Strategy
+from macro_pipeline.strategies.params import (
     SAFE_INSTRUMENT,
     SAFE_NAME,
-    Strategy,
     StrategyError,
     StrategyParams,
     param,
@@ -61,17 +61,14 @@ ALLOCATION: dict[str, tuple[float, float, float]] = {
 FLAT = "flat"
 
 
-@dataclass(frozen=True)
 class MacroRegimeParams(StrategyParams):
     kind = "macro_regime"
     growth_series: str = param(
         "US_REALGDP", "quarterly real output level (growth = annualised q/q change)"
     )
     inflation_series: str = param("US_CPI", "quarterly inflation input, read as inflation_measure")
-    inflation_measure: str = param(
-        "yoy_index",
-        "yoy_index: price index, 4-quarter change; rate_percent: a rate in %",
-        choices=("yoy_index", "rate_percent"),
+    inflation_measure: Literal["yoy_index", "rate_percent"] = param(
+        "yoy_index", "yoy_index: price index, 4-quarter change; rate_percent: a rate in %"
     )
     growth_threshold: float = param(
         0.02, "annualised real growth at or above which growth is 'up'", lo=-0.5, hi=0.5

@@ -17,16 +17,14 @@ Outputs: long-only weights, each gross / n_open; all zero while nothing is open.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-from macro_pipeline.strategies.base import Ids, Strategy, StrategyError, StrategyParams, param
+from macro_pipeline.strategies.base import Strategy
 from macro_pipeline.strategies.features import equal_weight, hysteresis, wilder_rsi
+from macro_pipeline.strategies.params import Ids, StrategyError, StrategyParams, param
 
 
-@dataclass(frozen=True)
 class RsiMeanRevertParams(StrategyParams):
     kind = "rsi_mean_revert"
     window: int = param(14, "RSI length in rows (sessions)", lo=2, hi=500)

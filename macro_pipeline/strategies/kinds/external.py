@@ -13,21 +13,12 @@ engine's ``max_leverage`` caps the gross.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 
-from macro_pipeline.strategies.base import (
-    SAFE_NAME,
-    Ids,
-    Strategy,
-    StrategyError,
-    StrategyParams,
-    param,
-)
+from macro_pipeline.strategies.base import Strategy
+from macro_pipeline.strategies.params import SAFE_NAME, Ids, StrategyError, StrategyParams, param
 
 
-@dataclass(frozen=True)
 class ExternalParams(StrategyParams):
     kind = "external"
     signal_name: str = param(

@@ -35,28 +35,20 @@ w(d, hedge) = -w(d, instrument); other instruments 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from macro_pipeline.strategies.base import (
-    SAFE_INSTRUMENT,
-    Strategy,
-    StrategyError,
-    StrategyParams,
-    param,
-)
+from macro_pipeline.strategies.base import Strategy
 from macro_pipeline.strategies.features import hysteresis
+from macro_pipeline.strategies.params import SAFE_INSTRUMENT, StrategyError, StrategyParams, param
 
 
-@dataclass(frozen=True)
 class FundingCarryParams(StrategyParams):
     kind = "funding_carry"
-    mode: str = param(
-        "simple",
-        "simple: rate thresholds; composite: score thresholds",
-        choices=("simple", "composite"),
+    mode: Literal["simple", "composite"] = param(
+        "simple", "simple: rate thresholds; composite: score thresholds"
     )
     instrument: str = param("BTC-PERP", "the perpetual future traded")
     hedge: str = param("", "spot instrument held long against the short perp (delta-neutral); empty: unhedged")

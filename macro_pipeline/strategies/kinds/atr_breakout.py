@@ -26,16 +26,14 @@ Outputs: weights in {-gross/n, 0, gross/n}.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-from macro_pipeline.strategies.base import Ids, Strategy, StrategyParams, param
+from macro_pipeline.strategies.base import Strategy
 from macro_pipeline.strategies.features import average_true_range
+from macro_pipeline.strategies.params import Ids, StrategyParams, param
 
 
-@dataclass(frozen=True)
 class AtrBreakoutParams(StrategyParams):
     kind = "atr_breakout"
     channel: int = param(

@@ -20,23 +20,14 @@ Outputs: weights in [-gross, gross], sum of absolute weights <= gross.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-from macro_pipeline.strategies.base import (
-    Ids,
-    Strategy,
-    StrategyError,
-    StrategyParams,
-    param,
-    periods_per_year,
-)
+from macro_pipeline.strategies.base import Strategy, periods_per_year
 from macro_pipeline.strategies.features import realized_vol, shared
+from macro_pipeline.strategies.params import Ids, StrategyError, StrategyParams, param
 
 
-@dataclass(frozen=True)
 class EmaCrossoverParams(StrategyParams):
     kind = "ema_crossover"
     fast: int = param(20, "fast EMA span in rows (sessions)", lo=1, hi=1000)

@@ -1,4 +1,4 @@
-"""The ``sweep`` and ``sweeps`` commands of ``macro-pipeline`` (registered by ``cli.build_parser``).
+"""``macro-pipeline sweep`` (a parameter sweep) and ``sweeps`` (stored sweeps: list, show, report).
 
     macro-pipeline sweep --kind KIND --grid name=v1,v2 --grid name=lo..hi:step --start D --end D
                          [--param k=v] [--universe U] [--rebalance R] [--calendar C] [--metric M]
@@ -14,21 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
-
-def _fmt(v: Any, pct: bool = False) -> str:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    if x != x:
-        return "n/a"
-    return f"{x:.2%}" if pct else f"{x:.3f}"
+from macro_pipeline.cli.db import migrated_engine
+from macro_pipeline.cli.formatting import number
+from macro_pipeline.warehouse.sweeps import list_sweeps, load_sweep, resolve_sweep_id
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from macro_pipeline.cli import _migrated_engine
+    # sweeps and the kinds import the engine (numba): kept out of the CLI's start-up
     from macro_pipeline.research.config import find_sweep
     from macro_pipeline.research.grid import GridError
     from macro_pipeline.research.sweep import SweepSpec, run_sweep
@@ -56,11 +49,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             universe=args.universe, rebalance=args.rebalance, calendar=args.calendar, clean=args.clean,
             metric=args.metric, n_blocks=args.blocks, walk_forward=args.walk_forward,
         )  # fmt: skip
-    engine = _migrated_engine(args)
+    engine = migrated_engine(args)
     out = run_sweep(engine, spec, system_as_of=args.system_as_of)
     report = None
     if args.report:
-        from macro_pipeline.reports.sweep import write_sweep_report
+        from macro_pipeline.reports.sweep import write_sweep_report  # matplotlib: only when asked
 
         report = write_sweep_report(engine, out.sweep_id, out=args.report)
     if args.json:
@@ -74,15 +67,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
           f"{spec.start.date()}..{spec.end.date()}  {state}")
     print(f"system_as_of {out.system_as_of.isoformat()}")
     m = {k: v[out.best] for k, v in out.metrics.items()}
-    print(f"best by {spec.metric}: {out.labels[out.best]}  sharpe {_fmt(m['sharpe'])}  cagr {_fmt(m['cagr'], True)}  "
-          f"max drawdown {_fmt(m['max_drawdown'], True)}")
-    print(f"deflated sharpe ratio {_fmt(s['dsr'])} (expected max sharpe of {s['n_trials']} unskilled trials "
-          f"{_fmt(s['sr0_annual'])})  PBO {_fmt(s['pbo'])} ({s['n_blocks']} blocks)  "
-          f"min backtest length {_fmt(s['min_backtest_years'])} years for sharpe 1 ({_fmt(s['years'])} in the sample)")
+    print(f"best by {spec.metric}: {out.labels[out.best]}  sharpe {number(m['sharpe'])}  cagr {number(m['cagr'], True)}  "
+          f"max drawdown {number(m['max_drawdown'], True)}")
+    print(f"deflated sharpe ratio {number(s['dsr'])} (expected max sharpe of {s['n_trials']} unskilled trials "
+          f"{number(s['sr0_annual'])})  PBO {number(s['pbo'])} ({s['n_blocks']} blocks)  "
+          f"min backtest length {number(s['min_backtest_years'])} years for sharpe 1 ({number(s['years'])} in the sample)")
     if out.walk_forward is not None:
         wm = out.walk_forward["metrics"]
-        print(f"walk-forward: {len(out.folds)} folds, out-of-sample sharpe {_fmt(wm['sharpe'])}  "
-              f"cagr {_fmt(wm['cagr'], True)}; chosen per fold: "
+        print(f"walk-forward: {len(out.folds)} folds, out-of-sample sharpe {number(wm['sharpe'])}  "
+              f"cagr {number(wm['cagr'], True)}; chosen per fold: "
               + ", ".join(out.labels[f["chosen_config"]] for f in out.folds))
     if report is not None:
         print(f"report: {report}")
@@ -90,10 +83,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_sweeps_list(args: argparse.Namespace) -> int:
-    from macro_pipeline.cli import _migrated_engine
-    from macro_pipeline.warehouse.sweeps import list_sweeps
-
-    frame = list_sweeps(_migrated_engine(args))
+    frame = list_sweeps(migrated_engine(args))
     if args.json:
         print(frame.to_json(orient="records", date_format="iso"))
         return 0
@@ -102,15 +92,12 @@ def cmd_sweeps_list(args: argparse.Namespace) -> int:
         return 0
     for r in frame.itertuples():
         print(f"{r.sweep_id[:12]}  {r.name or '-':<24} {r.kind:<16} {r.n_configs:>5} configs  best {r.best}  "
-              f"DSR {_fmt(r.dsr)}  PBO {_fmt(r.pbo)}  as of {r.system_as_of}")
+              f"DSR {number(r.dsr)}  PBO {number(r.pbo)}  as of {r.system_as_of}")
     return 0
 
 
 def cmd_sweeps_show(args: argparse.Namespace) -> int:
-    from macro_pipeline.cli import _migrated_engine
-    from macro_pipeline.warehouse.sweeps import load_sweep, resolve_sweep_id
-
-    engine = _migrated_engine(args)
+    engine = migrated_engine(args)
     sw = load_sweep(engine, resolve_sweep_id(engine, args.sweep))
     meta = {k: v for k, v in sw.meta.items() if k != "stats"}
     stats = {k: v for k, v in sw.meta["stats"].items() if not isinstance(v, list)}
@@ -123,52 +110,15 @@ def cmd_sweeps_show(args: argparse.Namespace) -> int:
     print(json.dumps({"sweep": meta, "stats": stats}, default=str, indent=1))
     top = sw.configs.sort_values(sw.meta["metric"], ascending=False).head(10)
     for r in top.itertuples():
-        print(f"{r.config_idx:>5}  {r.label:<40} sharpe {_fmt(r.sharpe)}  cagr {_fmt(r.cagr, True)}  "
-              f"mdd {_fmt(r.max_drawdown, True)}")
+        print(f"{r.config_idx:>5}  {r.label:<40} sharpe {number(r.sharpe)}  cagr {number(r.cagr, True)}  "
+              f"mdd {number(r.max_drawdown, True)}")
     return 0
 
 
 def cmd_sweeps_report(args: argparse.Namespace) -> int:
-    from macro_pipeline.cli import _migrated_engine
+    # reports import matplotlib: only when asked
     from macro_pipeline.reports.sweep import write_sweep_report
-    from macro_pipeline.warehouse.sweeps import resolve_sweep_id
 
-    engine = _migrated_engine(args)
+    engine = migrated_engine(args)
     print(write_sweep_report(engine, resolve_sweep_id(engine, args.sweep), out=args.out))
     return 0
-
-
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    sw = sub.add_parser("sweep", help="a parameter sweep: grid, batched backtests, DSR, PBO, walk-forward")
-    sw.add_argument("--name", help="run the sweep of this name from the sweeps file")
-    sw.add_argument("--file", help="sweeps file (default: the package's sweeps.toml)")
-    sw.add_argument("--kind")
-    sw.add_argument("--grid", action="append", metavar="NAME=V1,V2|NAME=LO..HI:STEP")
-    sw.add_argument("--param", action="append", metavar="K=V", help="a fixed parameter (repeatable)")
-    sw.add_argument("--universe")
-    sw.add_argument("--rebalance", choices=["daily", "weekly", "monthly"])
-    sw.add_argument("--calendar", choices=["XNYS", "24/7"])
-    sw.add_argument("--start")
-    sw.add_argument("--end")
-    sw.add_argument("--metric", default="sharpe", help="picks the best configuration (default sharpe)")
-    sw.add_argument("--blocks", type=int, default=16, help="CSCV blocks of the PBO (even, default 16)")
-    sw.add_argument("--walk-forward", metavar="train=36M,test=12M[,anchored]")
-    sw.add_argument("--clean", action="store_true", help="costs zeroed")
-    sw.add_argument("--system-as-of", metavar="TS", help="read the warehouse as of this watermark (reproduce)")
-    sw.add_argument("--report", metavar="PATH", help="also write the HTML report there")
-    sw.add_argument("--json", action="store_true")
-    sw.set_defaults(func=cmd_sweep)
-
-    sws = sub.add_parser("sweeps", help="stored sweeps: list, show, report")
-    sws_sub = sws.add_subparsers(dest="sweeps_command", required=True, metavar="ACTION")
-    ls = sws_sub.add_parser("list", help="stored sweeps: id, name, kind, configurations, best")
-    ls.add_argument("--json", action="store_true")
-    ls.set_defaults(func=cmd_sweeps_list)
-    sh = sws_sub.add_parser("show", help="a sweep's lineage, statistics and best configurations")
-    sh.add_argument("sweep", help="sweep id, a 6+ character prefix, or a sweep name (its newest)")
-    sh.add_argument("--json", action="store_true")
-    sh.set_defaults(func=cmd_sweeps_show)
-    rp = sws_sub.add_parser("report", help="self-contained HTML report of a sweep")
-    rp.add_argument("sweep")
-    rp.add_argument("--out", help="file or existing directory (default $MACRO_PIPELINE_HOME/reports/)")
-    rp.set_defaults(func=cmd_sweeps_report)

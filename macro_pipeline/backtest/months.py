@@ -14,13 +14,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from macro_pipeline.backtest.configs import load_strategy
 from macro_pipeline.backtest.one_off import (
     NoDataYet,
-    attribution_json,
     backtest_config,
     engine_inputs,
     equity_frame,
@@ -45,8 +45,8 @@ from macro_pipeline.warehouse.results import (
     run_metrics,
     stitched_rows,
 )
-from macro_pipeline.warehouse.runs import new_run_id, store_run_in, write_reads_in
-from macro_pipeline.warehouse.snapshots import SignalSnapshot, write_snapshot_in
+from macro_pipeline.warehouse.runs import new_run_id, store_runs_in, write_reads_in
+from macro_pipeline.warehouse.snapshots import SignalSnapshot, write_snapshots_in
 from macro_pipeline.warehouse.strategies import input_spans, last_price_date, universe_instruments
 
 
@@ -207,44 +207,64 @@ def simulate_months(stretch: MonthInputs) -> BacktestResult | None:
 def store_months(engine: sa.Engine, stretch: MonthInputs, result: BacktestResult | None, *,
                  orchestrator_run_id: str | None = None) -> list[MonthOutcome]:
     """Store each month of a simulated stretch as its own run (snapshot, equity, fills, trips,
-    metrics, start and end state), continuing from the previous month's end state."""
+    metrics, start and end state), continuing from the previous month's end state: the whole
+    stretch in one transaction, with one statement or COPY per table (not per month)."""
     outcomes = dict(stretch.outcomes)
-    if stretch.live:
-        returns, trips, fills = result.returns, result.round_trips, result.fills
-        eq = equity_frame(result)
-        trip_exit = pd.DatetimeIndex(trips["exit_date"]) if len(trips) else None
-        fill_date = pd.DatetimeIndex(fills["date"])
-        state, continues = stretch.start_state, stretch.continues
-        stored: list[tuple] = []  # (run id, last decision date, first and last decision time)
-        with engine.begin() as conn:  # one transaction: the whole stretch is stored, or nothing
-            for m in stretch.live:
-                ms, me = max(stretch.windows[m][0], stretch.start), stretch.windows[m][1]
-                w = stretch.weights.loc[ms:me]
-                snap = SignalSnapshot(stretch.strategy_id, stretch.params_hash, w.index[0].date(), w.index[-1].date(),
-                                      stretch.marks, CODE_VERSION, w)
-                sid, _ = write_snapshot_in(conn, snap)
-                month_trips = trips[(trip_exit >= ms) & (trip_exit <= me)] if len(trips) else trips
-                metrics = compute_metrics(returns.loc[ms:me], month_trips, calendar=stretch.config.calendar,
-                                          exposure=result.exposure.loc[ms:me], turnover=result.turnover.loc[ms:me])
-                end_state = result.state_at(me)
-                month_cfg = replace(stretch.config, start=ms.date(), end=me.date()).to_dict()
-                run_id = new_run_id()
-                store_run_in(conn, run_id=run_id, strategy_id=stretch.strategy_id, window_start=ms.date(), window_end=me.date(),
-                             config=month_cfg, snapshot_id=sid, system_as_of=stretch.system_as_of.to_pydatetime(),
-                             engine_version=ENGINE_VERSION, orchestrator_run_id=orchestrator_run_id, equity=eq.loc[ms:me],
-                             fills=fills[(fill_date >= ms) & (fill_date <= me)], round_trips=month_trips, metrics=metrics,
-                             start_state=state.to_dict() if state is not None else None, end_state=end_state.to_dict(),
-                             summary={"pipeline": True, "costs_paid": float(result.costs.loc[ms:me].sum()),
-                                      "funding_paid": float(result.funding.loc[ms:me].sum()),
-                                      "attribution": attribution_json(result, ms, me)}, pipeline_month=True,
-                             continues=continues)
-                stored.append((run_id, me.date(), stretch.decision_times.loc[ms], stretch.decision_times.loc[me]))
-                state, continues = end_state, run_id
-                outcomes[m] = MonthOutcome(m, "stored", run_id, sid, metrics, int(len(eq.loc[ms:me])))
-            # every month of the stretch read what the stretch's view read (up to its own last decision)
-            write_reads_in(conn, [r[0] for r in stored], stretch.reads, valid_to=[r[1] for r in stored],
-                           first_decision=[r[2] for r in stored], last_decision=[r[3] for r in stored])
+    if not stretch.live:
+        return [outcomes[m] for m in sorted(outcomes)]
+    returns, trips, fills = result.returns, result.round_trips, result.fills
+    eq = equity_frame(result)
+    bounds = [(max(stretch.windows[m][0], stretch.start), stretch.windows[m][1]) for m in stretch.live]
+    sessions = eq.index
+    cut = [(int(sessions.searchsorted(ms, "left")), int(sessions.searchsorted(me, "right"))) for ms, me in bounds]
+    fill_pos = _positions_by_window(pd.DatetimeIndex(fills["date"]), bounds)
+    trip_pos = _positions_by_window(pd.DatetimeIndex(trips["exit_date"]) if len(trips) else pd.DatetimeIndex([]), bounds)
+    attribution = result.pnl_attribution_records(bounds)
+    snaps = []
+    for ms, me in bounds:
+        w = stretch.weights.loc[ms:me]
+        snaps.append(SignalSnapshot(stretch.strategy_id, stretch.params_hash, w.index[0].date(), w.index[-1].date(),
+                                    stretch.marks, CODE_VERSION, w))
+    state, continues = stretch.start_state, stretch.continues
+    runs: list[dict] = []
+    for i in range(len(stretch.live)):
+        (ms, me), (a, b) = bounds[i], cut[i]
+        month_trips = trips.iloc[trip_pos[i]]
+        metrics = compute_metrics(returns.iloc[a:b], month_trips, calendar=stretch.config.calendar,
+                                  exposure=result.exposure.iloc[a:b], turnover=result.turnover.iloc[a:b])
+        end_state = result.state_at(me)
+        month_eq = eq.iloc[a:b]
+        runs.append(dict(
+            run_id=new_run_id(), strategy_id=stretch.strategy_id, window_start=ms.date(), window_end=me.date(),
+            config=replace(stretch.config, start=ms.date(), end=me.date()).to_dict(),
+            system_as_of=stretch.system_as_of.to_pydatetime(), engine_version=ENGINE_VERSION,
+            orchestrator_run_id=orchestrator_run_id, equity=month_eq, fills=fills.iloc[fill_pos[i]],
+            round_trips=month_trips, metrics=metrics, start_state=state.to_dict() if state is not None else None,
+            end_state=end_state.to_dict(),
+            summary={"pipeline": True, "costs_paid": float(month_eq["costs"].sum()),
+                     "funding_paid": float(month_eq["funding"].sum()), "attribution": attribution[i]},
+            pipeline_month=True, continues=continues))
+        state, continues = end_state, runs[-1]["run_id"]
+    with engine.begin() as conn:  # one transaction: the whole stretch is stored, or nothing
+        sids = write_snapshots_in(conn, snaps)
+        for run, (sid, _) in zip(runs, sids, strict=True):
+            run["snapshot_id"] = sid
+        store_runs_in(conn, runs)
+        # every month of the stretch read what the stretch's view read (up to its own last decision)
+        write_reads_in(conn, [r["run_id"] for r in runs], stretch.reads, valid_to=[me.date() for _, me in bounds],
+                       first_decision=[stretch.decision_times.loc[ms] for ms, _ in bounds],
+                       last_decision=[stretch.decision_times.loc[me] for _, me in bounds])
+    for m, run, (sid, _), (a, b) in zip(stretch.live, runs, sids, cut, strict=True):
+        outcomes[m] = MonthOutcome(m, "stored", run["run_id"], sid, run["metrics"], b - a)
     return [outcomes[m] for m in sorted(outcomes)]
+
+
+def _positions_by_window(dates: pd.DatetimeIndex, bounds: list[tuple[pd.Timestamp, pd.Timestamp]]) -> list[np.ndarray]:
+    """Per window [start, end], the positions of ``dates`` inside it, in their original order
+    (one stable sort, then a binary search per window)."""
+    order = np.argsort(dates.asi8, kind="stable")
+    ordered = dates[order]
+    return [np.sort(order[ordered.searchsorted(lo, "left"):ordered.searchsorted(hi, "right")]) for lo, hi in bounds]
 
 
 def run_months(engine: sa.Engine, strategy_id: str, months: list[str], *, system_as_of: DateLike | None = None,
@@ -299,14 +319,14 @@ def month_signals(engine: sa.Engine, strategy_id: str, months: list[str], *,
         return out
     weights = build(cfg).weights(view, since=windows[live[0]][0])
     marks = view.input_watermarks()
-    with engine.begin() as conn:  # every month's snapshot, or none
-        for m in live:
-            w = weights.loc[windows[m][0]:windows[m][1]]
-            if w.empty:
-                continue
-            snap = SignalSnapshot(cfg.strategy_id, cfg.params_hash, w.index[0].date(), w.index[-1].date(),
-                                  marks, CODE_VERSION, w)
-            out[m] = write_snapshot_in(conn, snap)[0]
+    snaps: dict[str, SignalSnapshot] = {}
+    for m in live:
+        w = weights.loc[windows[m][0]:windows[m][1]]
+        if not w.empty:
+            snaps[m] = SignalSnapshot(cfg.strategy_id, cfg.params_hash, w.index[0].date(), w.index[-1].date(),
+                                      marks, CODE_VERSION, w)
+    with engine.begin() as conn:  # every month's snapshot, or none: one INSERT and one COPY
+        out.update({m: sid for m, (sid, _) in zip(snaps, write_snapshots_in(conn, list(snaps.values())), strict=True)})
     return out
 
 

@@ -217,11 +217,22 @@ def compute_metrics(
 
 
 def _monthly_table(r: np.ndarray, index: pd.Index | None) -> pd.DataFrame:
+    """Year x month (1-12) table of compounded returns: each cell the product of (1 + r) over the
+    month's periods, in date order, minus 1 (NaN where the series has no period)."""
+    months = pd.RangeIndex(1, 13, name="month")
     if not isinstance(index, pd.DatetimeIndex) or len(r) == 0:
-        return pd.DataFrame(columns=pd.RangeIndex(1, 13, name="month"))
-    growth = pd.Series(1.0 + r, index=index)
-    table = growth.groupby([index.year.rename("year"), index.month.rename("month")]).prod() - 1.0
-    return table.unstack("month").reindex(columns=pd.RangeIndex(1, 13, name="month"))
+        return pd.DataFrame(columns=months)
+    key = np.asarray(index.year, dtype=np.int64) * 12 + np.asarray(index.month, dtype=np.int64) - 1
+    order = np.argsort(key, kind="stable")  # dates in order within each month
+    key, growth = key[order], (1.0 + r)[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    cells = np.multiply.reduceat(growth, starts) - 1.0
+    first = key[starts]
+    years = np.arange(first[0] // 12, first[-1] // 12 + 1)
+    present = np.isin(years, first // 12)
+    table = np.full((len(years), 12), np.nan)
+    table[first // 12 - years[0], first % 12] = cells
+    return pd.DataFrame(table[present], index=pd.Index(years[present].astype(index.year.dtype), name="year"), columns=months)
 
 
 RELATIVE_KEYS: tuple[str, ...] = (

@@ -387,6 +387,27 @@ class BacktestResult:
         out.index.name = "instrument"
         return out
 
+    def pnl_attribution_records(self, windows: list[tuple[Any, Any]]) -> list[dict[str, dict[str, float]]]:
+        """``pnl_attribution`` of each window [start, end], as records: instrument (and ``cash``)
+        -> {price, funding, dividends, borrow, costs, interest, total}, rows that are all zero
+        left out. The same sums as ``pnl_attribution`` (the same rows added in the same order),
+        without a DataFrame per window: a pipeline stretch stores hundreds of months at once."""
+        panels = self._attribution_panels
+        cols = ("price", "funding", "dividends", "borrow", "costs")
+        names = [str(i) for i in self.instruments]
+        out = []
+        for start, end in windows:
+            a = int(self.sessions.searchsorted(pd.Timestamp(start), "left"))
+            b = int(self.sessions.searchsorted(pd.Timestamp(end), "right"))
+            sums = np.column_stack([panels[c][a:b].sum(axis=0) for c in cols] + [np.zeros(len(names))])
+            cash = np.array([[0.0] * len(cols) + [float(panels["interest"][a:b].sum())]])
+            table = np.vstack([sums, cash])
+            table = np.column_stack([table, table.sum(axis=1)])
+            keep = np.abs(table[:, :-1]).sum(axis=1) > 0
+            out.append({name: dict(zip((*cols, "interest", "total"), map(float, row), strict=True))
+                        for name, row, k in zip([*names, "cash"], table, keep, strict=True) if k})
+        return out
+
     @cached_property
     def metrics(self) -> dict[str, Any]:
         """`compute_metrics` on ``returns`` with ``round_trips``, ``exposure``, ``turnover``,

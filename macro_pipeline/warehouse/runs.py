@@ -105,32 +105,29 @@ def store_run(engine: sa.Engine, **fields: Any) -> str | None:
         return store_run_in(conn, **fields)
 
 
-def store_run_in(
-    conn: sa.Connection,
-    *,
-    run_id: str,
-    strategy_id: str,
-    window_start: date,
-    window_end: date,
-    config: dict,
-    snapshot_id: str,
-    system_as_of: datetime,
-    engine_version: str,
-    orchestrator_run_id: str | None,
-    equity: pd.DataFrame,
-    fills: pd.DataFrame,
-    round_trips: pd.DataFrame,
-    metrics: dict[str, Any],
-    start_state: dict | None,
-    end_state: dict | None,
-    summary: dict | None = None,
-    pipeline_month: bool = False,
-    continues: str | None = None,
-    reads: tuple[list, pd.Series] | None = None,
-    reproduction: bool = False,
-) -> str | None:
+def store_run_in(conn: sa.Connection, **fields: Any) -> str | None:
     """Store one complete run, inside the caller's transaction, and supersede the previous current
     run of the same strategy, window and settings (``config_hash``); returns the superseded id.
+    ``store_runs_in`` with one run: the keyword arguments are one element of its ``runs``."""
+    return store_runs_in(conn, [fields])[0]
+
+
+_RUN_DEFAULTS: dict[str, Any] = {"summary": None, "pipeline_month": False, "continues": None, "reads": None,
+                                 "reproduction": False}
+
+
+def store_runs_in(conn: sa.Connection, runs: list[dict[str, Any]]) -> list[str | None]:
+    """Store complete runs (e.g. every month of a pipeline stretch) inside the caller's
+    transaction, with one statement or COPY per table whatever their number; returns, per run,
+    the id it superseded (None if none).
+
+    Each run is a dict of: ``run_id``, ``strategy_id``, ``window_start``, ``window_end``,
+    ``config``, ``snapshot_id``, ``system_as_of``, ``engine_version``, ``orchestrator_run_id``,
+    ``equity``, ``fills``, ``round_trips``, ``metrics``, ``start_state``, ``end_state``, and
+    optionally ``summary``, ``pipeline_month``, ``continues``, ``reads``, ``reproduction``:
+
+    A run supersedes the previous current run of the same strategy, window and settings
+    (``config_hash``: the whole config and the start state).
 
     ``pipeline_month``: the run is a month of the Dagster pipeline's chain; it supersedes every
     current pipeline run of the same strategy and calendar month, whatever their window end (the
@@ -140,104 +137,159 @@ def store_run_in(
     ``continues``: the run whose end state is this run's start state. It must still be current
     when this run commits (checked under the strategy's lock, in the same transaction), so two
     runs that write one strategy's chain at once can never leave a month continuing from a
-    replaced predecessor: the later one fails with ``ChainChanged`` and stores nothing.
+    replaced predecessor: the later one fails with ``ChainChanged`` and stores nothing. A run
+    continuing from an earlier run of the same call needs no check.
 
     ``reads``: (the view's ``reads()``, the decision times of the run's sessions): its footprint.
 
     ``reproduction``: the run re-reads an older state of the warehouse (an explicit
     ``system_as_of`` older than the data). It supersedes nothing, never becomes current, and
     records in ``reproduces`` the current run of the same strategy, window and settings, if any;
-    returns None. A pipeline month is never a reproduction.
+    its entry in the result is None. A pipeline month is never a reproduction.
 
     ``equity``: index session dates, columns equity, cash, gross_exposure, net_exposure, drawdown,
-    turnover, and optionally costs and funding (per session). ``fills``/``round_trips``: the engine's frames. ``metrics``: scalar values go to
-    ``metrics``; ``monthly_returns`` (a DataFrame) is kept as JSON on the run row.
+    turnover, and optionally costs and funding (per session). ``fills``/``round_trips``: the
+    engine's frames. ``metrics``: scalar values go to ``metrics``; ``monthly_returns`` (a
+    DataFrame) is kept as JSON on the run row.
     """
-    monthly = metrics.get("monthly_returns")
-    monthly_json = None
-    if isinstance(monthly, pd.DataFrame):
-        monthly_json = {str(y): {str(m): finite_or_none(v) for m, v in row.items()} for y, row in monthly.iterrows()}
-    scalars = {k: finite_or_none(v) for k, v in metrics.items() if k != "monthly_returns"}
-    chash = config_hash(config, start_state)
-    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k, hashtext(:s))"), {"k": RUN_LOCK, "s": strategy_id})
-    if continues is not None:
-        current = conn.execute(sa.text("SELECT superseded_by IS NULL FROM backtest_runs WHERE run_id = :r"),
-                               {"r": continues}).scalar()
-        if not current:
-            raise ChainChanged(f"{strategy_id} {window_start}: the run it continues from ({continues}) was "
-                               "replaced while this one computed (another run wrote the same months); rerun it")
-    if reproduction and (pipeline_month or continues is not None):
-        raise ValueError("a pipeline month is never a reproduction: months are always computed on the current data")
-    reproduces = None
-    if reproduction:
-        olds = []
-        reproduces = conn.execute(sa.text(
+    runs = [{**_RUN_DEFAULTS, **r} for r in runs]
+    if not runs:
+        return []
+    keys = [(r["strategy_id"], r["window_start"], r["window_end"]) if not r["pipeline_month"]
+            else (r["strategy_id"], pd.Timestamp(r["window_start"]).strftime("%Y-%m")) for r in runs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("store_runs_in: two runs of one call would supersede each other; store them in two calls")
+    for r in runs:
+        if r["reproduction"] and (r["pipeline_month"] or r["continues"] is not None):
+            raise ValueError("a pipeline month is never a reproduction: months are always computed on the current data")
+        r["config_hash"] = config_hash(r["config"], r["start_state"])
+    for strategy_id in sorted({r["strategy_id"] for r in runs}):
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k, hashtext(:s))"), {"k": RUN_LOCK, "s": strategy_id})
+    own = {r["run_id"] for r in runs}
+    outside = {r["continues"]: r for r in runs if r["continues"] is not None and r["continues"] not in own}
+    if outside:
+        current = dict(conn.execute(sa.text(
+            "SELECT run_id, superseded_by IS NULL FROM backtest_runs WHERE run_id = ANY(:r)"), {"r": list(outside)}).all())
+        for rid, r in outside.items():
+            if not current.get(rid):
+                raise ChainChanged(f"{r['strategy_id']} {r['window_start']}: the run it continues from ({rid}) was "
+                                   "replaced while this one computed (another run wrote the same months); rerun it")
+    olds = _superseded(conn, runs)
+    pairs = [(old, r["run_id"]) for r, rs in zip(runs, olds, strict=True) for old in rs]
+    if pairs:  # the FK is deferred: checked at commit, when the new rows exist
+        conn.execute(sa.text(
+            "UPDATE backtest_runs b SET superseded_by = u.new FROM unnest(CAST(:old AS text[]), CAST(:new AS text[])) "
+            "AS u(old, new) WHERE b.run_id = u.old"), {"old": [p[0] for p in pairs], "new": [p[1] for p in pairs]})
+    _insert_runs(conn, runs)
+    _copy_run_rows(conn, runs)
+    for r in runs:
+        if r["reads"] is not None and len(r["reads"][1]):
+            entities, times = r["reads"]
+            write_reads_in(conn, r["run_id"], entities, valid_to=times.index[-1].date(),
+                           first_decision=times.iloc[0], last_decision=times.iloc[-1])
+    return [rs[-1] if rs else None for rs in olds]
+
+
+def _superseded(conn: sa.Connection, runs: list[dict[str, Any]]) -> list[list[str]]:
+    """Per run, the current runs it supersedes (oldest first, locked); for a reproduction, none
+    (its ``reproduces`` is looked up instead)."""
+    out: list[list[str]] = [[] for _ in runs]
+    months: dict[str, list[int]] = {}
+    for i, r in enumerate(runs):
+        if r["pipeline_month"]:
+            months.setdefault(r["strategy_id"], []).append(i)
+            continue
+        found = conn.execute(sa.text(
             "SELECT run_id FROM backtest_runs r WHERE strategy_id = :s AND window_start = :ws AND window_end = :we "
-            f"AND config_hash = :h AND {CURRENT_SQL}"),
-            {"s": strategy_id, "ws": window_start, "we": window_end, "h": chash}).scalar()
-    elif pipeline_month:
-        olds = conn.execute(sa.text(
-            "SELECT run_id FROM backtest_runs r WHERE strategy_id = :s "
-            "AND date_trunc('month', window_start) = date_trunc('month', CAST(:ws AS date)) "
+            f"AND config_hash = :h AND {CURRENT_SQL}" + ("" if r["reproduction"] else " FOR UPDATE")),
+            {"s": r["strategy_id"], "ws": r["window_start"], "we": r["window_end"], "h": r["config_hash"]}).scalars().all()
+        if r["reproduction"]:
+            r["reproduces"] = found[0] if found else None
+        else:
+            out[i] = list(found)
+    for strategy_id, idx in months.items():  # one query for every month of a strategy's stretch
+        wanted = {pd.Timestamp(runs[i]["window_start"]).strftime("%Y-%m-01"): i for i in idx}
+        rows = conn.execute(sa.text(
+            "SELECT run_id, to_char(window_start, 'YYYY-MM-01') FROM backtest_runs r WHERE strategy_id = :s "
+            "AND date_trunc('month', window_start) = ANY(CAST(:months AS date[])) "
             f"AND summary ->> 'pipeline' = 'true' AND {CURRENT_SQL} "
-            "ORDER BY created_at FOR UPDATE"), {"s": strategy_id, "ws": window_start}).scalars().all()
-    else:
-        olds = conn.execute(sa.text(
-            "SELECT run_id FROM backtest_runs r WHERE strategy_id = :s AND window_start = :ws AND window_end = :we "
-            f"AND config_hash = :h AND {CURRENT_SQL} FOR UPDATE"),
-            {"s": strategy_id, "ws": window_start, "we": window_end, "h": chash}).scalars().all()
-    previous = olds[-1] if olds else None
-    if olds:  # the FK is deferred: checked at commit, when the new row exists
-        conn.execute(sa.text("UPDATE backtest_runs SET superseded_by = :new WHERE run_id = ANY(:old)"),
-                     {"new": run_id, "old": list(olds)})
+            "ORDER BY created_at FOR UPDATE"), {"s": strategy_id, "months": list(wanted)}).all()
+        for run_id, month in rows:
+            out[wanted[month]].append(run_id)
+    return out
+
+
+def _insert_runs(conn: sa.Connection, runs: list[dict[str, Any]]) -> None:
+    def monthly(r: dict) -> str | None:
+        table = r["metrics"].get("monthly_returns")
+        if not isinstance(table, pd.DataFrame):
+            return None
+        return json.dumps({str(y): {str(m): finite_or_none(v) for m, v in row.items()} for y, row in table.iterrows()})
+
+    def js(value: Any) -> str | None:
+        return json.dumps(value, default=_json_default) if value is not None else None
+
     conn.execute(sa.text(
         "INSERT INTO backtest_runs (run_id, strategy_id, window_start, window_end, config, config_hash, signal_snapshot_id, "
         "system_as_of, engine_version, orchestrator_run_id, status, start_state, end_state, monthly_returns, summary, "
         "reproduction, reproduces) "
-        "VALUES (:id, :s, :ws, :we, CAST(:cfg AS jsonb), :h, :snap, :sys, :ev, :orch, 'success', CAST(:ss AS jsonb), "
-        "CAST(:es AS jsonb), CAST(:mr AS jsonb), CAST(:sm AS jsonb), :repro, :reproduces)"),
-        {"id": run_id, "s": strategy_id, "ws": window_start, "we": window_end, "h": chash,
-         "cfg": json.dumps(config, default=_json_default, sort_keys=True), "snap": snapshot_id,
-         "sys": system_as_of, "ev": engine_version, "orch": orchestrator_run_id,
-         "ss": json.dumps(start_state, default=_json_default) if start_state is not None else None,
-         "es": json.dumps(end_state, default=_json_default) if end_state is not None else None,
-         "mr": json.dumps(monthly_json) if monthly_json is not None else None,
-         "sm": json.dumps(summary or {}, default=_json_default), "repro": reproduction, "reproduces": reproduces})
-    eq = equity.reset_index()
-    eq.columns = ["session_date", *equity.columns]
-    eq.insert(0, "run_id", run_id)
-    eq["session_date"] = pd.DatetimeIndex(eq["session_date"]).strftime("%Y-%m-%d")
-    cols = ["run_id", "session_date", "equity", "cash", "gross_exposure", "net_exposure", "drawdown", "turnover"]
-    cols += [c for c in ("costs", "funding") if c in eq.columns]  # per-session, when the caller has them
-    _copy(conn, "daily_equity", eq[cols])
-    if len(fills):
-        f = pd.DataFrame({
-            "run_id": run_id, "fill_no": np.arange(1, len(fills) + 1),
-            "session_date": pd.DatetimeIndex(fills["date"]).strftime("%Y-%m-%d"),
-            # portfolio-level log rows (e.g. non_positive_equity) have no instrument: stored as ''
-            "instrument_id": fills["instrument"].astype(object).where(fills["instrument"].notna(), "").astype(str).to_numpy(),
-            "side": fills["side"].astype(str).to_numpy(),
-            "quantity": fills["quantity"].to_numpy(dtype=float), "price": fills["price"].to_numpy(dtype=float),
-            "notional": fills["notional"].to_numpy(dtype=float), "cost": fills["cost"].to_numpy(dtype=float),
-            "reason": fills["reason"].astype(str).to_numpy()})
-        _copy(conn, "fills", f)
-    if len(round_trips):
-        rt = pd.DataFrame({
-            "run_id": run_id, "trip_no": np.arange(1, len(round_trips) + 1),
-            "instrument_id": round_trips["instrument"].astype(str).to_numpy(),
-            "entry_date": pd.DatetimeIndex(round_trips["entry_date"]).strftime("%Y-%m-%d"),
-            "exit_date": pd.DatetimeIndex(round_trips["exit_date"]).strftime("%Y-%m-%d"),
-            "holding_days": round_trips["holding_days"].to_numpy(dtype=int),
-            "pnl": round_trips["pnl"].to_numpy(dtype=float), "return_pct": round_trips["return"].to_numpy(dtype=float)})
-        _copy(conn, "round_trips", rt)
-    if scalars:
-        conn.execute(sa.text("INSERT INTO metrics (run_id, metric_name, value) VALUES (:r, :k, :v)"),
-                     [{"r": run_id, "k": k, "v": v} for k, v in scalars.items()])
-    if reads is not None and len(reads[1]):
-        entities, times = reads
-        write_reads_in(conn, run_id, entities, valid_to=times.index[-1].date(),
-                       first_decision=times.iloc[0], last_decision=times.iloc[-1])
-    return previous
+        "SELECT id, s, ws, we, cfg, h, snap, sys, ev, orch, 'success', ss, es, mr, sm, repro, reproduces "
+        "FROM unnest(CAST(:id AS text[]), CAST(:s AS text[]), CAST(:ws AS date[]), CAST(:we AS date[]), "
+        "CAST(:cfg AS jsonb[]), CAST(:h AS text[]), CAST(:snap AS text[]), CAST(:sys AS timestamptz[]), "
+        "CAST(:ev AS text[]), CAST(:orch AS text[]), CAST(:ss AS jsonb[]), CAST(:es AS jsonb[]), CAST(:mr AS jsonb[]), "
+        "CAST(:sm AS jsonb[]), CAST(:repro AS boolean[]), CAST(:reproduces AS text[])) "
+        "AS u(id, s, ws, we, cfg, h, snap, sys, ev, orch, ss, es, mr, sm, repro, reproduces)"),
+        {"id": [r["run_id"] for r in runs], "s": [r["strategy_id"] for r in runs],
+         "ws": [r["window_start"] for r in runs], "we": [r["window_end"] for r in runs],
+         "cfg": [json.dumps(r["config"], default=_json_default, sort_keys=True) for r in runs],
+         "h": [r["config_hash"] for r in runs], "snap": [r["snapshot_id"] for r in runs],
+         "sys": [r["system_as_of"] for r in runs], "ev": [r["engine_version"] for r in runs],
+         "orch": [r["orchestrator_run_id"] for r in runs], "ss": [js(r["start_state"]) for r in runs],
+         "es": [js(r["end_state"]) for r in runs], "mr": [monthly(r) for r in runs],
+         "sm": [json.dumps(r["summary"] or {}, default=_json_default) for r in runs],
+         "repro": [bool(r["reproduction"]) for r in runs], "reproduces": [r.get("reproduces") for r in runs]})
+
+
+def _copy_run_rows(conn: sa.Connection, runs: list[dict[str, Any]]) -> None:
+    """Daily equity, fills, round trips and scalar metrics of every run: one COPY per table."""
+    equity: dict[tuple, list[pd.DataFrame]] = {}
+    fills, trips, metrics = [], [], []
+    for r in runs:
+        run_id, e = r["run_id"], r["equity"]
+        cols = ["equity", "cash", "gross_exposure", "net_exposure", "drawdown", "turnover"]
+        cols += [c for c in ("costs", "funding") if c in e.columns]  # per-session, when the caller has them
+        eq = pd.DataFrame({"run_id": run_id, "session_date": pd.DatetimeIndex(e.index),
+                           **{c: e[c].to_numpy(dtype=float) for c in cols}})
+        equity.setdefault(tuple(cols), []).append(eq)
+        f = r["fills"]
+        if len(f):
+            fills.append(pd.DataFrame({
+                "run_id": run_id, "fill_no": np.arange(1, len(f) + 1),
+                "session_date": pd.DatetimeIndex(f["date"]),
+                # portfolio-level log rows (e.g. non_positive_equity) have no instrument: stored as ''
+                "instrument_id": f["instrument"].astype(object).where(f["instrument"].notna(), "").astype(str).to_numpy(),
+                "side": f["side"].astype(str).to_numpy(),
+                "quantity": f["quantity"].to_numpy(dtype=float), "price": f["price"].to_numpy(dtype=float),
+                "notional": f["notional"].to_numpy(dtype=float), "cost": f["cost"].to_numpy(dtype=float),
+                "reason": f["reason"].astype(str).to_numpy()}))
+        t = r["round_trips"]
+        if len(t):
+            trips.append(pd.DataFrame({
+                "run_id": run_id, "trip_no": np.arange(1, len(t) + 1),
+                "instrument_id": t["instrument"].astype(str).to_numpy(),
+                "entry_date": pd.DatetimeIndex(t["entry_date"]),
+                "exit_date": pd.DatetimeIndex(t["exit_date"]),
+                "holding_days": t["holding_days"].to_numpy(dtype=int),
+                "pnl": t["pnl"].to_numpy(dtype=float), "return_pct": t["return"].to_numpy(dtype=float)}))
+        metrics += [(run_id, k, finite_or_none(v)) for k, v in r["metrics"].items() if k != "monthly_returns"]
+    for frames in equity.values():
+        _copy(conn, "daily_equity", pd.concat(frames, ignore_index=True))
+    if fills:
+        _copy(conn, "fills", pd.concat(fills, ignore_index=True))
+    if trips:
+        _copy(conn, "round_trips", pd.concat(trips, ignore_index=True))
+    if metrics:
+        _copy(conn, "metrics", pd.DataFrame(metrics, columns=["run_id", "metric_name", "value"]).astype({"value": "float64"}))
 
 
 def write_reads_in(conn: sa.Connection, run_ids: str | list[str], reads: list[tuple], *,

@@ -40,16 +40,28 @@ class SignalSnapshot:
         return int(self.weights.size)
 
 
-def _long(weights: pd.DataFrame) -> pd.DataFrame:
-    w = weights.sort_index().reindex(sorted(weights.columns), axis=1)
-    long = w.stack(future_stack=True).rename("weight").reset_index()
-    long.columns = ["decision_date", "instrument_id", "weight"]
-    return long
+def _sorted(weights: pd.DataFrame) -> pd.DataFrame:
+    """Rows by decision date, columns by instrument id: the canonical order of a snapshot."""
+    return weights.sort_index().reindex(sorted(weights.columns), axis=1)
+
+
+def _long_columns(w: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The canonical long form of sorted weights, row-major (date, then instrument): decision
+    dates as 'YYYY-MM-DD' strings, instrument ids, weights (float64). Built with numpy repeats,
+    not ``DataFrame.stack``: a stretch stores hundreds of monthly snapshots at once."""
+    n_rows, n_cols = w.shape
+    days = pd.DatetimeIndex(w.index).strftime("%Y-%m-%d").to_numpy(dtype=object)
+    return (np.repeat(days, n_cols), np.tile(np.asarray(w.columns, dtype=object), n_rows),
+            np.ascontiguousarray(w.to_numpy(dtype="<f8")).reshape(-1))
 
 
 def snapshot_id(s: SignalSnapshot) -> str:
     if s.weights.isna().any().any():
         raise ValueError(f"snapshot weights for {s.strategy_id} contain NaN")
+    return _hash(s, *_long_columns(_sorted(s.weights)))
+
+
+def _hash(s: SignalSnapshot, days: np.ndarray, instruments: np.ndarray, weights: np.ndarray) -> str:
     h = hashlib.sha256()
     head = {
         "strategy_id": s.strategy_id, "params_hash": s.params_hash,
@@ -58,10 +70,9 @@ def snapshot_id(s: SignalSnapshot) -> str:
         "columns": sorted(map(str, s.weights.columns)),
     }
     h.update(json.dumps(head, sort_keys=True, separators=(",", ":")).encode())
-    long = _long(s.weights)
-    h.update(pd.DatetimeIndex(long["decision_date"]).strftime("%Y-%m-%d").str.cat(sep=",").encode())
-    h.update(long["instrument_id"].astype(str).str.cat(sep=",").encode())
-    h.update(np.ascontiguousarray(long["weight"].to_numpy(dtype="<f8")).tobytes())
+    h.update(",".join(days).encode())
+    h.update(",".join(map(str, instruments)).encode())
+    h.update(np.ascontiguousarray(weights, dtype="<f8").tobytes())
     return h.hexdigest()
 
 
@@ -73,20 +84,46 @@ def write_snapshot(engine: sa.Engine, s: SignalSnapshot) -> tuple[str, bool]:
 
 def write_snapshot_in(conn: sa.Connection, s: SignalSnapshot) -> tuple[str, bool]:
     """``write_snapshot`` inside the caller's transaction."""
-    sid = snapshot_id(s)
-    long = _long(s.weights)
-    inserted = conn.execute(sa.text(
+    return write_snapshots_in(conn, [s])[0]
+
+
+def write_snapshots_in(conn: sa.Connection, snaps: list[SignalSnapshot]) -> list[tuple[str, bool]]:
+    """Store several snapshots (e.g. every month of a stretch) inside the caller's transaction:
+    one INSERT of their headers and one COPY of the rows of those that were new; returns
+    (snapshot id, True if it was new) per snapshot, in order."""
+    if not snaps:
+        return []
+    longs, ids = [], []
+    for s in snaps:
+        if s.weights.isna().any().any():
+            raise ValueError(f"snapshot weights for {s.strategy_id} contain NaN")
+        cols = _long_columns(_sorted(s.weights))
+        longs.append(cols)
+        ids.append(_hash(s, *cols))
+    header = pd.DataFrame({
+        "snapshot_id": ids, "strategy_id": [s.strategy_id for s in snaps], "params_hash": [s.params_hash for s in snaps],
+        "window_start": [s.window_start for s in snaps], "window_end": [s.window_end for s in snaps],
+        "input_watermarks": [json.dumps(s.input_watermarks, sort_keys=True) for s in snaps],
+        "code_version": [s.code_version for s in snaps], "row_count": [len(c[2]) for c in longs]})
+    inserted = set(conn.execute(sa.text(
         "INSERT INTO signal_snapshots (snapshot_id, strategy_id, params_hash, window_start, window_end, "
-        "input_watermarks, code_version, row_count) VALUES (:id, :s, :p, :ws, :we, CAST(:wm AS jsonb), :cv, :n) "
-        "ON CONFLICT (snapshot_id) DO NOTHING"),
-        {"id": sid, "s": s.strategy_id, "p": s.params_hash, "ws": s.window_start, "we": s.window_end,
-         "wm": json.dumps(s.input_watermarks, sort_keys=True), "cv": s.code_version, "n": len(long)},
-    ).rowcount
-    if inserted:
-        rows = long.assign(snapshot_id=sid, instrument_id=long["instrument_id"].astype(str))
+        "input_watermarks, code_version, row_count) "
+        "SELECT * FROM unnest(CAST(:id AS text[]), CAST(:s AS text[]), CAST(:p AS text[]), CAST(:ws AS date[]), "
+        "CAST(:we AS date[]), CAST(:wm AS jsonb[]), CAST(:cv AS text[]), CAST(:n AS bigint[])) "
+        "ON CONFLICT (snapshot_id) DO NOTHING RETURNING snapshot_id"),
+        {"id": ids, "s": list(header["strategy_id"]), "p": list(header["params_hash"]), "ws": list(header["window_start"]),
+         "we": list(header["window_end"]), "wm": list(header["input_watermarks"]), "cv": list(header["code_version"]),
+         "n": [int(n) for n in header["row_count"]]}).scalars())
+    new = [i for i, sid in enumerate(ids) if sid in inserted and sid not in ids[:i]]
+    if new:
+        rows = pd.DataFrame({
+            "snapshot_id": np.concatenate([np.full(len(longs[i][0]), ids[i], dtype=object) for i in new]),
+            "decision_date": pd.to_datetime(np.concatenate([longs[i][0] for i in new]), format="%Y-%m-%d"),
+            "instrument_id": np.concatenate([longs[i][1] for i in new]).astype(str),
+            "weight": np.concatenate([longs[i][2] for i in new])})
         with conn.connection.dbapi_connection.cursor() as cur:  # weights travel as their exact bits
-            copy_frame(cur, "signals", rows[["snapshot_id", "decision_date", "instrument_id", "weight"]])
-    return sid, bool(inserted)
+            copy_frame(cur, "signals", rows)
+    return [(sid, sid in inserted and sid not in ids[:i]) for i, sid in enumerate(ids)]
 
 
 def read_snapshot(engine: sa.Engine, sid: str) -> SignalSnapshot:

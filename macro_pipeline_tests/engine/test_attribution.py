@@ -78,3 +78,17 @@ def test_hand_worked_attribution_of_one_long_position() -> None:
     assert a.loc["X", ["funding", "dividends", "borrow", "interest"]].eq(0).all()
     assert a["total"].sum() == pytest.approx(10 * 10.0 - 0.5, rel=1e-14)
     assert r.equity.iloc[-1] - 1000.0 == pytest.approx(99.5, rel=1e-14)
+
+
+@pytest.mark.parametrize("make", [_rich_run, _perp_run])
+def test_records_by_window_equal_the_frame_of_each_window(make) -> None:
+    """`pnl_attribution_records` (what a pipeline stretch stores per month) holds exactly the
+    numbers of `pnl_attribution` over each window, with the all-zero rows left out."""
+    result = make()
+    s = result.sessions
+    windows = [(s[0], s[6]), (s[7], s[19]), (s[20], s[-1]), (s[3], s[3])]
+    for (start, end), records in zip(windows, result.pnl_attribution_records(windows), strict=True):
+        frame = result.pnl_attribution(start, end)
+        frame = frame[frame.drop(columns="total").abs().sum(axis=1) > 0]
+        expected = {str(i): {k: float(v) for k, v in row.items()} for i, row in frame.iterrows()}
+        assert records == expected

@@ -250,44 +250,49 @@ def _insert_runs(conn: sa.Connection, runs: list[dict[str, Any]]) -> None:
          "repro": [bool(r["reproduction"]) for r in runs], "reproduces": [r.get("reproduces") for r in runs]})
 
 
+def _numbered(frames: list[pd.DataFrame], run_ids: list[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The runs' frames as one (ignoring their index), with each row's run id and its 1-based
+    number inside its run."""
+    lengths = np.array([len(f) for f in frames])
+    whole = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+    starts = np.cumsum(lengths) - lengths
+    return whole, np.repeat(np.array(run_ids, dtype=object), lengths), np.arange(len(whole)) - np.repeat(starts, lengths) + 1
+
+
 def _copy_run_rows(conn: sa.Connection, runs: list[dict[str, Any]]) -> None:
-    """Daily equity, fills, round trips and scalar metrics of every run: one COPY per table."""
-    equity: dict[tuple, list[pd.DataFrame]] = {}
-    fills, trips, metrics = [], [], []
-    for r in runs:
-        run_id, e = r["run_id"], r["equity"]
+    """Daily equity, fills, round trips and scalar metrics of every run: one COPY per table,
+    built from the runs' frames put end to end (not a frame per run)."""
+    by_columns: dict[tuple, list[int]] = {}
+    for i, r in enumerate(runs):
         cols = ["equity", "cash", "gross_exposure", "net_exposure", "drawdown", "turnover"]
-        cols += [c for c in ("costs", "funding") if c in e.columns]  # per-session, when the caller has them
-        eq = pd.DataFrame({"run_id": run_id, "session_date": pd.DatetimeIndex(e.index),
-                           **{c: e[c].to_numpy(dtype=float) for c in cols}})
-        equity.setdefault(tuple(cols), []).append(eq)
-        f = r["fills"]
-        if len(f):
-            fills.append(pd.DataFrame({
-                "run_id": run_id, "fill_no": np.arange(1, len(f) + 1),
-                "session_date": pd.DatetimeIndex(f["date"]),
-                # portfolio-level log rows (e.g. non_positive_equity) have no instrument: stored as ''
-                "instrument_id": f["instrument"].astype(object).where(f["instrument"].notna(), "").astype(str).to_numpy(),
-                "side": f["side"].astype(str).to_numpy(),
-                "quantity": f["quantity"].to_numpy(dtype=float), "price": f["price"].to_numpy(dtype=float),
-                "notional": f["notional"].to_numpy(dtype=float), "cost": f["cost"].to_numpy(dtype=float),
-                "reason": f["reason"].astype(str).to_numpy()}))
-        t = r["round_trips"]
-        if len(t):
-            trips.append(pd.DataFrame({
-                "run_id": run_id, "trip_no": np.arange(1, len(t) + 1),
-                "instrument_id": t["instrument"].astype(str).to_numpy(),
-                "entry_date": pd.DatetimeIndex(t["entry_date"]),
-                "exit_date": pd.DatetimeIndex(t["exit_date"]),
-                "holding_days": t["holding_days"].to_numpy(dtype=int),
-                "pnl": t["pnl"].to_numpy(dtype=float), "return_pct": t["return"].to_numpy(dtype=float)}))
-        metrics += [(run_id, k, finite_or_none(v)) for k, v in r["metrics"].items() if k != "monthly_returns"]
-    for frames in equity.values():
-        _copy(conn, "daily_equity", pd.concat(frames, ignore_index=True))
-    if fills:
-        _copy(conn, "fills", pd.concat(fills, ignore_index=True))
-    if trips:
-        _copy(conn, "round_trips", pd.concat(trips, ignore_index=True))
+        cols += [c for c in ("costs", "funding") if c in r["equity"].columns]  # per-session, when the caller has them
+        by_columns.setdefault(tuple(cols), []).append(i)
+    for cols, idx in by_columns.items():
+        frames = [runs[i]["equity"] for i in idx]
+        days = np.concatenate([np.asarray(pd.DatetimeIndex(f.index), dtype="datetime64[ns]") for f in frames])
+        e, run_id, _ = _numbered([f[list(cols)] for f in frames], [runs[i]["run_id"] for i in idx])
+        _copy(conn, "daily_equity", pd.DataFrame({"run_id": run_id, "session_date": days,
+                                                  **{c: e[c].to_numpy(dtype=float) for c in cols}}))
+    idx = [i for i, r in enumerate(runs) if len(r["fills"])]
+    if idx:
+        f, run_id, no = _numbered([runs[i]["fills"] for i in idx], [runs[i]["run_id"] for i in idx])
+        _copy(conn, "fills", pd.DataFrame({
+            "run_id": run_id, "fill_no": no, "session_date": pd.DatetimeIndex(f["date"]),
+            # portfolio-level log rows (e.g. non_positive_equity) have no instrument: stored as ''
+            "instrument_id": f["instrument"].astype(object).where(f["instrument"].notna(), "").astype(str).to_numpy(),
+            "side": f["side"].astype(str).to_numpy(),
+            "quantity": f["quantity"].to_numpy(dtype=float), "price": f["price"].to_numpy(dtype=float),
+            "notional": f["notional"].to_numpy(dtype=float), "cost": f["cost"].to_numpy(dtype=float),
+            "reason": f["reason"].astype(str).to_numpy()}))
+    idx = [i for i, r in enumerate(runs) if len(r["round_trips"])]
+    if idx:
+        t, run_id, no = _numbered([runs[i]["round_trips"] for i in idx], [runs[i]["run_id"] for i in idx])
+        _copy(conn, "round_trips", pd.DataFrame({
+            "run_id": run_id, "trip_no": no, "instrument_id": t["instrument"].astype(str).to_numpy(),
+            "entry_date": pd.DatetimeIndex(t["entry_date"]), "exit_date": pd.DatetimeIndex(t["exit_date"]),
+            "holding_days": t["holding_days"].to_numpy(dtype=int),
+            "pnl": t["pnl"].to_numpy(dtype=float), "return_pct": t["return"].to_numpy(dtype=float)}))
+    metrics = [(r["run_id"], k, finite_or_none(v)) for r in runs for k, v in r["metrics"].items() if k != "monthly_returns"]
     if metrics:
         _copy(conn, "metrics", pd.DataFrame(metrics, columns=["run_id", "metric_name", "value"]).astype({"value": "float64"}))
 

@@ -124,7 +124,7 @@ def cmd_stored(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job through Dagster: ingest, register, backtest every month, rank (see demo.py)."""
-    from macro_pipeline import orchestration
+    from macro_pipeline.defs import instance as orchestration
     from macro_pipeline.demo import run_demo
     from macro_pipeline.settings import database_url, load_settings
     from macro_pipeline.warehouse import db
@@ -163,7 +163,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     127.0.0.1 unless told otherwise."""
     import os
 
-    from macro_pipeline import orchestration
+    from macro_pipeline.defs import instance as orchestration
 
     env = {**os.environ, **orchestration.prepare()}
     cmd = [sys.executable, "-m", "dagster", "dev", "-m", "macro_pipeline.defs", "--host", args.host,
@@ -191,7 +191,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import os
     import shutil
 
-    from macro_pipeline import orchestration
+    from macro_pipeline.defs import instance as orchestration
     from macro_pipeline.settings import load_settings
     from macro_pipeline.warehouse import db
 

@@ -53,7 +53,8 @@ from macro_pipeline.backtests import (
     simulate_plan,
 )
 from macro_pipeline.defs import defs
-from macro_pipeline.defs.automation import RANGE_END_TAG, RANGE_START_TAG, point_in_time_sensor
+from macro_pipeline.defs.automation.jobs import RANGE_END_TAG, RANGE_START_TAG
+from macro_pipeline.defs.automation.sensors import point_in_time_sensor
 from macro_pipeline.defs.resources import WarehouseResource
 from macro_pipeline.planning import history_rerun, months_between
 from macro_pipeline.warehouse import db

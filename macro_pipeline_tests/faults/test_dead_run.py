@@ -131,7 +131,7 @@ def _children_of(server, parent: str) -> list[dict]:
 
 IN_PROCESS_RUN = """
 import sys
-from macro_pipeline import orchestration
+from macro_pipeline.defs import instance as orchestration
 from macro_pipeline.defs import defs
 
 defs.resolve_job_def("backtest_job").execute_in_process(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from macro_pipeline.defs import defs
-from macro_pipeline.defs.ingest_assets import INGEST_ASSETS
+from macro_pipeline.defs.ingest.assets import INGEST_ASSETS
 from macro_pipeline.defs.resources import WarehouseResource
 
 

@@ -19,14 +19,14 @@ import re
 
 import dagster as dg
 
-from macro_pipeline.defs.checks import (
+from macro_pipeline.defs.backtest.checks import (
     BACKTEST_CHECKS,
     SIGNALS_CHECKS,
     backtest_check_results,
     signals_check_results,
 )
-from macro_pipeline.defs.metadata import add_partition_metadata
-from macro_pipeline.defs.partitions import (
+from macro_pipeline.defs.backtest.metadata import add_partition_metadata
+from macro_pipeline.defs.backtest.partitions import (
     months_by_strategy,
     partition_key,
     strategy_month_partitions,

@@ -353,7 +353,7 @@ def test_every_asset_has_owners_kinds_tags_and_a_code_version() -> None:
 
 
 def test_ingest_assets_report_row_count_and_column_schema(engine) -> None:
-    from macro_pipeline.defs.ingest_assets import instruments, macro_observations
+    from macro_pipeline.defs.ingest.assets import instruments, macro_observations
     from macro_pipeline.defs.resources import WarehouseResource
 
     url = engine.url.render_as_string(hide_password=False)

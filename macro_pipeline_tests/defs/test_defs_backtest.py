@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from macro_pipeline.backtests import stitched_equity
 from macro_pipeline.defs import defs
-from macro_pipeline.defs.backtest_assets import backtest, backtest_metrics, leaderboard, signals
+from macro_pipeline.defs.backtest.assets import backtest, backtest_metrics, leaderboard, signals
 from macro_pipeline.defs.resources import WarehouseResource
 from macro_pipeline.strategies.registry import load_builtin_configs
 from macro_pipeline_tests.conftest import demo_with_strategies, postgres_instance
@@ -149,7 +149,7 @@ def test_a_run_over_several_strategies_fans_out_one_independent_branch_per_strat
 
 
 def test_asset_checks_pass_on_stored_results_and_catch_a_broken_invariant(warehouse, instance):
-    from macro_pipeline.defs.checks import (
+    from macro_pipeline.defs.backtest.checks import (
         ASSET_CHECKS,
         backtest_equity_invariant,
         prices_no_duplicate_keys,

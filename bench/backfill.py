@@ -91,9 +91,9 @@ def direct(url: str) -> dict[str, float]:
 def through_dagster(url: str, storage: str, workers: int) -> dict[str, float]:
     import dagster as dg
 
-    from macro_pipeline.defs import instance as orchestration
     from macro_pipeline.backtests import sync_builtin_strategies
     from macro_pipeline.defs import defs
+    from macro_pipeline.defs import instance as orchestration
     from macro_pipeline.defs.automation.jobs import RANGE_END_TAG, RANGE_START_TAG
     from macro_pipeline.defs.automation.schedules import nightly_schedule
     from macro_pipeline.defs.resources import WarehouseResource

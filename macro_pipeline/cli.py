@@ -408,7 +408,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from macro_pipeline.reports import write_reports, write_run_report, write_strategy_report
-    from macro_pipeline.reports.queries import strategies_with_pipeline_runs
+    from macro_pipeline.warehouse.report_reads import strategies_with_pipeline_runs
 
     engine = _migrated_engine(args)
     strategies = list(args.strategy or [])

@@ -120,8 +120,8 @@ def run_requests(requests, *, workers: int = 2, show_progress: bool = True) -> d
 def run_demo(show_progress: bool = True, say: Callable[[str], None] = print, workers: int = 2,
              only: list[str] | None = None) -> DemoResult:
     """``only``: backtest just these strategy ids (all registered ones by default)."""
-    from macro_pipeline.defs import instance as orchestration
     from macro_pipeline.backtests import leaderboard_frame, sync_builtin_strategies
+    from macro_pipeline.defs import instance as orchestration
     from macro_pipeline.defs.automation.jobs import TRIGGER_TAG
     from macro_pipeline.defs.backtest.partitions import STRATEGY_DIMENSION
     from macro_pipeline.planning import nightly_reruns, registered

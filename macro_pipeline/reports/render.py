@@ -412,7 +412,7 @@ def render_subject(engine: sa.Engine, s: Subject, benchmark: str | None = None) 
     else:
         bench, bench_caption = benchmark_curve(engine, benchmark, s, explicit=True)
     equity_html, bench_total = _equity_section(s, bench, bench_caption)
-    table = monthly_returns(s.returns)
+    table = monthly_returns(s.returns, s.calendar)
     monthly_html = h.section("monthly-returns", "Monthly returns", h.heatmap(table) + h.caption(
         "Compounded session returns per calendar month, in percent; the year total compounds the year's sessions "
         "in this window (a partial first or last year covers only its sessions)."))

@@ -60,7 +60,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = run_sweep(engine, spec, system_as_of=args.system_as_of)
     report = None
     if args.report:
-        from macro_pipeline.reports.sweep import write_sweep_report
+        from macro_pipeline.reports.files import write_sweep_report
 
         report = write_sweep_report(engine, out.sweep_id, out=args.report)
     if args.json:
@@ -130,7 +130,7 @@ def cmd_sweeps_show(args: argparse.Namespace) -> int:
 
 def cmd_sweeps_report(args: argparse.Namespace) -> int:
     from macro_pipeline.cli import _migrated_engine
-    from macro_pipeline.reports.sweep import write_sweep_report
+    from macro_pipeline.reports.files import write_sweep_report
     from macro_pipeline.warehouse.sweeps import resolve_sweep_id
 
     engine = _migrated_engine(args)

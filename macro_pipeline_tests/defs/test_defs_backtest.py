@@ -64,7 +64,7 @@ def test_materialize_partitions_records_lineage_in_metadata_and_warehouse(wareho
         # plotted over partitions: the full history to the month's end, rounded for display (the
         # one-month annualised numbers are gone); regression: a one-month "CAGR of 55"
         from macro_pipeline.backtests import history_to_date_metrics
-        from macro_pipeline.reports.html import display_float
+        from macro_pipeline.reports.formatting import display_float
 
         if month == "2015-02-01":  # the first month has the same history to date as itself
             full = history_to_date_metrics(warehouse, "carry-simple", [month])[month]

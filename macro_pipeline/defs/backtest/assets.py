@@ -194,7 +194,7 @@ def _headline_md(rows: list[dict]) -> str:
 def backtest_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     from macro_pipeline.backtests import current_month_runs, history_to_date_metrics
     from macro_pipeline.reports import write_strategy_report
-    from macro_pipeline.reports.html import display_float
+    from macro_pipeline.reports.formatting import display_float
 
     rows, reports = [], {}
     with retry_transient(context):

@@ -1,13 +1,15 @@
-"""Per-partition materialization metadata for runs that cover many partitions.
+"""Per-partition materialization metadata for runs that cover many partitions (a single-run
+backfill of a strategy x month range).
 
-``context.add_asset_metadata(..., partition_key=k)`` re-lists every partition of the run's range
-on each call (with a dynamic-partitions query per key), which makes a full-history run quadratic:
-about 10 s of a 25 s run at 143 months, minutes at 491. ``add_partition_metadata`` checks the
-keys once against ``context.partition_keys`` and records each partition's metadata on the step's
-metadata accumulator, which is what ``add_asset_metadata`` itself does after its check. That
-accumulator is Dagster-internal (checked on dagster 1.13; ``pyproject.toml`` pins <1.14): if it
-is missing, the public call is used instead (slower, same result), and a test asserts that
-per-partition metadata reaches the materializations.
+Dagster's public ``context.add_asset_metadata(..., partition_key=k)`` attaches metadata to the
+materialization of one partition of the run. ``add_partition_metadata`` checks every key against
+``context.partition_keys`` first, so a key the run does not target fails with the keys named,
+before any metadata is added.
+
+Cost: Dagster re-lists the run's partition range on each call (with a dynamic-partitions query),
+so a run of n partitions spends O(n^2) here; Dagster has no public per-partition call without
+that check (dagster-io/dagster#18123). The earlier shortcut wrote the step's private metadata
+accumulator; it is gone: public API only (``bench/backfill.py`` measures a full-history run).
 """
 
 from collections.abc import Mapping
@@ -16,22 +18,16 @@ from typing import Any
 import dagster as dg
 
 
-def add_partition_metadata(context, metadata_by_partition: Mapping[str, Mapping[str, Any]],
+def add_partition_metadata(context: dg.AssetExecutionContext,
+                           metadata_by_partition: Mapping[str, Mapping[str, Any]],
                            asset_key: dg.AssetKey | None = None) -> None:
+    """``metadata_by_partition``: partition key string -> metadata of that partition's
+    materialization (of ``asset_key``, default the step's asset)."""
     if not metadata_by_partition:
         return
     targeted = {str(k) for k in context.partition_keys}
     stray = sorted(set(metadata_by_partition) - targeted)
     if stray:
         raise ValueError(f"metadata for partition(s) this run does not target: {stray[:5]}")
-    step = getattr(context, "_step_execution_context", None)
-    accumulator = getattr(step, "_metadata_accumulator", None)
-    if step is None or not hasattr(accumulator, "with_additional_asset_metadata"):
-        for key, metadata in metadata_by_partition.items():
-            context.add_asset_metadata(dict(metadata), asset_key=asset_key, partition_key=key)
-        return
-    asset_key = asset_key or step.assets_def.key
     for key, metadata in metadata_by_partition.items():
-        accumulator = accumulator.with_additional_asset_metadata(asset_key=asset_key, partition_key=key,
-                                                                 metadata=dict(metadata))
-    step._metadata_accumulator = accumulator
+        context.add_asset_metadata(dict(metadata), asset_key=asset_key, partition_key=key)

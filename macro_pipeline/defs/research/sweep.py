@@ -44,7 +44,7 @@ def _num(v) -> float | None:
                 "declared, a walk-forward. One partition per [[sweep]] of sweeps.toml.",
 )
 def sweep(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from macro_pipeline.reports.sweep import write_sweep_report
+    from macro_pipeline.reports.files import write_sweep_report
     from macro_pipeline.research.config import find_sweep
     from macro_pipeline.research.sweep import run_sweep
 

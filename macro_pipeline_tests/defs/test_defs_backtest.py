@@ -150,12 +150,14 @@ def test_a_run_over_several_strategies_fans_out_one_independent_branch_per_strat
 
 def test_asset_checks_pass_on_stored_results_and_catch_a_broken_invariant(warehouse, instance):
     from macro_pipeline.defs.backtest.checks import (
-        ASSET_CHECKS,
         backtest_equity_invariant,
-        prices_no_duplicate_keys,
-        prices_positive_and_finite,
         signals_no_lookahead,
         signals_within_leverage,
+    )
+    from macro_pipeline.defs.ingest.checks import (
+        ASSET_CHECKS,
+        prices_no_duplicate_keys,
+        prices_positive_and_finite,
     )
 
     res = _resources(warehouse)["warehouse"]

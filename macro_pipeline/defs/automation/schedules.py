@@ -10,6 +10,7 @@ import pandas as pd
 from macro_pipeline.defs.automation.jobs import backtest_job, rerun_request
 from macro_pipeline.defs.backtest.partitions import STRATEGY_DIMENSION
 from macro_pipeline.defs.resources import WarehouseResource
+from macro_pipeline.planning import nightly_reruns
 from macro_pipeline.settings import load_settings
 
 _settings = load_settings()
@@ -20,8 +21,6 @@ _settings = load_settings()
              description="Nightly: per strategy, from its first missing or incomplete month (a month stored "
                          "before its last session in the data) to the newest; nothing when every history is complete.")
 def nightly_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
-    from macro_pipeline.planning import nightly_reruns
-
     engine = warehouse.engine()
     night = (context.scheduled_execution_time or pd.Timestamp.now(tz="UTC")).isoformat()
     strategies = sorted(context.instance.get_dynamic_partitions(STRATEGY_DIMENSION))

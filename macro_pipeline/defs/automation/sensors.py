@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
+from macro_pipeline.backtests import sync_builtin_strategies
 from macro_pipeline.defs.automation.jobs import (
     backtest_job,
     leaderboard_job,
@@ -18,6 +19,13 @@ from macro_pipeline.defs.automation.jobs import (
 )
 from macro_pipeline.defs.backtest.partitions import STRATEGY_DIMENSION, strategy_month_partitions
 from macro_pipeline.defs.resources import WarehouseResource
+from macro_pipeline.planning import (
+    changes_between,
+    history_rerun,
+    pit_reruns,
+    registered,
+)
+from macro_pipeline.warehouse.pit import current_watermark
 
 _NOT_STARTED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
 
@@ -45,9 +53,6 @@ def leaderboard_sensor(context: dg.RunStatusSensorContext):
            description="Point-in-time sensor: reruns exactly the months new rows (or revisions) can affect, "
                        "per affected strategy, from the first affected month to the newest.")
 def point_in_time_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
-    from macro_pipeline.planning import changes_between, pit_reruns
-    from macro_pipeline.warehouse.pit import current_watermark
-
     engine = warehouse.engine()
     upto = current_watermark(engine)  # waits for ingests in flight: nothing can appear below it later
     cursor = json.dumps({"recorded_at": upto.isoformat()})
@@ -71,9 +76,6 @@ def point_in_time_sensor(context: dg.SensorEvaluationContext, warehouse: Warehou
            description="New strategy configurations (strategies.toml or `macro-pipeline strategies add`) become "
                        "`strategy` partition keys and get their full history backfilled.")
 def strategy_registry_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
-    from macro_pipeline.backtests import sync_builtin_strategies
-    from macro_pipeline.planning import history_rerun, registered
-
     engine = warehouse.engine()
     sync_builtin_strategies(engine)
     known = set(context.instance.get_dynamic_partitions(STRATEGY_DIMENSION))

@@ -16,9 +16,19 @@ retried store finds nothing of its own stretch stored, since the failed attempt 
 import hashlib
 import json
 import re
+import time
 
 import dagster as dg
 
+from macro_pipeline.backtests import (
+    current_month_runs,
+    history_to_date_metrics,
+    leaderboard_frame,
+    month_signals,
+    plan_months,
+    simulate_plan,
+    store_months,
+)
 from macro_pipeline.defs.backtest.checks import (
     BACKTEST_CHECKS,
     SIGNALS_CHECKS,
@@ -32,6 +42,8 @@ from macro_pipeline.defs.backtest.partitions import (
     strategy_month_partitions,
 )
 from macro_pipeline.defs.resources import WarehouseResource, retry_transient
+from macro_pipeline.reports import reports_dir, write_comparison, write_strategy_report
+from macro_pipeline.reports.formatting import display_float
 
 GROUP = "backtest"
 HEADLINE = ("total_return", "cagr", "annual_volatility", "sharpe", "sortino", "max_drawdown", "trade_count")
@@ -67,8 +79,6 @@ def snapshot_data_version(ids: dict[str, str | None]) -> dg.DataVersion:
     description="Point-in-time signal snapshots (immutable, content-hashed) per strategy and month.",
 )
 def signals(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from macro_pipeline.backtests import month_signals
-
     ids: dict[str, str | None] = {}
     with retry_transient(context):
         engine = warehouse.engine()
@@ -108,8 +118,6 @@ def backtest_stretches(context: dg.OpExecutionContext):
 @dg.op(description="Read one strategy stretch's point-in-time inputs (weights, prices, actions, funding, "
                    "previous month's end state).")
 def backtest_inputs(context: dg.OpExecutionContext, warehouse: WarehouseResource, stretch: tuple):
-    from macro_pipeline.backtests import plan_months
-
     strategy_id, months = stretch
     with retry_transient(context):
         plan = plan_months(warehouse.engine(), strategy_id, months)
@@ -120,10 +128,6 @@ def backtest_inputs(context: dg.OpExecutionContext, warehouse: WarehouseResource
 
 @dg.op(description="The engine: one simulation of the stretch, with a checkpoint at every month end. No I/O.")
 def backtest_engine(context: dg.OpExecutionContext, plan):
-    import time
-
-    from macro_pipeline.backtests import simulate_plan
-
     started = time.perf_counter()
     result = simulate_plan(plan)
     context.add_output_metadata({"engine_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 4))})
@@ -133,8 +137,6 @@ def backtest_engine(context: dg.OpExecutionContext, plan):
 @dg.op(description="Store one run per month of the stretch (snapshot foreign key, equity, fills, trips, metrics, "
                    "states) in one transaction: the whole stretch or nothing.")
 def backtest_store(context: dg.OpExecutionContext, warehouse: WarehouseResource, plan, result) -> dict:
-    from macro_pipeline.backtests import store_months
-
     with retry_transient(context):
         stored = store_months(warehouse.engine(), plan, result, orchestrator_run_id=context.run.run_id)
     return {partition_key(o.month, plan.strategy_id): {
@@ -192,10 +194,6 @@ def _headline_md(rows: list[dict]) -> str:
                 "strategy's full-history HTML report.",
 )
 def backtest_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from macro_pipeline.backtests import current_month_runs, history_to_date_metrics
-    from macro_pipeline.reports import write_strategy_report
-    from macro_pipeline.reports.formatting import display_float
-
     rows, reports = [], {}
     with retry_transient(context):
         engine = warehouse.engine()
@@ -226,9 +224,6 @@ def backtest_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseReso
           description="All strategies ranked on full-history metrics of their stitched monthly runs, with an HTML "
                       "comparison of all of them.")
 def leaderboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from macro_pipeline.backtests import leaderboard_frame
-    from macro_pipeline.reports import reports_dir, write_comparison
-
     with retry_transient(context):
         engine = warehouse.engine()
         board = leaderboard_frame(engine)

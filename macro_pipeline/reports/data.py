@@ -335,7 +335,9 @@ def monthly_returns(returns: pd.Series, calendar: str) -> pd.DataFrame:
     """Year x month (1-12) compounded returns, the engine's table (``compute_metrics``'
     ``monthly_returns``), plus a ``year`` column compounding the year's months in this series (a
     partial year covers only its sessions)."""
-    table = compute_metrics(returns, calendar=calendar)["monthly_returns"]
+    # a session with no return (0 / 0 after equity reached zero) compounds as unchanged, as a
+    # skipna product does; compute_metrics refuses NaN
+    table = compute_metrics(returns.fillna(0.0), calendar=calendar)["monthly_returns"]
     if table.empty:
         return pd.DataFrame(columns=[*range(1, 13), "year"])
     table = table.rename_axis(index="year", columns=None)

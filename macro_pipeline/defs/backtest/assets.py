@@ -148,6 +148,10 @@ def backtest_store(context: dg.OpExecutionContext, warehouse: WarehouseResource,
        description="Gather the stretches: per-partition metadata on the materializations, then check the stored "
                    "results (the check result attaches to these materializations).")
 def backtest_publish(context: dg.AssetExecutionContext, warehouse: WarehouseResource, stored: list):
+    """The step whose output is the ``backtest`` asset's materializations (one per partition of the
+    run), so it takes the asset context: per-partition metadata goes through its public
+    ``add_asset_metadata``. The other ops of the graph produce intermediate values and take
+    ``OpExecutionContext``."""
     per_partition = {k: v for part in stored for k, v in part.items()}
     add_partition_metadata(context, per_partition)
     context.add_asset_metadata({"runs_stored_in_this_run": sum(v["status"] == "stored" for v in per_partition.values()),

@@ -50,7 +50,7 @@ def sweep(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg
     spec = find_sweep(context.partition_key)
     with retry_transient(context):
         engine = warehouse.engine()
-        out = run_sweep(engine, spec, orchestrator_run_id=context.run_id)
+        out = run_sweep(engine, spec, orchestrator_run_id=context.run.run_id)
         report = write_sweep_report(engine, out.sweep_id)
     st = out.stats
     best = {k: _num(v[out.best]) for k, v in out.metrics.items()}

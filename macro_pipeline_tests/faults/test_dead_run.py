@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from macro_pipeline.settings import DAGSTER_STORAGE_ENV, DATABASE_URL_ENV, HOME_ENV
 from macro_pipeline_tests.conftest import demo_with_strategies
 from macro_pipeline_tests.faults.common import kill9
-from macro_pipeline_tests.test_dagster_webserver import (
+from macro_pipeline_tests.defs.test_dagster_webserver import (
     CLI,
     JOB,
     STARTUP_TIMEOUT_S,

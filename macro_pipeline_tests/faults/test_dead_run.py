@@ -30,7 +30,6 @@ import sqlalchemy as sa
 
 from macro_pipeline.settings import DAGSTER_STORAGE_ENV, DATABASE_URL_ENV, HOME_ENV
 from macro_pipeline_tests.conftest import demo_with_strategies
-from macro_pipeline_tests.faults.common import kill9
 from macro_pipeline_tests.defs.test_dagster_webserver import (
     CLI,
     JOB,
@@ -46,6 +45,7 @@ from macro_pipeline_tests.defs.test_dagster_webserver import (
     _wait,
     _wait_for_run,
 )
+from macro_pipeline_tests.faults.common import kill9
 
 pytestmark = pytest.mark.slow
 MARKED_FAILED_WITHIN_S = 60  # poll_interval_seconds 15 plus the daemon's loop, with room for a loaded machine

@@ -91,11 +91,12 @@ def direct(url: str) -> dict[str, float]:
 def through_dagster(url: str, storage: str, workers: int) -> dict[str, float]:
     import dagster as dg
 
-    from macro_pipeline import orchestration
     from macro_pipeline.backtest.configs import sync_builtin_strategies
     from macro_pipeline.backtest.reruns import history_rerun, months_between
     from macro_pipeline.defs import defs
-    from macro_pipeline.defs.automation import RANGE_END_TAG, RANGE_START_TAG, nightly_schedule
+    from macro_pipeline.defs import instance as orchestration
+    from macro_pipeline.defs.automation.jobs import RANGE_END_TAG, RANGE_START_TAG
+    from macro_pipeline.defs.automation.schedules import nightly_schedule
     from macro_pipeline.defs.resources import WarehouseResource
     from macro_pipeline.demo.run import QUIET_LOGS, quiet_warnings, run_backtests, run_requests
     from macro_pipeline.settings import DAGSTER_STORAGE_ENV, DATABASE_URL_ENV, HOME_ENV

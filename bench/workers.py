@@ -77,7 +77,7 @@ def run_mode(server: str, base: str, strategies: list[str], tags: dict, executor
         with tempfile.TemporaryDirectory(prefix="bench_workers_") as tmp_s:
             tmp = Path(tmp_s)
             env = _env(warehouse, storage, tmp, executor)
-            subprocess.run([sys.executable, "-c", "import macro_pipeline.orchestration as o; o.prepare()"], env=env,
+            subprocess.run([sys.executable, "-c", "import macro_pipeline.defs.instance as o; o.prepare()"], env=env,
                            check=True)
             os.environ[DAGSTER_STORAGE_ENV] = storage
             instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
@@ -90,7 +90,7 @@ def run_mode(server: str, base: str, strategies: list[str], tags: dict, executor
                                               start_new_session=True))
             if names_w:
                 _wait_for_workers(env, names_w)
-            code = ("import json, sys, time; from macro_pipeline import orchestration as o; t = time.perf_counter(); "
+            code = ("import json, sys, time; from macro_pipeline.defs import instance as o; t = time.perf_counter(); "
                     "r = o.run_job('backtest_job', json.loads(sys.argv[1])); "
                     "print(json.dumps([*r, time.perf_counter() - t]))")
             out = subprocess.run([sys.executable, "-c", code, json.dumps(tags)], env=env, capture_output=True,

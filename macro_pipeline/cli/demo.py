@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from macro_pipeline import orchestration
 from macro_pipeline.cli.db import migrated_engine
+from macro_pipeline.defs import instance as orchestration
 from macro_pipeline.demo.load import load_demo
 from macro_pipeline.demo.run import run_demo
 from macro_pipeline.settings import database_url, load_settings

@@ -9,7 +9,7 @@ import shutil
 import signal
 import sys
 
-from macro_pipeline import orchestration
+from macro_pipeline.defs import instance as orchestration
 from macro_pipeline.settings import load_settings
 from macro_pipeline.warehouse import connection as db
 

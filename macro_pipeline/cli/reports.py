@@ -10,7 +10,7 @@ from macro_pipeline.cli.db import migrated_engine
 def cmd_report(args: argparse.Namespace) -> int:
     # reports import matplotlib and the engine (numba): kept out of the CLI's start-up
     from macro_pipeline.reports import write_reports, write_run_report, write_strategy_report
-    from macro_pipeline.reports.queries import strategies_with_pipeline_runs
+    from macro_pipeline.warehouse.report_reads import strategies_with_pipeline_runs
 
     engine = migrated_engine(args)
     strategies = list(args.strategy or [])

@@ -53,7 +53,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = run_sweep(engine, spec, system_as_of=args.system_as_of)
     report = None
     if args.report:
-        from macro_pipeline.reports.sweep import write_sweep_report  # matplotlib: only when asked
+        from macro_pipeline.reports.files import write_sweep_report  # matplotlib: only when asked
 
         report = write_sweep_report(engine, out.sweep_id, out=args.report)
     if args.json:
@@ -117,7 +117,7 @@ def cmd_sweeps_show(args: argparse.Namespace) -> int:
 
 def cmd_sweeps_report(args: argparse.Namespace) -> int:
     # reports import matplotlib: only when asked
-    from macro_pipeline.reports.sweep import write_sweep_report
+    from macro_pipeline.reports.files import write_sweep_report
 
     engine = migrated_engine(args)
     print(write_sweep_report(engine, resolve_sweep_id(engine, args.sweep), out=args.out))

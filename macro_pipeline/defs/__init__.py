@@ -1,62 +1,30 @@
-"""The Dagster code location (loaded by ``workspace.yaml``).
+"""The Dagster code location ``macro_pipeline.defs`` (named by ``workspace.yaml`` and
+``deploy/k8s/values.yaml``): its ``Definitions`` live in ``definitions.py``.
 
-The executor is one setting, ``MACRO_PIPELINE_EXECUTOR`` (``defs/executors.py``): in-process by
-default (on one machine a process per step would cost more than most steps take), or Dagster's
-Celery executor, whose steps run on ``macro-pipeline worker`` processes anywhere.
+Layout: ``definitions.py`` (the Definitions), ``resources.py`` (the warehouse), ``instance.py``
+(Dagster's instance home and storage), ``launcher.py`` (the run launcher ``dagster.yaml`` names),
+``executors.py`` and ``celery_app.py`` (in-process or Celery steps), ``ingest/`` (ingest assets and
+their checks), ``backtest/`` (signals, backtest, metrics, leaderboard: assets, checks, partitions,
+per-partition metadata), ``automation/`` (jobs, sensors, schedules), ``research/`` (sweeps).
+
+``defs`` is loaded on first access (PEP 562 ``__getattr__``; Dagster finds it through ``dir()``):
+``defs.launcher`` is named by ``dagster.yaml``, so every process that opens the instance (the CLI,
+the webserver, the daemon) imports this package, and ``defs.instance`` serves CLI commands that
+must start fast; neither should load the whole code location.
 """
 
-import dagster as dg
+import importlib
 
-from macro_pipeline.defs.automation import JOBS, SCHEDULES, SENSORS
-from macro_pipeline.defs.backtest_assets import BACKTEST_ASSETS
-from macro_pipeline.defs.checks import ASSET_CHECKS
-from macro_pipeline.defs.executors import executor_def
-from macro_pipeline.defs.ingest_assets import INGEST_ASSETS
-from macro_pipeline.defs.resources import WarehouseResource
-from macro_pipeline.defs.sweep_assets import (
-    SWEEP_ASSETS,
-    SWEEP_JOBS,
-    SWEEP_SCHEDULES,
-    SWEEP_SENSORS,
-)
-
-OWNERS = ["team:macro-pipeline"]
+__all__ = ["defs"]
 
 
-def _code_version(key: str) -> str:
-    """What a code change that could change an asset's values bumps: the strategies' code for the
-    signals, the engine (and the strategies) for backtests and what is derived from them, the
-    package version for ingestion. A new code version shows the asset as stale in the UI."""
-    from macro_pipeline import __version__
-    from macro_pipeline.engine.version import ENGINE_VERSION
-    from macro_pipeline.strategies.base import CODE_VERSION
-
-    if key == "signals":
-        return CODE_VERSION
-    if key in ("backtest", "backtest_metrics", "leaderboard", "sweep"):
-        return f"engine-{ENGINE_VERSION}+{CODE_VERSION}"
-    return f"ingest-{__version__}"
+def __getattr__(name: str):
+    if name == "defs":  # imported here, on first use, to keep the start-up of the above fast
+        value = importlib.import_module("macro_pipeline.defs.definitions").defs
+        globals()["defs"] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _with_ownership(spec: dg.AssetSpec) -> dg.AssetSpec:
-    """Owners, kinds, tags and a code version on every asset, in one place."""
-    key = spec.key.to_user_string()
-    layer = spec.group_name if spec.group_name in ("backtest", "research") else "ingest"
-    kinds = {"postgres", "python"} | ({"html"} if key in ("backtest_metrics", "leaderboard", "sweep") else set())
-    return spec.replace_attributes(
-        owners=[*spec.owners, *(o for o in OWNERS if o not in spec.owners)],
-        kinds=set(spec.kinds) | kinds,
-        tags={**spec.tags, "layer": layer},
-        code_version=spec.code_version or _code_version(key),
-    )
-
-
-defs = dg.Definitions(
-    assets=dg.map_asset_specs(_with_ownership, [*INGEST_ASSETS, *BACKTEST_ASSETS, *SWEEP_ASSETS]),
-    asset_checks=ASSET_CHECKS,
-    jobs=[*JOBS, *SWEEP_JOBS],
-    sensors=[*SENSORS, *SWEEP_SENSORS],
-    schedules=[*SCHEDULES, *SWEEP_SCHEDULES],
-    resources={"warehouse": WarehouseResource()},
-    executor=executor_def(),
-)
+def __dir__() -> list[str]:
+    return sorted({*globals(), "defs"})

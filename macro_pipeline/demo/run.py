@@ -65,7 +65,7 @@ def _backtest_in_worker(tags: dict[str, str]) -> tuple[str, float]:
     """One ``backtest_job`` run in a worker process (the environment comes from ``prepare``), with
     the configured executor (``MACRO_PIPELINE_EXECUTOR``: under ``celery`` its steps run on
     ``macro-pipeline worker`` processes)."""
-    from macro_pipeline import orchestration
+    from macro_pipeline.defs import instance as orchestration
 
     quiet_warnings()
     started = time.perf_counter()
@@ -78,7 +78,7 @@ def _backtest_in_worker(tags: dict[str, str]) -> tuple[str, float]:
 def run_backtests(reruns, *, trigger: str, workers: int = 2, show_progress: bool = True) -> dict[str, tuple[str, float]]:
     """Run ``backtest_job`` for each rerun (one strategy each), ``workers`` at a time, longest
     first; strategy -> (Dagster run id, seconds)."""
-    from macro_pipeline.defs.automation import rerun_request
+    from macro_pipeline.defs.automation.jobs import rerun_request
 
     ordered = sorted(reruns, key=lambda r: len(r.months), reverse=True)
     return run_requests([rerun_request(r, trigger, trigger) for r in ordered], workers=workers,
@@ -93,7 +93,7 @@ def run_requests(requests, *, workers: int = 2, show_progress: bool = True) -> d
 
     from tqdm import tqdm
 
-    from macro_pipeline.defs.automation import RANGE_END_TAG, RANGE_START_TAG, STRATEGY_TAG
+    from macro_pipeline.defs.automation.jobs import RANGE_END_TAG, RANGE_START_TAG, STRATEGY_TAG
 
     def label(tags: dict) -> str:
         return f"{tags[STRATEGY_TAG]} {tags[RANGE_START_TAG][:7]}..{tags[RANGE_END_TAG][:7]}"
@@ -120,12 +120,12 @@ def run_requests(requests, *, workers: int = 2, show_progress: bool = True) -> d
 def run_demo(show_progress: bool = True, say: Callable[[str], None] = print, workers: int = 2,
              only: list[str] | None = None) -> DemoResult:
     """``only``: backtest just these strategy ids (all registered ones by default)."""
-    from macro_pipeline import orchestration
     from macro_pipeline.backtest.configs import sync_builtin_strategies
     from macro_pipeline.backtest.leaderboard import leaderboard_frame
     from macro_pipeline.backtest.reruns import nightly_reruns
-    from macro_pipeline.defs.automation import TRIGGER_TAG
-    from macro_pipeline.defs.partitions import STRATEGY_DIMENSION
+    from macro_pipeline.defs import instance as orchestration
+    from macro_pipeline.defs.automation.jobs import TRIGGER_TAG
+    from macro_pipeline.defs.backtest.partitions import STRATEGY_DIMENSION
     from macro_pipeline.warehouse import connection as db
     from macro_pipeline.warehouse import migrate
     from macro_pipeline.warehouse.strategies import registered

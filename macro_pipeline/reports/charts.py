@@ -1,6 +1,6 @@
 """Charts as inline SVG: matplotlib figures (no pyplot, no GUI backend) saved as SVG text.
 
-Each function returns one ``<svg>`` element as a string, ready to inline in HTML: the XML
+Each function returns one ``<svg>`` element as ``Markup``, ready to inline in HTML: the XML
 prolog, DOCTYPE and metadata are stripped, text stays text (``svg.fonttype = none``) and the
 ids matplotlib derives from hashes are salted per chart, so several charts in one page never
 share an id. Nothing references anything outside the element.
@@ -14,6 +14,7 @@ import re
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import (
@@ -23,6 +24,8 @@ from matplotlib.ticker import (
     NullLocator,
     ScalarFormatter,
 )
+
+from macro_pipeline.warehouse.sweeps import StoredSweep
 
 WIDTH_IN = 10.0
 # 16 distinct colours (the first eight as before; then Tableau/Tol-style hues that stay apart on
@@ -48,12 +51,14 @@ _PROLOG = re.compile(r"^.*?(?=<svg)", re.S)
 _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
 
 
-def _svg(fig: Figure, name: str) -> str:
+def _svg(fig: Figure, name: str) -> Markup:
+    """The figure as one ``<svg>`` element, marked safe here, its one source: matplotlib writes the
+    markup and escapes the texts (labels, titles, legends) inside it."""
     buf = io.StringIO()
     with mpl.rc_context({**_STYLE, "svg.hashsalt": name}):
         fig.savefig(buf, format="svg", metadata={"Date": None})  # constrained layout already fits: no second "tight" pass
     text = _METADATA.sub("", _PROLOG.sub("", buf.getvalue(), count=1))
-    return text.replace("<svg ", f'<svg class="chart" data-chart="{name}" role="img" ', 1)
+    return Markup(text.replace("<svg ", f'<svg class="chart" data-chart="{name}" role="img" ', 1))
 
 
 def _figure(height_in: float, rows: int = 1, ratios: tuple[float, ...] | None = None):
@@ -124,7 +129,7 @@ def _money(x: float, _pos=None) -> str:
 
 
 def equity_drawdown(equity: pd.Series, drawdown: pd.Series, benchmark: pd.Series | None, *, log: bool,
-                    name: str = "equity") -> str:
+                    name: str = "equity") -> Markup:
     """Equity (log scale when ``log``) against the rebased benchmark, with the drawdown below."""
     log = log and len(equity) > 1
     with mpl.rc_context(_STYLE):
@@ -148,7 +153,7 @@ def equity_drawdown(equity: pd.Series, drawdown: pd.Series, benchmark: pd.Series
         return _svg(fig, name)
 
 
-def rolling(stats: pd.DataFrame, window: int, name: str = "rolling") -> str:
+def rolling(stats: pd.DataFrame, window: int, name: str = "rolling") -> Markup:
     """Rolling Sharpe (top) and annualised volatility (bottom)."""
     with mpl.rc_context(_STYLE):
         fig, (top, bottom) = _figure(4.2, 2, (1, 1))
@@ -163,7 +168,7 @@ def rolling(stats: pd.DataFrame, window: int, name: str = "rolling") -> str:
         return _svg(fig, name)
 
 
-def exposure(frame: pd.DataFrame, name: str = "exposure") -> str:
+def exposure(frame: pd.DataFrame, name: str = "exposure") -> Markup:
     """Gross and net exposure as fractions of equity."""
     with mpl.rc_context(_STYLE):
         fig, (ax,) = _figure(2.8)
@@ -177,7 +182,7 @@ def exposure(frame: pd.DataFrame, name: str = "exposure") -> str:
         return _svg(fig, name)
 
 
-def turnover(monthly: pd.Series, name: str = "turnover") -> str:
+def turnover(monthly: pd.Series, name: str = "turnover") -> Markup:
     """Turnover summed per month (traded notional / equity, both sides)."""
     with mpl.rc_context(_STYLE):
         fig, (ax,) = _figure(2.6)
@@ -192,7 +197,7 @@ def turnover(monthly: pd.Series, name: str = "turnover") -> str:
         return _svg(fig, name)
 
 
-def costs_carry(costs: pd.Series, carry: pd.Series, name: str = "costs", funding: pd.Series | None = None) -> str:
+def costs_carry(costs: pd.Series, carry: pd.Series, name: str = "costs", funding: pd.Series | None = None) -> Markup:
     """Cumulative trading costs paid and cumulative carry paid (negative = received); with
     ``funding``, perpetual funding on its own as a third line."""
     with mpl.rc_context(_STYLE):
@@ -209,7 +214,7 @@ def costs_carry(costs: pd.Series, carry: pd.Series, name: str = "costs", funding
         return _svg(fig, name)
 
 
-def holding_histogram(holding_days: pd.Series, name: str = "holding") -> str:
+def holding_histogram(holding_days: pd.Series, name: str = "holding") -> Markup:
     """Distribution of round-trip holding periods (calendar days)."""
     values = holding_days.to_numpy(dtype=float)
     with mpl.rc_context(_STYLE):
@@ -226,7 +231,7 @@ def holding_histogram(holding_days: pd.Series, name: str = "holding") -> str:
         return _svg(fig, name)
 
 
-def overlay(curves: dict[str, pd.Series], drawdowns: dict[str, pd.Series], *, log: bool, name: str = "overlay") -> str:
+def overlay(curves: dict[str, pd.Series], drawdowns: dict[str, pd.Series], *, log: bool, name: str = "overlay") -> Markup:
     """Several growth curves (each 1.0 at its own start) and their drawdowns, overlaid."""
     log = log and max(len(c) for c in curves.values()) > 1
     with mpl.rc_context(_STYLE):
@@ -247,7 +252,7 @@ def overlay(curves: dict[str, pd.Series], drawdowns: dict[str, pd.Series], *, lo
         return _svg(fig, name)
 
 
-def rolling_beta(beta: pd.Series, window: int, name: str = "rolling-beta") -> str:
+def rolling_beta(beta: pd.Series, window: int, name: str = "rolling-beta") -> Markup:
     """Rolling beta against the benchmark over ``window`` sessions."""
     with mpl.rc_context(_STYLE):
         fig, (ax,) = _figure(2.4)
@@ -258,7 +263,7 @@ def rolling_beta(beta: pd.Series, window: int, name: str = "rolling-beta") -> st
         return _svg(fig, name)
 
 
-def return_distribution(returns: pd.Series, var_95: float, es_95: float, name: str = "distribution") -> str:
+def return_distribution(returns: pd.Series, var_95: float, es_95: float, name: str = "distribution") -> Markup:
     """Histogram of daily returns with the 95% VaR and expected shortfall marked."""
     values = returns.to_numpy(dtype=float)
     with mpl.rc_context(_STYLE):
@@ -272,3 +277,54 @@ def return_distribution(returns: pd.Series, var_95: float, es_95: float, name: s
         ax.set_title("Distribution of daily returns")
         ax.legend(loc="upper left")
         return _svg(fig, name)
+
+
+def sweep_is_oos(sw: StoredSweep) -> Markup:
+    """Per walk-forward fold: every configuration's in-sample vs out-of-sample metric, the chosen one starred."""
+    fig, axes = _figure(3.6)
+    ax = axes[0]
+    for k, f in enumerate(sw.folds.itertuples()):
+        color = PALETTE[k % len(PALETTE)]
+        ins, oos = np.asarray(f.is_metric, dtype=float), np.asarray(f.oos_metric, dtype=float)
+        ax.scatter(ins, oos, s=10, alpha=0.55, color=color, label=f"fold {f.fold} ({f.test_start.year})")
+        ax.scatter([ins[f.chosen_config]], [oos[f.chosen_config]], s=60, marker="*", color=color, edgecolor="black")
+    ax.axhline(0, color="#888", lw=0.6)
+    ax.axvline(0, color="#888", lw=0.6)
+    ax.set_xlabel(f"in-sample {sw.meta['metric']} (training window)")
+    ax.set_ylabel(f"out-of-sample {sw.meta['metric']}")
+    ax.set_title("In-sample vs out-of-sample, per fold (star: the configuration chosen)")
+    ax.legend(ncols=4, fontsize=7)
+    return _svg(fig, "is-oos")
+
+
+def cscv_logits(logits: list[float], pbo: float) -> Markup:
+    """Histogram of the CSCV logits; PBO is the share at or left of 0."""
+    fig, axes = _figure(3.0)
+    ax = axes[0]
+    x = np.asarray(logits, dtype=float)
+    ax.hist(x, bins=41, color=PALETTE[0], alpha=0.85)
+    ax.axvline(0.0, color=PALETTE[1], lw=1.2)
+    ax.set_xlabel("logit of the in-sample best's out-of-sample relative rank")
+    ax.set_ylabel("combinations")
+    ax.set_title(f"CSCV logits: PBO = share at or left of 0 = {pbo:.3f}")
+    return _svg(fig, "cscv-logits")
+
+
+def walk_forward(sw: StoredSweep, returns: np.ndarray) -> Markup:
+    """The stitched walk-forward equity against the in-sample best over the whole window."""
+    wf = sw.walk_forward
+    sessions = wf["sessions"]
+    eq = pd.Series(wf["equity"] / wf["equity"][0], index=sessions)
+    pos = sw.sessions.get_indexer(sessions)
+    best = sw.meta["best_config"]
+    growth = np.cumprod(1.0 + returns[pos, best])
+    ins = pd.Series(growth / growth[0], index=sessions)
+    fig, axes = _figure(3.4)
+    ax = axes[0]
+    _plot(ax, eq.index, eq.to_numpy(), color=PALETTE[0], label="walk-forward (out of sample, stitched)")
+    _plot(ax, ins.index, ins.to_numpy(), color=PALETTE[1],
+                 label=f"in-sample best over the whole window ({sw.configs['label'].iloc[best]})")
+    _dates(ax, eq.index)
+    ax.set_title("Growth of 1 from the first test session")
+    ax.legend()
+    return _svg(fig, "walk-forward")

@@ -25,10 +25,16 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from macro_pipeline.backtest.configs import load_strategy
+from macro_pipeline.backtest.months import data_limit, input_coverage
+from macro_pipeline.backtest.one_off import benchmark_equity
 from macro_pipeline.engine.calendar import periods_per_year as calendar_periods
 from macro_pipeline.engine.metrics import METRIC_KEYS, compute_metrics
 from macro_pipeline.reports import queries
+from macro_pipeline.warehouse import report_reads
 from macro_pipeline.warehouse.finite import finite_or_none
+from macro_pipeline.warehouse.pit import PointInTimeReader, utc
+from macro_pipeline.warehouse.runs import load_run
 
 DEFAULT_BENCHMARK = "SPX"  # the S&P 500 index of the demo data
 SCALAR_METRICS: tuple[str, ...] = tuple(k for k in METRIC_KEYS if k != "monthly_returns")
@@ -142,7 +148,7 @@ def _start_point(config: dict, start_state: dict | None) -> tuple[float, float]:
 
 
 def _strategy(engine: sa.Engine, strategy_id: str) -> dict[str, Any]:
-    row = queries.strategy_row(engine, strategy_id)
+    row = report_reads.strategy_row(engine, strategy_id)
     if row is None:
         raise UnknownSubject(f"unknown strategy {strategy_id!r} (see `macro-pipeline strategies list`)")
     params = row["params"] if isinstance(row["params"], dict) else json.loads(row["params"])
@@ -164,8 +170,6 @@ def resolve_run_id(engine: sa.Engine, text: str) -> str:
 
 def load_run_subject(engine: sa.Engine, run_id: str) -> Subject:
     """One stored run; metrics are the stored ones (the engine's ``compute_metrics``)."""
-    from macro_pipeline.warehouse.runs import load_run
-
     rec = load_run(engine, resolve_run_id(engine, run_id))
     m = rec.meta
     config = dict(m["config"] or {})
@@ -207,17 +211,14 @@ def load_strategy_subject(engine: sa.Engine, strategy_id: str) -> Subject:
     round trips; costs and funding summed) with metrics recomputed over the whole history by the
     engine's ``compute_metrics``."""
     strategy = _strategy(engine, strategy_id)
-    from macro_pipeline.backtest.configs import load_strategy
-    from macro_pipeline.backtest.months import data_limit, input_coverage
-
     cfg = load_strategy(engine, strategy_id)
     limit = data_limit(engine, cfg)  # months stored before an input was known to be stale are left out
-    runs = queries.current_pipeline_runs(engine, strategy_id, limit.date())
+    runs = report_reads.current_pipeline_runs(engine, strategy_id, limit.date())
     if runs.empty:
         raise UnknownSubject(
             f"strategy {strategy_id!r} has no monthly pipeline runs yet (materialize its `backtest` partitions "
             "in Dagster); for a one-off run use `macro-pipeline report RUN_ID`")
-    equity, fills, trips = queries.run_rows(engine, list(runs["run_id"]))
+    equity, fills, trips = report_reads.run_rows(engine, list(runs["run_id"]))
     first = runs.iloc[0]
     config = dict(first["config"])
     config["end"] = str(runs.iloc[-1]["window_end"])
@@ -307,7 +308,7 @@ def _edge_notes(s: Subject) -> None:
 def resolve_subject(engine: sa.Engine, ident: str) -> Subject:
     """A run id (or unique prefix) or a strategy id; a clear error when it is neither or both."""
     runs = queries.run_ids_matching(engine, ident)
-    is_strategy = queries.strategy_row(engine, ident) is not None
+    is_strategy = report_reads.strategy_row(engine, ident) is not None
     if is_strategy and runs:
         raise UnknownSubject(f"{ident!r} is ambiguous: it is a strategy id and matches run {runs[0]}; "
                              "give the full run id")
@@ -325,16 +326,18 @@ def resolve_subject(engine: sa.Engine, ident: str) -> Subject:
 # --------------------------------------------------------------------------- derived tables
 
 
-def monthly_returns(returns: pd.Series) -> pd.DataFrame:
-    """Year x month (1-12) compounded returns, plus a ``year`` column compounding the year's
-    sessions in this series (a partial year covers only its sessions)."""
-    if returns.empty:
+def monthly_returns(returns: pd.Series, calendar: str) -> pd.DataFrame:
+    """Year x month (1-12) compounded returns, the engine's table (``compute_metrics``'
+    ``monthly_returns``), plus a ``year`` column compounding the year's months in this series (a
+    partial year covers only its sessions)."""
+    # a session with no return (0 / 0 after equity reached zero) compounds as unchanged, as a
+    # skipna product does; compute_metrics refuses NaN
+    table = compute_metrics(returns.fillna(0.0), calendar=calendar)["monthly_returns"]
+    if table.empty:
         return pd.DataFrame(columns=[*range(1, 13), "year"])
-    idx = pd.DatetimeIndex(returns.index)
-    growth = 1.0 + returns
-    table = (growth.groupby([idx.year, idx.month]).prod() - 1.0).unstack().reindex(columns=range(1, 13))
-    table["year"] = growth.groupby(idx.year).prod() - 1.0
-    table.index.name = "year"
+    table = table.rename_axis(index="year", columns=None)
+    table.columns = list(range(1, 13))
+    table["year"] = (1.0 + table.fillna(0.0)).prod(axis=1) - 1.0
     return table
 
 
@@ -349,22 +352,22 @@ def rolling_stats(returns: pd.Series, window: int, periods_per_year: int) -> pd.
 
 
 def trade_statistics(trips: pd.DataFrame) -> dict[str, float | None]:
-    """Win rate, profit factor, average win/loss (money), holding-period quantiles (calendar days)
-    of the round trips, computed as the engine's ``compute_metrics`` does."""
+    """Win rate, profit factor, average win/loss (money): the engine's (``compute_metrics`` on the
+    round trips alone; undefined ones None); and beside them the best, worst and total round trip
+    (money), the holding-period quantiles (calendar days), and whether the profit factor is
+    degenerate (losses under 0.1 % of the gross P&L make the ratio meaningless)."""
     out: dict[str, float | None] = dict.fromkeys(
         ["round_trips", "win_rate", "profit_factor", "avg_win", "avg_loss", "best", "worst", "total_pnl",
          "holding_min", "holding_median", "holding_mean", "holding_p90", "holding_max"])
     out["round_trips"] = float(len(trips))
     if trips.empty:
         return out
+    engine = compute_metrics(np.empty(0), trips, periods_per_year=1)  # no returns: only the trade statistics
+    for k in ("win_rate", "profit_factor", "avg_win", "avg_loss"):
+        out[k] = None if math.isnan(engine[k]) else engine[k]
     pnl = trips["pnl"].to_numpy(dtype=float)
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
-    out["win_rate"] = len(wins) / len(pnl)
-    out["profit_factor"] = (wins.sum() / -losses.sum()) if len(losses) else (math.inf if len(wins) else None)
-    # a near-zero denominator: losses under 0.1 % of the gross P&L make the ratio meaningless
     out["profit_factor_degenerate"] = bool(len(wins) and -losses.sum() < 1e-3 * (wins.sum() - losses.sum()))
-    out["avg_win"] = float(wins.mean()) if len(wins) else None
-    out["avg_loss"] = float(losses.mean()) if len(losses) else None
     out["best"], out["worst"], out["total_pnl"] = float(pnl.max()), float(pnl.min()), float(pnl.sum())
     hold = trips["holding_days"].to_numpy(dtype=float)
     out["holding_min"], out["holding_max"] = float(hold.min()), float(hold.max())
@@ -377,8 +380,6 @@ def benchmark_curve(engine: sa.Engine, instrument: str, subject: Subject, *, exp
     """The benchmark's close on the subject's sessions, rebased to the subject's equity on the
     first session both have, as stored up to the subject's ``system_as_of``; (None, why) when
     there is nothing to show. An unknown instrument named explicitly is an error."""
-    from macro_pipeline.warehouse.pit import PointInTimeReader, utc
-
     if not queries.instrument_exists(engine, instrument):
         if explicit:
             raise ValueError(f"unknown benchmark instrument {instrument!r} (not in the warehouse's instruments)")
@@ -397,7 +398,7 @@ def benchmark_curve(engine: sa.Engine, instrument: str, subject: Subject, *, exp
     if first_valid is None:
         return None, f"No benchmark: {instrument} has no prices between {lo.date()} and {hi.date()}."
     curve = aligned / aligned.loc[first_valid] * subject.equity["equity"].loc[first_valid]
-    kind = (queries.instrument_kind(engine, instrument) or ("", ""))[0]
+    kind = (report_reads.instrument_kind(engine, instrument) or ("", ""))[0]
     what = "price index, excludes dividends" if kind == "index" else "close as stored, price only"
     caption = f"{instrument} ({what}), rebased to the strategy's equity on {first_valid.date()}"
     if last < hi:
@@ -410,8 +411,6 @@ def default_benchmark_curve(engine: sa.Engine, subject: Subject) -> tuple[pd.Ser
     its universe, or the spot leg for carry) over the subject's window as the warehouse stood at
     its ``system_as_of``, on the subject's sessions, rebased to the subject's equity on the first
     session it holds anything; (None, why) when there is none."""
-    from macro_pipeline.backtest.one_off import benchmark_equity
-
     lo, hi = subject.window
     bench = benchmark_equity(engine, subject.strategy_id, lo, hi, system_as_of=subject.system_as_of)
     if bench is None:

@@ -10,29 +10,28 @@ the CSCV logit histogram; the walk-forward equity against the in-sample best; th
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import sqlalchemy as sa
+from markupsafe import Markup
 
 from macro_pipeline.reports import charts
-from macro_pipeline.reports.html import (
-    _heat_color,
+from macro_pipeline.reports.blocks import (
     caption,
-    data_value,
-    esc,
-    fmt_metric,
+    cell,
+    heading,
+    heat_color,
+    join,
     kpis,
     lineage_block,
     notes,
     page,
+    preformatted,
     section,
     table,
 )
-from macro_pipeline.reports.report import _target, _write
-from macro_pipeline.warehouse.sweeps import StoredSweep, load_returns, load_sweep, resolve_sweep_id
+from macro_pipeline.reports.formatting import data_value, fmt_metric
+from macro_pipeline.warehouse.sweeps import StoredSweep, load_returns, load_sweep
 
 RANKED = 25  # configurations listed in the ranked table
 
@@ -41,7 +40,7 @@ def _num(v) -> str:
     return fmt_metric("sharpe", v)
 
 
-def _grid_heatmap(sw: StoredSweep) -> str:
+def _grid_heatmap(sw: StoredSweep) -> Markup:
     grid = sw.meta["spec"]["grid"]
     metric = sw.meta["metric"]
     (a, a_vals), (b, b_vals) = grid
@@ -50,79 +49,31 @@ def _grid_heatmap(sw: StoredSweep) -> str:
     scale = max(finite) if finite else 1.0
     rows = []
     for av in a_vals:
-        cells = [f"<th>{esc(a)}={esc(av)}</th>"]
+        cells = [cell(f"{a}={av}", tag="th")]
         for bv in b_vals:
             v = values.get((json.dumps(av), json.dumps(bv)))
             best = v is not None and v == sw.configs[metric].iloc[sw.meta["best_config"]]
-            cells.append(f'<td data-cell="{esc(a)}={esc(av)},{esc(b)}={esc(bv)}" data-value="{data_value(v)}" '
-                         f'style="background:{_heat_color(v if v is not None else float("nan"), scale)}"'
-                         f'{" class=best" if best else ""}>{esc(_num(v))}</td>')
+            cells.append(cell(_num(v), data_cell=f"{a}={av},{b}={bv}", data_value=data_value(v),
+                              style=f"background:{heat_color(v if v is not None else float('nan'), scale)}",
+                              **({"class": "best"} if best else {})))
         rows.append(cells)
     head = [f"{a} \\ {b}", *[f"{b}={v}" for v in b_vals]]
-    return table(head, rows, cls="heatmap sweep-grid", raw=True) + caption(
+    return table(head, rows, cls="heatmap sweep-grid") + caption(
         f"{metric} of every configuration over the grid ({a} down, {b} across); the best is outlined.")
 
 
-def _ranked(sw: StoredSweep) -> str:
+def _ranked(sw: StoredSweep) -> Markup:
     metric = sw.meta["metric"]
     top = sw.configs.sort_values(metric, ascending=False, na_position="last").head(RANKED)
     cols = ["sharpe", "cagr", "annual_volatility", "max_drawdown", "sortino", "calmar"]
     rows = []
     for r in top.itertuples():
-        cells = [f"<td>{int(r.config_idx)}</td>", f"<td>{esc(r.label)}</td>"]
-        cells += [f'<td data-metric="{c}" data-value="{data_value(getattr(r, c))}">{esc(fmt_metric(c, getattr(r, c)))}</td>'
+        cells = [str(int(r.config_idx)), r.label]
+        cells += [cell(fmt_metric(c, getattr(r, c)), data_metric=c, data_value=data_value(getattr(r, c)))
                   for c in cols]
         rows.append(cells)
-    return table(["#", "configuration", *cols], rows, cls="ranked", raw=True) + caption(
+    return table(["#", "configuration", *cols], rows, cls="ranked") + caption(
         f"The {min(RANKED, len(sw.configs))} best of {len(sw.configs)} configurations by {metric}.")
-
-
-def _scatter_chart(sw: StoredSweep) -> str:
-    fig, axes = charts._figure(3.6)
-    ax = axes[0]
-    for k, f in enumerate(sw.folds.itertuples()):
-        color = charts.PALETTE[k % len(charts.PALETTE)]
-        ins, oos = np.asarray(f.is_metric, dtype=float), np.asarray(f.oos_metric, dtype=float)
-        ax.scatter(ins, oos, s=10, alpha=0.55, color=color, label=f"fold {f.fold} ({f.test_start.year})")
-        ax.scatter([ins[f.chosen_config]], [oos[f.chosen_config]], s=60, marker="*", color=color, edgecolor="black")
-    ax.axhline(0, color="#888", lw=0.6)
-    ax.axvline(0, color="#888", lw=0.6)
-    ax.set_xlabel(f"in-sample {sw.meta['metric']} (training window)")
-    ax.set_ylabel(f"out-of-sample {sw.meta['metric']}")
-    ax.set_title("In-sample vs out-of-sample, per fold (star: the configuration chosen)")
-    ax.legend(ncols=4, fontsize=7)
-    return charts._svg(fig, "is-oos")
-
-
-def _logit_chart(logits: list[float], pbo: float) -> str:
-    fig, axes = charts._figure(3.0)
-    ax = axes[0]
-    x = np.asarray(logits, dtype=float)
-    ax.hist(x, bins=41, color=charts.PALETTE[0], alpha=0.85)
-    ax.axvline(0.0, color=charts.PALETTE[1], lw=1.2)
-    ax.set_xlabel("logit of the in-sample best's out-of-sample relative rank")
-    ax.set_ylabel("combinations")
-    ax.set_title(f"CSCV logits: PBO = share at or left of 0 = {pbo:.3f}")
-    return charts._svg(fig, "cscv-logits")
-
-
-def _walk_forward_chart(sw: StoredSweep, returns: np.ndarray) -> str:
-    wf = sw.walk_forward
-    sessions = wf["sessions"]
-    eq = pd.Series(wf["equity"] / wf["equity"][0], index=sessions)
-    pos = sw.sessions.get_indexer(sessions)
-    best = sw.meta["best_config"]
-    growth = np.cumprod(1.0 + returns[pos, best])
-    ins = pd.Series(growth / growth[0], index=sessions)
-    fig, axes = charts._figure(3.4)
-    ax = axes[0]
-    charts._plot(ax, eq.index, eq.to_numpy(), color=charts.PALETTE[0], label="walk-forward (out of sample, stitched)")
-    charts._plot(ax, ins.index, ins.to_numpy(), color=charts.PALETTE[1],
-                 label=f"in-sample best over the whole window ({sw.configs['label'].iloc[best]})")
-    charts._dates(ax, eq.index)
-    ax.set_title("Growth of 1 from the first test session")
-    ax.legend()
-    return charts._svg(fig, "walk-forward")
 
 
 def render_sweep_report(engine: sa.Engine, sweep_id: str) -> str:
@@ -162,20 +113,20 @@ def render_sweep_report(engine: sa.Engine, sweep_id: str) -> str:
         "combinatorially symmetric cross-validation. Minimum backtest length: the years below which the "
         "trials are expected to reach a Sharpe of 1 with no skill.")))
     grid = m["spec"]["grid"]
-    grid_html = _grid_heatmap(sw) if len(grid) == 2 else ""
+    grid_html = _grid_heatmap(sw) if len(grid) == 2 else join([])
     body.append(section("grid", f"{m['metric']} over the grid", grid_html + _ranked(sw)))
     if len(sw.folds):
         fold_rows = [[str(f.fold), f"{f.train_start}..{f.train_end}", f"{f.test_start}..{f.test_end}",
                       str(sw.configs["label"].iloc[f.chosen_config]), _num(f.is_metric[f.chosen_config]),
                       _num(f.oos_metric[f.chosen_config])] for f in sw.folds.itertuples()]
-        body.append(section("folds", "Walk-forward: in-sample vs out-of-sample", _scatter_chart(sw) + table(
+        body.append(section("folds", "Walk-forward: in-sample vs out-of-sample", charts.sweep_is_oos(sw) + table(
             ["fold", "train", "test", "chosen", f"in-sample {m['metric']}", f"out-of-sample {m['metric']}"],
             fold_rows, cls="folds")))
     if st.get("pbo_logits"):
-        body.append(section("cscv", "CSCV logit distribution", _logit_chart(st["pbo_logits"], st["pbo"])))
+        body.append(section("cscv", "CSCV logit distribution", charts.cscv_logits(st["pbo_logits"], st["pbo"])))
     if sw.walk_forward is not None:
         wm = sw.walk_forward["metrics"]
-        body.append(section("walk-forward", "Walk-forward equity", _walk_forward_chart(sw, returns) + table(
+        body.append(section("walk-forward", "Walk-forward equity", charts.walk_forward(sw, returns) + table(
             ["metric", "walk-forward", "in-sample best (whole window)"],
             [[k, fmt_metric(k, wm.get(k)), fmt_metric(k, row[k])] for k in
              ("sharpe", "cagr", "annual_volatility", "max_drawdown")])))
@@ -185,18 +136,10 @@ def render_sweep_report(engine: sa.Engine, sweep_id: str) -> str:
                "created": m["created_at"].isoformat(),
                "input watermarks": json.dumps(m["input_watermarks"], sort_keys=True)}
     body.append(section("lineage", "Lineage", lineage_block(lineage, None)
-        + f"<h3>Sweep spec</h3><pre>{esc(json.dumps(m['spec'], indent=2, sort_keys=True))}</pre>" + caption(
+        + heading("Sweep spec") + preformatted(json.dumps(m["spec"], indent=2, sort_keys=True)) + caption(
         f"Rerun with --system-as-of {m['system_as_of'].isoformat()} to reproduce this sweep bit for bit.")))
     spec = m["spec"]
     title = f"Sweep {m['name'] or m['sweep_id'][:12]}: {m['kind']}"
     subtitle = (f"{len(sw.configs)} configurations, {spec['universe']}, {spec['rebalance']}, "
                 f"{spec['start']}..{spec['end']}{', clean' if spec['clean'] else ''}")
-    return page(title, subtitle, "".join(body))
-
-
-def write_sweep_report(engine: sa.Engine, sweep: str, out: str | os.PathLike | None = None) -> Path:
-    """Write the report of a stored sweep (id, 6+ character prefix or name) to ``out`` (file or
-    directory for ``sweep-<id>.html``; default the reports directory); returns the path."""
-    sweep_id = resolve_sweep_id(engine, sweep)
-    path = _target(out, f"sweep-{sweep_id[:16]}.html")
-    return _write(path, render_sweep_report(engine, sweep_id))
+    return page(title, subtitle, join(body))

@@ -49,7 +49,8 @@ from macro_pipeline.backtest.months import load_month_inputs, run_months, simula
 from macro_pipeline.backtest.one_off import run_backtest
 from macro_pipeline.backtest.reruns import history_rerun, months_between
 from macro_pipeline.defs import defs
-from macro_pipeline.defs.automation import RANGE_END_TAG, RANGE_START_TAG, point_in_time_sensor
+from macro_pipeline.defs.automation.jobs import RANGE_END_TAG, RANGE_START_TAG
+from macro_pipeline.defs.automation.sensors import point_in_time_sensor
 from macro_pipeline.defs.resources import WarehouseResource
 from macro_pipeline.warehouse import connection as db
 from macro_pipeline.warehouse.strategies import register_strategy

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from macro_pipeline.settings import DAGSTER_STORAGE_ENV, DATABASE_URL_ENV, HOME_ENV
-from macro_pipeline_tests.test_dagster_webserver import (
+from macro_pipeline_tests.defs.test_dagster_webserver import (
     CLI,
     STARTUP_TIMEOUT_S,
     _free_port,

@@ -30,8 +30,7 @@ import sqlalchemy as sa
 
 from macro_pipeline.settings import DAGSTER_STORAGE_ENV, DATABASE_URL_ENV, HOME_ENV
 from macro_pipeline_tests.conftest import demo_with_strategies
-from macro_pipeline_tests.faults.common import kill9
-from macro_pipeline_tests.test_dagster_webserver import (
+from macro_pipeline_tests.defs.test_dagster_webserver import (
     CLI,
     JOB,
     STARTUP_TIMEOUT_S,
@@ -46,6 +45,7 @@ from macro_pipeline_tests.test_dagster_webserver import (
     _wait,
     _wait_for_run,
 )
+from macro_pipeline_tests.faults.common import kill9
 
 pytestmark = pytest.mark.slow
 MARKED_FAILED_WITHIN_S = 60  # poll_interval_seconds 15 plus the daemon's loop, with room for a loaded machine
@@ -131,7 +131,7 @@ def _children_of(server, parent: str) -> list[dict]:
 
 IN_PROCESS_RUN = """
 import sys
-from macro_pipeline import orchestration
+from macro_pipeline.defs import instance as orchestration
 from macro_pipeline.defs import defs
 
 defs.resolve_job_def("backtest_job").execute_in_process(

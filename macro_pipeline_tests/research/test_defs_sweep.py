@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from macro_pipeline.defs import defs
+from macro_pipeline.defs.research.sweep import sweep, sweep_registry_sensor, sweep_schedule
 from macro_pipeline.defs.resources import WarehouseResource
-from macro_pipeline.defs.sweep_assets import sweep, sweep_registry_sensor, sweep_schedule
 from macro_pipeline.research.config import SWEEPS_FILE_ENV
 from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline_tests.conftest import demo_with_strategies, postgres_instance

@@ -169,7 +169,7 @@ def test_report_is_self_contained_and_chromium_draws_it(demo, tmp_path):
     import re
     import shutil
 
-    from macro_pipeline.reports.sweep import write_sweep_report
+    from macro_pipeline.reports.files import write_sweep_report
 
     spec = SweepSpec.build("ema_crossover", {"fast": "10,20", "slow": "100,150"}, "2000-01-01", "2004-12-31",
                            rebalance="monthly", walk_forward="train=24M,test=12M", name="report-check")

@@ -1,9 +1,5 @@
-"""Jobs, sensors and the nightly schedule. Thin: ``macro_pipeline.planning`` decides what to run;
-this module turns its plans into run requests.
-
-Every run request covers one strategy's stretch of months as ONE run (a partition range, so
-the engine simulates the stretch once, in order) and is tagged ``macro_pipeline/strategy`` (the
-run queue allows one run per strategy at a time, see ``dagster.yaml``).
+"""The sensors. Thin: ``macro_pipeline.backtest.reruns`` decides what to run; these turn its plans into
+run requests (``defs/automation/jobs.py``).
 
 (No ``from __future__ import annotations``: Dagster resolves resource types from annotations.)
 """
@@ -14,49 +10,18 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from macro_pipeline.backtest.reruns import Rerun
-from macro_pipeline.defs.backtest_assets import backtest, backtest_metrics, leaderboard, signals
-from macro_pipeline.defs.partitions import (
-    STRATEGY_DIMENSION,
-    partition_key,
-    strategy_month_partitions,
+from macro_pipeline.backtest.configs import sync_builtin_strategies
+from macro_pipeline.backtest.reruns import changes_between, history_rerun, pit_reruns
+from macro_pipeline.defs.automation.jobs import (
+    backtest_job,
+    leaderboard_job,
+    leaderboard_request,
+    rerun_request,
 )
+from macro_pipeline.defs.backtest.partitions import STRATEGY_DIMENSION, strategy_month_partitions
 from macro_pipeline.defs.resources import WarehouseResource
-from macro_pipeline.settings import load_settings
-
-STRATEGY_TAG = "macro_pipeline/strategy"
-TRIGGER_TAG = "macro_pipeline/trigger"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-
-ingest_job = dg.define_asset_job("ingest_job", selection=dg.AssetSelection.groups("ingest"),
-                                 description="Every ingest asset (the bundled demo data unless files are configured).")
-backtest_job = dg.define_asset_job(
-    "backtest_job", selection=dg.AssetSelection.assets(signals, backtest, backtest_metrics),
-    partitions_def=strategy_month_partitions,
-    description="signals -> backtest (inputs, engine, store) -> backtest_metrics for a strategy x month range.")
-leaderboard_job = dg.define_asset_job("leaderboard_job", selection=dg.AssetSelection.assets(leaderboard),
-                                      description="Rank every strategy on its stitched full history.")
-
-
-def rerun_request(rerun: Rerun, trigger: str, identity: str) -> dg.RunRequest:
-    """One run over ``rerun``'s months. ``identity`` names what caused it (the recorded_at
-    watermark of a batch, a params hash, a night): run keys are deduplicated forever, so the same
-    stretch is requested again when new data arrives again."""
-    return dg.RunRequest(
-        run_key=f"{trigger}:{rerun.strategy_id}:{rerun.first_month}:{rerun.last_month}:{identity}",
-        job_name=backtest_job.name,
-        tags={RANGE_START_TAG: partition_key(rerun.first_month, rerun.strategy_id),
-              RANGE_END_TAG: partition_key(rerun.last_month, rerun.strategy_id),
-              STRATEGY_TAG: rerun.strategy_id, TRIGGER_TAG: trigger,
-              "macro_pipeline/reason": rerun.reason[:200]},
-    )
-
-
-def _leaderboard_request(identity: str) -> dg.RunRequest:
-    return dg.RunRequest(run_key=f"leaderboard:{identity}", job_name=leaderboard_job.name,
-                         tags={TRIGGER_TAG: "leaderboard"})
-
+from macro_pipeline.warehouse.pit import current_watermark
+from macro_pipeline.warehouse.strategies import registered
 
 _NOT_STARTED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
 
@@ -76,7 +41,7 @@ def leaderboard_sensor(context: dg.RunStatusSensorContext):
     if waiting:
         return dg.SkipReason(f"leaderboard run {waiting[0].run_id} has not started yet: it will rank "
                              f"{context.dagster_run.run_id}'s results")
-    return _leaderboard_request(f"after:{context.dagster_run.run_id}")
+    return leaderboard_request(f"after:{context.dagster_run.run_id}")
 
 
 @dg.sensor(jobs=[backtest_job], minimum_interval_seconds=60,
@@ -84,9 +49,6 @@ def leaderboard_sensor(context: dg.RunStatusSensorContext):
            description="Point-in-time sensor: reruns exactly the months new rows (or revisions) can affect, "
                        "per affected strategy, from the first affected month to the newest.")
 def point_in_time_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
-    from macro_pipeline.backtest.reruns import changes_between, pit_reruns
-    from macro_pipeline.warehouse.pit import current_watermark
-
     engine = warehouse.engine()
     upto = current_watermark(engine)  # waits for ingests in flight: nothing can appear below it later
     cursor = json.dumps({"recorded_at": upto.isoformat()})
@@ -110,10 +72,6 @@ def point_in_time_sensor(context: dg.SensorEvaluationContext, warehouse: Warehou
            description="New strategy configurations (strategies.toml or `macro-pipeline strategies add`) become "
                        "`strategy` partition keys and get their full history backfilled.")
 def strategy_registry_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
-    from macro_pipeline.backtest.configs import sync_builtin_strategies
-    from macro_pipeline.backtest.reruns import history_rerun
-    from macro_pipeline.warehouse.strategies import registered
-
     engine = warehouse.engine()
     sync_builtin_strategies(engine)
     known = set(context.instance.get_dynamic_partitions(STRATEGY_DIMENSION))
@@ -136,25 +94,4 @@ def _params_hashes(engine) -> dict[str, str]:
         return dict(conn.execute(sa.text("SELECT strategy_id, params_hash FROM strategies")).all())
 
 
-_settings = load_settings()
-
-
-@dg.schedule(job=backtest_job, cron_schedule=_settings.nightly_cron, execution_timezone=_settings.nightly_tz,
-             default_status=dg.DefaultScheduleStatus.RUNNING,
-             description="Nightly: per strategy, from its first missing or incomplete month (a month stored "
-                         "before its last session in the data) to the newest; nothing when every history is complete.")
-def nightly_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
-    from macro_pipeline.backtest.reruns import nightly_reruns
-
-    engine = warehouse.engine()
-    night = (context.scheduled_execution_time or pd.Timestamp.now(tz="UTC")).isoformat()
-    strategies = sorted(context.instance.get_dynamic_partitions(STRATEGY_DIMENSION))
-    reruns = nightly_reruns(engine, strategies)
-    if not reruns:
-        return dg.SkipReason(f"{len(strategies)} strategies, every history complete: nothing new to run")
-    return [rerun_request(r, "nightly", night) for r in reruns]
-
-
-JOBS = [ingest_job, backtest_job, leaderboard_job]
 SENSORS = [point_in_time_sensor, strategy_registry_sensor, leaderboard_sensor]
-SCHEDULES = [nightly_schedule]

@@ -1,4 +1,4 @@
-"""Asset checks: data the backtests rely on, and invariants of what they stored.
+"""Asset checks of the strategy side: invariants of the signals and backtests stored.
 
 Blocking checks stop downstream materializations when a failure would make results wrong.
 Each check is one SQL query over the warehouse (no business math here).
@@ -10,34 +10,12 @@ resolves a check's target materialization when the result is emitted, so a resul
 separate check step, after other runs (two run at once) had materialized the same asset, was
 attached to another run's materialization, and the UI showed the latest one as never checked.
 Blocking still holds: a failed blocking result fails the step after its materializations, so
-downstream steps do not run. The ``prices`` checks stay separate ``@asset_check``s: ``prices`` is
-unpartitioned and only the ingest job writes it.
+downstream steps do not run. (The ``prices`` checks are separate ``@asset_check``s, in
+``defs/ingest/checks.py``: ``prices`` is unpartitioned and only the ingest job writes it.)
 """
 
 import dagster as dg
 import sqlalchemy as sa
-
-from macro_pipeline.defs.resources import WarehouseResource
-
-
-def _count(warehouse: WarehouseResource, sql: str) -> int:
-    with warehouse.engine().connect() as conn:
-        return int(conn.execute(sa.text(sql)).scalar_one())
-
-
-@dg.asset_check(asset="prices", blocking=True, description="Every stored price is finite and positive; high >= low.")
-def prices_positive_and_finite(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    bad = _count(warehouse, "SELECT count(*) FROM prices WHERE NOT (close > 0 AND close < 'Infinity'::float8) "
-                            "OR (high IS NOT NULL AND low IS NOT NULL AND high < low)")
-    return dg.AssetCheckResult(passed=bad == 0, metadata={"bad_rows": bad})
-
-
-@dg.asset_check(asset="prices", blocking=True, description="No duplicate (instrument, date, known_at, recorded_at) keys.")
-def prices_no_duplicate_keys(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    dups = _count(warehouse, "SELECT count(*) FROM (SELECT 1 FROM prices GROUP BY instrument_id, obs_date, known_at, "
-                             "recorded_at HAVING count(*) > 1) d")
-    return dg.AssetCheckResult(passed=dups == 0, metadata={"duplicate_keys": dups})
-
 
 BACKTEST_CHECKS = [
     dg.AssetCheckSpec("backtest_equity_invariant", asset="backtest", blocking=True,
@@ -91,5 +69,3 @@ def signals_check_results(engine: sa.Engine) -> list[dg.AssetCheckResult]:
 def backtest_check_results(engine: sa.Engine) -> list[dg.AssetCheckResult]:
     return [backtest_equity_invariant(engine)]
 
-
-ASSET_CHECKS = [prices_positive_and_finite, prices_no_duplicate_keys]

@@ -16,14 +16,9 @@ from macro_pipeline.backtest.months import run_months, stitched_equity
 from macro_pipeline.backtest.one_off import run_backtest
 from macro_pipeline.backtest.reruns import history_rerun, newest_month
 from macro_pipeline.defs import defs
-from macro_pipeline.defs.automation import (
-    RANGE_END_TAG,
-    RANGE_START_TAG,
-    STRATEGY_TAG,
-    nightly_schedule,
-    point_in_time_sensor,
-    strategy_registry_sensor,
-)
+from macro_pipeline.defs.automation.jobs import RANGE_END_TAG, RANGE_START_TAG, STRATEGY_TAG
+from macro_pipeline.defs.automation.schedules import nightly_schedule
+from macro_pipeline.defs.automation.sensors import point_in_time_sensor, strategy_registry_sensor
 from macro_pipeline.defs.resources import WarehouseResource, retry_transient
 from macro_pipeline.strategies.config import StrategyConfig, load_builtin_configs
 from macro_pipeline.warehouse.ingest import ingest
@@ -210,7 +205,7 @@ def _current_pipeline_run_ids(engine: sa.Engine, strategy_id: str) -> list[str]:
 def test_a_night_with_nothing_new_requests_nothing_and_the_leaderboard_ranks_only_current_runs(databases):
     # regression: the nightly schedule reran every strategy's newest month every night, new data or not
     from macro_pipeline.backtest.leaderboard import runs_digest
-    from macro_pipeline.defs.automation import leaderboard_sensor
+    from macro_pipeline.defs.automation.sensors import leaderboard_sensor
 
     engine = demo_with_strategies(databases)
     months = history_rerun(engine, "carry-simple").months

@@ -114,7 +114,7 @@ def test_carry_benchmark_is_its_spot_leg_and_equity_its_universe(demo, carry_run
 def test_report_states_the_benchmark_and_its_common_window(demo, carry_run) -> None:
     from macro_pipeline.backtest.one_off import benchmark_equity
     from macro_pipeline.engine.metrics import relative_metrics
-    from macro_pipeline.reports.report import render_run_report
+    from macro_pipeline.reports.render import render_run_report
 
     page = render_run_report(demo, carry_run.run_id)
     assert "BTC-SPOT bought and held (the spot leg of the carry trade)" in page
@@ -174,7 +174,7 @@ def test_stored_attribution_adds_up_for_a_run_and_a_stitched_history(demo, carry
     assert -a["costs"].sum() == pytest.approx(s.costs_paid, rel=1e-9)
     h = load_strategy_subject(demo, "carry-simple")  # 96 monthly runs, each its own attribution
     assert h.attribution["total"].sum() == pytest.approx(h.equity["equity"].iloc[-1] - h.start_equity, rel=1e-9)
-    page = __import__("macro_pipeline.reports.report", fromlist=["x"]).render_subject(demo, h)
+    page = __import__("macro_pipeline.reports.render", fromlist=["x"]).render_subject(demo, h)
     assert "P&amp;L by instrument (money)" in page and "Positions (flat to flat)" in page
     assert "Round trips (exit-trades convention)" in page
 
@@ -212,7 +212,7 @@ def test_profit_factor_with_near_zero_losses_is_n_a() -> None:
 def test_strategy_report_has_stress_windows_drawdowns_and_tails(demo, board) -> None:
     from macro_pipeline.engine.metrics import drawdown_periods, stress_table
     from macro_pipeline.reports.data import load_strategy_subject
-    from macro_pipeline.reports.report import render_subject
+    from macro_pipeline.reports.render import render_subject
 
     s = load_strategy_subject(demo, "bh-us-eq20")
     page = render_subject(demo, s)
@@ -326,7 +326,7 @@ def test_comparison_collapses_repeated_notes_and_has_a_colour_per_strategy() -> 
     import re
 
     from macro_pipeline.reports import charts
-    from macro_pipeline.reports.report import collapse_notes
+    from macro_pipeline.reports.render import collapse_notes
 
     notes = [(f"s{i}", "a pipeline history has no clean counterpart") for i in range(9)] + [("s1", "other")]
     assert collapse_notes(notes) == [", ".join(f"s{i}" for i in range(9)) + ": a pipeline history has no clean "
@@ -356,7 +356,7 @@ def test_every_asset_has_owners_kinds_tags_and_a_code_version() -> None:
 
 
 def test_ingest_assets_report_row_count_and_column_schema(engine) -> None:
-    from macro_pipeline.defs.ingest_assets import instruments, macro_observations
+    from macro_pipeline.defs.ingest.assets import instruments, macro_observations
     from macro_pipeline.defs.resources import WarehouseResource
 
     url = engine.url.render_as_string(hide_password=False)

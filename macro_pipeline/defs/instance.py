@@ -33,7 +33,7 @@ from macro_pipeline.settings import (
     load_settings,
 )
 
-PACKAGED_INSTANCE_YAML = Path(__file__).with_name("dagster.yaml")
+PACKAGED_INSTANCE_YAML = Path(__file__).parent.parent / "dagster.yaml"  # macro_pipeline/dagster.yaml
 EVENT_BATCH_SIZE = "500"
 
 

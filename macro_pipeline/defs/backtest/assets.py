@@ -1,5 +1,5 @@
 """Strategy-side assets, partitioned by strategy x month. Thin: each reads its partition keys and
-calls ``macro_pipeline.backtests``; no business math here.
+calls ``macro_pipeline.backtest``; no business math here.
 
 ``backtest`` is a graph-backed asset that fans out one branch per strategy stretch of the run
 (dynamic outputs), so independent strategies are independent steps (on different workers under
@@ -16,22 +16,34 @@ retried store finds nothing of its own stretch stored, since the failed attempt 
 import hashlib
 import json
 import re
+import time
 
 import dagster as dg
 
-from macro_pipeline.defs.checks import (
+from macro_pipeline.backtest.leaderboard import leaderboard_frame
+from macro_pipeline.backtest.months import (
+    current_month_runs,
+    history_to_date_metrics,
+    load_month_inputs,
+    month_signals,
+    simulate_months,
+    store_months,
+)
+from macro_pipeline.defs.backtest.checks import (
     BACKTEST_CHECKS,
     SIGNALS_CHECKS,
     backtest_check_results,
     signals_check_results,
 )
-from macro_pipeline.defs.metadata import add_partition_metadata
-from macro_pipeline.defs.partitions import (
+from macro_pipeline.defs.backtest.metadata import add_partition_metadata
+from macro_pipeline.defs.backtest.partitions import (
     months_by_strategy,
     partition_key,
     strategy_month_partitions,
 )
 from macro_pipeline.defs.resources import WarehouseResource, retry_transient
+from macro_pipeline.reports import reports_dir, write_comparison, write_strategy_report
+from macro_pipeline.reports.formatting import display_float
 
 GROUP = "backtest"
 HEADLINE = ("total_return", "cagr", "annual_volatility", "sharpe", "sortino", "max_drawdown", "trade_count")
@@ -67,8 +79,6 @@ def snapshot_data_version(ids: dict[str, str | None]) -> dg.DataVersion:
     description="Point-in-time signal snapshots (immutable, content-hashed) per strategy and month.",
 )
 def signals(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from macro_pipeline.backtest.months import month_signals
-
     ids: dict[str, str | None] = {}
     with retry_transient(context):
         engine = warehouse.engine()
@@ -108,36 +118,28 @@ def backtest_stretches(context: dg.OpExecutionContext):
 @dg.op(description="Read one strategy stretch's point-in-time inputs (weights, prices, actions, funding, "
                    "previous month's end state).")
 def backtest_inputs(context: dg.OpExecutionContext, warehouse: WarehouseResource, stretch: tuple):
-    from macro_pipeline.backtest.months import load_month_inputs
-
     strategy_id, months = stretch
     with retry_transient(context):
-        plan = load_month_inputs(warehouse.engine(), strategy_id, months)
+        inputs = load_month_inputs(warehouse.engine(), strategy_id, months)
     context.log.info(f"{strategy_id}: {len(months)} month(s) {months[0][:7]}..{months[-1][:7]}, "
-                     f"{len(plan.live)} with sessions in the data")
-    return plan
+                     f"{len(inputs.live)} with sessions in the data")
+    return inputs
 
 
 @dg.op(description="The engine: one simulation of the stretch, with a checkpoint at every month end. No I/O.")
-def backtest_engine(context: dg.OpExecutionContext, plan):
-    import time
-
-    from macro_pipeline.backtest.months import simulate_months
-
+def backtest_engine(context: dg.OpExecutionContext, inputs):
     started = time.perf_counter()
-    result = simulate_months(plan)
+    result = simulate_months(inputs)
     context.add_output_metadata({"engine_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 4))})
     return result
 
 
 @dg.op(description="Store one run per month of the stretch (snapshot foreign key, equity, fills, trips, metrics, "
                    "states) in one transaction: the whole stretch or nothing.")
-def backtest_store(context: dg.OpExecutionContext, warehouse: WarehouseResource, plan, result) -> dict:
-    from macro_pipeline.backtest.months import store_months
-
+def backtest_store(context: dg.OpExecutionContext, warehouse: WarehouseResource, inputs, result) -> dict:
     with retry_transient(context):
-        stored = store_months(warehouse.engine(), plan, result, orchestrator_run_id=context.run.run_id)
-    return {partition_key(o.month, plan.strategy_id): {
+        stored = store_months(warehouse.engine(), inputs, result, orchestrator_run_id=context.run.run_id)
+    return {partition_key(o.month, inputs.strategy_id): {
         "status": o.status, "run_id": o.run_id or "none", "signal_snapshot_id": o.snapshot_id or "none",
         "sessions": o.sessions} for o in stored}
 
@@ -146,6 +148,10 @@ def backtest_store(context: dg.OpExecutionContext, warehouse: WarehouseResource,
        description="Gather the stretches: per-partition metadata on the materializations, then check the stored "
                    "results (the check result attaches to these materializations).")
 def backtest_publish(context: dg.AssetExecutionContext, warehouse: WarehouseResource, stored: list):
+    """The step whose output is the ``backtest`` asset's materializations (one per partition of the
+    run), so it takes the asset context: per-partition metadata goes through its public
+    ``add_asset_metadata``. The other ops of the graph produce intermediate values and take
+    ``OpExecutionContext``."""
     per_partition = {k: v for part in stored for k, v in part.items()}
     add_partition_metadata(context, per_partition)
     context.add_asset_metadata({"runs_stored_in_this_run": sum(v["status"] == "stored" for v in per_partition.values()),
@@ -168,8 +174,8 @@ def backtest_publish(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 )
 def backtest(signals):
     def one_stretch(stretch):
-        plan = backtest_inputs(stretch)
-        return backtest_store(plan, backtest_engine(plan))
+        inputs = backtest_inputs(stretch)
+        return backtest_store(inputs, backtest_engine(inputs))
 
     stored, equity_invariant = backtest_publish(backtest_stretches(signals).map(one_stretch).collect())
     return {"result": stored, "backtest_backtest_equity_invariant": equity_invariant}
@@ -192,10 +198,6 @@ def _headline_md(rows: list[dict]) -> str:
                 "strategy's full-history HTML report.",
 )
 def backtest_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from macro_pipeline.backtest.months import current_month_runs, history_to_date_metrics
-    from macro_pipeline.reports import write_strategy_report
-    from macro_pipeline.reports.html import display_float
-
     rows, reports = [], {}
     with retry_transient(context):
         engine = warehouse.engine()
@@ -226,9 +228,6 @@ def backtest_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseReso
           description="All strategies ranked on full-history metrics of their stitched monthly runs, with an HTML "
                       "comparison of all of them.")
 def leaderboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from macro_pipeline.backtest.leaderboard import leaderboard_frame
-    from macro_pipeline.reports import reports_dir, write_comparison
-
     with retry_transient(context):
         engine = warehouse.engine()
         board = leaderboard_frame(engine)

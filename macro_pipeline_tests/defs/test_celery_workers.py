@@ -150,7 +150,7 @@ class Cluster:
         import dagster as dg
 
         if self._instance is None:
-            run_env("import macro_pipeline.orchestration as o; o.prepare()", self.env)  # DAGSTER_HOME/dagster.yaml
+            run_env("import macro_pipeline.defs.instance as o; o.prepare()", self.env)  # DAGSTER_HOME/dagster.yaml
             # this process reads the same storage (runs, events, partitions) without touching its own environment
             self._instance = self._stack.enter_context(dg.instance_for_test(
                 overrides={"storage": {"postgres": {"postgres_url": self.env[DAGSTER_STORAGE_ENV]}}},
@@ -162,7 +162,7 @@ class Cluster:
     def launch(self, tags: dict[str, str]) -> subprocess.Popen:
         """The run's orchestrating process, as the daemon's run launcher would start it."""
         self.instance()
-        code = ("import json, sys; from macro_pipeline import orchestration as o; "
+        code = ("import json, sys; from macro_pipeline.defs import instance as o; "
                 "print(json.dumps(o.run_job('backtest_job', json.loads(sys.argv[1]))))")
         return subprocess.Popen([sys.executable, "-c", code, json.dumps(tags)], env=self.env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)

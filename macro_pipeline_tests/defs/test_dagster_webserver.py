@@ -35,7 +35,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from macro_pipeline.orchestration import PACKAGED_INSTANCE_YAML
+from macro_pipeline.defs.instance import PACKAGED_INSTANCE_YAML
 from macro_pipeline.settings import DAGSTER_STORAGE_ENV, DATABASE_URL_ENV, HOME_ENV
 from macro_pipeline.strategies.config import load_builtin_configs
 from macro_pipeline_tests.conftest import demo_with_strategies

@@ -17,7 +17,9 @@ partition key, calls ``research.sweep.run_sweep`` and ``reports.sweep.write_swee
 import dagster as dg
 
 from macro_pipeline.defs.resources import WarehouseResource, retry_transient
-from macro_pipeline.research.sweep import SWEEP_VERSION
+from macro_pipeline.reports.files import write_sweep_report
+from macro_pipeline.research.config import find_sweep, load_sweeps_file
+from macro_pipeline.research.sweep import SWEEP_VERSION, run_sweep
 
 GROUP = "research"
 SWEEP_DIMENSION = "sweep"
@@ -44,14 +46,11 @@ def _num(v) -> float | None:
                 "declared, a walk-forward. One partition per [[sweep]] of sweeps.toml.",
 )
 def sweep(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from macro_pipeline.reports.sweep import write_sweep_report
-    from macro_pipeline.research.config import find_sweep
-    from macro_pipeline.research.sweep import run_sweep
 
     spec = find_sweep(context.partition_key)
     with retry_transient(context):
         engine = warehouse.engine()
-        out = run_sweep(engine, spec, orchestrator_run_id=context.run_id)
+        out = run_sweep(engine, spec, orchestrator_run_id=context.run.run_id)
         report = write_sweep_report(engine, out.sweep_id)
     st = out.stats
     best = {k: _num(v[out.best]) for k, v in out.metrics.items()}
@@ -85,7 +84,6 @@ sweep_job = dg.define_asset_job("sweep_job", selection=dg.AssetSelection.assets(
                        "materialize it; it launches nothing (a sweep is minutes of compute: the UI or "
                        "sweep_schedule runs it).")
 def sweep_registry_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    from macro_pipeline.research.config import load_sweeps_file
 
     known = set(context.instance.get_dynamic_partitions(SWEEP_DIMENSION))
     new = [s.name for s in load_sweeps_file() if s.name not in known]

@@ -13,7 +13,9 @@ import dagster as dg
 import pandas as pd
 
 from macro_pipeline.defs.resources import WarehouseResource
+from macro_pipeline.demo.load import load_demo_frames
 from macro_pipeline.warehouse.ingest import IngestReport, ingest
+from macro_pipeline.warehouse.inventory import table_shape
 
 GROUP = "ingest"
 
@@ -26,8 +28,6 @@ class IngestConfig(dg.Config):
 
 
 def _demo_frame(key: str) -> pd.DataFrame:
-    from macro_pipeline.demo.load import load_demo_frames
-
     return load_demo_frames()[key]
 
 
@@ -63,8 +63,6 @@ TABLE_OF = {"macro": "macro_observations", "funding": "funding_rates", "corporat
 
 def _table_metadata(engine, table: str) -> dict:
     """Dagster's own keys: the table's row count and column schema after the ingest."""
-    from macro_pipeline.warehouse.inventory import table_shape
-
     rows, cols = table_shape(engine, table)
     schema = dg.TableSchema(columns=[dg.TableColumn(name, type_, constraints=dg.TableColumnConstraints(
         nullable=nullable)) for name, type_, nullable in cols])

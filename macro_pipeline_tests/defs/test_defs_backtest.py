@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from macro_pipeline.backtest.months import stitched_equity
 from macro_pipeline.defs import defs
-from macro_pipeline.defs.backtest_assets import backtest, backtest_metrics, leaderboard, signals
+from macro_pipeline.defs.backtest.assets import backtest, backtest_metrics, leaderboard, signals
 from macro_pipeline.defs.resources import WarehouseResource
 from macro_pipeline.strategies.config import load_builtin_configs
 from macro_pipeline_tests.conftest import demo_with_strategies, postgres_instance
@@ -64,7 +64,7 @@ def test_materialize_partitions_records_lineage_in_metadata_and_warehouse(wareho
         # plotted over partitions: the full history to the month's end, rounded for display (the
         # one-month annualised numbers are gone); regression: a one-month "CAGR of 55"
         from macro_pipeline.backtest.months import history_to_date_metrics
-        from macro_pipeline.reports.html import display_float
+        from macro_pipeline.reports.formatting import display_float
 
         if month == "2015-02-01":  # the first month has the same history to date as itself
             full = history_to_date_metrics(warehouse, "carry-simple", [month])[month]
@@ -149,13 +149,15 @@ def test_a_run_over_several_strategies_fans_out_one_independent_branch_per_strat
 
 
 def test_asset_checks_pass_on_stored_results_and_catch_a_broken_invariant(warehouse, instance):
-    from macro_pipeline.defs.checks import (
-        ASSET_CHECKS,
+    from macro_pipeline.defs.backtest.checks import (
         backtest_equity_invariant,
-        prices_no_duplicate_keys,
-        prices_positive_and_finite,
         signals_no_lookahead,
         signals_within_leverage,
+    )
+    from macro_pipeline.defs.ingest.checks import (
+        ASSET_CHECKS,
+        prices_no_duplicate_keys,
+        prices_positive_and_finite,
     )
 
     res = _resources(warehouse)["warehouse"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from macro_pipeline import orchestration
+from macro_pipeline.defs import instance as orchestration
 from macro_pipeline.settings import DATABASE_URL_ENV, HOME_ENV, load_settings
 from macro_pipeline.warehouse import connection as db
 

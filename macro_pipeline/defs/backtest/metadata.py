@@ -8,6 +8,11 @@ metadata accumulator, which is what ``add_asset_metadata`` itself does after its
 accumulator is Dagster-internal (checked on dagster 1.13; ``pyproject.toml`` pins <1.14): if it
 is missing, the public call is used instead (slower, same result), and a test asserts that
 per-partition metadata reaches the materializations.
+
+Why not the public call only (issue #11 asked): measured on an in-memory instance, per asset, the
+public call costs 1.3 s at 143 months and 16.7 s at 491 (0.07 s and 0.17 s here); three assets
+pay it per run, more on PostgreSQL. Dagster has no public per-partition call without that check
+(dagster-io/dagster#18123). Throughput (issue #14) decides: the shortcut stays, behind the check.
 """
 
 from collections.abc import Mapping
@@ -16,8 +21,11 @@ from typing import Any
 import dagster as dg
 
 
-def add_partition_metadata(context, metadata_by_partition: Mapping[str, Mapping[str, Any]],
+def add_partition_metadata(context: dg.AssetExecutionContext, metadata_by_partition: Mapping[str, Mapping[str, Any]],
                            asset_key: dg.AssetKey | None = None) -> None:
+    """``metadata_by_partition``: partition key string -> metadata of that partition's
+    materialization (of ``asset_key``, default the step's asset). A key the run does not target
+    fails with the keys named, before any metadata is added."""
     if not metadata_by_partition:
         return
     targeted = {str(k) for k in context.partition_keys}

@@ -1,0 +1,1 @@
+"""Automation of the strategy side: jobs, sensors and the nightly schedule."""

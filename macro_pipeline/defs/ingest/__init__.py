@@ -1,0 +1,1 @@
+"""Ingest assets (one per source kind) and the checks of ingested data."""

@@ -1,0 +1,1 @@
+"""Research assets: the ``sweep`` family (one dynamic partition per declared sweep)."""

@@ -238,19 +238,18 @@ def run_portfolio(
                         costs += c
                         qty[i] = target
                         if record:
-                            # what the fill does to the open round trip (module docstring)
-                            if cur == 0.0:
-                                kind = 0  # opens
-                            elif (q > 0.0) == (cur > 0.0):
-                                kind = 1  # adds
-                            elif target == 0.0:
-                                kind = 3  # closes
-                            elif (target > 0.0) != (cur > 0.0):
-                                kind = 4  # flips
-                            else:
-                                kind = 2  # reduces
+                            # what the fill does to the open round trip (module docstring):
+                            # 0 opens, 1 adds, 2 reduces, 3 closes, 4 flips. Which one depends
+                            # on the data, so it is arithmetic, not branches the CPU would
+                            # mispredict: adds = q and cur on one side; closes = target 0.
+                            sell = np.uint8(not q > 0.0)
+                            long = cur > 0.0
+                            adds = np.uint8(not (q > 0.0) ^ long)
+                            zero = np.uint8(target == 0.0)
+                            flips = np.uint8((target > 0.0) ^ long) & (1 - zero)
+                            kind = np.uint8(cur != 0.0) * (adds + (1 - adds) * (2 + zero + 2 * flips))
                             f_i[nf] = i
-                            f_code[nf] = (0 if q > 0.0 else 1) + 32 * kind  # buy / sell, rebalance
+                            f_code[nf] = sell + 32 * kind  # buy / sell, rebalance
                             f_q[nf] = q
                             f_p[nf] = p
                             nf += 1

@@ -108,7 +108,11 @@ def simulate(
     code = np.int16 if N < 2**15 else np.int32
     series = np.empty((N_SERIES, T))
     # log dates are not stored per row: the kernel writes, per session, how many log rows
-    # exist by its end, and the result expands the session dates (np.repeat)
+    # exist by its end, and the result expands the session dates (np.repeat). Fresh arrays
+    # every call, owned by the result: at 19 bytes a row (24 MiB for 1.26 M fills) first
+    # touching them costs little, and a call right after another library's allocations
+    # measures the same as repeated calls (bench/engine_vs_vectorbt.py, interleaved vs
+    # blocks), so no buffer pool (and no aliasing between results to guard against).
     log = (np.empty(T, np.int64), np.empty(cap, code), np.empty(cap, np.uint8), np.empty(cap),
            np.empty(cap))  # fmt: skip
     qty = prep.qty0.copy()

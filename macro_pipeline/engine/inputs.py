@@ -71,7 +71,7 @@ class Prepared:
         as read-only views (see `readonly`)."""
         return (
             *map(readonly, (
-                self.price, self.sessions_ns, self.exec_row, self.targets, self.universe,
+                self.price, self.exec_row, self.targets, self.universe,
                 self.split_ptr, self.split_i, self.split_ratio,
                 self.div_ptr, self.div_i, self.div_amount,
                 self.fund_ptr, self.fund_i, self.fund_rate, self.rf_bar,

@@ -22,14 +22,24 @@ Prices are also checked here (the kernel reads every one anyway): a price that i
 and not finite > 0 is counted and the caller rejects the input. ``run_batch`` runs many
 weight schedules.
 
-Round trips follow vectorbt's exit-trades convention (average cost). An instrument's open
-round trip (rt_ns = the session its position opened from flat; rt_f columns = units, entry
-notional, entry costs) grows with every fill on its side. A fill against it closes units at
-the average entry price: one round trip per closing fill, with quantity = units closed (>0
+The fill log is the smallest record that determines everything else: per row instrument,
+one code byte, quantity and price (19 bytes; notional = quantity x price and cost =
+abs(notional) x cost_rate are recomputed on access with the same operations, so bit for
+bit). Code = side (``SIDES``) + 4 x reason (``REASONS``) + 32 x kind, where kind says what
+a rebalance fill does to the instrument's open round trip, decided where the position
+before and after the fill are known: 0 opens it (from flat), 1 adds to its side, 2
+reduces it, 3 closes it (target 0), 4 flips it (closes it and opens the other side).
+
+Round trips follow vectorbt's exit-trades convention (average cost) and are built from the
+fill log only when asked for (``replay_round_trips``). An instrument's open round trip
+(rt_ns = the session its position opened from flat; rt_f columns = units, entry notional,
+entry costs) grows with every fill on its side. A fill against it closes units at the
+average entry price: one round trip per closing fill, with quantity = units closed (>0
 long), pnl = direction x (units x exit price - entry notional closed) - entry costs pro
-rata - exit costs, and return = pnl / entry notional closed.
-What is left keeps its average (the three sums scale down); a flip closes everything and
-opens the rest at the fill price with the rest of the fill's cost. Splits multiply units.
+rata - exit costs, and return = pnl / entry notional closed. A universe exit closes the
+whole round trip. What is left keeps its average (the three sums scale down); a flip closes
+everything and opens the rest at the fill price with the rest of the fill's cost. Splits
+multiply units.
 
 Arrays are instrument-major where the kernel reads a whole panel (price, targets, universe:
 (N, T)), which is the memory layout pandas already holds, so no transposed copy is made.
@@ -64,15 +74,12 @@ SERIES: tuple[str, ...] = (
 position notional, traded notional, trading costs, funding paid, borrow paid, interest
 received, dividends received."""
 N_SERIES = len(SERIES)
-FILL_FLOATS = ("quantity", "price", "notional", "cost")
-TRIP_FLOATS = ("quantity", "pnl", "return")
 _PER_DAY = 1.0 / (86_400 * 10**9)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def run_portfolio(
     price,  # (N, T) float64, NaN = no price
-    session_ns,  # (T,) int64 session dates
     exec_row,  # (T,) int64: column of `targets` executed at the close of t, -1 = none
     targets,  # (N, K) float64 target weights (leverage-capped)
     universe,  # (N, T) bool, or (0, 0) = always a member
@@ -97,39 +104,28 @@ def run_portfolio(
     pos,  # (T, N) out notional positions, or (0, 0) = not kept
     f_end,  # (T,) int64 out: log rows written by the end of session t (dates: np.repeat)
     f_i,  # (cap,) int16/int32 out: instrument (-1 = whole portfolio)
-    f_code,  # (cap,) int8 out: side (SIDES) + 4 x reason (REASONS); one stream, not two
-    f_val,  # (4, cap) float64 out: FILL_FLOATS
-    rt_ns,  # (N,) in/out open round trips (module docstring): session opened, ns
-    rt_f,  # (N, 3) in/out open round trips: units, entry notional, entry costs
-    r_i,  # (cap,) int16/int32 out: round trips, instrument
-    r_entry,  # (cap,) int64 out: entry ns
-    r_end,  # (T,) int64 out: round trips written by the end of session t (exit dates)
-    r_days,  # (cap,) int32 out: holding days
-    r_val,  # (3, cap) float64 out: TRIP_FLOATS
+    f_code,  # (cap,) uint8 out: side + 4 x reason + 32 x kind (module docstring)
+    f_q,  # (cap,) float64 out: quantity (signed units; 0 = no trade)
+    f_p,  # (cap,) float64 out: price (NaN = no trade)
     t_lo,  # simulate sessions t_lo <= t < t_hi
     t_hi,
     nf,  # log rows already written
-    nr,  # round trips already written
 ):
     """Simulate sessions [t_lo, t_hi) of one portfolio; returns (log rows written in all,
-    round trips written in all, cash, number of prices that are not NaN and not finite > 0 -
-    the caller rejects the input when it is nonzero)."""
+    cash, number of prices that are not NaN and not finite > 0 - the caller rejects the
+    input when it is nonzero)."""
     N = price.shape[0]
     has_universe = universe.shape[0] > 0
     has_pos = pos.shape[0] > 0
     n_bad = 0
     p_t = np.empty(N)  # this session's prices, contiguous (price is instrument-major)
-    sel = np.empty(6)  # branch-free selects of the open trade update (round trips)
     for t in range(t_lo, t_hi):
-        t_ns = session_ns[t]
         # 1. splits at the open of t
         for e in range(split_ptr[t], split_ptr[t + 1]):
             i = split_i[e]
             r = split_ratio[e]
             qty[i] = qty[i] * r
             last_p[i] = last_p[i] / r
-            if record:
-                rt_f[i, 0] *= r  # same notional and costs, more units
         # 2. carry over the bar, on the position held since the previous close
         funding = 0.0
         borrow = 0.0
@@ -178,23 +174,9 @@ def run_portfolio(
                     if record:
                         f_i[nf] = i
                         f_code[nf] = 5 if q > 0.0 else 4  # sell / buy, universe_exit
-                        f_val[0, nf] = -q
-                        f_val[1, nf] = px
-                        f_val[2, nf] = notional
-                        f_val[3, nf] = c
+                        f_q[nf] = -q
+                        f_p[nf] = px
                         nf += 1
-                        # the whole open round trip closes (module docstring)
-                        direction = 1.0 if q > 0.0 else -1.0
-                        r_i[nr] = i
-                        r_entry[nr] = rt_ns[i]
-                        r_val[0, nr] = direction * rt_f[i, 0]
-                        r_val[1, nr] = direction * (rt_f[i, 0] * px - rt_f[i, 1]) - rt_f[i, 2] - c
-                        r_val[2, nr] = r_val[1, nr] / rt_f[i, 1]
-                        r_days[nr] = np.int32((t_ns - rt_ns[i]) * _PER_DAY + 0.5)
-                        nr += 1
-                        rt_f[i, 0] = 0.0
-                        rt_f[i, 1] = 0.0
-                        rt_f[i, 2] = 0.0
                 else:
                     v = q * last_p[i]
                     held += v
@@ -210,10 +192,8 @@ def run_portfolio(
                 if record:
                     f_i[nf] = -1
                     f_code[nf] = 2 + 4 * 4  # none, non_positive_equity
-                    f_val[0, nf] = 0.0
-                    f_val[1, nf] = np.nan
-                    f_val[2, nf] = 0.0
-                    f_val[3, nf] = 0.0
+                    f_q[nf] = 0.0
+                    f_p[nf] = np.nan
                     nf += 1
                 for i in range(N):
                     v = qty[i] * last_p[i] if qty[i] != 0.0 else 0.0
@@ -241,10 +221,8 @@ def run_portfolio(
                         if record:
                             f_i[nf] = i
                             f_code[nf] = 2 + 4 * reason  # none
-                            f_val[0, nf] = 0.0
-                            f_val[1, nf] = np.nan
-                            f_val[2, nf] = 0.0
-                            f_val[3, nf] = 0.0
+                            f_q[nf] = 0.0
+                            f_p[nf] = np.nan
                             nf += 1
                             gross += abs(v)
                         if has_pos:
@@ -260,64 +238,21 @@ def run_portfolio(
                         costs += c
                         qty[i] = target
                         if record:
+                            # what the fill does to the open round trip (module docstring):
+                            # 0 opens, 1 adds, 2 reduces, 3 closes, 4 flips. Which one depends
+                            # on the data, so it is arithmetic, not branches the CPU would
+                            # mispredict: adds = q and cur on one side; closes = target 0.
+                            sell = np.uint8(not q > 0.0)
+                            long = cur > 0.0
+                            adds = np.uint8(not (q > 0.0) ^ long)
+                            zero = np.uint8(target == 0.0)
+                            flips = np.uint8((target > 0.0) ^ long) & (1 - zero)
+                            kind = np.uint8(cur != 0.0) * (adds + (1 - adds) * (2 + zero + 2 * flips))
                             f_i[nf] = i
-                            f_code[nf] = 0 if q > 0.0 else 1  # buy / sell, rebalance
-                            f_val[0, nf] = q
-                            f_val[1, nf] = p
-                            f_val[2, nf] = notional
-                            f_val[3, nf] = c
+                            f_code[nf] = sell + 32 * kind  # buy / sell, rebalance
+                            f_q[nf] = q
+                            f_p[nf] = p
                             nf += 1
-                            # round trips (module docstring); written out inline because a
-                            # numba call with array arguments costs more than this work
-                            size = abs(q)
-                            if cur == 0.0:
-                                rt_ns[i] = t_ns
-                                rt_f[i, 0] = size
-                                rt_f[i, 1] = size * p
-                                rt_f[i, 2] = c
-                            else:
-                                # Adding to the open side or reducing it depends on the data
-                                # (an unpredictable branch stalls the pass): the closing
-                                # arithmetic always runs, its round trip row is always written
-                                # and kept (nr advances) only when the fill closes units, and
-                                # the open trade is updated by an indexed select.
-                                closing = np.int64(q > 0.0) ^ np.int64(cur > 0.0)
-                                open_units = rt_f[i, 0]
-                                flip = target != 0.0 and (target > 0.0) != (cur > 0.0)
-                                units = size if target != 0.0 and not flip else open_units
-                                frac = units / open_units
-                                invested = rt_f[i, 1] * frac
-                                exit_costs = c * (units / size) if flip else c
-                                direction = 1.0 if cur > 0.0 else -1.0
-                                pnl = (
-                                    direction * (units * p - invested)
-                                    - rt_f[i, 2] * frac
-                                    - exit_costs
-                                )
-                                r_i[nr] = i
-                                r_entry[nr] = rt_ns[i]
-                                r_val[0, nr] = direction * units
-                                r_val[1, nr] = pnl
-                                r_val[2, nr] = pnl / invested
-                                # midnight-to-midnight: a float ratio, no 64-bit divide
-                                r_days[nr] = np.int32((t_ns - rt_ns[i]) * _PER_DAY + 0.5)
-                                nr += closing
-                                if flip:
-                                    rt_ns[i] = t_ns
-                                    rt_f[i, 0] = size - units
-                                    rt_f[i, 1] = (size - units) * p
-                                    rt_f[i, 2] = c - exit_costs
-                                else:
-                                    keep = 1.0 - frac  # 0.0 when closing everything
-                                    sel[0] = rt_f[i, 0] + size
-                                    sel[1] = rt_f[i, 0] * keep
-                                    sel[2] = rt_f[i, 1] + size * p
-                                    sel[3] = rt_f[i, 1] * keep
-                                    sel[4] = rt_f[i, 2] + c
-                                    sel[5] = rt_f[i, 2] * keep
-                                    rt_f[i, 0] = sel[closing]
-                                    rt_f[i, 1] = sel[2 + closing]
-                                    rt_f[i, 2] = sel[4 + closing]
                     v = target * p
                     held += v
                     if record:
@@ -337,14 +272,118 @@ def run_portfolio(
             series[8, t] = interest
             series[9, t] = dividends
             f_end[t] = nf
+    return nf, cash, n_bad
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def replay_round_trips(
+    session_ns,  # (T,) int64 session dates
+    f_end,  # the fill log of `run_portfolio`: rows by the end of each session, ...
+    f_i,
+    f_code,
+    f_q,
+    f_p,
+    split_ptr,  # splits (CSR by session): units of the open round trips scale with them
+    split_i,
+    split_ratio,
+    cost_rate,
+    rt_ns,  # (N,) in/out open round trips (module docstring): session opened, ns
+    rt_f,  # (N, 3) in/out open round trips: units, entry notional, entry costs
+    record,  # False: only the open round trips are updated (no rows written)
+    r_i,  # (cap,) out: instrument
+    r_entry,  # (cap,) int64 out: entry ns
+    r_end,  # (T,) int64 out: round trips written by the end of session t (exit dates)
+    r_days,  # (cap,) int32 out: holding days
+    r_q,  # (cap,) float64 out: units closed (>0 long)
+    r_pnl,  # (cap,) float64 out
+    r_ret,  # (cap,) float64 out
+    t_lo,  # replay sessions t_lo <= t < t_hi
+    t_hi,
+    nr,  # round trips already written
+):
+    """Round trips of the fills of sessions [t_lo, t_hi), from the fill log alone (module
+    docstring); returns the round trips written in all. The fill's cost is recomputed as the
+    kernel computed it (abs(quantity x price) x cost_rate, the same operations)."""
+    lo = f_end[t_lo - 1] if t_lo > 0 else 0
+    for t in range(t_lo, t_hi):
+        t_ns = session_ns[t]
+        for e in range(split_ptr[t], split_ptr[t + 1]):
+            rt_f[split_i[e], 0] *= split_ratio[e]  # same notional and costs, more units
+        hi = f_end[t]
+        for k in range(lo, hi):
+            code = f_code[k]
+            reason = (code >> 2) & 7
+            if reason > 1:
+                continue  # no trade
+            i = f_i[k]
+            q = f_q[k]
+            p = f_p[k]
+            c = abs(q * p) * cost_rate
+            kind = code >> 5
+            if reason == 1:
+                # universe exit: the whole open round trip closes at the exit price
+                direction = 1.0 if q < 0.0 else -1.0
+                units = rt_f[i, 0]
+                pnl = direction * (units * p - rt_f[i, 1]) - rt_f[i, 2] - c
+                if record:
+                    r_i[nr] = i
+                    r_entry[nr] = rt_ns[i]
+                    r_q[nr] = direction * units
+                    r_pnl[nr] = pnl
+                    r_ret[nr] = pnl / rt_f[i, 1]
+                    r_days[nr] = np.int32((t_ns - rt_ns[i]) * _PER_DAY + 0.5)
+                nr += 1
+                rt_f[i, 0] = 0.0
+                rt_f[i, 1] = 0.0
+                rt_f[i, 2] = 0.0
+                continue
+            size = abs(q)
+            if kind == 0:  # opens from flat
+                rt_ns[i] = t_ns
+                rt_f[i, 0] = size
+                rt_f[i, 1] = size * p
+                rt_f[i, 2] = c
+            elif kind == 1:  # adds to the open side
+                rt_f[i, 0] = rt_f[i, 0] + size
+                rt_f[i, 1] = rt_f[i, 1] + size * p
+                rt_f[i, 2] = rt_f[i, 2] + c
+            else:  # closes units at the average entry price: reduces (2), closes (3), flips (4)
+                flip = kind == 4
+                open_units = rt_f[i, 0]
+                units = size if kind == 2 else open_units
+                frac = units / open_units
+                invested = rt_f[i, 1] * frac
+                exit_costs = c * (units / size) if flip else c
+                direction = 1.0 if q < 0.0 else -1.0
+                pnl = direction * (units * p - invested) - rt_f[i, 2] * frac - exit_costs
+                if record:
+                    r_i[nr] = i
+                    r_entry[nr] = rt_ns[i]
+                    r_q[nr] = direction * units
+                    r_pnl[nr] = pnl
+                    r_ret[nr] = pnl / invested
+                    # midnight-to-midnight: a float ratio, no 64-bit divide
+                    r_days[nr] = np.int32((t_ns - rt_ns[i]) * _PER_DAY + 0.5)
+                nr += 1
+                if flip:
+                    rt_ns[i] = t_ns
+                    rt_f[i, 0] = size - units
+                    rt_f[i, 1] = (size - units) * p
+                    rt_f[i, 2] = c - exit_costs
+                else:
+                    keep = 1.0 - frac  # 0.0 when closing everything
+                    rt_f[i, 0] = rt_f[i, 0] * keep
+                    rt_f[i, 1] = rt_f[i, 1] * keep
+                    rt_f[i, 2] = rt_f[i, 2] * keep
+        lo = hi
+        if record:
             r_end[t] = nr
-    return nf, nr, cash, n_bad
+    return nr
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def run_batch(
     price,
-    session_ns,
     exec_row,
     targets,  # (S, N, K)
     universe,
@@ -370,9 +409,9 @@ def run_batch(
     events and costs; returns the number of bad prices seen."""
     N, T = price.shape
     no_i = np.zeros(0, dtype=np.int16)  # the instrument-code width `simulate` uses
-    no_d = np.zeros(0, dtype=np.int32)
-    no_c = np.zeros(0, dtype=np.int8)
-    no_f = np.zeros((0, 0))
+    no_c = np.zeros(0, dtype=np.uint8)
+    no_f = np.zeros(0)
+    no_pos = np.zeros((0, 0))
     no_t = np.zeros(0, dtype=np.int64)
     eq = np.empty((1, T))
     qty = np.empty(N)
@@ -382,13 +421,12 @@ def run_batch(
         qty[:] = 0.0
         last_p[:] = np.nan
         out = run_portfolio(
-            price, session_ns, exec_row, targets[s], universe,
+            price, exec_row, targets[s], universe,
             split_ptr, split_i, split_ratio, div_ptr, div_i, div_amount,
             fund_ptr, fund_i, fund_rate, rf_bar, borrow_rate, cost_rate,
             qty, last_p, cash0, no, no,
-            eq, no_f, no_t, no_i, no_c, no_f, no_t, no_f, no_i, no_t, no_t, no_d, no_f,
-            0, T, 0, 0,
+            eq, no_pos, no_t, no_i, no_c, no_f, no_f, 0, T, 0,
         )  # fmt: skip
         equity[s, :] = eq[0]
-        bad = max(bad, out[3])
+        bad = max(bad, out[2])
     return bad

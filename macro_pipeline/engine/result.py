@@ -1,7 +1,9 @@
 """`BacktestResult`: the outputs of one `simulate` call, built lazily from kernel arrays.
 
-The kernel fills flat numpy arrays; each pandas view (series, fill log, round trips, end
-state, metrics) is built in bulk on first access and cached.
+The kernel fills flat numpy arrays (the series and the fill log); each pandas view (series,
+fill log, round trips, end state, metrics) is built in bulk on first access and cached. The
+round trips and the open round trips of the end state are replayed from the fill log when
+first asked for (``kernel.replay_round_trips``), so a caller who never asks pays nothing.
 """
 
 from __future__ import annotations
@@ -13,8 +15,15 @@ import numpy as np
 import pandas as pd
 
 from macro_pipeline.engine.config import BacktestConfig
-from macro_pipeline.engine.inputs import Prepared
-from macro_pipeline.engine.kernel import N_SERIES, REASONS, SERIES, SIDES, run_portfolio
+from macro_pipeline.engine.inputs import Prepared, readonly
+from macro_pipeline.engine.kernel import (
+    N_SERIES,
+    REASONS,
+    SERIES,
+    SIDES,
+    replay_round_trips,
+    run_portfolio,
+)
 from macro_pipeline.engine.metrics import compute_metrics
 from macro_pipeline.engine.state import EndState, OpenLots
 from macro_pipeline.engine.version import ENGINE_VERSION
@@ -64,9 +73,6 @@ class BacktestResult:
         series: np.ndarray,
         log: tuple[np.ndarray, ...],
         n_log: int,
-        trips: tuple[np.ndarray, ...],
-        n_trips: int,
-        open_trades: tuple[np.ndarray, np.ndarray],
         final_qty: np.ndarray,
         final_last_p: np.ndarray,
         final_cash: float,
@@ -77,17 +83,13 @@ class BacktestResult:
         self.instruments: pd.Index = prep.instruments
         self._prep = prep
         self._series = series
-        # log / trips: (rows by the end of each session, instrument, codes, values) and
-        # (instrument, entry ns, rows by the end of each session, days, values)
-        self._log_end, self._trip_end = log[0], trips[2]
-        self._log = (None, *(a[..., :n_log] for a in log[1:]))
-        self._trips = (trips[0][:n_trips], trips[1][:n_trips], None,
-                       *(a[..., :n_trips] for a in trips[3:]))  # fmt: skip
-        self._open_trades = open_trades
+        # the fill log: rows by the end of each session, then instrument, code, quantity, price
+        self._log_end = log[0]
+        self._log = tuple(a[:n_log] for a in log[1:])
         self._final_qty = final_qty
         self._final_last_p = final_last_p
         self._final_cash = final_cash
-        # (session position, qty, last_p, cash, (rt_ns, rt_f), pending orders) per checkpoint
+        # (session position, qty, last_p, cash, pending orders) per checkpoint
         self._snapshots = snapshots
 
     def __repr__(self) -> str:
@@ -128,16 +130,10 @@ class BacktestResult:
         p = self._prep
         T, N = len(self.sessions), len(self.instruments)
         pos = np.empty((T, N))
-        none = np.empty(0, np.int64)
-        inst, codes, vals = (a[..., :0] for a in self._log[1:])
-        r_i, r_entry = (a[:0] for a in self._trips[:2])
-        r_days, r_val = (a[..., :0] for a in self._trips[3:])
+        no_log = (np.empty(0, np.int64), *(a[:0] for a in self._log))
         run_portfolio(
             *p.kernel_inputs(), p.qty0.copy(), p.last_p0.copy(), p.cash0, p.accrue_first, False,
-            np.empty((N_SERIES, T)), pos, none, *map(np.ascontiguousarray, (inst, codes, vals)),
-            p.rt_ns0.copy(), p.rt_f0.copy(),
-            *map(np.ascontiguousarray, (r_i, r_entry)), none,
-            *map(np.ascontiguousarray, (r_days, r_val)), 0, T, 0, 0,
+            np.empty((N_SERIES, T)), pos, *no_log, 0, T, 0,
         )  # fmt: skip
         return pd.DataFrame(pos, index=self.sessions, columns=self.instruments, copy=False)
 
@@ -187,23 +183,31 @@ class BacktestResult:
 
     @cached_property
     def _side_reason(self) -> tuple[np.ndarray, np.ndarray]:
-        """The kernel's combined log code (side + 4 x reason) split into int8 codes."""
-        code = self._log[2]
-        return code & 3, code >> 2
+        """The kernel's log code (side + 4 x reason + 32 x kind) split into int8 codes."""
+        code = self._log[1].view(np.int8)
+        return code & 3, (code >> 2) & 7
 
     @cached_property
     def fills(self) -> pd.DataFrame:
-        _, inst, _, vals = self._log
+        """Notional and cost are recomputed here exactly as the kernel computed them
+        (quantity x price; abs(notional) x cost rate), so they equal the cash it moved bit
+        for bit; no-trade rows have 0 for both."""
+        inst, _, quantity, price = self._log
         side, reason = self._side_reason
+        notional = np.multiply(quantity, price)
+        no_trade = np.flatnonzero(side == SIDES.index("none"))
+        notional[no_trade] = 0.0
+        cost = np.abs(notional)
+        cost *= self._prep.cost_rate
         return pd.DataFrame(
             {
                 "date": self._log_ns.view("datetime64[ns]"),
                 "instrument": self._instrument_col(inst),
                 "side": pd.Categorical.from_codes(side, categories=SIDES, validate=False),
-                "quantity": vals[0],
-                "price": vals[1],
-                "notional": vals[2],
-                "cost": vals[3],
+                "quantity": quantity,
+                "price": price,
+                "notional": notional,
+                "cost": cost,
                 "reason": pd.Categorical.from_codes(reason, categories=REASONS, validate=False),
             },
             copy=False,
@@ -212,25 +216,70 @@ class BacktestResult:
     def _instrument_col(self, codes: np.ndarray) -> pd.Categorical:
         return pd.Categorical.from_codes(codes, categories=self.instruments, validate=False)
 
+    def _replay(self, record: bool) -> tuple:
+        """Replay the fill log through ``kernel.replay_round_trips`` in the checkpoint
+        segments: (round trip arrays or None, open round trips at the end, open round trips
+        at each checkpoint). ``record=False`` updates the open round trips only."""
+        p = self._prep
+        T = len(self.sessions)
+        inst, code, quantity, price = self._log
+        rt_ns, rt_f = p.rt_ns0.copy(), p.rt_f0.copy()
+        if record:
+            # one row per closing fill: universe exits, and rebalance fills of kind >= 2
+            n = int(np.count_nonzero((code & 0b11111100) == 4)) + int(
+                np.count_nonzero((code >= 64) & ((code & 0b00011100) == 0))
+            )
+            out = (np.empty(n, inst.dtype), np.empty(n, np.int64), np.empty(T, np.int64),
+                   np.empty(n, np.int32), np.empty(n), np.empty(n), np.empty(n))  # fmt: skip
+        else:
+            out = (inst[:0], np.empty(0, np.int64), np.empty(0, np.int64),
+                   np.empty(0, np.int32), *(quantity[:0] for _ in range(3)))  # fmt: skip
+        log = tuple(map(readonly, (self._log_end, inst, code, quantity, price)))
+        splits = tuple(map(readonly, (p.split_ptr, p.split_i, p.split_ratio)))
+        stops = [snap[0] for snap in self._snapshots]
+        at: list[tuple[np.ndarray, np.ndarray]] = []
+        nr, lo = 0, 0
+        for hi in [*(b + 1 for b in stops), T]:
+            if hi > lo:
+                nr = replay_round_trips(
+                    readonly(p.sessions_ns), *log, *splits, p.cost_rate, rt_ns, rt_f, record,
+                    *out, lo, hi, nr,
+                )  # fmt: skip
+            lo = hi
+            if hi - 1 in stops and len(at) < len(stops):
+                at.append((rt_ns.copy(), rt_f.copy()))
+        return (out if record else None), (rt_ns, rt_f), at
+
+    @cached_property
+    def _trips(self) -> tuple:
+        return self._replay(True)
+
+    @cached_property
+    def _open_trades(self) -> tuple:
+        """(open round trips at the end, at each checkpoint): from the round trips if they
+        were built, else from a replay that writes no rows."""
+        trips = self.__dict__.get("_trips") or self._replay(False)
+        return trips[1], trips[2]
+
     @cached_property
     def round_trips(self) -> pd.DataFrame:
-        inst, entry, _, days, vals = self._trips
+        inst, entry, end, days, quantity, pnl, ret = self._trips[0]
         return pd.DataFrame(
             {
                 "instrument": self._instrument_col(inst),
                 "entry_date": entry.view("datetime64[ns]"),
-                "exit_date": self._row_dates(self._trip_end).view("datetime64[ns]"),
+                "exit_date": self._row_dates(end).view("datetime64[ns]"),
                 "holding_days": days,
-                "quantity": vals[0],
-                "pnl": vals[1],
-                "return": vals[2],
+                "quantity": quantity,
+                "pnl": pnl,
+                "return": ret,
             },
             copy=False,
         )
 
     @cached_property
     def skipped(self) -> pd.DataFrame:
-        _, inst, _, _ = self._log
+        inst = self._log[0]
         ns = self._log_ns
         reason = self._side_reason[1]
         rows = np.flatnonzero(reason >= _NO_TRADE)
@@ -300,7 +349,7 @@ class BacktestResult:
     def end_state(self) -> EndState:
         return self._state(
             len(self.sessions) - 1, self._final_qty, self._final_last_p, self._final_cash,
-            self._open_trades, self._prep.pending_out,
+            self._open_trades[0], self._prep.pending_out,
         )  # fmt: skip
 
     @cached_property
@@ -308,7 +357,11 @@ class BacktestResult:
         """`EndState` at the close of each ``checkpoints`` session given to `simulate`
         (ascending; empty without checkpoints): exactly the ``end_state`` of a run ending
         there."""
-        return {self.sessions[t]: self._state(t, *snap) for t, *snap in self._snapshots}
+        at = self._open_trades[1]
+        return {
+            self.sessions[t]: self._state(t, qty, last_p, cash, open_trades, pending)
+            for (t, qty, last_p, cash, pending), open_trades in zip(self._snapshots, at, strict=True)
+        }
 
     def state_at(self, session: Any) -> EndState:
         """``states[session]``; KeyError (naming it) if it was not a checkpoint."""

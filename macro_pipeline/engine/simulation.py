@@ -91,8 +91,9 @@ def simulate(
       checkpoints = one pass, as before.
 
     Raises ValueError, naming dates and instruments, for misaligned or bad input. One
-    compiled pass writes the series, the fill log and the round trips; pandas views of them
-    are built on first access.
+    compiled pass writes the series and the fill log; the round trips (and the open ones in
+    the end state) are replayed from the fill log, and pandas views are built, on first
+    access.
     """
     prep = prepare(
         prices, weights, config, funding=funding, dividends=dividends, splits=splits,
@@ -106,46 +107,44 @@ def simulate(
     cap = n_exec * max(N, 1) + prep.n_universe_exits
     code = np.int16 if N < 2**15 else np.int32
     series = np.empty((N_SERIES, T))
-    # log dates are not stored per row: the kernel writes, per session, how many log rows /
-    # round trips exist by its end, and the result expands the session dates (np.repeat)
-    log = (np.empty(T, np.int64), np.empty(cap, code), np.empty(cap, np.int8),
-           np.empty((4, cap)))  # fmt: skip
-    trips = (np.empty(cap, code), np.empty(cap, np.int64), np.empty(T, np.int64),
-             np.empty(cap, np.int32), np.empty((3, cap)))  # fmt: skip
+    # log dates are not stored per row: the kernel writes, per session, how many log rows
+    # exist by its end, and the result expands the session dates (np.repeat). Fresh arrays
+    # every call, owned by the result: at 19 bytes a row (24 MiB for 1.26 M fills) first
+    # touching them costs little, and a call right after another library's allocations
+    # measures the same as repeated calls (bench/engine_vs_vectorbt.py, interleaved vs
+    # blocks), so no buffer pool (and no aliasing between results to guard against).
+    log = (np.empty(T, np.int64), np.empty(cap, code), np.empty(cap, np.uint8), np.empty(cap),
+           np.empty(cap))  # fmt: skip
     qty = prep.qty0.copy()
     last_p = prep.last_p0.copy()
-    rt_ns, rt_f = prep.rt_ns0.copy(), prep.rt_f0.copy()
+    inputs = prep.kernel_inputs()
+    no_pos = np.zeros((0, 0))
     snapshots = []
     if not stops:
-        n_log, n_trips, cash, n_bad = run_portfolio(
-            *prep.kernel_inputs(), qty, last_p, prep.cash0, prep.accrue_first, True, series,
-            np.zeros((0, 0)), *log,
-            rt_ns, rt_f, *trips, 0, T, 0, 0,
+        n_log, cash, n_bad = run_portfolio(
+            *inputs, qty, last_p, prep.cash0, prep.accrue_first, True, series, no_pos, *log,
+            0, T, 0,
         )  # fmt: skip
     else:
         # the kernel is resumable: run [lo, b] segments, snapshotting the state at each b
-        inputs = prep.kernel_inputs()
-        no_pos = np.zeros((0, 0))
-        n_log, n_trips, cash, n_bad, lo = 0, 0, prep.cash0, 0, 0
+        n_log, cash, n_bad, lo = 0, prep.cash0, 0, 0
         for hi in [*(b + 1 for b in stops), T]:
             if hi > lo:
-                n_log, n_trips, cash, bad = run_portfolio(
+                n_log, cash, bad = run_portfolio(
                     *inputs, qty, last_p, cash, prep.accrue_first, True, series, no_pos, *log,
-                    rt_ns, rt_f, *trips, lo, hi, n_log, n_trips,
+                    lo, hi, n_log,
                 )  # fmt: skip
                 n_bad += bad
             lo = hi
             if hi - 1 in stops and len(snapshots) < len(stops):
                 b = hi - 1
                 snapshots.append((b, qty.copy(), last_p.copy(), float(cash),
-                                  (rt_ns.copy(), rt_f.copy()),
                                   _pending_at(prep, start_state, b, config.execution_lag)))  # fmt: skip
     if n_bad:
         reject_bad_prices(prep.price, prep.sessions, prep.instruments)
     return BacktestResult(
-        config, prep, series, log, int(n_log), trips, int(n_trips), (rt_ns, rt_f), qty, last_p,
-        float(cash), tuple(snapshots),
-    )  # fmt: skip
+        config, prep, series, log, int(n_log), qty, last_p, float(cash), tuple(snapshots)
+    )
 
 
 def _checkpoint_positions(checkpoints, sessions: pd.DatetimeIndex) -> list[int]:
@@ -282,7 +281,7 @@ def simulate_many(
     )
     equity = np.empty((targets.shape[0], T))
     market = prep.kernel_inputs()
-    args = (*market[:2], readonly(exec_row), readonly(targets), *market[4:], prep.cash0, False,
+    args = (market[0], readonly(exec_row), readonly(targets), *market[3:], prep.cash0, False,
             equity)  # fmt: skip
     S = targets.shape[0]
     cores = min(os.cpu_count() or 1, S)

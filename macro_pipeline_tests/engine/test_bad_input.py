@@ -153,9 +153,50 @@ def test_bad_input_raises_value_error_naming_dates_and_instruments(case: str) ->
         simulate(kwargs.pop("prices"), kwargs.pop("weights"), config(), **kwargs)
 
 
-def test_the_good_case_runs() -> None:
+def test_the_good_case_gives_the_worked_fills_cash_and_equity() -> None:
+    """The good input with 10 bps costs, worked by hand (lag 1: a decision at the close of
+    session d executes at the close of d+1; cost = 0.001 x abs(notional), paid from cash).
+
+    Mon 03-01 (A 100, B 50): decide A 0.5, B 0.5; nothing held: cash = equity = 1000.
+    Tue 03-02 (A 101, B 51): pre-trade equity E1 = 1000. Buy A 0.5 x 1000 / 101 units
+      (notional 500, cost 0.5), buy B 0.5 x 1000 / 51 (notional 500, cost 0.5).
+      cash = 1000 - 500 - 0.5 - 500 - 0.5 = -1; equity = -1 + 500 + 500 = 999.
+    Wed 03-03 (A 102, B 52): decide A 1.0, B 0; marks only: equity = -1 + qA x 102 + qB x 52.
+    Thu 03-04 (A 103, B 53): E3 = -1 + qA x 103 + qB x 53. Buy A to E3 / 103 units
+      (notional E3 - qA x 103), sell all B (notional -qB x 53); cash = -1 - the two notionals
+      - their costs = -(costs) (the fully invested book pays its costs from cash);
+      equity = E3 - costs.
+    """
     prices, weights = good()
-    assert len(simulate(prices, weights, config()).fills) == 4
+    r = simulate(prices, weights, config(transaction_cost_bps=10.0))
+    qa, qb = 500.0 / 101.0, 500.0 / 51.0
+    e3 = -1.0 + qa * 103.0 + qb * 53.0
+    buy_a, sell_b = e3 - qa * 103.0, -qb * 53.0
+    costs3 = 0.001 * (abs(buy_a) + abs(sell_b))
+    f = r.fills
+    assert f["date"].dt.strftime("%m-%d").tolist() == ["03-02", "03-02", "03-04", "03-04"]
+    assert f["instrument"].astype(str).tolist() == ["A", "B", "A", "B"]
+    assert f["side"].astype(str).tolist() == ["buy", "buy", "buy", "sell"]
+    assert f["reason"].astype(str).tolist() == ["rebalance"] * 4
+    rel = dict(rel=1e-12)
+    assert f["price"].tolist() == [101.0, 51.0, 103.0, 53.0]
+    assert f["quantity"].tolist() == pytest.approx([qa, qb, e3 / 103.0 - qa, -qb], **rel)
+    assert f["notional"].tolist() == pytest.approx([500.0, 500.0, buy_a, sell_b], **rel)
+    assert f["cost"].tolist() == pytest.approx(
+        [0.5, 0.5, 0.001 * abs(buy_a), 0.001 * abs(sell_b)], **rel
+    )
+    assert r.cash.tolist() == pytest.approx([1000.0, -1.0, -1.0, -costs3], **rel)
+    assert r.equity.tolist() == pytest.approx(
+        [1000.0, 999.0, -1.0 + qa * 102.0 + qb * 52.0, e3 - costs3], **rel
+    )
+    # B's round trip: bought qb at 51 (cost 0.5), sold at 53 (cost 0.001 x qb x 53)
+    assert len(r.round_trips) == 1
+    trip = r.round_trips.iloc[0]
+    assert (trip["instrument"], trip["quantity"]) == ("B", pytest.approx(qb, **rel))
+    pnl = qb * 53.0 - 500.0 - 0.5 - 0.001 * qb * 53.0
+    assert trip["pnl"] == pytest.approx(pnl, **rel)
+    assert trip["return"] == pytest.approx(pnl / 500.0, **rel)
+    assert r.end_state.open_lots.instrument == ("A",)
 
 
 def test_weights_outside_the_simulated_range_are_ignored_not_rejected() -> None:

@@ -33,10 +33,12 @@ def test_migrate_applies_every_file_once_and_again_is_a_noop(databases):
 def test_files_apply_in_number_order_across_a_gap_and_a_late_lower_number(databases, tmp_path):
     # 008 may reach a branch before 007 does: the gap is fine, and 007 applies when it arrives
     engine = databases.new(migrated=False)
-    for f in migrate.discover():
+    # the real files up to 009 (010 on alters 007's table, so it cannot come before it)
+    real = [f for f in migrate.discover() if f.filename[:3] <= "009"]
+    for f in real:
         if f.filename[:3] != "007":
             shutil.copy(f.path, tmp_path / f.filename)
-    files = sorted(f.filename for f in migrate.discover())
+    files = sorted(f.filename for f in real if f.filename[:3] != "007")
     after = f"{int(files[-1][:3]) + 1:03d}_after.sql"  # after the newest real file, whatever it is
     (tmp_path / after).write_text("CREATE TABLE after_gap (x int);\n")
     applied = migrate.migrate(engine, tmp_path)

@@ -10,6 +10,7 @@ long run. Pipeline months are current results: always computed on the current da
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,7 @@ from macro_pipeline.warehouse.results import (
 from macro_pipeline.warehouse.runs import new_run_id, store_runs_in, write_reads_in
 from macro_pipeline.warehouse.snapshots import SignalSnapshot, write_snapshots_in
 from macro_pipeline.warehouse.strategies import input_spans, last_price_date, universe_instruments
+from macro_pipeline.warehouse.view import PointInTimeView
 
 
 @dataclass
@@ -131,6 +133,32 @@ class MonthInputs:
     system_as_of: pd.Timestamp | None = None
 
 
+_SHARED = threading.local()  # per thread: a Dagster run's steps of one stretch run on one thread in process
+
+
+def _view_key(engine: sa.Engine, cfg, end: pd.Timestamp, system_as_of: pd.Timestamp) -> tuple:
+    return (engine.url.render_as_string(hide_password=True), cfg.strategy_id, cfg.params_hash, CODE_VERSION,
+            pd.Timestamp(end), pd.Timestamp(system_as_of))
+
+
+def _share_weights(engine: sa.Engine, cfg, end, system_as_of, view: PointInTimeView, weights: pd.DataFrame,
+                   epochs: int) -> None:
+    """Keep the stretch's view and weights (``month_signals``) for ``load_month_inputs`` of the
+    same stretch in this thread, so a run computes the weights once. Safe to reuse: the key holds
+    everything the weights depend on, the watermark included, and a view as of a watermark
+    serves the same data for ever (ingest refuses to rewrite what was recorded). One entry: the
+    newest stretch; a different key is a miss and computes."""
+    _SHARED.entry = (_view_key(engine, cfg, end, system_as_of), view, weights, epochs)
+
+
+def _shared_weights(engine: sa.Engine, cfg, end, system_as_of) -> tuple | None:
+    entry = getattr(_SHARED, "entry", None)
+    _SHARED.entry = None  # taken once: the view grows as the engine's inputs are read
+    if entry is None or entry[0] != _view_key(engine, cfg, end, system_as_of):
+        return None
+    return entry[1:]
+
+
 def load_month_inputs(engine: sa.Engine, strategy_id: str, months: list[str], *,
                       system_as_of: DateLike | None = None) -> MonthInputs:
     """Read what a stretch of months needs: weights (computed once for the stretch), engine
@@ -158,8 +186,9 @@ def load_month_inputs(engine: sa.Engine, strategy_id: str, months: list[str], *,
         if (pd.Timestamp(a) + pd.offsets.MonthBegin(1)).strftime("%Y-%m-01") != b:
             raise ValueError(f"months of {strategy_id} must be consecutive: {a} then {b}; run each stretch separately")
     end = windows[live[-1]][1]
+    shared = _shared_weights(engine, cfg, end, system_as_of)
     try:
-        view = strategy_view(engine, cfg, end, system_as_of)
+        view = shared[0] if shared else strategy_view(engine, cfg, end, system_as_of)
     except NoDataYet:
         stretch.outcomes.update({m: MonthOutcome(m, "before-data") for m in live})
         stretch.live = []
@@ -172,9 +201,13 @@ def load_month_inputs(engine: sa.Engine, strategy_id: str, months: list[str], *,
     if not live:
         return stretch
     stretch.start = start = max(windows[live[0]][0], origin)
-    strategy = build(cfg)
-    stretch.weights = strategy.weights(view, since=start)
-    stretch.epochs = strategy.epochs
+    first = view.decision_dates[view.decision_dates.searchsorted(start)]
+    if shared and len(shared[1]) and shared[1].index[0] == first:  # month_signals computed them
+        stretch.weights, stretch.epochs = shared[1], shared[2]
+    else:
+        strategy = build(cfg)
+        stretch.weights = strategy.weights(view, since=start)
+        stretch.epochs = strategy.epochs
     stretch.marks = view.input_watermarks()  # what the weights read (before the engine's inputs are loaded)
     prev_month = (pd.Timestamp(live[0]) - pd.offsets.MonthBegin(1)).strftime("%Y-%m-01")
     prev_window = month_window(cfg, prev_month, limit)
@@ -259,9 +292,12 @@ def store_months(engine: sa.Engine, stretch: MonthInputs, result: BacktestResult
     return [outcomes[m] for m in sorted(outcomes)]
 
 
-def _positions_by_window(dates: pd.DatetimeIndex, bounds: list[tuple[pd.Timestamp, pd.Timestamp]]) -> list[np.ndarray]:
-    """Per window [start, end], the positions of ``dates`` inside it, in their original order
-    (one stable sort, then a binary search per window)."""
+def _positions_by_window(dates: pd.DatetimeIndex, bounds: list[tuple[pd.Timestamp, pd.Timestamp]]) -> list:
+    """Per window [start, end], the rows of ``dates`` inside it, in their original order: a
+    slice when ``dates`` is sorted (the fill log is), else positions (one stable sort, then a
+    binary search per window)."""
+    if dates.is_monotonic_increasing:
+        return [slice(dates.searchsorted(lo, "left"), dates.searchsorted(hi, "right")) for lo, hi in bounds]
     order = np.argsort(dates.asi8, kind="stable")
     ordered = dates[order]
     return [np.sort(order[ordered.searchsorted(lo, "left"):ordered.searchsorted(hi, "right")]) for lo, hi in bounds]
@@ -317,7 +353,9 @@ def month_signals(engine: sa.Engine, strategy_id: str, months: list[str], *,
         view = strategy_view(engine, cfg, windows[live[-1]][1], system_as_of)
     except NoDataYet:
         return out
-    weights = build(cfg).weights(view, since=windows[live[0]][0])
+    strategy = build(cfg)
+    weights = strategy.weights(view, since=windows[live[0]][0])
+    _share_weights(engine, cfg, windows[live[-1]][1], system_as_of, view, weights, strategy.epochs)
     marks = view.input_watermarks()
     snaps: dict[str, SignalSnapshot] = {}
     for m in live:

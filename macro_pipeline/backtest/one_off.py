@@ -27,6 +27,7 @@ Timing and data (DESIGN sections 1-2):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,11 +82,17 @@ class BacktestOutcome:
 # --------------------------------------------------------------------------- the strategy's view
 
 
+@functools.cache
+def _all_sessions(calendar: str) -> pd.DatetimeIndex:
+    return pd.date_range("1985-01-01", "2035-12-31", freq="D") if calendar == "24/7" else calendar_sessions(calendar)
+
+
 def sessions(calendar: str, start: DateLike, end: DateLike) -> pd.DatetimeIndex:
-    all_sessions = (pd.date_range("1985-01-01", "2035-12-31", freq="D") if calendar == "24/7"
-                    else calendar_sessions(calendar))
+    """The calendar's sessions from ``start`` to ``end`` (both included): a slice of the cached
+    whole calendar (a pipeline stretch asks once per month)."""
+    every = _all_sessions(calendar)
     lo, hi = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
-    return all_sessions[(all_sessions >= lo) & (all_sessions <= hi)]
+    return every[every.searchsorted(lo, "left"):every.searchsorted(hi, "right")]
 
 
 def strategy_origin(engine: sa.Engine, cfg, end: DateLike, system_as_of: pd.Timestamp) -> pd.Timestamp:

@@ -41,8 +41,12 @@ class SignalSnapshot:
 
 
 def _sorted(weights: pd.DataFrame) -> pd.DataFrame:
-    """Rows by decision date, columns by instrument id: the canonical order of a snapshot."""
-    return weights.sort_index().reindex(sorted(weights.columns), axis=1)
+    """Rows by decision date, columns by instrument id: the canonical order of a snapshot (the
+    frame itself when already in it, as every month of a stretch is)."""
+    columns = list(weights.columns)
+    if weights.index.is_monotonic_increasing and weights.index.is_unique and columns == sorted(columns):
+        return weights
+    return weights.sort_index().reindex(sorted(columns), axis=1)
 
 
 def _long_columns(w: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -57,3 +57,45 @@ def test_months_before_the_data_and_in_the_future(demo):
     assert [o.status for o in out] == ["before-data"]
     future = (pd.Timestamp.now() + pd.offsets.MonthBegin(2)).strftime("%Y-%m-01")
     assert [o.status for o in run_months(demo, "carry-simple", [future])] == ["after-data"]
+
+
+def test_signals_then_inputs_compute_the_weights_once_and_equal_a_fresh_computation(demo, monkeypatch):
+    """The signals step's weights are reused by the inputs step of the same stretch (same
+    watermark, same end); a new watermark, another stretch or another thread computes afresh, and
+    what is reused equals what a fresh computation gives, footprint included."""
+    import threading
+
+    from macro_pipeline.backtest import months as mod
+    from macro_pipeline.strategies.base import Strategy
+
+    calls = []
+    real = Strategy.weights
+
+    def counting(self, view, *args, **kwargs):
+        calls.append(self.kind)
+        return real(self, view, *args, **kwargs)
+
+    monkeypatch.setattr(Strategy, "weights", counting)
+    sys_as_of = current_watermark(demo)
+    cfg = load_strategy(demo, "ema-us-eq20")
+    first = pd.Timestamp(strategy_view(demo, cfg, "2016-04-29", sys_as_of).decision_dates[0]).replace(day=1)
+    stretch = [first.strftime("%Y-%m-01"), (first + pd.offsets.MonthBegin(1)).strftime("%Y-%m-01")]  # starts fresh
+    calls.clear()
+    mod.month_signals(demo, "ema-us-eq20", stretch, system_as_of=sys_as_of)
+    shared = mod.load_month_inputs(demo, "ema-us-eq20", stretch, system_as_of=sys_as_of)
+    assert len(calls) == 1
+    fresh = mod.load_month_inputs(demo, "ema-us-eq20", stretch, system_as_of=sys_as_of)  # entry taken: computes
+    assert len(calls) == 2
+    pd.testing.assert_frame_equal(shared.weights, fresh.weights, check_exact=True)
+    assert shared.reads == fresh.reads and shared.marks == fresh.marks and shared.epochs == fresh.epochs
+    # another stretch (a different end) does not reuse
+    mod.month_signals(demo, "ema-us-eq20", stretch, system_as_of=sys_as_of)
+    mod.load_month_inputs(demo, "ema-us-eq20", stretch[:1], system_as_of=sys_as_of)
+    assert len(calls) == 4
+    # another thread does not see this thread's entry
+    mod.month_signals(demo, "ema-us-eq20", stretch, system_as_of=sys_as_of)
+    worker = threading.Thread(target=mod.load_month_inputs, args=(demo, "ema-us-eq20", stretch),
+                              kwargs={"system_as_of": sys_as_of})
+    worker.start()
+    worker.join()
+    assert len(calls) == 6

@@ -39,7 +39,7 @@ from macro_pipeline.engine import (
 )
 from macro_pipeline.strategies.base import CODE_VERSION
 from macro_pipeline.strategies.config import build
-from macro_pipeline.warehouse.pit import DateLike, current_watermark, utc
+from macro_pipeline.warehouse.pit import DateLike, current_watermark, data_watermark, utc
 from macro_pipeline.warehouse.results import (
     month_runs,
     previous_pipeline_run,
@@ -136,25 +136,31 @@ class MonthInputs:
 _SHARED = threading.local()  # per thread: a Dagster run's steps of one stretch run on one thread in process
 
 
-def _view_key(engine: sa.Engine, cfg, end: pd.Timestamp, system_as_of: pd.Timestamp) -> tuple:
+def _view_key(engine: sa.Engine, cfg, end: pd.Timestamp, as_of: tuple) -> tuple:
+    """What a stretch's view and weights depend on. ``as_of``: ("as of", an explicit watermark),
+    or ("now", the newest ingest batch): as of "now", two reads with the same newest batch serve
+    the same data (every later ingest stamps a later ``recorded_at``, see ``current_watermark``),
+    so the batch, not the clock, is the key."""
     return (engine.url.render_as_string(hide_password=True), cfg.strategy_id, cfg.params_hash, CODE_VERSION,
-            pd.Timestamp(end), pd.Timestamp(system_as_of))
+            pd.Timestamp(end), as_of)
 
 
-def _share_weights(engine: sa.Engine, cfg, end, system_as_of, view: PointInTimeView, weights: pd.DataFrame,
-                   epochs: int) -> None:
+def _share_weights(key: tuple, view: PointInTimeView, weights: pd.DataFrame, epochs: int) -> None:
     """Keep the stretch's view and weights (``month_signals``) for ``load_month_inputs`` of the
     same stretch in this thread, so a run computes the weights once. Safe to reuse: the key holds
     everything the weights depend on, the watermark included, and a view as of a watermark
     serves the same data for ever (ingest refuses to rewrite what was recorded). One entry: the
-    newest stretch; a different key is a miss and computes."""
-    _SHARED.entry = (_view_key(engine, cfg, end, system_as_of), view, weights, epochs)
+    newest stretch; a different key is a miss and computes. ``key``: ``_view_key`` taken BEFORE
+    the view's watermark, so a batch committed in between makes the key older than the view (a
+    miss later), never newer."""
+    _SHARED.entry = (key, view, weights, epochs)
 
 
-def _shared_weights(engine: sa.Engine, cfg, end, system_as_of) -> tuple | None:
+def _shared_weights(engine: sa.Engine, cfg, end, requested: DateLike | None) -> tuple | None:
     entry = getattr(_SHARED, "entry", None)
     _SHARED.entry = None  # taken once: the view grows as the engine's inputs are read
-    if entry is None or entry[0] != _view_key(engine, cfg, end, system_as_of):
+    as_of = ("now", data_watermark(engine)) if requested is None else ("as of", utc(requested))
+    if entry is None or entry[0] != _view_key(engine, cfg, end, as_of):
         return None
     return entry[1:]
 
@@ -171,6 +177,7 @@ def load_month_inputs(engine: sa.Engine, strategy_id: str, months: list[str], *,
                          f"system_as_of {utc(system_as_of).isoformat()} is older than the data (reproduce a window "
                          "with `macro-pipeline backtest --system-as-of` instead)")
     cfg = load_strategy(engine, strategy_id)
+    requested = system_as_of
     system_as_of = current_watermark(engine) if system_as_of is None else utc(system_as_of)
     limit = data_limit(engine, cfg, system_as_of)
     ordered = sorted(set(pd.Timestamp(m).strftime("%Y-%m-01") for m in months))
@@ -186,7 +193,7 @@ def load_month_inputs(engine: sa.Engine, strategy_id: str, months: list[str], *,
         if (pd.Timestamp(a) + pd.offsets.MonthBegin(1)).strftime("%Y-%m-01") != b:
             raise ValueError(f"months of {strategy_id} must be consecutive: {a} then {b}; run each stretch separately")
     end = windows[live[-1]][1]
-    shared = _shared_weights(engine, cfg, end, system_as_of)
+    shared = _shared_weights(engine, cfg, end, requested)
     try:
         view = shared[0] if shared else strategy_view(engine, cfg, end, system_as_of)
     except NoDataYet:
@@ -341,6 +348,7 @@ def month_signals(engine: sa.Engine, strategy_id: str, months: list[str], *,
     """Write the snapshot of each month (weights computed once for the range); month -> id
     (None for months without data)."""
     cfg = load_strategy(engine, strategy_id)
+    newest = ("now", data_watermark(engine)) if system_as_of is None else ("as of", utc(system_as_of))
     system_as_of = current_watermark(engine) if system_as_of is None else utc(system_as_of)
     limit = data_limit(engine, cfg, system_as_of)
     ordered = sorted(set(pd.Timestamp(m).strftime("%Y-%m-01") for m in months))
@@ -355,7 +363,7 @@ def month_signals(engine: sa.Engine, strategy_id: str, months: list[str], *,
         return out
     strategy = build(cfg)
     weights = strategy.weights(view, since=windows[live[0]][0])
-    _share_weights(engine, cfg, windows[live[-1]][1], system_as_of, view, weights, strategy.epochs)
+    _share_weights(_view_key(engine, cfg, windows[live[-1]][1], newest), view, weights, strategy.epochs)
     marks = view.input_watermarks()
     snaps: dict[str, SignalSnapshot] = {}
     for m in live:

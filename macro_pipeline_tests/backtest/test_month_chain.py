@@ -99,3 +99,14 @@ def test_signals_then_inputs_compute_the_weights_once_and_equal_a_fresh_computat
     worker.start()
     worker.join()
     assert len(calls) == 6
+    # a batch ingested between the two steps: the inputs step computes over the new data
+    from macro_pipeline.warehouse.ingest import ingest
+    from macro_pipeline.warehouse.pit import data_watermark
+
+    mod.month_signals(demo, "ema-us-eq20", stretch)
+    before = data_watermark(demo)
+    ingest(demo, "macro", pd.DataFrame({"series_id": ["ZZ_CACHE"], "obs_date": ["2016-01-29"], "value": [1.0]}),
+           register_unknown=True, register_release_rule="close")
+    assert data_watermark(demo) != before
+    mod.load_month_inputs(demo, "ema-us-eq20", stretch)
+    assert len(calls) == 8

@@ -222,17 +222,19 @@ def _monthly_table(r: np.ndarray, index: pd.Index | None) -> pd.DataFrame:
     months = pd.RangeIndex(1, 13, name="month")
     if not isinstance(index, pd.DatetimeIndex) or len(r) == 0:
         return pd.DataFrame(columns=months)
-    key = np.asarray(index.year, dtype=np.int64) * 12 + np.asarray(index.month, dtype=np.int64) - 1
-    order = np.argsort(key, kind="stable")  # dates in order within each month
-    key, growth = key[order], (1.0 + r)[order]
+    stamps = index.tz_localize(None) if index.tz is not None else index  # the wall-clock month
+    key = stamps.to_numpy().astype("datetime64[M]").astype(np.int64) + 1970 * 12  # year * 12 + month - 1
+    growth = 1.0 + r
+    if len(key) > 1 and np.any(key[1:] < key[:-1]):
+        order = np.argsort(key, kind="stable")  # dates in order within each month
+        key, growth = key[order], growth[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     cells = np.multiply.reduceat(growth, starts) - 1.0
     first = key[starts]
-    years = np.arange(first[0] // 12, first[-1] // 12 + 1)
-    present = np.isin(years, first // 12)
+    years = np.unique(first // 12)
     table = np.full((len(years), 12), np.nan)
-    table[first // 12 - years[0], first % 12] = cells
-    return pd.DataFrame(table[present], index=pd.Index(years[present].astype(index.year.dtype), name="year"), columns=months)
+    table[np.searchsorted(years, first // 12), first % 12] = cells
+    return pd.DataFrame(table, index=pd.Index(years.astype(np.int32), name="year"), columns=months)
 
 
 RELATIVE_KEYS: tuple[str, ...] = (

@@ -41,14 +41,13 @@ from macro_pipeline.defs.backtest.partitions import (
     partition_key,
     strategy_month_partitions,
 )
+from macro_pipeline.defs.ingest.assets import FACT_ASSET_KEYS
 from macro_pipeline.defs.resources import WarehouseResource, retry_transient
 from macro_pipeline.reports import reports_dir, write_comparison, write_strategy_report
 from macro_pipeline.reports.formatting import display_float
 
 GROUP = "backtest"
 HEADLINE = ("total_return", "cagr", "annual_volatility", "sharpe", "sortino", "max_drawdown", "trade_count")
-INGEST_DEPS = ["prices", "macro_observations", "funding_rates", "corporate_actions", "universe_membership",
-               "external_signals"]
 
 
 def _number(v) -> float | None:
@@ -74,7 +73,7 @@ def snapshot_data_version(ids: dict[str, str | None]) -> dg.DataVersion:
     partitions_def=strategy_month_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=GROUP,
-    deps=INGEST_DEPS,
+    deps=FACT_ASSET_KEYS,
     check_specs=SIGNALS_CHECKS,
     description="Point-in-time signal snapshots (immutable, content-hashed) per strategy and month.",
 )

@@ -16,6 +16,7 @@ partition key, calls ``research.sweep.run_sweep`` and ``reports.sweep.write_swee
 
 import dagster as dg
 
+from macro_pipeline.defs.ingest.assets import FACT_ASSET_KEYS
 from macro_pipeline.defs.resources import WarehouseResource, retry_transient
 from macro_pipeline.reports.files import write_sweep_report
 from macro_pipeline.research.config import find_sweep, load_sweeps_file
@@ -23,8 +24,6 @@ from macro_pipeline.research.sweep import SWEEP_VERSION, run_sweep
 
 GROUP = "research"
 SWEEP_DIMENSION = "sweep"
-INGEST_DEPS = ["prices", "macro_observations", "funding_rates", "corporate_actions", "universe_membership",
-               "external_signals"]
 sweep_partitions = dg.DynamicPartitionsDefinition(name=SWEEP_DIMENSION)
 
 
@@ -39,7 +38,7 @@ def _num(v) -> float | None:
 @dg.asset(
     partitions_def=sweep_partitions,
     group_name=GROUP,
-    deps=INGEST_DEPS,
+    deps=FACT_ASSET_KEYS,
     code_version=SWEEP_VERSION,
     description="A declared parameter sweep: every configuration backtested point in time in batched engine "
                 "calls, with the Deflated Sharpe Ratio, the PBO by CSCV, the minimum backtest length and, if "

@@ -1,17 +1,15 @@
-"""Numbers and tables as the command line prints them (plain text, fixed-width columns).
+"""Tables as the command line prints them (plain text, fixed-width columns).
 
 The metric names come from ``engine.metrics.METRIC_KEYS`` (where the metrics are defined), never
-a copy. The HTML reports format numbers in ``reports``; the two are to become one formatter.
+a copy; the numbers in them are formatted by ``reports/formatting.py`` (``plain_metric``), the one
+home of number formatting.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-# metrics printed as percentages (the rest with 3 decimals, counts as integers)
-PERCENT = frozenset({"total_return", "cagr", "annual_volatility", "max_drawdown", "var_95", "cvar_95",
-                     "win_rate", "turnover", "gross_exposure", "net_exposure"})  # fmt: skip
-COUNTS = frozenset({"trade_count", "max_drawdown_duration_days"})
+from macro_pipeline.reports.formatting import plain_metric
 
 
 def headline_metrics() -> tuple[str, ...]:
@@ -29,29 +27,6 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
-def metric(name: str, value: Any) -> str:
-    """One metric's value: percent with 2 decimals, a count, or 3 decimals; "-" when missing."""
-    if value is None or (isinstance(value, float) and value != value):
-        return "-"
-    if name in PERCENT:
-        return f"{100 * value:.2f}%"
-    if name in COUNTS:
-        return f"{int(value)}"
-    return f"{value:.3f}"
-
-
 def metric_table(metrics: dict[str, Any]) -> str:
     """Every headline metric of one run or history, one per row."""
-    return table([[k, metric(k, metrics.get(k))] for k in headline_metrics()], ["metric", "value"])
-
-
-def number(v: Any, pct: bool = False) -> str:
-    """A number of the sweep commands: 3 decimals, or a percent with 2; "n/a" for NaN; anything
-    that is not a number as its text."""
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    if x != x:
-        return "n/a"
-    return f"{x:.2%}" if pct else f"{x:.3f}"
+    return table([[k, plain_metric(k, metrics.get(k))] for k in headline_metrics()], ["metric", "value"])

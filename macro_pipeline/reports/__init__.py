@@ -1,7 +1,7 @@
 """Backtest reports: one self-contained HTML file per run, per strategy history, per sweep, or a
 comparison.
 
-Layer: above ``engine``, ``warehouse`` and ``backtests`` (it reads stored runs), below ``defs`` and
+Layer: above ``engine``, ``warehouse`` and ``backtest`` (it reads stored runs), below ``defs`` and
 ``cli`` (which call the functions here). A page inlines every style and chart (matplotlib SVG, no
 script), so it opens with no network.
 

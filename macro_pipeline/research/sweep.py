@@ -2,7 +2,7 @@
 stored sweep with lineage. The CLI (`macro-pipeline sweep`) and the Dagster `sweep` asset call
 ``run_sweep``.
 
-Timing and data (DESIGN sections 1-2, as `backtests.run_backtest`):
+Timing and data (DESIGN sections 1-2, as `backtest.one_off.run_backtest`):
 1. The grid is validated first (``research.grid``): nothing is read before it passes.
 2. One point-in-time view over every session from the kind's origin to the window end, as of
    ``system_as_of`` (default: the database clock). The view memoises its aligned panels
@@ -187,7 +187,7 @@ class SweepOutcome:
 
 
 def sweep_view(engine: sa.Engine, cfg: StrategyConfig, end: DateLike, system_as_of: DateLike | None) -> SharedView:
-    """``backtests.strategy_view`` as a ``SharedView``: every session from the origin to ``end``."""
+    """``backtest.one_off.strategy_view`` as a ``SharedView``: every session from the origin to ``end``."""
     from macro_pipeline.backtest.one_off import NoDataYet, sessions, strategy_origin
     from macro_pipeline.warehouse.pit import current_watermark, utc
 

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from macro_pipeline.backtest.one_off import backtest_config, engine_inputs, strategy_view
 from macro_pipeline.engine import ENGINE_VERSION, simulate_many
 from macro_pipeline.engine.inputs import _rf_bar
 from macro_pipeline.research.grid import GridError, config_label, expand, grid_values
@@ -188,15 +189,7 @@ class SweepOutcome:
 
 def sweep_view(engine: sa.Engine, cfg: StrategyConfig, end: DateLike, system_as_of: DateLike | None) -> SharedView:
     """``backtest.one_off.strategy_view`` as a ``SharedView``: every session from the origin to ``end``."""
-    from macro_pipeline.backtest.one_off import NoDataYet, sessions, strategy_origin
-    from macro_pipeline.warehouse.pit import current_watermark, utc
-
-    sys_ts = current_watermark(engine) if system_as_of is None else utc(system_as_of)
-    origin = strategy_origin(engine, cfg, end, sys_ts)
-    days = sessions(cfg.calendar, origin, end)
-    if len(days) == 0:
-        raise NoDataYet(f"window ends {pd.Timestamp(end).date()}, before universe {cfg.universe!r} starts")
-    return SharedView(engine, days, calendar=cfg.calendar, system_as_of=sys_ts)
+    return strategy_view(engine, cfg, end, system_as_of, view_class=SharedView)
 
 
 def sweep_id_of(spec: SweepSpec, input_watermarks: dict[str, str]) -> str:
@@ -208,8 +201,6 @@ def sweep_id_of(spec: SweepSpec, input_watermarks: dict[str, str]) -> str:
 
 def compute_sweep(engine: sa.Engine, spec: SweepSpec, *, system_as_of: DateLike | None = None) -> SweepOutcome:
     """Steps 1-7 of the module docstring, without storing."""
-    from macro_pipeline.backtest.one_off import backtest_config, engine_inputs
-
     clock: dict[str, float] = {}
     t0 = time.perf_counter()
     params = spec.validate()

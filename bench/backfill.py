@@ -97,7 +97,7 @@ def through_dagster(url: str, storage: str, workers: int) -> dict[str, float]:
     from macro_pipeline.backtest.configs import sync_builtin_strategies
     from macro_pipeline.backtest.reruns import history_rerun, months_between
     from macro_pipeline.defs import defs
-    from macro_pipeline.defs import instance as orchestration
+    from macro_pipeline.defs import instance as defs_instance
     from macro_pipeline.defs.automation.jobs import RANGE_END_TAG, RANGE_START_TAG
     from macro_pipeline.defs.automation.schedules import nightly_schedule
     from macro_pipeline.defs.resources import WarehouseResource
@@ -110,7 +110,7 @@ def through_dagster(url: str, storage: str, workers: int) -> dict[str, float]:
     home = Path(tempfile.mkdtemp(prefix="mp_bench_home_"))
     os.environ.update({DATABASE_URL_ENV: url, DAGSTER_STORAGE_ENV: storage, HOME_ENV: str(home),
                        "DAGSTER_HOME": str(home / "dagster")})
-    instance = orchestration.instance()
+    instance = defs_instance.instance()
     engine = db.get_engine(url)
     held_back = _load_demo_minus_last_day(engine)
     sync_builtin_strategies(engine)

@@ -17,7 +17,7 @@ Automation:
   (default ``UTC``; any IANA name such as ``America/New_York``): when the nightly schedule runs.
 - ``MACRO_PIPELINE_HISTORY_START`` (default ``1986-01-01``): the first month partition.
 - ``MACRO_PIPELINE_DAGSTER_STORAGE_URL``: Dagster's instance storage; default: the database
-  ``<warehouse database>_dagster`` on the warehouse's server (``orchestration.dagster_database``).
+  ``<warehouse database>_dagster`` on the warehouse's server (``defs.instance.dagster_database``).
 
 Execution (``defs/executors.py``):
 - ``MACRO_PIPELINE_EXECUTOR``: ``in_process`` (default: every step of a run in the run's process)

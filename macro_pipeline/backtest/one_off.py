@@ -113,14 +113,16 @@ def _decision_time(calendar: str, day: pd.Timestamp) -> pd.Timestamp:
     return decision_times(pd.DatetimeIndex([day]), calendar).iloc[0]
 
 
-def strategy_view(engine: sa.Engine, cfg, end: DateLike, system_as_of: DateLike | None) -> PointInTimeView:
-    """The view a strategy computes on: every session from its origin to ``end``."""
+def strategy_view(engine: sa.Engine, cfg, end: DateLike, system_as_of: DateLike | None,
+                  view_class: type[PointInTimeView] = PointInTimeView) -> PointInTimeView:
+    """The view a strategy computes on: every session from its origin to ``end`` (a ``view_class``:
+    a sweep's ``SharedView``)."""
     sys_ts = current_watermark(engine) if system_as_of is None else utc(system_as_of)
     origin = strategy_origin(engine, cfg, end, sys_ts)
     days = sessions(cfg.calendar, origin, end)
     if len(days) == 0:
         raise NoDataYet(f"window ends {pd.Timestamp(end).date()}, before universe {cfg.universe!r} starts ({origin.date()})")
-    return PointInTimeView(engine, days, calendar=cfg.calendar, system_as_of=sys_ts)
+    return view_class(engine, days, calendar=cfg.calendar, system_as_of=sys_ts)
 
 
 def generate_signals(engine: sa.Engine, cfg, start: DateLike, end: DateLike, *, system_as_of: DateLike | None = None,

@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("url", help="print the warehouse URL (starts the embedded server if needed)").set_defaults(func=cmd_db_url)
 
     ing = sub.add_parser("ingest", help="validate and load files (CSV or Parquet)",
-                         description="Formats: see macro_pipeline/warehouse/ingest.py or the README.")
+                         description="Formats: see macro_pipeline/warehouse/ingest/spec.py or the README.")
     ing.add_argument("kind", choices=INGEST_KINDS)
     ing.add_argument("files", nargs="+", metavar="FILE")
     ing.add_argument("--register-instruments", action="store_true",

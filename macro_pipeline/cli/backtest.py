@@ -6,8 +6,8 @@ import argparse
 import json
 
 from macro_pipeline.cli.db import migrated_engine
-from macro_pipeline.cli.formatting import metric_table
 from macro_pipeline.cli.strategies import sync_builtin
+from macro_pipeline.cli.tables import metric_table
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from macro_pipeline.cli.db import migrated_engine
-from macro_pipeline.defs import instance as orchestration
+from macro_pipeline.defs import instance
 from macro_pipeline.demo.load import load_demo
 from macro_pipeline.demo.run import run_demo
 from macro_pipeline.settings import database_url, load_settings
@@ -20,7 +20,7 @@ def cmd_demo_data_load(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job through Dagster: ingest, register, backtest every month, rank (see demo.py)."""
+    """The main job through Dagster: ingest, register, backtest every month, rank (see demo/run.py)."""
     settings = load_settings()
     result = run_demo(show_progress=not args.quiet, workers=args.workers, only=args.strategy)
     print()
@@ -38,8 +38,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"(ingest {result.seconds['ingest']:.0f} s)")
     print(f"warehouse: {db.render(database_url(settings))} (tables backtest_runs, daily_equity, fills, "
           "round_trips, metrics, signal_snapshots)")
-    print(f"Dagster instance: {orchestration.dagster_home(settings)} (storage: "
-          f"{db.render(orchestration.storage_url(settings))})")
+    print(f"Dagster instance: {instance.dagster_home(settings)} (storage: "
+          f"{db.render(instance.storage_url(settings))})")
     if settings.embedded:
         print(f"embedded PostgreSQL data: {settings.pgdata} (stop it with `macro-pipeline db stop`)")
     if result.reports:

@@ -9,7 +9,7 @@ import shutil
 import signal
 import sys
 
-from macro_pipeline.defs import instance as orchestration
+from macro_pipeline.defs import instance
 from macro_pipeline.settings import load_settings
 from macro_pipeline.warehouse import connection as db
 
@@ -17,7 +17,7 @@ from macro_pipeline.warehouse import connection as db
 def cmd_dev(args: argparse.Namespace) -> int:
     """Dagster's webserver and daemon (``dagster dev``) on this project's instance, bound to
     127.0.0.1 unless told otherwise."""
-    env = {**os.environ, **orchestration.prepare()}
+    env = {**os.environ, **instance.prepare()}
     cmd = [sys.executable, "-m", "dagster", "dev", "-m", "macro_pipeline.defs", "--host", args.host,
            "--port", str(args.port)]
     print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it",
@@ -37,9 +37,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """A Celery worker for the code location: ``dagster-celery worker start`` on this project's app
     (``defs/celery_app.py``: broker, backend and acknowledgement rules from the settings), with
     ``--concurrency`` processes. Its environment is the one every Dagster process of the project
-    gets (``orchestration.prepare``)."""
+    gets (``defs.instance.prepare``)."""
     settings = load_settings()
-    env = {**os.environ, **orchestration.prepare(settings)}
+    env = {**os.environ, **instance.prepare(settings)}
     # dagster-celery starts `celery` from PATH: this environment's own first
     bindir = os.path.dirname(sys.executable)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")

@@ -7,7 +7,8 @@ import argparse
 import json
 
 from macro_pipeline.cli.db import migrated_engine
-from macro_pipeline.cli.formatting import headline_metrics, metric, metric_table, table
+from macro_pipeline.cli.tables import headline_metrics, metric_table, table
+from macro_pipeline.reports.formatting import plain_metric
 from macro_pipeline.warehouse.runs import count_runs, list_runs, load_run
 from macro_pipeline.warehouse.snapshots import read_snapshot
 
@@ -29,7 +30,7 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         print(frame.to_json(orient="records", date_format="iso"))
         return 0
     rows = [[r.run_id, r.strategy_id, f"{r.window_start}..{r.window_end}", "clean" if r.clean is True else "costs",
-             metric("total_return", r.total_return), metric("sharpe", r.sharpe), r.signal_snapshot_id[:12],
+             plain_metric("total_return", r.total_return), plain_metric("sharpe", r.sharpe), r.signal_snapshot_id[:12],
              _run_status(r)] for r in frame.itertuples()]
     print(table(rows, ["run_id", "strategy", "window", "mode", "total_return", "sharpe", "snapshot", "status"]))
     total = count_runs(engine, args.strategy, current_only=args.current) if limit is not None else len(frame)
@@ -78,7 +79,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     engine = migrated_engine(args)
     subjects = [resolve_subject(engine, r) for r in args.runs]  # run ids, unique prefixes or strategy ids
     header = ["metric"] + [s.label for s in subjects]
-    rows = [[k] + [metric(k, s.metrics.get(k)) for s in subjects] for k in headline_metrics()]
+    rows = [[k] + [plain_metric(k, s.metrics.get(k)) for s in subjects] for k in headline_metrics()]
     rows.append(["window"] + [f"{s.stored_window[0]}..{s.stored_window[1]}" for s in subjects])
     print(table(rows, header))
     if args.html:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from macro_pipeline.cli.db import migrated_engine
-from macro_pipeline.cli.formatting import table
+from macro_pipeline.cli.tables import table
 
 KINDS_HELP = "<the strategy kinds>"  # in a help line: the kinds' names
 KINDS_DESCRIBED = "<every kind described>"  # in an epilog: ``describe_kinds()``

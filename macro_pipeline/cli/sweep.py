@@ -16,7 +16,7 @@ import argparse
 import json
 
 from macro_pipeline.cli.db import migrated_engine
-from macro_pipeline.cli.formatting import number
+from macro_pipeline.reports.formatting import plain_number
 from macro_pipeline.warehouse.sweeps import list_sweeps, load_sweep, resolve_sweep_id
 
 
@@ -67,15 +67,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
           f"{spec.start.date()}..{spec.end.date()}  {state}")
     print(f"system_as_of {out.system_as_of.isoformat()}")
     m = {k: v[out.best] for k, v in out.metrics.items()}
-    print(f"best by {spec.metric}: {out.labels[out.best]}  sharpe {number(m['sharpe'])}  cagr {number(m['cagr'], True)}  "
-          f"max drawdown {number(m['max_drawdown'], True)}")
-    print(f"deflated sharpe ratio {number(s['dsr'])} (expected max sharpe of {s['n_trials']} unskilled trials "
-          f"{number(s['sr0_annual'])})  PBO {number(s['pbo'])} ({s['n_blocks']} blocks)  "
-          f"min backtest length {number(s['min_backtest_years'])} years for sharpe 1 ({number(s['years'])} in the sample)")
+    print(f"best by {spec.metric}: {out.labels[out.best]}  sharpe {plain_number(m['sharpe'])}  cagr {plain_number(m['cagr'], True)}  "
+          f"max drawdown {plain_number(m['max_drawdown'], True)}")
+    print(f"deflated sharpe ratio {plain_number(s['dsr'])} (expected max sharpe of {s['n_trials']} unskilled trials "
+          f"{plain_number(s['sr0_annual'])})  PBO {plain_number(s['pbo'])} ({s['n_blocks']} blocks)  "
+          f"min backtest length {plain_number(s['min_backtest_years'])} years for sharpe 1 ({plain_number(s['years'])} in the sample)")
     if out.walk_forward is not None:
         wm = out.walk_forward["metrics"]
-        print(f"walk-forward: {len(out.folds)} folds, out-of-sample sharpe {number(wm['sharpe'])}  "
-              f"cagr {number(wm['cagr'], True)}; chosen per fold: "
+        print(f"walk-forward: {len(out.folds)} folds, out-of-sample sharpe {plain_number(wm['sharpe'])}  "
+              f"cagr {plain_number(wm['cagr'], True)}; chosen per fold: "
               + ", ".join(out.labels[f["chosen_config"]] for f in out.folds))
     if report is not None:
         print(f"report: {report}")
@@ -92,7 +92,7 @@ def cmd_sweeps_list(args: argparse.Namespace) -> int:
         return 0
     for r in frame.itertuples():
         print(f"{r.sweep_id[:12]}  {r.name or '-':<24} {r.kind:<16} {r.n_configs:>5} configs  best {r.best}  "
-              f"DSR {number(r.dsr)}  PBO {number(r.pbo)}  as of {r.system_as_of}")
+              f"DSR {plain_number(r.dsr)}  PBO {plain_number(r.pbo)}  as of {r.system_as_of}")
     return 0
 
 
@@ -110,8 +110,8 @@ def cmd_sweeps_show(args: argparse.Namespace) -> int:
     print(json.dumps({"sweep": meta, "stats": stats}, default=str, indent=1))
     top = sw.configs.sort_values(sw.meta["metric"], ascending=False).head(10)
     for r in top.itertuples():
-        print(f"{r.config_idx:>5}  {r.label:<40} sharpe {number(r.sharpe)}  cagr {number(r.cagr, True)}  "
-              f"mdd {number(r.max_drawdown, True)}")
+        print(f"{r.config_idx:>5}  {r.label:<40} sharpe {plain_number(r.sharpe)}  cagr {plain_number(r.cagr, True)}  "
+              f"mdd {plain_number(r.max_drawdown, True)}")
     return 0
 
 

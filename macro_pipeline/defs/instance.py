@@ -62,13 +62,7 @@ def storage_url(settings: Settings | None = None) -> str:
         return settings.dagster_storage_url
     warehouse = database_url(settings)
     name = dagster_database(make_url(warehouse).database or "postgres")
-    admin = sa.create_engine(db.with_database(warehouse, "postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": name}).first()
-    finally:
-        admin.dispose()
-    if not exists:
+    if not db.database_exists(warehouse, name):
         try:
             db.create_database(warehouse, name)
         except sa.exc.ProgrammingError as exc:  # created by a concurrent command in between

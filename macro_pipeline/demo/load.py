@@ -133,6 +133,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from macro_pipeline.warehouse.ingest import IngestReport, ingest
+from macro_pipeline.warehouse.tables import FACT_TABLES
 
 # ---------------------------------------------------------------------------------------------
 # Files: read from the installed package via importlib.resources, never from a sibling folder
@@ -732,15 +733,7 @@ def load_demo_frames(
 # ---------------------------------------------------------------------------------------------
 
 # instruments first (everything references them), then facts
-ORDER = (
-    ("instruments", "instruments"),
-    ("prices", "prices"),
-    ("macro", "macro"),
-    ("funding", "funding"),
-    ("corporate_actions", "corporate-actions"),
-    ("universe", "universe"),
-    ("signals", "signals"),
-)
+ORDER = (("instruments", "instruments"), *((t.source, t.kind) for t in FACT_TABLES))
 
 
 def load_demo(engine: sa.Engine, *, show_progress: bool = False) -> list[IngestReport]:

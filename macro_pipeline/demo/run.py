@@ -1,7 +1,7 @@
 """The main job (``make demo`` / ``macro-pipeline demo``), through Dagster end to end.
 
 On the configured warehouse (embedded PostgreSQL by default) and the project's persistent Dagster
-instance (``orchestration``), it:
+instance (``defs.instance``), it:
 
 1. runs ``ingest_job`` (every ingest asset on the bundled demo data; idempotent);
 2. registers the built-in strategies and adds each as a ``strategy`` partition key;
@@ -65,11 +65,11 @@ def _backtest_in_worker(tags: dict[str, str]) -> tuple[str, float]:
     """One ``backtest_job`` run in a worker process (the environment comes from ``prepare``), with
     the configured executor (``MACRO_PIPELINE_EXECUTOR``: under ``celery`` its steps run on
     ``macro-pipeline worker`` processes)."""
-    from macro_pipeline.defs import instance as orchestration
+    from macro_pipeline.defs import instance
 
     quiet_warnings()
     started = time.perf_counter()
-    run_id, success = orchestration.run_job("backtest_job", tags, orchestration.instance(), raise_on_error=True)
+    run_id, success = instance.run_job("backtest_job", tags, instance.instance(), raise_on_error=True)
     if not success:
         raise RuntimeError(f"backtest_job run {run_id} failed (see it in the Dagster UI: macro-pipeline dev)")
     return run_id, time.perf_counter() - started
@@ -123,7 +123,7 @@ def run_demo(show_progress: bool = True, say: Callable[[str], None] = print, wor
     from macro_pipeline.backtest.configs import sync_builtin_strategies
     from macro_pipeline.backtest.leaderboard import leaderboard_frame
     from macro_pipeline.backtest.reruns import nightly_reruns
-    from macro_pipeline.defs import instance as orchestration
+    from macro_pipeline.defs import instance as defs_instance
     from macro_pipeline.defs.automation.jobs import TRIGGER_TAG
     from macro_pipeline.defs.backtest.partitions import STRATEGY_DIMENSION
     from macro_pipeline.warehouse import connection as db
@@ -132,7 +132,7 @@ def run_demo(show_progress: bool = True, say: Callable[[str], None] = print, wor
 
     quiet_warnings()
     out = DemoResult(pd.DataFrame())
-    instance = orchestration.instance()
+    instance = defs_instance.instance()
     engine = db.get_engine()
     migrate.migrate(engine)
     if only:  # refuse an unknown id before minutes of ingest, not after

@@ -1,7 +1,7 @@
 """Backtest reports: one self-contained HTML file per run, per strategy history, per sweep, or a
 comparison.
 
-Layer: above ``engine``, ``warehouse`` and ``backtests`` (it reads stored runs), below ``defs`` and
+Layer: above ``engine``, ``warehouse`` and ``backtest`` (it reads stored runs), below ``defs`` and
 ``cli`` (which call the functions here). A page inlines every style and chart (matplotlib SVG, no
 script), so it opens with no network.
 
@@ -20,35 +20,38 @@ sweep page), ``files.py`` (writing them).
 
 ``out`` may be a file or an existing directory (the default file name goes inside). The
 benchmark defaults to the demo data's S&P 500 index (``SPX``).
+
+The names above are loaded on first access (PEP 562 ``__getattr__``): they pull in matplotlib
+and the engine (numba), and the command line imports ``formatting`` at start-up, which must not.
 """
 
-from macro_pipeline.reports.data import DEFAULT_BENCHMARK, UnknownSubject
-from macro_pipeline.reports.files import (
-    ReportWriteError,
-    reports_dir,
-    write_comparison,
-    write_reports,
-    write_run_report,
-    write_strategy_report,
-    write_sweep_report,
-)
-from macro_pipeline.reports.render import (
-    render_comparison,
-    render_run_report,
-    render_strategy_report,
-)
+import importlib
 
-__all__ = [
-    "DEFAULT_BENCHMARK",
-    "ReportWriteError",
-    "UnknownSubject",
-    "render_comparison",
-    "render_run_report",
-    "render_strategy_report",
-    "reports_dir",
-    "write_comparison",
-    "write_reports",
-    "write_run_report",
-    "write_strategy_report",
-    "write_sweep_report",
-]
+# name -> the module of this package that defines it
+_HOME = {
+    "DEFAULT_BENCHMARK": "data",
+    "UnknownSubject": "data",
+    "ReportWriteError": "files",
+    "reports_dir": "files",
+    "write_comparison": "files",
+    "write_reports": "files",
+    "write_run_report": "files",
+    "write_strategy_report": "files",
+    "write_sweep_report": "files",
+    "render_comparison": "render",
+    "render_run_report": "render",
+    "render_strategy_report": "render",
+}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    if name in _HOME:  # imported here, on first use, to keep the CLI's start-up fast
+        value = getattr(importlib.import_module(f"macro_pipeline.reports.{_HOME[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME})

@@ -68,7 +68,7 @@ class Subject:
     runs: pd.DataFrame | None = None  # strategy subjects: the monthly runs stitched
     notes: list[str] = field(default_factory=list)  # edge cases the report must say
     # P&L by instrument (price, funding, dividends, borrow, costs, interest, total) in money, as
-    # stored with the run(s) (`backtests.attribution_json`); None when a run stored none
+    # stored with the run(s) (`backtest.one_off.attribution_json`); None when a run stored none
     attribution: pd.DataFrame | None = None
 
     @property
@@ -407,7 +407,7 @@ def benchmark_curve(engine: sa.Engine, instrument: str, subject: Subject, *, exp
 
 
 def default_benchmark_curve(engine: sa.Engine, subject: Subject) -> tuple[pd.Series | None, str]:
-    """The strategy's own benchmark (`backtests.benchmark_config`: equal-weight buy-and-hold of
+    """The strategy's own benchmark (`backtest.one_off.benchmark_config`: equal-weight buy-and-hold of
     its universe, or the spot leg for carry) over the subject's window as the warehouse stood at
     its ``system_as_of``, on the subject's sessions, rebased to the subject's equity on the first
     session it holds anything; (None, why) when there is none."""

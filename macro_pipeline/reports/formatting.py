@@ -1,6 +1,10 @@
-"""Numbers, percentages and money as people read them: the one home of that formatting for the
-reports (and the CLI). Missing values (None, NaN) read ``n/a``; ``data_value`` is the full
+"""Numbers, percentages and money as people read them: the one home of that formatting, for the
+reports and the command line. Missing values (None, NaN) read ``n/a``; ``data_value`` is the full
 precision a page keeps in ``data-value`` attributes.
+
+The command line prints plain text (``plain_metric``, ``plain_number``): no thousands separators,
+counts and whole days as integers, other non-percent metrics with 3 decimals, a missing metric as
+``-``. Light on purpose (standard library only): ``macro-pipeline --help`` imports it.
 """
 
 from __future__ import annotations
@@ -98,3 +102,33 @@ def one_decimal(x: float) -> str:
     """One decimal, never "-0.0"."""
     text = f"{x:.1f}"
     return "0.0" if text == "-0.0" else text
+
+
+# --------------------------------------------------------------------------- plain text (the CLI)
+
+# the metrics the command line prints as integers: the counts and the drawdown duration (whole days)
+PLAIN_INTEGERS = COUNTS | {"max_drawdown_duration_days"}
+
+
+def plain_metric(name: str, value: Any) -> str:
+    """One metric's value as the command line prints it: percent with 2 decimals, an integer, or
+    3 decimals; "-" when missing."""
+    if is_missing(value):
+        return "-"
+    if name in PERCENT:
+        return fmt_pct(value)
+    if name in PLAIN_INTEGERS:
+        return f"{int(value)}"
+    return f"{value:.3f}"
+
+
+def plain_number(v: Any, pct: bool = False) -> str:
+    """A number as the sweep commands print it: 3 decimals, or a percent with 2; "n/a" for NaN;
+    anything that is not a number as its text."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if is_missing(x):
+        return "n/a"
+    return fmt_pct(x) if pct else f"{x:.3f}"

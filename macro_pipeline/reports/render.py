@@ -405,7 +405,7 @@ def _lineage_section(s: Subject) -> Markup:
 
 def render_subject(engine: sa.Engine, s: Subject, benchmark: str | None = None) -> str:
     """The full report of one subject; ``benchmark`` None means the strategy's own benchmark
-    (`backtests.benchmark_config`), an instrument id that instrument's close (e.g. ``SPX``, a
+    (`backtest.one_off.benchmark_config`), an instrument id that instrument's close (e.g. ``SPX``, a
     price index without dividends)."""
     if benchmark is None:
         bench, bench_caption = default_benchmark_curve(engine, s)

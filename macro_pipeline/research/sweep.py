@@ -2,7 +2,7 @@
 stored sweep with lineage. The CLI (`macro-pipeline sweep`) and the Dagster `sweep` asset call
 ``run_sweep``.
 
-Timing and data (DESIGN sections 1-2, as `backtests.run_backtest`):
+Timing and data (DESIGN sections 1-2, as `backtest.one_off.run_backtest`):
 1. The grid is validated first (``research.grid``): nothing is read before it passes.
 2. One point-in-time view over every session from the kind's origin to the window end, as of
    ``system_as_of`` (default: the database clock). The view memoises its aligned panels
@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from macro_pipeline.backtest.one_off import backtest_config, engine_inputs, strategy_view
 from macro_pipeline.engine import ENGINE_VERSION, simulate_many
 from macro_pipeline.engine.inputs import _rf_bar
 from macro_pipeline.research.grid import GridError, config_label, expand, grid_values
@@ -187,16 +188,8 @@ class SweepOutcome:
 
 
 def sweep_view(engine: sa.Engine, cfg: StrategyConfig, end: DateLike, system_as_of: DateLike | None) -> SharedView:
-    """``backtests.strategy_view`` as a ``SharedView``: every session from the origin to ``end``."""
-    from macro_pipeline.backtest.one_off import NoDataYet, sessions, strategy_origin
-    from macro_pipeline.warehouse.pit import current_watermark, utc
-
-    sys_ts = current_watermark(engine) if system_as_of is None else utc(system_as_of)
-    origin = strategy_origin(engine, cfg, end, sys_ts)
-    days = sessions(cfg.calendar, origin, end)
-    if len(days) == 0:
-        raise NoDataYet(f"window ends {pd.Timestamp(end).date()}, before universe {cfg.universe!r} starts")
-    return SharedView(engine, days, calendar=cfg.calendar, system_as_of=sys_ts)
+    """``backtest.one_off.strategy_view`` as a ``SharedView``: every session from the origin to ``end``."""
+    return strategy_view(engine, cfg, end, system_as_of, view_class=SharedView)
 
 
 def sweep_id_of(spec: SweepSpec, input_watermarks: dict[str, str]) -> str:
@@ -208,8 +201,6 @@ def sweep_id_of(spec: SweepSpec, input_watermarks: dict[str, str]) -> str:
 
 def compute_sweep(engine: sa.Engine, spec: SweepSpec, *, system_as_of: DateLike | None = None) -> SweepOutcome:
     """Steps 1-7 of the module docstring, without storing."""
-    from macro_pipeline.backtest.one_off import backtest_config, engine_inputs
-
     clock: dict[str, float] = {}
     t0 = time.perf_counter()
     params = spec.validate()

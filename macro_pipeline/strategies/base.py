@@ -105,7 +105,7 @@ class Strategy(ABC):
         """Inputs besides the traded prices without which the weights are stale: (source,
         entity, horizon_days), source "macro" (a series id) or "funding" (an instrument id). The
         strategy's history ends ``horizon_days`` after the last value of any of them became known
-        (`backtests.data_limit`), as it ends where its traded prices end."""
+        (`backtest.months.data_limit`), as it ends where its traded prices end."""
         return []
 
     def select_instruments(self, universe_ids: Sequence[str]) -> list[str]:

@@ -76,6 +76,16 @@ def _admin(server_url: str) -> sa.Engine:
     return sa.create_engine(with_database(server_url, "postgres"), isolation_level="AUTOCOMMIT")
 
 
+def database_exists(server_url: str, name: str) -> bool:
+    """Whether the server of ``server_url`` has a database ``name``."""
+    admin = _admin(server_url)
+    try:
+        with admin.connect() as conn:
+            return conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": name}).first() is not None
+    finally:
+        admin.dispose()
+
+
 def create_database(server_url: str, name: str, template: str | None = None) -> str:
     """CREATE DATABASE ``name`` (a copy of ``template`` if given) on the server of ``server_url``.
 

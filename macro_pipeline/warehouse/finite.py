@@ -2,7 +2,8 @@
 
 A metric the engine cannot compute (Sharpe of one return, a ratio over zero) is NaN or infinite;
 JSON and the ``metrics`` table hold no such value, and a reader shows it as n/a. The results
-writer (``runs.py``), the sweeps writer (``sweeps.py``) and the report data (``reports/data.py``)
+writer (``runs.py``), the sweeps writer (``sweeps.py``), the report data (``reports/data.py``) and
+the Dagster metadata of backtests and sweeps (``defs/backtest/assets.py``, ``defs/research/sweep.py``)
 all use this one rule.
 """
 

@@ -15,6 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from macro_pipeline.warehouse.runs import current_sql
+from macro_pipeline.warehouse.tables import FACT_TABLES, FactTable
 
 _CURRENT_PIPELINE = f"{current_sql('b')} AND b.summary ->> 'pipeline' = 'true'"
 
@@ -107,28 +108,24 @@ def reads_of(engine: sa.Engine, keys: list[tuple[str, str, str]]) -> tuple[list[
     return rows, unknown
 
 
-# source -> (table, entity column, valid column, valid is a timestamp, has a signal name)
-SOURCES = {
-    "prices": ("prices", "instrument_id", "obs_date", False, False),
-    "macro": ("macro_observations", "series_id", "obs_date", False, False),
-    "funding": ("funding_rates", "instrument_id", "ts", True, False),
-    "corporate_actions": ("corporate_actions", "instrument_id", "ex_date", False, False),
-    "signals": ("external_signals", "instrument_id", "obs_date", False, True),
-    "universe": ("universe_membership", "universe", "valid_from", False, False),
-}
+def _recorded_entity(fact: FactTable) -> str:
+    """The column ``run_reads.entity`` records for a read of ``fact``: the entity column, except
+    for ``universe``, whose reads record the universe's name (its first key), not an instrument."""
+    return fact.keys[0] if fact.source == "universe" else fact.entity
 
 
 def recorded_rows(engine: sa.Engine, after: datetime, upto: datetime) -> list[tuple[str, pd.DataFrame]]:
-    """Per source of ``SOURCES``: the rows recorded in (after, upto] of entities some stored run
+    """Per fact table (``tables.FACT_TABLES``): the rows recorded in (after, upto] of entities some stored run
     read, grouped by (entity, signal name, valid time), as a frame with columns entity, sig,
     valid, known (the earliest known_at, UTC) and n (rows). Uses the BRIN indexes on
     ``recorded_at``; rows of entities no stored run read are not fetched."""
     params = {"after": after, "upto": upto}
     out = []
     with engine.connect() as conn:
-        for source, (table, entity, valid, ts_valid, named) in SOURCES.items():
-            sig = "signal_name" if named else "''"
-            valid_sql = f"({valid} AT TIME ZONE 'UTC')" if ts_valid else valid
+        for fact in FACT_TABLES:
+            source, table, entity, valid = fact.source, fact.table, _recorded_entity(fact), fact.valid
+            sig = "signal_name" if "signal_name" in fact.keys else "''"
+            valid_sql = f"({valid} AT TIME ZONE 'UTC')" if fact.timestamp_valid else valid
             rows = conn.execute(sa.text(
                 f"SELECT {entity}, {sig}, {valid_sql}, min(known_at AT TIME ZONE 'UTC'), count(*) FROM {table} "
                 f"WHERE recorded_at > :after AND recorded_at <= :upto "

@@ -7,7 +7,7 @@ therefore always sees exactly one complete current result per window and setting
 point leaves the previous one current.
 
 A *reproduction* (``reproduction=True``: a run computed as of an explicit ``system_as_of`` older
-than the warehouse's data, see ``backtests.run_backtest``) supersedes nothing and is never
+than the warehouse's data, see ``backtest.one_off.run_backtest``) supersedes nothing and is never
 current: it is stored beside the current run, records that run's id in ``reproduces`` (when the
 same strategy, window and settings have one), and every "current" reader excludes it
 (``CURRENT_SQL``).

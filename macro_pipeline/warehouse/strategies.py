@@ -64,6 +64,12 @@ def registered(engine: sa.Engine) -> dict[str, str]:
         return dict(conn.execute(sa.text("SELECT strategy_id, universe FROM strategies ORDER BY strategy_id")).all())
 
 
+def params_hashes(engine: sa.Engine) -> dict[str, str]:
+    """strategy_id -> params hash, for every registered configuration."""
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.text("SELECT strategy_id, params_hash FROM strategies")).all())
+
+
 # --------------------------------------------------------------------------- what the inputs cover
 
 

@@ -131,11 +131,11 @@ def _children_of(server, parent: str) -> list[dict]:
 
 IN_PROCESS_RUN = """
 import sys
-from macro_pipeline.defs import instance as orchestration
+from macro_pipeline.defs import instance as defs_instance
 from macro_pipeline.defs import defs
 
 defs.resolve_job_def("backtest_job").execute_in_process(
-    instance=orchestration.instance(), partition_key=sys.argv[1], tags={"dagster/partition/strategy": sys.argv[2]})
+    instance=defs_instance.instance(), partition_key=sys.argv[1], tags={"dagster/partition/strategy": sys.argv[2]})
 """
 
 

@@ -1,4 +1,4 @@
-"""The nightly schedule: per strategy, the months ``planning.nightly_reruns`` finds missing or
+"""The nightly schedule: per strategy, the months ``backtest.reruns.nightly_reruns`` finds missing or
 incomplete, as run requests (``defs/automation/jobs.py``).
 
 (No ``from __future__ import annotations``: Dagster resolves resource types from annotations.)

@@ -8,7 +8,6 @@ import json
 
 import dagster as dg
 import pandas as pd
-import sqlalchemy as sa
 
 from macro_pipeline.backtest.configs import sync_builtin_strategies
 from macro_pipeline.backtest.reruns import changes_between, history_rerun, pit_reruns
@@ -21,7 +20,7 @@ from macro_pipeline.defs.automation.jobs import (
 from macro_pipeline.defs.backtest.partitions import STRATEGY_DIMENSION, strategy_month_partitions
 from macro_pipeline.defs.resources import WarehouseResource
 from macro_pipeline.warehouse.pit import current_watermark
-from macro_pipeline.warehouse.strategies import registered
+from macro_pipeline.warehouse.strategies import params_hashes, registered
 
 _NOT_STARTED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
 
@@ -78,7 +77,7 @@ def strategy_registry_sensor(context: dg.SensorEvaluationContext, warehouse: War
     new = [sid for sid in registered(engine) if sid not in known]
     if not new:
         return dg.SensorResult(skip_reason=f"{len(known)} strategies, none new")
-    hashes = _params_hashes(engine)
+    hashes = params_hashes(engine)
     requests = []
     for sid in new:
         rerun = history_rerun(engine, sid)
@@ -87,11 +86,6 @@ def strategy_registry_sensor(context: dg.SensorEvaluationContext, warehouse: War
     return dg.SensorResult(run_requests=requests,
                            dynamic_partitions_requests=[strategy_month_partitions.get_partitions_def_for_dimension(
                                STRATEGY_DIMENSION).build_add_request(new)])
-
-
-def _params_hashes(engine) -> dict[str, str]:
-    with engine.connect() as conn:
-        return dict(conn.execute(sa.text("SELECT strategy_id, params_hash FROM strategies")).all())
 
 
 SENSORS = [point_in_time_sensor, strategy_registry_sensor, leaderboard_sensor]

@@ -41,22 +41,14 @@ from macro_pipeline.defs.backtest.partitions import (
     partition_key,
     strategy_month_partitions,
 )
+from macro_pipeline.defs.ingest.assets import FACT_ASSET_KEYS
 from macro_pipeline.defs.resources import WarehouseResource, retry_transient
 from macro_pipeline.reports import reports_dir, write_comparison, write_strategy_report
 from macro_pipeline.reports.formatting import display_float
+from macro_pipeline.warehouse.finite import finite_or_none
 
 GROUP = "backtest"
 HEADLINE = ("total_return", "cagr", "annual_volatility", "sharpe", "sortino", "max_drawdown", "trade_count")
-INGEST_DEPS = ["prices", "macro_observations", "funding_rates", "corporate_actions", "universe_membership",
-               "external_signals"]
-
-
-def _number(v) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if f == f else None
 
 
 def snapshot_data_version(ids: dict[str, str | None]) -> dg.DataVersion:
@@ -74,7 +66,7 @@ def snapshot_data_version(ids: dict[str, str | None]) -> dg.DataVersion:
     partitions_def=strategy_month_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=GROUP,
-    deps=INGEST_DEPS,
+    deps=FACT_ASSET_KEYS,
     check_specs=SIGNALS_CHECKS,
     description="Point-in-time signal snapshots (immutable, content-hashed) per strategy and month.",
 )
@@ -184,7 +176,7 @@ def backtest(signals):
 def _headline_md(rows: list[dict]) -> str:
     table = ["| strategy | month | " + " | ".join(HEADLINE) + " |", "|" + "---|" * (len(HEADLINE) + 2)]
     for r in rows:
-        cells = [f"{v:.4f}" if (v := _number(r["metrics"].get(k))) is not None else "-" for k in HEADLINE]
+        cells = [f"{v:.4f}" if (v := finite_or_none(r["metrics"].get(k))) is not None else "-" for k in HEADLINE]
         table.append(f"| {r['strategy_id']} | {r['month'][:7]} | " + " | ".join(cells) + " |")
     return "\n".join(table)
 
@@ -215,8 +207,8 @@ def backtest_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             # plottable over partitions: the month's own return and trades, and the full history to
             # the month's end (one month annualised means nothing); rounded for display
             **{k: dg.MetadataValue.float(display_float(v)) for k in ("total_return",)
-               if (v := _number(r["metrics"].get(k))) is not None},
-            "trade_count": dg.MetadataValue.int(int(_number(r["metrics"].get("trade_count")) or 0)),
+               if (v := finite_or_none(r["metrics"].get(k))) is not None},
+            "trade_count": dg.MetadataValue.int(int(finite_or_none(r["metrics"].get("trade_count")) or 0)),
             **{f"{k}_to_date": dg.MetadataValue.float(display_float(v)) for k, v in r["to_date"].items()},
             "run_id": r["run_id"], "summary": dg.MetadataValue.md(_headline_md([r])),
             "report": dg.MetadataValue.path(str(reports[r["strategy_id"]]))} for r in rows})

@@ -1,7 +1,7 @@
 """Asset checks of the strategy side: invariants of the signals and backtests stored.
 
 Blocking checks stop downstream materializations when a failure would make results wrong.
-Each check is one SQL query over the warehouse (no business math here).
+Each check is one query of ``warehouse/checks.py`` (no business math here).
 
 The checks of ``signals`` and ``backtest`` are ``check_specs`` of those assets, and their results
 are emitted by the step that materializes them (``SIGNALS_CHECKS``/``signals_check_results``,
@@ -17,6 +17,12 @@ downstream steps do not run. (The ``prices`` checks are separate ``@asset_check`
 import dagster as dg
 import sqlalchemy as sa
 
+from macro_pipeline.warehouse.checks import (
+    decisions_over_leverage,
+    equity_invariant_violations,
+    lookahead_violations,
+)
+
 BACKTEST_CHECKS = [
     dg.AssetCheckSpec("backtest_equity_invariant", asset="backtest", blocking=True,
                       description="equity == cash + net exposure at every stored session of every current run."),
@@ -31,33 +37,21 @@ SIGNALS_CHECKS = [
 ]
 
 
-def _scalar(engine: sa.Engine, sql: str) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(sa.text(sql)).scalar_one())
-
-
 def backtest_equity_invariant(engine: sa.Engine) -> dg.AssetCheckResult:
-    bad = _scalar(engine,
-                  "SELECT count(*) FROM daily_equity e JOIN backtest_runs r USING (run_id) "
-                  "WHERE r.superseded_by IS NULL AND r.status = 'success' "
-                  "AND abs(e.equity - e.cash - e.net_exposure * e.equity) > 1e-6 * greatest(abs(e.equity), 1)")
+    bad = equity_invariant_violations(engine)
     return dg.AssetCheckResult(asset_key="backtest", check_name="backtest_equity_invariant", passed=bad == 0,
                                metadata={"violating_sessions": bad})
 
 
 def signals_within_leverage(engine: sa.Engine) -> dg.AssetCheckResult:
-    over = _scalar(engine, "SELECT count(*) FROM (SELECT snapshot_id, decision_date FROM signals "
-                           "GROUP BY 1, 2 HAVING sum(abs(weight)) > 1.0 + 1e-9) o")
+    over = decisions_over_leverage(engine)
     return dg.AssetCheckResult(asset_key="signals", check_name="signals_within_leverage", passed=over == 0,
                                severity=dg.AssetCheckSeverity.WARN, metadata={"decisions_over_leverage": over})
 
 
 def signals_no_lookahead(engine: sa.Engine) -> dg.AssetCheckResult:
     # every input watermark of a snapshot must be <= the system_as_of of each run consuming it
-    bad = _scalar(engine,
-                  "SELECT count(*) FROM backtest_runs r JOIN signal_snapshots s ON s.snapshot_id = r.signal_snapshot_id, "
-                  "LATERAL jsonb_each_text(s.input_watermarks) w(k, v) "
-                  "WHERE w.v <> 'none' AND w.v::timestamptz > r.system_as_of")
+    bad = lookahead_violations(engine)
     return dg.AssetCheckResult(asset_key="signals", check_name="signals_no_lookahead", passed=bad == 0,
                                metadata={"violations": bad})
 

@@ -16,6 +16,7 @@ from macro_pipeline.defs.resources import WarehouseResource
 from macro_pipeline.demo.load import load_demo_frames
 from macro_pipeline.warehouse.ingest import IngestReport, ingest
 from macro_pipeline.warehouse.inventory import table_shape
+from macro_pipeline.warehouse.tables import BY_KIND, BY_SOURCE, FACT_TABLES, FactTable
 
 GROUP = "ingest"
 
@@ -52,13 +53,8 @@ def _materialize(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         "unchanged": dg.MetadataValue.int(sum(r.unchanged for r in reports)),
         "recorded_at_watermark": dg.MetadataValue.text(max(marks).isoformat() if marks else "nothing new"),
         "sources": dg.MetadataValue.text(", ".join(r.source for r in reports) or "none"),
-        **_table_metadata(engine, TABLE_OF.get(kind, kind)),
+        **_table_metadata(engine, BY_KIND[kind].table if kind in BY_KIND else kind),
     })
-
-
-# the warehouse table each ingest kind writes
-TABLE_OF = {"macro": "macro_observations", "funding": "funding_rates", "corporate-actions": "corporate_actions",
-            "universe": "universe_membership", "signals": "external_signals"}
 
 
 def _table_metadata(engine, table: str) -> dict:
@@ -74,20 +70,23 @@ def instruments(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     return _materialize(context, warehouse, "instruments", "instruments", config)
 
 
-def _fact_asset(name: str, kind: str, demo_key: str, description: str) -> dg.AssetsDefinition:
-    @dg.asset(name=name, group_name=GROUP, deps=[instruments], description=description)
+def _fact_asset(fact: FactTable, description: str) -> dg.AssetsDefinition:
+    """The asset of one fact table: named by the table, ingesting its kind (demo frame: its source)."""
+    @dg.asset(name=fact.table, group_name=GROUP, deps=[instruments], description=description)
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource, config: IngestConfig) -> dg.MaterializeResult:
-        return _materialize(context, warehouse, kind, demo_key, config)
+        return _materialize(context, warehouse, fact.kind, fact.source, config)
 
     return _asset
 
 
-prices = _fact_asset("prices", "prices", "prices", "Daily OHLCV prices, bitemporal.")
-macro_observations = _fact_asset("macro_observations", "macro", "macro", "Macro releases with their vintages.")
-funding_rates = _fact_asset("funding_rates", "funding", "funding", "Perpetual-futures funding rates per settlement.")
-corporate_actions = _fact_asset("corporate_actions", "corporate-actions", "corporate_actions", "Splits and cash dividends by ex-date.")
-universe_membership = _fact_asset("universe_membership", "universe", "universe", "Universe membership intervals.")
-external_signals = _fact_asset("external_signals", "signals", "signals", "Externally produced signals, as ingested.")
+prices = _fact_asset(BY_SOURCE["prices"], "Daily OHLCV prices, bitemporal.")
+macro_observations = _fact_asset(BY_SOURCE["macro"], "Macro releases with their vintages.")
+funding_rates = _fact_asset(BY_SOURCE["funding"], "Perpetual-futures funding rates per settlement.")
+corporate_actions = _fact_asset(BY_SOURCE["corporate_actions"], "Splits and cash dividends by ex-date.")
+universe_membership = _fact_asset(BY_SOURCE["universe"], "Universe membership intervals.")
+external_signals = _fact_asset(BY_SOURCE["signals"], "Externally produced signals, as ingested.")
 
+# what every downstream asset depends on: the fact assets, named by their tables
+FACT_ASSET_KEYS = [t.table for t in FACT_TABLES]
 INGEST_ASSETS = [instruments, prices, macro_observations, funding_rates, corporate_actions,
                  universe_membership, external_signals]

@@ -16,30 +16,22 @@ partition key, calls ``research.sweep.run_sweep`` and ``reports.sweep.write_swee
 
 import dagster as dg
 
+from macro_pipeline.defs.ingest.assets import FACT_ASSET_KEYS
 from macro_pipeline.defs.resources import WarehouseResource, retry_transient
 from macro_pipeline.reports.files import write_sweep_report
 from macro_pipeline.research.config import find_sweep, load_sweeps_file
 from macro_pipeline.research.sweep import SWEEP_VERSION, run_sweep
+from macro_pipeline.warehouse.finite import finite_or_none
 
 GROUP = "research"
 SWEEP_DIMENSION = "sweep"
-INGEST_DEPS = ["prices", "macro_observations", "funding_rates", "corporate_actions", "universe_membership",
-               "external_signals"]
 sweep_partitions = dg.DynamicPartitionsDefinition(name=SWEEP_DIMENSION)
-
-
-def _num(v) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if f == f else None
 
 
 @dg.asset(
     partitions_def=sweep_partitions,
     group_name=GROUP,
-    deps=INGEST_DEPS,
+    deps=FACT_ASSET_KEYS,
     code_version=SWEEP_VERSION,
     description="A declared parameter sweep: every configuration backtested point in time in batched engine "
                 "calls, with the Deflated Sharpe Ratio, the PBO by CSCV, the minimum backtest length and, if "
@@ -53,22 +45,22 @@ def sweep(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg
         out = run_sweep(engine, spec, orchestrator_run_id=context.run.run_id)
         report = write_sweep_report(engine, out.sweep_id)
     st = out.stats
-    best = {k: _num(v[out.best]) for k, v in out.metrics.items()}
+    best = {k: finite_or_none(v[out.best]) for k, v in out.metrics.items()}
     metadata = {
         "sweep_id": out.sweep_id,
         "best_configuration": out.labels[out.best],
         "best_sharpe": best["sharpe"],
-        "dsr": _num(st["dsr"]),
-        "pbo": _num(st["pbo"]),
+        "dsr": finite_or_none(st["dsr"]),
+        "pbo": finite_or_none(st["pbo"]),
         "n_trials": len(out.labels),
-        "min_backtest_years": _num(st["min_backtest_years"]),
-        "sample_years": _num(st["years"]),
+        "min_backtest_years": finite_or_none(st["min_backtest_years"]),
+        "sample_years": finite_or_none(st["years"]),
         "stored": "new" if out.new else "reproduced (already stored)",
         "system_as_of": out.system_as_of.isoformat(),
         "report": dg.MetadataValue.path(str(report)),
     }
     if out.walk_forward is not None:
-        metadata["walk_forward_sharpe"] = _num(out.walk_forward["metrics"]["sharpe"])
+        metadata["walk_forward_sharpe"] = finite_or_none(out.walk_forward["metrics"]["sharpe"])
         metadata["chosen_per_fold"] = dg.MetadataValue.md(
             "| fold | test | chosen |\n|---|---|---|\n" + "\n".join(
                 f"| {f['fold']} | {f['test_start']}..{f['test_end']} | {out.labels[f['chosen_config']]} |"

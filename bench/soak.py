@@ -282,7 +282,7 @@ class Market:
         out["funding"] = pd.DataFrame({"instrument_id": "PERP", "ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
                                        "rate": rate, "interval_hours": 8.0})
         self.funding = pd.concat([self.funding, out["funding"][["ts", "rate"]]], ignore_index=True)
-        if xnys and d.dayofweek == 2:
+        if xnys and d.day_of_week == 2:
             out["signals"] = pd.DataFrame([
                 {"signal_name": name, "instrument_id": iid, "obs_date": ds,
                  "value": round(float(self.rng.uniform(-0.2, 0.4)), 4)}
@@ -434,7 +434,8 @@ def strategy_args(sid: str) -> list[str]:
     args = ["strategies", "add", "--id", cfg.strategy_id, "--kind", cfg.kind, "--universe", cfg.universe,
             "--rebalance", cfg.rebalance, "--calendar", cfg.calendar]
     for k, v in cfg.params.items():
-        args += ["--param", f"{k}={v}"]
+        if v != []:  # an empty instrument list is the default: all of the universe
+            args += ["--param", f"{k}={v}"]
     return args
 
 
@@ -477,6 +478,7 @@ def run(args: argparse.Namespace) -> int:
     storage_name = f"{name}_dagster"  # the default storage of a warehouse database (orchestration.dagster_database)
     tmp = Path(tempfile.mkdtemp(prefix="mp_soak_"))
     home = tmp / "home"
+    home.mkdir()
     url = db.create_database(server, name)
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     env.update({DATABASE_URL_ENV: url, HOME_ENV: str(home), "PYTHONPATH": str(REPO),

@@ -81,6 +81,11 @@ TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 NOT_TERMINAL = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING", "MANAGED"]
 FIRST_DAY = pd.Timestamp(world.LAST) + pd.Timedelta(days=1)
 PRICE_COLUMNS = ["instrument_id", "obs_date", "open", "high", "low", "close"]
+# The world's universes renamed: the repository's own strategies (strategies.toml, registered by the
+# registration sensor in every warehouse) include carry-simple on a universe named CRYPTO trading
+# BTC-PERP; with the world's CRYPTO (PERP, SPOT) it raises in `select_instruments`, and that one
+# error fails every tick of the registration sensor and the nightly schedule for all strategies.
+UNIVERSES = {"EQ": "SOAK_EQ", "CRYPTO": "SOAK_CRYPTO"}
 BACKFILL_TIMEOUT_S = 1800
 DAY_TIMEOUT_S = 900
 EQUITY_VOL, CRYPTO_VOL = 0.018, 0.035
@@ -431,7 +436,7 @@ def current_runs_per_month(engine: sa.Engine, strategies: list[str]) -> dict[tup
 
 def strategy_args(sid: str) -> list[str]:
     cfg = next(c for c in world.STRATEGIES if c.strategy_id == sid)
-    args = ["strategies", "add", "--id", cfg.strategy_id, "--kind", cfg.kind, "--universe", cfg.universe,
+    args = ["strategies", "add", "--id", cfg.strategy_id, "--kind", cfg.kind, "--universe", UNIVERSES[cfg.universe],
             "--rebalance", cfg.rebalance, "--calendar", cfg.calendar]
     for k, v in cfg.params.items():
         if v != []:  # an empty instrument list is the default: all of the universe
@@ -494,6 +499,8 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.monotonic()
         for kind in ("instruments", "prices", "funding", "macro", "universe", "corporate-actions", "signals"):
             for n, frame in enumerate(world.frames()[kind]):
+                if kind == "universe":
+                    frame = frame.assign(universe=frame["universe"].map(UNIVERSES))
                 ingest(env, files, kind, frame, f"world-{kind}-{n}")
         for sid in strategies:
             cli(env, *strategy_args(sid))
@@ -639,7 +646,12 @@ def _tick_summary(tick: dict) -> str:
     return "skip"
 
 
+def _terminate(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # SIGTERM: stop `dev` and drop the databases on the way out
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=22, help="simulated days with new data (default 22: a month of "
                         "sessions)")

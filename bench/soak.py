@@ -76,8 +76,9 @@ from macro_pipeline_tests import oracle_world as world  # noqa: E402
 from macro_pipeline_tests.test_sensor_oracle import stored, what_differs  # noqa: E402
 
 DEFAULT_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-DEFAULT_STRATEGIES = ("o-ema", "o-macro", "o-carry", "o-ext")  # four kinds, both calendars, every fact kind read
+DEFAULT_STRATEGIES = ("o-ema", "o-ext")  # prices and signals read; XNYS: a night per session (see --strategies)
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 NOT_TERMINAL = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING", "MANAGED"]
 FIRST_DAY = pd.Timestamp(world.LAST) + pd.Timedelta(days=1)
 PRICE_COLUMNS = ["instrument_id", "obs_date", "open", "high", "low", "close"]
@@ -463,6 +464,7 @@ class Day:
     ingested: int
     revisions: list[str]
     runs: dict[str, int]
+    duplicates: int
     failed: int
     sensor: str
     schedule: str
@@ -524,7 +526,7 @@ def run(args: argparse.Namespace) -> int:
         days: list[Day] = []
         d = FIRST_DAY
         known_runs = {r["runId"] for r in dev.runs()}
-        print(f"\n{'day':<11} {'wall s':>6} {'rows in':>7} {'revisions':>9} {'runs':>14} {'fail':>4} "
+        print(f"\n{'day':<11} {'wall s':>6} {'rows in':>7} {'revisions':>9} {'runs':>14} {'dup':>3} {'fail':>4} "
               f"{'conn wh/dg':>10} {'+rows':>7} {'+bytes':>9} {'+events':>7} {'+dg bytes':>9}  sensor / schedule",
               flush=True)
         carried: dict[str, list[pd.DataFrame]] = {}
@@ -551,11 +553,14 @@ def run(args: argparse.Namespace) -> int:
             new_runs = [r for r in dev.runs() if r["runId"] not in known_runs]
             known_runs |= {r["runId"] for r in new_runs}
             by_trigger: dict[str, int] = {}
+            ranges = [tuple(t["value"] for t in r["tags"] if t["key"] in (RANGE_START, RANGE_END))
+                      for r in new_runs if r["jobName"] == "backtest_job"]
+            duplicates = len(ranges) - len(set(ranges))  # the same strategy and months requested twice in a night
             for r in new_runs:
                 trig = next((t["value"] for t in r["tags"] if t["key"] == "macro_pipeline/trigger"), r["jobName"])
                 by_trigger[trig] = by_trigger.get(trig, 0) + 1
             tables, events = meter.tables(), meter.event_log()
-            day = Day(str(d.date()), time.monotonic() - t_day, ingested, labels, by_trigger,
+            day = Day(str(d.date()), time.monotonic() - t_day, ingested, labels, by_trigger, duplicates,
                       sum(r["status"] != "SUCCESS" for r in new_runs),
                       _tick_summary(seen["point_in_time_sensor"]), _tick_summary(seen["nightly_schedule"]),
                       meter.take_peak(),
@@ -566,7 +571,7 @@ def run(args: argparse.Namespace) -> int:
             days.append(day)
             runs_text = " ".join(f"{k}:{v}" for k, v in sorted(day.runs.items())) or "-"
             conn = f"{day.peak_connections.get(name, 0)}/{day.peak_connections.get(storage_name, 0)}"
-            print(f"{day.day:<11} {day.wall_s:6.0f} {day.ingested:7d} {len(labels):9d} {runs_text:>14} {day.failed:4d} "
+            print(f"{day.day:<11} {day.wall_s:6.0f} {day.ingested:7d} {len(labels):9d} {runs_text:>14} {day.duplicates:3d} {day.failed:4d} "
                   f"{conn:>10} {day.table_rows:7d} {fmt_bytes(day.table_bytes):>9} {day.event_rows:7d} "
                   f"{fmt_bytes(day.storage_bytes):>9}  {day.sensor} / {day.schedule}", flush=True)
             for label in labels:
@@ -616,6 +621,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  Dagster event log per day: {np.mean([x.event_rows for x in days]):.0f} rows, "
               f"{fmt_bytes(np.mean([x.storage_bytes for x in days]))} (rows now {events_end[0]}, storage "
               f"{fmt_bytes(events_end[1])})")
+        print(f"  backtest runs per night: {np.mean([sum(v for k, v in x.runs.items() if k != 'leaderboard') for x in days]):.1f}"
+              f" (requested twice in the same night by the sensor and the schedule: {sum(x.duplicates for x in days)} "
+              f"in all); leaderboard runs per night {np.mean([x.runs.get('leaderboard', 0) for x in days]):.1f}")
         print(f"  wall time per day: median {np.median(walls):.0f} s, max {max(walls, default=0):.0f} s, "
               f"total {sum(walls):.0f} s over {len(days)} days; whole soak {time.monotonic() - t_start:.0f} s")
         bad = bool(stuck or failed or stale or not_one or staging)

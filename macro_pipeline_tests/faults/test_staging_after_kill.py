@@ -50,9 +50,14 @@ def test_staging_tables_of_a_killed_ingest_are_dropped_by_the_next_small_ingest(
     small.write_text("instrument_id,obs_date,close\n" + "".join(f"S1,2019-03-{d:02d},10\n" for d in range(4, 9)))
     done = cli("ingest", "prices", str(small), "--register-instruments", "-q", env=env)
     assert done.returncode == 0, done.stderr
-    # nothing of the killed ingest, all of the small one; no staging table
+    # nothing of the killed ingest, all of the small one (its instrument, its batch, its 5 prices and
+    # the sessions of its calendar, XNYS, registered with it); no staging table
+    with engine.connect() as conn:
+        xnys = conn.exec_driver_sql("SELECT count(*) FROM calendar_sessions WHERE calendar = 'XNYS'").scalar_one()
+    assert xnys > 0
     check_invariants(engine, unchanged=before, complete={
-        "prices": 5, "instruments": before["instruments"][0] + 1, "ingest_batches": before["ingest_batches"][0] + 1})
+        "prices": 5, "instruments": before["instruments"][0] + 1, "ingest_batches": before["ingest_batches"][0] + 1,
+        "calendar_sessions": before["calendar_sessions"][0] + xnys})
 
 
 def test_staging_tables_of_a_killed_ingest_are_dropped_at_startup(engine, tmp_path):

@@ -356,7 +356,8 @@ def wait_for_night(dev: Dev, meter: Meter, after: float, timeout_s: float) -> di
     seen: dict[str, dict] = {}
 
     def done_tick(kind: str, name: str, since: float) -> dict | None:
-        for t in dev.ticks(kind, name):
+        """The first finished tick that started after ``since`` (ticks come newest first)."""
+        for t in reversed(dev.ticks(kind, name, limit=10)):
             if t["timestamp"] > since and t["status"] in ("SUCCESS", "SKIPPED", "FAILURE"):
                 return t
         return None

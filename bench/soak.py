@@ -316,7 +316,9 @@ class Market:
             what = self.rng.choice(["price-revision", "price-correction", "macro-revision", "signal-correction",
                                     "funding-correction"])
             if what in ("price-revision", "price-correction"):
-                row = self._past(self.history, "obs_date")
+                # a date before today: a revision known at today's XNYS close must not precede the close of
+                # the price's own session (a 24/7 day closes at 00:00 UTC of the next day)
+                row = self._past(self.history[self.history["obs_date"] < d.strftime("%Y-%m-%d")], "obs_date")
                 factor = 1 + self.rng.normal(0, 0.03)  # a bad tick: the whole bar scaled, as the oracle's cases do
                 new = pd.DataFrame([row.dropna()])
                 for col in ("open", "high", "low", "close"):

@@ -9,7 +9,12 @@ strategy never started. Now the packaged ``dagster.yaml`` enables run monitoring
 that checks the run's process by pid: the dead run is marked FAILURE within about 30 s and the
 queue moves. A run launched through the queue and killed is reported by its code server, marked
 FAILURE and retried by ``run_retries`` (``dagster/parent_run_id``); the retry succeeds and what is
-stored is the retry's complete month, nothing of the killed run.
+stored is the retry's complete month, nothing of the killed run. A run killed INSIDE its store
+step (the step started, its transaction held at the strategy's run lock, which the test holds) is
+marked FAILURE and retried; while the lock is held nothing of it is stored (the tables exactly as
+before), and once released the retry stores the month.
+
+After each kill the invariants hold (``common.check_invariants``).
 
 Real ``macro-pipeline dev`` (webserver, daemon, code server), real kill -9.
 """
@@ -29,7 +34,8 @@ import requests
 import sqlalchemy as sa
 
 from macro_pipeline.settings import DAGSTER_STORAGE_ENV, DATABASE_URL_ENV, HOME_ENV
-from macro_pipeline_tests.conftest import demo_with_strategies
+from macro_pipeline.warehouse.runs import RUN_LOCK
+from macro_pipeline_tests.conftest import demo_with_strategies, table_state
 from macro_pipeline_tests.defs.test_dagster_webserver import (
     CLI,
     JOB,
@@ -45,7 +51,13 @@ from macro_pipeline_tests.defs.test_dagster_webserver import (
     _wait,
     _wait_for_run,
 )
-from macro_pipeline_tests.faults.common import kill9
+from macro_pipeline_tests.faults.common import (
+    FACT_TABLES,
+    RUN_TABLES,
+    check_invariants,
+    kill9,
+    waiting_for_run_lock,
+)
 
 pytestmark = pytest.mark.slow
 MARKED_FAILED_WITHIN_S = 60  # poll_interval_seconds 15 plus the daemon's loop, with room for a loaded machine
@@ -164,6 +176,7 @@ def test_killed_in_process_run_is_marked_failed_and_the_queue_moves(server, ware
     assert time.monotonic() - killed_at <= MARKED_FAILED_WITHIN_S
     assert _wait_for_run(server, queued)["status"] == "SUCCESS", server.log_tail()
     assert _runs(server, ["STARTED", "STARTING", "QUEUED"]) == []
+    check_invariants(warehouse, dagster_runs=lambda: _every_run(server))
 
 
 def test_killed_launched_run_is_marked_failed_retried_and_stores_only_the_retry(server, warehouse):
@@ -188,3 +201,49 @@ def test_killed_launched_run_is_marked_failed_retried_and_stores_only_the_retry(
                                            (run_id,)).scalar_one()
     assert killed_rows == 0
     assert _runs(server, ["STARTED", "STARTING", "QUEUED"]) == []
+    check_invariants(warehouse, dagster_runs=lambda: _every_run(server))
+
+
+def _step_started(server, run_id: str, step: str) -> bool:
+    """The run's event log has the STEP_START of a step whose key contains ``step``."""
+    events = server.gql("""query ($id: ID!) { logsForRun(runId: $id) { __typename
+        ... on EventConnection { events { __typename ... on ExecutionStepStartEvent { stepKey } } } } }""",
+                        id=run_id)["logsForRun"].get("events", [])
+    return any(e["__typename"] == "ExecutionStepStartEvent" and step in (e.get("stepKey") or "") for e in events)
+
+
+def _every_run(server) -> list[tuple[str, str]]:
+    return [(r["runId"], r["status"]) for r in _runs(server, None)]
+
+
+def test_run_killed_inside_its_store_step_fails_is_retried_and_stores_nothing_partial(server, warehouse):
+    before = {t: v for t, v in table_state(warehouse).items() if t in FACT_TABLES + RUN_TABLES}
+    holder = warehouse.connect()  # holds the strategy's run lock: the store step waits for it inside its transaction
+    holder.begin()
+    holder.execute(sa.text("SELECT pg_advisory_xact_lock(:k, hashtext(:s))"), {"k": RUN_LOCK, "s": STRATEGY})
+    try:
+        run_id = _launch(server, f"{MONTH}|{STRATEGY}")
+        worker = _wait("the run worker", lambda: _run(server, run_id)["status"] == "STARTED"
+                       and _run_worker(server, run_id), 120, every_s=0.1, alive=server.alive)
+        _wait("the store step, inside its transaction", lambda: _step_started(server, run_id, "backtest_store")
+              and waiting_for_run_lock(warehouse), 300, every_s=0.1, alive=server.alive)
+        kill9(worker.pid)
+        _wait("the killed run to be marked failed", lambda: _run(server, run_id)["status"] == "FAILURE",
+              MARKED_FAILED_WITHIN_S, every_s=1, alive=server.alive)
+        retry = _wait("the retry", lambda: _children_of(server, run_id), 120, every_s=1, alive=server.alive)[0]
+        # nothing can be stored while the test holds the lock: what is there is what the killed run left
+        check_invariants(warehouse, unchanged=before)
+    finally:
+        holder.rollback()
+        holder.invalidate()  # really closed, not back in the pool
+        holder.close()
+    done = _wait_for_run(server, retry["runId"])
+    assert done["status"] == "SUCCESS", server.log_tail()
+    stored = _current_pipeline_runs(warehouse, STRATEGY, [MONTH])[MONTH]
+    assert [r["orchestrator_run_id"] for r in stored] == [retry["runId"]]
+    with warehouse.connect() as conn:
+        killed_rows = conn.exec_driver_sql("SELECT count(*) FROM backtest_runs WHERE orchestrator_run_id = %s",
+                                           (run_id,)).scalar_one()
+    assert killed_rows == 0
+    assert _runs(server, ["STARTED", "STARTING", "QUEUED"]) == []
+    check_invariants(warehouse, dagster_runs=lambda: _every_run(server))

@@ -4,8 +4,9 @@ the recovery command and the invariants.
 Phases, each recognised from the database (never a sleep): the file being read and validated
 (no batch yet), the staging COPY (a staging table exists), the INSERT into the fact table (the
 statement is running), and while the transaction waits for the ingest lock held by another.
-After each: ``stored`` succeeds, every table's row count and checksum are what they were (all or
-nothing), no staging table is left, and a rerun adds exactly the file's rows.
+After each: ``stored`` succeeds and the invariants hold (``common.check_invariants``: every table's
+row count and checksum are what they were, all or nothing; no staging table is left; ...), and a
+rerun adds exactly the file's rows, the invariants holding again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from macro_pipeline.warehouse.pit import INGEST_LOCK
 from macro_pipeline_tests.conftest import table_state
 from macro_pipeline_tests.faults.common import (
     big_prices_csv,
+    check_invariants,
     cli,
     env_for,
     kill9,
@@ -79,8 +81,8 @@ def test_ingest_killed_at_each_write_phase_leaves_nothing_and_a_rerun_adds_exact
 
     done = cli("stored", env=env)
     assert done.returncode == 0, done.stderr
-    assert staging_tables(engine) == []
-    assert table_state(engine) == before  # all or nothing
+    check_invariants(engine, unchanged=before)  # all or nothing: every table as it was
     done = cli("ingest", "prices", str(more), "--register-instruments", "-q", env=env)
     assert done.returncode == 0 and f"{rows} rows read, {rows} added" in done.stdout, done.stdout + done.stderr
-    assert table_state(engine)["prices"][0] == 2 * rows
+    check_invariants(engine, unchanged=before, complete={
+        "prices": 2 * rows, "instruments": before["instruments"][0] + 300, "ingest_batches": before["ingest_batches"][0] + 1})

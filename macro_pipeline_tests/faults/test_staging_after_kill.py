@@ -13,6 +13,7 @@ from macro_pipeline.warehouse import connection as db
 from macro_pipeline_tests.conftest import table_state
 from macro_pipeline_tests.faults.common import (
     big_prices_csv,
+    check_invariants,
     cli,
     env_for,
     kill9,
@@ -25,8 +26,10 @@ from macro_pipeline_tests.faults.common import (
 pytestmark = pytest.mark.slow
 
 
-def _killed_mid_staging(engine, tmp_path) -> dict:
-    """kill -9 of an ingest of 1.2M rows once its second staging table exists; returns the env."""
+def _killed_mid_staging(engine, tmp_path) -> tuple[dict, dict]:
+    """kill -9 of an ingest of 1.2M rows once its second staging table exists; returns the env and
+    the tables' state before the ingest."""
+    before = table_state(engine)
     url = engine.url.render_as_string(hide_password=False)
     env = env_for(url, tmp_path / "home")
     big = tmp_path / "big.csv"
@@ -38,23 +41,27 @@ def _killed_mid_staging(engine, tmp_path) -> dict:
     db.dispose_engines(engine.url.database)
     wait_for(lambda: other_backends(engine) == 0, 60, message="the killed ingest's sessions to end")
     assert staging_tables(engine), "the kill left no staging table: nothing to test"
-    return env
+    return env, before
 
 
 def test_staging_tables_of_a_killed_ingest_are_dropped_by_the_next_small_ingest(engine, tmp_path):
-    env = _killed_mid_staging(engine, tmp_path)
-    before = table_state(engine)
-    assert before["prices"][0] == 0  # all or nothing: the killed ingest stored no row
+    env, before = _killed_mid_staging(engine, tmp_path)
     small = tmp_path / "small.csv"
     small.write_text("instrument_id,obs_date,close\n" + "".join(f"S1,2019-03-{d:02d},10\n" for d in range(4, 9)))
     done = cli("ingest", "prices", str(small), "--register-instruments", "-q", env=env)
     assert done.returncode == 0, done.stderr
-    assert staging_tables(engine) == []
-    assert table_state(engine)["prices"][0] == 5
+    # nothing of the killed ingest, all of the small one (its instrument, its batch, its 5 prices and
+    # the sessions of its calendar, XNYS, registered with it); no staging table
+    with engine.connect() as conn:
+        xnys = conn.exec_driver_sql("SELECT count(*) FROM calendar_sessions WHERE calendar = 'XNYS'").scalar_one()
+    assert xnys > 0
+    check_invariants(engine, unchanged=before, complete={
+        "prices": 5, "instruments": before["instruments"][0] + 1, "ingest_batches": before["ingest_batches"][0] + 1,
+        "calendar_sessions": before["calendar_sessions"][0] + xnys})
 
 
 def test_staging_tables_of_a_killed_ingest_are_dropped_at_startup(engine, tmp_path):
-    env = _killed_mid_staging(engine, tmp_path)
+    env, before = _killed_mid_staging(engine, tmp_path)
     done = cli("stored", env=env)
     assert done.returncode == 0, done.stderr
-    assert staging_tables(engine) == []
+    check_invariants(engine, unchanged=before)

@@ -20,6 +20,7 @@ How new data maps to reruns (DESIGN section 4):
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from datetime import date
 
@@ -29,6 +30,7 @@ import sqlalchemy as sa
 
 from macro_pipeline.backtest.configs import load_strategy
 from macro_pipeline.backtest.months import data_limit, month_window
+from macro_pipeline.strategies.params import StrategyError
 from macro_pipeline.warehouse.calendars import ALWAYS_OPEN
 from macro_pipeline.warehouse.results import (
     footprint_rows,
@@ -143,12 +145,16 @@ def nightly_reruns(engine: sa.Engine, strategy_ids: list[str], today: pd.Timesta
     today = today_utc() if today is None else pd.Timestamp(today)
     out = []
     for sid in strategy_ids:
-        if first_month(engine, sid) is None:
+        try:
+            if first_month(engine, sid) is None:
+                continue
+            missing = first_missing_month(engine, sid, today)
+            if missing is None:
+                continue
+            newest = newest_month(engine, sid, today)
+        except StrategyError as exc:  # one unusable configuration must not stop the others' nights
+            warnings.warn(f"{sid}: skipped tonight: {exc}", stacklevel=2)
             continue
-        missing = first_missing_month(engine, sid, today)
-        if missing is None:
-            continue
-        newest = newest_month(engine, sid, today)
         first = min(missing, newest)
         out.append(Rerun(sid, first, newest, "newest month incomplete" if first == newest
                          else f"missing or incomplete months from {first[:7]}"))

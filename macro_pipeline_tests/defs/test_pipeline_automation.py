@@ -300,3 +300,23 @@ def test_transient_database_errors_retry_the_step_and_other_errors_fail_at_once(
         assert calls["broken"] == 1
     finally:
         res.RETRY_WAIT_SECONDS = wait
+
+
+def test_one_unusable_configuration_does_not_stop_the_night_of_the_others(world, monkeypatch):
+    # found by the soak: a configuration whose legs are not in its universe raised StrategyError
+    # inside newest_month, and the whole nightly tick failed, for every strategy
+    from macro_pipeline.backtest import reruns
+    from macro_pipeline.strategies.params import StrategyError
+
+    engine, instance = world
+    real = reruns.newest_month
+
+    def broken_for_one(engine, sid, *args, **kwargs):
+        if sid == "macro-regime":
+            raise StrategyError("funding_carry needs BTC-PERP in universe CRYPTO")
+        return real(engine, sid, *args, **kwargs)
+
+    monkeypatch.setattr(reruns, "newest_month", broken_for_one)
+    with pytest.warns(UserWarning, match="macro-regime: skipped tonight: funding_carry needs BTC-PERP"):
+        requests = {r.tags[STRATEGY_TAG] for r in _night(instance, engine).run_requests}
+    assert requests == set(BUILTIN) - {"carry-simple", "atr-index", "macro-regime"}

@@ -19,6 +19,7 @@ from macro_pipeline.defs.automation.jobs import (
 )
 from macro_pipeline.defs.backtest.partitions import STRATEGY_DIMENSION, strategy_month_partitions
 from macro_pipeline.defs.resources import WarehouseResource
+from macro_pipeline.strategies.params import StrategyError
 from macro_pipeline.warehouse.pit import current_watermark
 from macro_pipeline.warehouse.strategies import params_hashes, registered
 
@@ -80,7 +81,11 @@ def strategy_registry_sensor(context: dg.SensorEvaluationContext, warehouse: War
     hashes = params_hashes(engine)
     requests = []
     for sid in new:
-        rerun = history_rerun(engine, sid)
+        try:
+            rerun = history_rerun(engine, sid)
+        except StrategyError as exc:  # one unusable configuration must not stop the others
+            context.log.warning(f"{sid}: not backfilled: {exc}")
+            continue
         if rerun is not None:
             requests.append(rerun_request(rerun, "register", hashes[sid]))
     return dg.SensorResult(run_requests=requests,

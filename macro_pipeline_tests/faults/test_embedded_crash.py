@@ -23,6 +23,7 @@ from macro_pipeline_tests.faults.common import (
     cli,
     env_for,
     kill9,
+    seed_prices_csv,
     start_cli,
     wait_for,
 )
@@ -60,8 +61,11 @@ def test_embedded_server_killed_mid_ingest_next_command_succeeds_and_rerun_adds_
     pgdata = home / "pgdata"
     big = tmp_path / "big.csv"
     rows = big_prices_csv(big)
+    seed = tmp_path / "seed.csv"
+    seeded = seed_prices_csv(seed)  # stored first: the big file is then staged, not a first load
     try:
         assert cli("db", "url", env=env).returncode == 0
+        assert cli("ingest", "prices", str(seed), "--register-instruments", "-q", env=env).returncode == 0
         for cycle in range(CYCLES):
             proc = start_cli("ingest", "prices", str(big), "--register-instruments", "-q", env=env)
             wait_for(lambda p=proc: _staging_tables(pgdata) >= 1 or p.poll() is not None, 300, 0.02,
@@ -71,11 +75,11 @@ def test_embedded_server_killed_mid_ingest_next_command_succeeds_and_rerun_adds_
             _, err = proc.communicate(timeout=120)
             assert proc.returncode == 1 and "Traceback" not in err, err
             assert [line for line in err.splitlines() if line.startswith("error:")], err
-            assert _stored_prices(env) == 0, f"cycle {cycle}: the killed ingest stored rows"
+            assert _stored_prices(env) == seeded, f"cycle {cycle}: the killed ingest stored rows"
         done = cli("ingest", "prices", str(big), "--register-instruments", "-q", env=env)
         assert done.returncode == 0, done.stderr
         assert f"{rows} rows read, {rows} added" in done.stdout
-        assert _stored_prices(env) == rows
+        assert _stored_prices(env) == seeded + rows
         again = cli("ingest", "prices", str(big), "-q", env=env)
         assert again.returncode == 0 and f"0 added, 0 revision(s), {rows} unchanged" in again.stdout
         assert _staging_tables(pgdata) == 0

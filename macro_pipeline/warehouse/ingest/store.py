@@ -25,8 +25,9 @@ File formats: ``spec.py``. What happens, in order:
      chunks that never split a key (``stage.Staging``): a second connection COPYs chunk k + 1
      into an unlogged table while the transaction inserts chunk k, so the COPY overlaps the
      INSERT (and the staging of chunk 1 overlaps the direct COPY).
-   Both paths write inside the one transaction, after every rule has passed: a failure or a kill
-   at any point (mid-COPY too) leaves nothing.
+   Both paths write inside the one transaction, after validation and ``known-before-close``: a
+   refusal found while inserting the staged rows (``rewrites-history``), a failure or a kill at
+   any point (mid-COPY too) rolls back the direct COPY with the rest, leaving nothing.
 
 Speed (5M price rows; ``bench/ingest.py``): the file is memory-mapped, not copied; text columns
 become Categoricals, so string work is per distinct id; known_at is computed per (instrument

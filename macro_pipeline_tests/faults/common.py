@@ -17,12 +17,21 @@ import sqlalchemy as sa
 from macro_pipeline_tests.conftest import REPO, table_state
 
 
-def big_prices_csv(path: Path, instruments: int = 400, days: int = 3000, prefix: str = "K") -> int:
+def big_prices_csv(path: Path, instruments: int = 400, days: int = 3000, prefix: str = "K",
+                   start: str = "2000-01-03") -> int:
     """A valid prices file of ``instruments * days`` rows (more than one 500k-row staging chunk)."""
-    dates = pd.bdate_range("2000-01-03", periods=days).strftime("%Y-%m-%d")
+    dates = pd.bdate_range(start, periods=days).strftime("%Y-%m-%d")
     ids = np.repeat([f"{prefix}{i:04d}" for i in range(instruments)], days)
     close = np.round(50 + np.random.default_rng(7).random(len(ids)) * 50, 4)
     pd.DataFrame({"instrument_id": ids, "obs_date": np.tile(dates, instruments), "close": close}).to_csv(path, index=False)
+    return len(ids)
+
+
+def seed_prices_csv(path: Path, instruments: int = 400, prefix: str = "K") -> int:
+    """One row per instrument of ``big_prices_csv`` on a day before its first. Once stored, the big
+    file is no first load (which is COPYed straight into the fact table): it is staged."""
+    ids = [f"{prefix}{i:04d}" for i in range(instruments)]
+    pd.DataFrame({"instrument_id": ids, "obs_date": "1999-12-31", "close": 50.0}).to_csv(path, index=False)
     return len(ids)
 
 

@@ -246,7 +246,8 @@ def test_chunked_staging_counts_as_one_insert_would(wh, tmp_path, monkeypatch):
 
 
 def test_failure_in_a_later_chunk_writes_nothing_and_leaves_no_staging(wh, tmp_path, monkeypatch):
-    ingest(wh, "prices", pd.DataFrame({"instrument_id": ["PERP"], "obs_date": ["2020-01-02"], "close": [7000.0]}))
+    # AAA and BBB have rows stored: the file is no first load, it is staged
+    ingest(wh, "prices", pd.DataFrame({"instrument_id": ["AAA", "BBB"], "obs_date": ["2019-12-31"] * 2, "close": [9.0, 19.0]}))
     before = table_state(wh)
     monkeypatch.setattr(stage, "STAGE_CHUNK_ROWS", 1)
     calls = []
@@ -278,20 +279,113 @@ def test_staging_left_by_a_dead_ingest_is_dropped_by_the_next(wh, tmp_path, monk
     assert _staging_tables(wh) == []
 
 
-def test_fast_path_probe_for_new_instruments_does_not_scan_the_table(wh):
+def test_first_load_probe_for_new_instruments_does_not_scan_the_table(wh):
     # regression: `WHERE instrument_id = ANY(:ids)` was planned as a sequential scan expecting an
-    # early match; for instruments with no rows (the fast path's own case) it read the whole
-    # table, chunk after chunk, with no statistics on it yet
+    # early match; for instruments with no rows (a first load's own case) it read the whole
+    # table, with no statistics on it yet
     with wh.begin() as conn:
         conn.execute(sa.text(
             "INSERT INTO prices (instrument_id, obs_date, close, known_at, recorded_at, batch_id) "
             "SELECT 'S' || (g % 400), DATE '2000-01-03' + g / 400, 1, now(), now(), 0 FROM generate_series(0, 299999) g"))
-        sql = store._stored_probe_sql(SPECS["prices"])
+        sql = store._stored_leads_sql(SPECS["prices"])
         ids = [f"NEW{i}" for i in range(200)]
-        plan = "\n".join(conn.execute(sa.text("EXPLAIN " + sql), {"ids": ids}).scalars())
+        plan = "\n".join(conn.execute(sa.text("EXPLAIN " + sql), {"v": ids}).scalars())
         assert "Seq Scan on prices" not in plan, plan
-        assert not store._any_stored(conn, SPECS["prices"], ids)
-        assert store._any_stored(conn, SPECS["prices"], ["S7", *ids])
+        assert store._stored_leads(conn, SPECS["prices"], pd.Series(ids)) == set()
+        assert store._stored_leads(conn, SPECS["prices"], pd.Series(["S7", *ids, "S7"])) == {"S7"}
+
+
+# --------------------------------------------------------------------------- first loads: COPY into the fact table
+
+def _spy(monkeypatch) -> dict[str, list]:
+    """Record what each path was given: the rows COPYed straight in, the staged chunks inserted."""
+    calls: dict[str, list] = {"direct": [], "staged": []}
+    copy_new, insert_new = store._copy_new, store._insert_new
+
+    def direct(conn, spec, frame, *args):
+        calls["direct"].append(frame.copy())
+        return copy_new(conn, spec, frame, *args)
+
+    def staged(conn, spec, table, *args):
+        calls["staged"].append(table)
+        return insert_new(conn, spec, table, *args)
+
+    monkeypatch.setattr(store, "_copy_new", direct)
+    monkeypatch.setattr(store, "_insert_new", staged)
+    return calls
+
+
+def _stored(engine, where: str = "") -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.read_sql(sa.text(f"SELECT * FROM prices {where} ORDER BY instrument_id, obs_date, known_at, recorded_at"), conn)
+
+
+def test_a_first_load_is_copied_straight_into_the_fact_table_with_exactly_its_rows(wh, tmp_path, monkeypatch):
+    calls = _spy(monkeypatch)
+    monkeypatch.setattr(stage, "STAGE_CHUNK_ROWS", 1)  # staging would make one table per key
+    report = ingest(wh, "prices", write(tmp_path, "v.csv", VINTAGES_CSV))
+    assert (report.rows_added, report.revisions_added, report.unchanged) == (6, 0, 0)
+    assert len(calls["direct"]) == 1 and len(calls["direct"][0]) == 6 and calls["staged"] == []
+    stored = _stored(wh)
+    expected = pd.read_csv(write(tmp_path, "e.csv", VINTAGES_CSV))
+    assert stored["instrument_id"].tolist() == expected["instrument_id"].tolist()
+    assert stored["obs_date"].astype(str).tolist() == expected["obs_date"].tolist()
+    assert stored["close"].tolist() == expected["close"].tolist()
+    assert stored["known_at"].tolist() == pd.to_datetime(expected["known_at"], utc=True).tolist()
+    assert stored[["open", "high", "low", "volume"]].isna().all().all()
+    assert (stored["recorded_at"] == pd.Timestamp(report.recorded_at)).all() and (stored["batch_id"] == report.batch_id).all()
+    with wh.connect() as conn:
+        batch = conn.exec_driver_sql("SELECT rows_added, revisions_added, unchanged, recorded_at FROM ingest_batches "
+                                     "WHERE batch_id = %s", (report.batch_id,)).one()
+    assert tuple(batch) == (6, 0, 0, report.recorded_at)
+    assert _staging_tables(wh) == []
+    # the rerun finds every instrument stored: staged, nothing new, not even a batch row
+    before = table_state(wh)
+    again = ingest(wh, "prices", write(tmp_path, "v.csv", VINTAGES_CSV))
+    assert (again.rows_added, again.revisions_added, again.unchanged, again.batch_id) == (0, 0, 6, None)
+    assert len(calls["direct"]) == 1 and len(calls["staged"]) == 4  # one chunk per key
+    assert table_state(wh) == before
+
+
+def test_a_load_overlapping_stored_keys_is_staged_and_only_new_instruments_go_straight_in(wh, tmp_path, monkeypatch):
+    ingest(wh, "prices", write(tmp_path, "p.csv", PRICES_CSV))  # AAA and BBB stored
+    calls = _spy(monkeypatch)
+    grown = PRICES_CSV.replace("10.5,100\n", "10.6,100\n", 1) + "BBB,2020-01-03,20,21,19,20.7,100\nPERP,2020-01-02,1,1,1,1,5\n"
+    report = ingest(wh, "prices", write(tmp_path, "p2.csv", grown), correction=True)
+    assert (report.rows_added, report.revisions_added, report.unchanged) == (2, 1, 2)  # BBB 01-03 and PERP; AAA corrected
+    (direct,) = calls["direct"]
+    assert direct["instrument_id"].astype(str).tolist() == ["PERP"] and len(calls["staged"]) == 1
+    assert len(_stored(wh)) == 6
+    corrected = _stored(wh, "WHERE instrument_id = 'AAA' AND obs_date = '2020-01-02'")
+    assert corrected["close"].tolist() == [10.5, 10.6] and corrected["known_at"].nunique() == 1  # same known_at, later recorded_at
+
+
+def test_a_refused_overlapping_load_leaves_nothing_of_its_first_load_rows(wh, tmp_path, monkeypatch):
+    ingest(wh, "prices", write(tmp_path, "p.csv", PRICES_CSV))
+    before = table_state(wh)
+    calls = _spy(monkeypatch)
+    # PERP is COPYed straight in, then AAA's changed close is refused (rule-dated, no --correction)
+    rewrite = PRICES_CSV.replace("10.5,100\n", "10.6,100\n", 1) + "PERP,2020-01-02,1,1,1,1,5\n"
+    with pytest.raises(IngestValidationError, match="rewrites-history"):
+        ingest(wh, "prices", write(tmp_path, "p2.csv", rewrite))
+    assert len(calls["direct"]) == 1  # the direct COPY ran: the rollback took it back
+    assert table_state(wh) == before and _staging_tables(wh) == []
+
+
+def test_a_failure_after_the_direct_copy_leaves_nothing(wh, tmp_path, monkeypatch):
+    before = table_state(wh)
+    copy_new = store._copy_new
+
+    def then_fail(*args):
+        copy_new(*args)
+        raise RuntimeError("connection lost")
+
+    monkeypatch.setattr(store, "_copy_new", then_fail)
+    with pytest.raises(RuntimeError, match="connection lost"):
+        ingest(wh, "prices", write(tmp_path, "v.csv", VINTAGES_CSV))
+    assert table_state(wh) == before
+    monkeypatch.setattr(store, "_copy_new", copy_new)
+    assert ingest(wh, "prices", write(tmp_path, "v.csv", VINTAGES_CSV)).rows_added == 6
 
 
 def test_close_rule_on_dates_that_are_no_session_falls_back_without_error():

@@ -13,7 +13,8 @@ One module per job, in the order a file goes through them:
   ``rewrites-history``);
 - ``keys.py``: one int64 per row ordered like its key (duplicates, index order);
 - ``stage.py``: the staging COPY, overlapped with the INSERT on a second connection;
-- ``store.py``: ``ingest`` itself: the transaction, the insert SQL, the report.
+- ``store.py``: ``ingest`` itself: the transaction, the choice between the COPY of a first load
+  straight into the fact table and staging, the insert SQL, the report.
 """
 
 from macro_pipeline.warehouse.ingest.instruments import ingest_instruments

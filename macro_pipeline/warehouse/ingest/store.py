@@ -8,23 +8,39 @@ File formats: ``spec.py``. What happens, in order:
 3. in one transaction, serialized with other ingests by an advisory lock: fill known_at from the
    release rules if the file has none, refuse prices known before their session's close on their
    instrument's calendar (``known-before-close``), take ``recorded_at`` from the database clock,
-   COPY the rows into staging, then a set-based ``INSERT ... SELECT`` stores the rows that are
-   new: a key never seen (added) or a key whose stored version with the same ``known_at`` has
-   other values (a revision or correction). Rows identical to their stored version are skipped,
-   so re-ingesting a file adds nothing (and then not even a batch row is written). When known_at
-   came from the rule, a row over a stored key is refused (``rewrites-history``: rolled back, rows
-   named with stored and new values) unless ``correction=True``: the rule would give the new value
-   the first print's known_at. Files of more than ``stage.STAGE_CHUNK_ROWS`` rows are staged and
-   inserted in chunks that never split a key (``stage.Staging``): a second connection COPYs chunk k + 1
-   into an unlogged table while the transaction inserts chunk k, so the COPY overlaps the INSERT.
+   then store the rows by one of two paths, chosen per value of the table's leading key column
+   (the instrument or series; ``spec.keys[0]``, the unique index's first column), with one index
+   probe each under the lock:
+   - a first load (no row stored for that value: no key of these rows can be stored) is COPYed
+     straight into the fact table, every row added (``_copy_new``);
+   - the rest (values with stored rows: revisions, overlapping or growing loads) are COPYed into
+     staging, then a set-based ``INSERT ... SELECT`` stores the rows that are new: a key never
+     seen (added) or a key whose stored version with the same ``known_at`` has other values (a
+     revision or correction). Rows identical to their stored version are skipped, so
+     re-ingesting a file adds nothing (and then not even a batch row is written: the second run
+     finds every value stored, so it takes this path). When known_at came from the rule, a row
+     over a stored key is refused (``rewrites-history``: rolled back, rows named with stored and
+     new values) unless ``correction=True``: the rule would give the new value the first print's
+     known_at. Files of more than ``stage.STAGE_CHUNK_ROWS`` such rows are staged and inserted in
+     chunks that never split a key (``stage.Staging``): a second connection COPYs chunk k + 1
+     into an unlogged table while the transaction inserts chunk k, so the COPY overlaps the
+     INSERT (and the staging of chunk 1 overlaps the direct COPY).
+   Both paths write inside the one transaction, after validation and ``known-before-close``: a
+   refusal found while inserting the staged rows (``rewrites-history``), a failure or a kill at
+   any point (mid-COPY too) rolls back the direct COPY with the rest, leaving nothing.
 
 Speed (5M price rows; ``bench/ingest.py``): the file is memory-mapped, not copied; text columns
 become Categoricals, so string work is per distinct id; known_at is computed per (instrument
-rule, calendar, distinct day); the staging COPY is binary (``warehouse/copy.py``: no text formatting, no
-parsing in the server), ``FREEZE``, in the unique index's order (so the INSERT appends at the
-B-tree's right edge) and overlapped with the INSERT. Most of the time left is the INSERT itself
-(~2 s per million rows): per row, a heap insert, a unique B-tree insert, a BRIN update and seven
-CHECKs, with their WAL; all of it is the schema's own work, none is the staging's.
+rule, calendar, distinct day); every COPY is binary (``warehouse/copy.py``: no text formatting,
+no parsing in the server) and in the unique index's order (so each row appends at the B-tree's
+right edge). A first load writes each row once, by the COPY into the fact table: the heap insert,
+the unique B-tree insert, the BRIN update and the CHECKs, with their WAL, are the schema's own
+work. Merging the seven CHECKs of ``prices`` (they repeat validation) into one did not measurably
+help, so the DDL stays: binary COPY of 2M rows into the indexed table, three interleaved
+repetitions on a busy machine, medians 21.1 s with the seven, 20.2 s with one merged, 19.7 s with
+none, while one table alone ranged 15.0-21.3 s; the B-tree insert is the cost. Staging writes
+each row twice (an unlogged, ``FREEZE`` copy, overlapped with the INSERT on a second connection,
+then the INSERT with its per-row probes): ~2 s per million rows.
 ``logging`` at DEBUG shows the time of each step.
 """
 
@@ -40,6 +56,7 @@ import pandas as pd
 import sqlalchemy as sa
 from tqdm.auto import tqdm
 
+from macro_pipeline.warehouse.copy import copy_frame
 from macro_pipeline.warehouse.errors import IngestValidationError, Problem
 from macro_pipeline.warehouse.ingest import release, stage
 from macro_pipeline.warehouse.ingest.instruments import (
@@ -104,16 +121,23 @@ def _store(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, report: Ing
         ),
         {"k": spec.kind, "s": report.source, "h": source_sha, "n": report.rows_in_file, "r": recorded_at},
     ).scalar_one()
-    bounds = chunk_bounds(keys, stage.STAGE_CHUNK_ROWS)
-    staging.start(conn, spec, batch_id, frame, bounds)
+    fresh = ~frame[spec.keys[0]].isin(_stored_leads(conn, spec, frame[spec.keys[0]])).to_numpy()
+    seen_rows = frame[~fresh] if not fresh.all() else frame.iloc[:0]
+    bounds = chunk_bounds(keys[~fresh], stage.STAGE_CHUNK_ROWS) if len(seen_rows) else []
+    if bounds:  # staging starts first: its COPY of chunk 1 overlaps the direct COPY
+        staging.start(conn, spec, batch_id, seen_rows, bounds)
     bar = tqdm(total=len(frame), desc=f"ingest {spec.kind}", unit="row", disable=not show_progress, leave=False)
     added = revisions = 0
     rewrites: Rewrites | None = None
-    with _phase(f"COPY to staging and INSERT, {len(bounds)} chunk(s)"):
-        try:
+    try:
+        if fresh.any():
+            with _phase(f"COPY of a first load into {spec.table}, {int(fresh.sum())} rows"):
+                added = _copy_new(conn, spec, frame[fresh] if not fresh.all() else frame, recorded_at, batch_id)
+            bar.update(added)
+        with _phase(f"COPY to staging and INSERT, {len(bounds)} chunk(s)"):
             for (lo, hi), table in zip(bounds, staging.tables(), strict=True):
                 if rewrites is None:
-                    a, r = _insert_new(conn, spec, table, frame[spec.entity].iloc[lo:hi], recorded_at, batch_id)
+                    a, r = _insert_new(conn, spec, table, recorded_at, batch_id)
                     added, revisions = added + a, revisions + r
                     # the INSERT counted them for free: the check costs nothing when it passes
                     if refuse_rewrites and r:
@@ -121,8 +145,8 @@ def _store(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, report: Ing
                 if rewrites is not None:  # this chunk and the rest: find them, insert nothing more
                     rewrites.add(*find_rewrites(conn, spec, table, batch_id))
                 bar.update(hi - lo)
-        finally:
-            staging.stop()  # after a failure, before the transaction ends: no COPY carries on
+    finally:
+        staging.stop()  # after a failure, before the transaction ends: no COPY carries on
     bar.close()
     if rewrites is not None:
         raise rewrites
@@ -135,38 +159,44 @@ def _store(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, report: Ing
     )
 
 
-def _stored_probe_sql(spec: KindSpec) -> str:
-    """Whether any row is stored for the entities ``:ids``: one index probe per id.
+def _stored_leads_sql(spec: KindSpec) -> str:
+    """The values ``:v`` of the leading key column that have a stored row: one probe of the
+    unique index per value.
 
-    A semi-join driven by the id list. ``WHERE entity = ANY(:ids)`` instead lets the planner pick
-    a sequential scan that expects an early match; when there is none (new instruments: this
-    very case) it reads the whole table, comparing each row with every id. Chunk after chunk of
-    one ingest the table has no statistics for the planner to know better: that cost 1.8 s of
-    server time in the 5M-row bench.
+    A semi-join driven by the value list. ``WHERE lead = ANY(:v)`` instead lets the planner pick
+    a sequential scan that expects an early match; when there is none (new instruments: the
+    first load's very case) it reads the whole table, comparing each row with every value. The
+    table has no statistics for the planner to know better right after a big load: that cost
+    1.8 s of server time per chunk in the 5M-row bench.
     """
-    return (f"SELECT EXISTS (SELECT 1 FROM unnest(CAST(:ids AS text[])) AS u(id) "
-            f"WHERE EXISTS (SELECT 1 FROM {spec.table} t WHERE t.{spec.entity} = u.id))")
+    lead = spec.keys[0]
+    return (f"SELECT u.v FROM unnest(CAST(:v AS text[])) AS u(v) "
+            f"WHERE EXISTS (SELECT 1 FROM {spec.table} t WHERE t.{lead} = u.v)")
 
 
-def _any_stored(conn: sa.Connection, spec: KindSpec, ids: list[str]) -> bool:
-    return bool(conn.execute(sa.text(_stored_probe_sql(spec)), {"ids": ids}).scalar_one())
+def _stored_leads(conn: sa.Connection, spec: KindSpec, values: pd.Series) -> set[str]:
+    """Which distinct ``values`` of the leading key column have rows stored (under the ingest
+    lock: no other ingest can add one before this transaction ends)."""
+    distinct = [str(v) for v in values.unique().tolist()]
+    return set(conn.execute(sa.text(_stored_leads_sql(spec)), {"v": distinct}).scalars().all())
 
 
-def _insert_new(conn: sa.Connection, spec: KindSpec, stage: str, entities: pd.Series,
-                recorded_at: datetime, batch_id: int) -> tuple[int, int]:
+def _copy_new(conn: sa.Connection, spec: KindSpec, frame: pd.DataFrame, recorded_at: datetime, batch_id: int) -> int:
+    """COPY rows whose leading key value has nothing stored straight into the fact table, on the
+    transaction's connection; returns how many (all added: none of their keys can be stored,
+    and validation refused duplicates within the file)."""
+    rows = frame.assign(recorded_at=recorded_at, batch_id=batch_id)
+    with conn.connection.dbapi_connection.cursor() as cur:
+        copy_frame(cur, spec.table, rows)
+    return len(rows)
+
+
+def _insert_new(conn: sa.Connection, spec: KindSpec, stage: str, recorded_at: datetime,
+                batch_id: int) -> tuple[int, int]:
     """One set-based INSERT of the staged rows that are new; returns (added, revisions)."""
     cols = list(spec.columns)
     params = {"rec": recorded_at, "batch": batch_id}
     target_cols = ", ".join(cols)
-    seen = _any_stored(conn, spec, entities.unique().tolist())
-    if not seen:
-        # fast path: nothing stored yet for these instruments, every row is new
-        added = conn.execute(
-            sa.text(f"INSERT INTO {spec.table} ({target_cols}, recorded_at, batch_id) "
-                    f"SELECT {target_cols}, :rec, :batch FROM {stage}"),
-            params,
-        ).rowcount
-        return int(added), 0
     # per staged row (in index order): one probe for the stored version with the same known_at,
     # and for rows that differ from it, one probe telling a new key from a revision
     same = " AND ".join(f"t.{k} = s.{k}" for k in spec.keys)

@@ -9,7 +9,7 @@ Rooms: ``data.py`` (what a report is about: the `Subject` and its derived series
 ``queries.py`` (the warehouse reads composed; the SQL is in ``warehouse/report_reads.py``),
 ``charts.py`` (SVG), ``formatting.py`` (numbers for people), ``blocks.py`` and ``templates/``
 (jinja2 with autoescape), ``render.py`` (run, strategy and comparison pages), ``sweep.py`` (the
-sweep page), ``files.py`` (writing them).
+sweep page), ``files.py`` (writing them), ``server.py`` (serving them on 127.0.0.1).
 
 - ``write_run_report(engine, run_id, out=None, benchmark=None) -> Path``: one stored run.
 - ``write_strategy_report(engine, strategy_id, out=None, benchmark=None) -> Path``: a strategy's
@@ -17,38 +17,43 @@ sweep page), ``files.py`` (writing them).
 - ``write_comparison(engine, ids, out=None) -> Path``: run ids and/or strategy ids side by side.
 - ``write_reports``: bulk, with a progress bar.
 - ``reports_dir()``: ``$MACRO_PIPELINE_HOME/reports``, the default destination.
+- ``served_url(path)``: the report's address on the 127.0.0.1 server ``macro-pipeline dev`` runs
+  for the reports directory (``server.py``), which the Dagster assets link to.
 
 ``out`` may be a file or an existing directory (the default file name goes inside). The
 benchmark defaults to the demo data's S&P 500 index (``SPX``).
+
+The names below load on first use (PEP 562 ``__getattr__``): ``server.py`` runs as a process of its
+own under ``macro-pipeline dev`` and needs none of matplotlib, pandas or the warehouse.
 """
 
-from macro_pipeline.reports.data import DEFAULT_BENCHMARK, UnknownSubject
-from macro_pipeline.reports.files import (
-    ReportWriteError,
-    reports_dir,
-    write_comparison,
-    write_reports,
-    write_run_report,
-    write_strategy_report,
-    write_sweep_report,
-)
-from macro_pipeline.reports.render import (
-    render_comparison,
-    render_run_report,
-    render_strategy_report,
-)
+import importlib
 
-__all__ = [
-    "DEFAULT_BENCHMARK",
-    "ReportWriteError",
-    "UnknownSubject",
-    "render_comparison",
-    "render_run_report",
-    "render_strategy_report",
-    "reports_dir",
-    "write_comparison",
-    "write_reports",
-    "write_run_report",
-    "write_strategy_report",
-    "write_sweep_report",
-]
+_HOME = {
+    "DEFAULT_BENCHMARK": "data",
+    "UnknownSubject": "data",
+    "ReportWriteError": "files",
+    "reports_dir": "files",
+    "served_url": "files",
+    "write_comparison": "files",
+    "write_reports": "files",
+    "write_run_report": "files",
+    "write_strategy_report": "files",
+    "write_sweep_report": "files",
+    "render_comparison": "render",
+    "render_run_report": "render",
+    "render_strategy_report": "render",
+}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    if name in _HOME:  # imported here, on first use: see the module docstring
+        value = getattr(importlib.import_module(f"macro_pipeline.reports.{_HOME[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME})

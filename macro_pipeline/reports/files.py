@@ -14,12 +14,14 @@ from pathlib import Path
 import sqlalchemy as sa
 from tqdm import tqdm
 
+from macro_pipeline.reports import server
 from macro_pipeline.reports.data import Subject, resolve_run_id, resolve_subject
 from macro_pipeline.reports.render import (
     render_comparison,
     render_run_report,
     render_strategy_report,
 )
+from macro_pipeline.reports.server import reports_dir
 from macro_pipeline.reports.sweep import render_sweep_report
 from macro_pipeline.settings import load_settings
 from macro_pipeline.warehouse.sweeps import resolve_sweep_id
@@ -29,9 +31,11 @@ class ReportWriteError(ValueError):
     """The report file cannot be written where asked."""
 
 
-def reports_dir(settings=None) -> Path:
-    """Where reports go by default: ``$MACRO_PIPELINE_HOME/reports``."""
-    return (settings or load_settings()).home / "reports"
+def served_url(path: str | os.PathLike, settings=None) -> str | None:
+    """The address of a report in the reports directory on the server ``macro-pipeline dev``
+    runs (``http://127.0.0.1:<reports port>/<name>``); None for a file outside that directory."""
+    settings = settings or load_settings()
+    return server.report_url(path, reports_dir(settings), settings.reports_port)
 
 
 def _safe(name: str) -> str:

@@ -98,3 +98,8 @@ def one_decimal(x: float) -> str:
     """One decimal, never "-0.0"."""
     text = f"{x:.1f}"
     return "0.0" if text == "-0.0" else text
+
+
+def fmt_ratio(value: Any) -> str:
+    """A ratio without a unit (skew, tail ratio...): three decimals; n/a if missing."""
+    return "n/a" if is_missing(value) else f"{float(value):.3f}"

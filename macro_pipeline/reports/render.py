@@ -230,7 +230,8 @@ def _tearsheet_section(s: Subject, bench: pd.Series | None) -> Markup:
                     "covers only those); the benchmark over its sessions in that year."))
     months = _compounded(r, "ME")
     parts.append(charts.monthly_distribution(months, _compounded(b, "ME") if b is not None else None) + h.caption(
-        f"{len(months):,} calendar months compounded from the sessions; the benchmark's on the same bins."))
+        f"{len(months):,} calendar month{'s' if len(months) != 1 else ''} compounded from the sessions; the "
+        "benchmark's on the same bins."))
     tails = tail_risk(r)
     parts.append(charts.return_distribution(r, float(np.percentile(r, 5)), tails["es_95"])
                  + h.caption("Daily returns of the whole window; VaR 95% = the 5th percentile, ES 95% = the mean of "

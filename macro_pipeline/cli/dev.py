@@ -12,7 +12,7 @@ import sys
 
 from macro_pipeline.defs import instance as orchestration
 from macro_pipeline.reports import server as report_server
-from macro_pipeline.settings import load_settings
+from macro_pipeline.settings import REPORTS_PORT_ENV, load_settings
 from macro_pipeline.warehouse import connection as db
 
 
@@ -26,9 +26,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "dagster", "dev", "-m", "macro_pipeline.defs", "--host", args.host,
            "--port", str(args.port)]
     reports = report_server.reports_dir(settings)
-    report_server.start(reports, settings.reports_port)
+    # a port set in the environment is kept or fails; the default gives way when busy (another
+    # dev), and the Dagster processes learn the port taken: their report links point here
+    _, port = report_server.start(reports, settings.reports_port, any_port_if_busy=not os.environ.get(REPORTS_PORT_ENV))
+    env[REPORTS_PORT_ENV] = str(port)
     print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={env['DAGSTER_HOME']}); reports on "
-          f"http://{report_server.HOST}:{settings.reports_port}/ ({reports}); Ctrl-C stops both", flush=True)
+          f"http://{report_server.HOST}:{port}/ ({reports}); Ctrl-C stops both", flush=True)
     # become `dagster dev` (same pid): SIGTERM or Ctrl-C reach it directly and it shuts down the
     # webserver, the daemon and the code server itself. Started in the background (`nohup ... &`)
     # SIGINT arrives ignored, and an ignored signal stays ignored across exec: Dagster then copies

@@ -11,8 +11,10 @@ click: ``macro-pipeline dev`` starts this server beside Dagster's webserver (``s
   answers 404, and so does anything that is not a regular file or a directory inside it (a
   directory answers with its listing, so ``/`` lists every report).
 - A process of its own (``python -m macro_pipeline.reports.server``), started by ``dev`` before it
-  becomes ``dagster dev``: ``dev`` binds the socket itself (a busy port fails there, with a clear
-  message, before anything starts) and hands it over; the server exits when the process that
+  becomes ``dagster dev``: ``dev`` binds the socket itself and hands it over. A port set in the
+  environment that is busy fails there, with a clear message, before anything starts; the default
+  port, when busy (another ``dev``), gives way to a free one. ``dev`` exports the port it got to
+  the Dagster processes, so the links point at this server. The server exits when the process that
   started it is gone (``dagster dev`` stopped by Ctrl-C or SIGTERM), checked every half second.
 
 Standard library (and the settings) only: this module loads in the CLI's start-up path.
@@ -92,16 +94,23 @@ def bind(port: int) -> socket.socket:
                                  "(set MACRO_PIPELINE_REPORTS_PORT to another port)") from exc
 
 
-def start(directory: str | os.PathLike, port: int) -> subprocess.Popen:
-    """The server as a child process serving ``directory`` on ``HOST:port``: the socket is bound
-    here (so a busy port fails now) and passed down; the child exits when this process (or the
+def start(directory: str | os.PathLike, port: int, *, any_port_if_busy: bool = False) -> tuple[subprocess.Popen, int]:
+    """The server as a child process serving ``directory`` on ``HOST:port``, and the port it
+    listens on: the socket is bound here (so a busy port fails now, or with ``any_port_if_busy``
+    a free port is taken instead) and passed down; the child exits when this process (or the
     program it becomes by exec) exits."""
     Path(directory).mkdir(parents=True, exist_ok=True)
-    sock = bind(port)
     try:
-        return subprocess.Popen([sys.executable, "-m", "macro_pipeline.reports.server", "--fd", str(sock.fileno()),
+        sock = bind(port)
+    except OSError:
+        if not any_port_if_busy:
+            raise
+        sock = bind(0)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "macro_pipeline.reports.server", "--fd", str(sock.fileno()),
                                  "--directory", str(directory), "--parent", str(os.getpid())],
                                 pass_fds=[sock.fileno()], stdin=subprocess.DEVNULL)
+        return proc, sock.getsockname()[1]
     finally:
         sock.close()  # the child holds its own copy
 

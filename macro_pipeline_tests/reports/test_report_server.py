@@ -96,7 +96,7 @@ def test_served_on_loopback_only_a_written_report_and_nothing_outside(demo, tmp_
     secret = tmp_path / "home" / "secret.txt"  # beside the reports directory, not in it
     secret.write_text("not a report")
     (directory / "link-out.txt").symlink_to(secret)
-    proc = report_server.start(directory, port)
+    proc, _ = report_server.start(directory, port)
     try:
         _wait_listening(port)
         # bound to 127.0.0.1 and nothing else
@@ -128,12 +128,20 @@ def test_served_on_loopback_only_a_written_report_and_nothing_outside(demo, tmp_
         proc.wait(10)
 
 
-def test_a_busy_port_fails_before_anything_starts(tmp_path) -> None:
+def test_a_busy_port_fails_before_anything_starts_or_gives_way_when_asked(tmp_path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         with pytest.raises(OSError, match=f"cannot serve reports on 127.0.0.1:{taken.getsockname()[1]}"):
             report_server.start(tmp_path, taken.getsockname()[1])
+        # the default port gives way to a free one when asked (dev, with no port set)
+        proc, port = report_server.start(tmp_path, taken.getsockname()[1], any_port_if_busy=True)
+        try:
+            assert port != taken.getsockname()[1]
+            _wait_listening(port)
+        finally:
+            proc.terminate()
+            proc.wait(10)
 
 
 def test_the_server_ends_with_the_process_that_started_it(tmp_path) -> None:
@@ -144,7 +152,7 @@ def test_the_server_ends_with_the_process_that_started_it(tmp_path) -> None:
     starter = textwrap.dedent(f"""
         import os, sys
         from macro_pipeline.reports import server
-        proc = server.start({str(tmp_path)!r}, {port})
+        proc, _ = server.start({str(tmp_path)!r}, {port})
         print(proc.pid, flush=True)
         os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(4)"])
     """)
@@ -186,7 +194,7 @@ def test_materializations_link_their_report_on_the_server(demo, databases, tmp_p
     assert isinstance(meta["report_url"], dg.UrlMetadataValue) and isinstance(meta["report"], dg.PathMetadataValue)
     assert meta["report_url"].value == f"http://127.0.0.1:{port}/strategy-carry-simple.html"
     assert board_meta["comparison_report_url"].value == f"http://127.0.0.1:{port}/leaderboard.html"
-    proc = report_server.start(report_server.reports_dir(), port)
+    proc, _ = report_server.start(report_server.reports_dir(), port)
     try:
         _wait_listening(port)
         for url_meta, path_meta in ((meta["report_url"], meta["report"]),
@@ -196,3 +204,40 @@ def test_materializations_link_their_report_on_the_server(demo, databases, tmp_p
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_dev_starts_the_report_server_before_it_becomes_dagster_dev(tmp_path, monkeypatch, capsys) -> None:
+    """``macro-pipeline dev`` up to its exec: the reports directory is served on the configured
+    port, and then the process becomes ``dagster dev`` (its exec replaced here by a stop)."""
+    import argparse
+
+    from macro_pipeline.cli import dev
+
+    port = _free_port()
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
+    monkeypatch.setenv(REPORTS_PORT_ENV, str(port))
+    monkeypatch.setattr(dev.orchestration, "prepare", lambda settings=None: {"DAGSTER_HOME": str(tmp_path / "dg")})
+
+    class Exec(Exception):
+        pass
+
+    def fake_exec(path, argv, env):
+        raise Exec(argv, env)
+
+    monkeypatch.setattr(dev.os, "execve", fake_exec)
+    before = {p.pid for p in psutil.Process().children()}
+    with pytest.raises(Exec) as stopped:
+        dev.cmd_dev(argparse.Namespace(host="127.0.0.1", port=3999))
+    assert stopped.value.args[0][1:4] == ["-m", "dagster", "dev"]
+    assert stopped.value.args[1][REPORTS_PORT_ENV] == str(port)  # what the code server's links use
+    server = [p for p in psutil.Process().children() if p.pid not in before
+              and "macro_pipeline.reports.server" in p.cmdline()]
+    assert len(server) == 1
+    try:
+        _wait_listening(port)
+        (tmp_path / "home" / "reports" / "x.html").write_text("<p>x</p>")
+        assert _get(port, "/x.html") == (200, b"<p>x</p>")
+        assert f"reports on http://127.0.0.1:{port}/" in capsys.readouterr().out
+    finally:
+        server[0].terminate()
+        server[0].wait(10)

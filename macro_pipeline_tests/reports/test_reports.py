@@ -367,7 +367,7 @@ def test_chromium_draws_every_chart_offline_without_console_errors(demo, runs, t
     assert TEARSHEET_CHARTS <= set(read(pages[0]).charts)
     assert TEARSHEET_CHARTS - {"rolling", "rolling-beta"} <= set(read(pages[1]).charts)
     port = _free_port()
-    served = report_server.start(tmp_path, port)  # as `macro-pipeline dev` serves the reports directory
+    served, _ = report_server.start(tmp_path, port)  # as `macro-pipeline dev` serves the reports directory
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=browser_path, headless=True)
         try:

@@ -5,6 +5,7 @@ A place that cannot be written fails before any work is done (`ReportWriteError`
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -23,7 +24,7 @@ from macro_pipeline.reports.render import (
 )
 from macro_pipeline.reports.server import reports_dir
 from macro_pipeline.reports.sweep import render_sweep_report
-from macro_pipeline.settings import load_settings
+from macro_pipeline.settings import HOME_ENV, REPORTS_PORT_ENV, load_settings
 from macro_pipeline.warehouse.sweeps import resolve_sweep_id
 
 
@@ -33,9 +34,20 @@ class ReportWriteError(ValueError):
 
 def served_url(path: str | os.PathLike, settings=None) -> str | None:
     """The address of a report in the reports directory on the server ``macro-pipeline dev``
-    runs (``http://127.0.0.1:<reports port>/<name>``); None for a file outside that directory."""
-    settings = settings or load_settings()
-    return server.report_url(path, reports_dir(settings), settings.reports_port)
+    runs (``http://127.0.0.1:<reports port>/<name>``); None for a file outside that directory.
+    Cheap enough per partition's metadata: the directory and port are resolved once per
+    environment."""
+    if settings is None:
+        directory, port = _served_root(os.environ.get(HOME_ENV), os.environ.get(REPORTS_PORT_ENV), os.getcwd())
+    else:
+        directory, port = reports_dir(settings), settings.reports_port
+    return server.report_url(path, directory, port)
+
+
+@functools.lru_cache(maxsize=8)
+def _served_root(home: str | None, port: str | None, _cwd: str) -> tuple[Path, int]:
+    settings = load_settings({HOME_ENV: home or "", REPORTS_PORT_ENV: port or ""})
+    return reports_dir(settings), settings.reports_port
 
 
 def _safe(name: str) -> str:

@@ -117,11 +117,13 @@ def start(directory: str | os.PathLike, port: int, *, any_port_if_busy: bool = F
 
 def report_url(path: str | os.PathLike, directory: str | os.PathLike, port: int) -> str | None:
     """The address of report ``path`` on the server of ``directory``; None when the file is not
-    inside that directory (the server could not serve it)."""
-    target, root = Path(path).resolve(), Path(directory).resolve()
-    if root not in target.parents:
+    inside that directory (the server could not serve it). Lexical (absolute, normalised paths;
+    no file system access): the report writers return resolved paths, and the server itself
+    refuses whatever resolves outside."""
+    target, root = os.path.abspath(path), os.path.abspath(directory)
+    if not target.startswith(root.rstrip(os.sep) + os.sep):
         return None
-    rel = target.relative_to(root).as_posix()
+    rel = Path(target[len(root.rstrip(os.sep)) + 1:]).as_posix()
     return f"http://{HOST}:{port}/{urllib.parse.quote(rel)}"
 
 

@@ -27,6 +27,11 @@ Execution (``defs/executors.py``):
   ``MACRO_PIPELINE_CELERY_BACKEND`` (default ``redis://127.0.0.1:6379/0``): where tasks and their
   results go. They may hold credentials, so they are read from the environment and never written
   to a file or to a run's configuration.
+
+Reports:
+- ``MACRO_PIPELINE_REPORTS_PORT`` (default 8765): the port on 127.0.0.1 where ``macro-pipeline dev``
+  serves ``$MACRO_PIPELINE_HOME/reports`` (``reports/server.py``); the Dagster assets link their
+  reports there.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ HISTORY_START_ENV = "MACRO_PIPELINE_HISTORY_START"
 EXECUTOR_ENV = "MACRO_PIPELINE_EXECUTOR"
 CELERY_BROKER_ENV = "MACRO_PIPELINE_CELERY_BROKER"
 CELERY_BACKEND_ENV = "MACRO_PIPELINE_CELERY_BACKEND"
+REPORTS_PORT_ENV = "MACRO_PIPELINE_REPORTS_PORT"
 EXECUTORS = ("in_process", "celery")
 
 
@@ -62,6 +68,7 @@ class Settings:
     executor: str = "in_process"
     celery_broker: str = "pyamqp://guest@127.0.0.1:5672//"
     celery_backend: str = "redis://127.0.0.1:6379/0"
+    reports_port: int = 8765
 
     @property
     def embedded(self) -> bool:
@@ -88,7 +95,18 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
                     dagster_storage_url=normalize_url(storage) if storage else None,
                     executor=_executor(env.get(EXECUTOR_ENV) or "in_process"),
                     celery_broker=env.get(CELERY_BROKER_ENV) or "pyamqp://guest@127.0.0.1:5672//",
-                    celery_backend=env.get(CELERY_BACKEND_ENV) or "redis://127.0.0.1:6379/0")
+                    celery_backend=env.get(CELERY_BACKEND_ENV) or "redis://127.0.0.1:6379/0",
+                    reports_port=_port(env.get(REPORTS_PORT_ENV) or "8765"))
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{REPORTS_PORT_ENV}={text!r} is not a TCP port (1-65535)")
+    return port
 
 
 def _executor(name: str) -> str:

@@ -1,5 +1,6 @@
-"""``macro-pipeline dev`` (Dagster's webserver and daemon) and ``worker`` (a Celery worker): both
-become the process they start (same pid), so signals reach it directly."""
+"""``macro-pipeline dev`` (Dagster's webserver and daemon, and the reports directory served on
+127.0.0.1) and ``worker`` (a Celery worker): both become the process they start (same pid), so
+signals reach it directly."""
 
 from __future__ import annotations
 
@@ -10,18 +11,27 @@ import signal
 import sys
 
 from macro_pipeline.defs import instance
-from macro_pipeline.settings import load_settings
+from macro_pipeline.reports import server as report_server
+from macro_pipeline.settings import REPORTS_PORT_ENV, load_settings
 from macro_pipeline.warehouse import connection as db
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
     """Dagster's webserver and daemon (``dagster dev``) on this project's instance, bound to
-    127.0.0.1 unless told otherwise."""
-    env = {**os.environ, **instance.prepare()}
+    127.0.0.1 unless told otherwise; beside it the reports directory on
+    ``127.0.0.1:<reports port>`` (``reports/server.py``), the target of the report links in the
+    assets' metadata, a child process that ends with ``dagster dev``."""
+    settings = load_settings()
+    env = {**os.environ, **instance.prepare(settings)}
     cmd = [sys.executable, "-m", "dagster", "dev", "-m", "macro_pipeline.defs", "--host", args.host,
            "--port", str(args.port)]
-    print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it",
-          flush=True)
+    reports = report_server.reports_dir(settings)
+    # a port set in the environment is kept or fails; the default gives way when busy (another
+    # dev), and the Dagster processes learn the port taken: their report links point here
+    _, port = report_server.start(reports, settings.reports_port, any_port_if_busy=not os.environ.get(REPORTS_PORT_ENV))
+    env[REPORTS_PORT_ENV] = str(port)
+    print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={env['DAGSTER_HOME']}); reports on "
+          f"http://{report_server.HOST}:{port}/ ({reports}); Ctrl-C stops both", flush=True)
     # become `dagster dev` (same pid): SIGTERM or Ctrl-C reach it directly and it shuts down the
     # webserver, the daemon and the code server itself. Started in the background (`nohup ... &`)
     # SIGINT arrives ignored, and an ignored signal stays ignored across exec: Dagster then copies

@@ -9,7 +9,7 @@ Rooms: ``data.py`` (what a report is about: the `Subject` and its derived series
 ``queries.py`` (the warehouse reads composed; the SQL is in ``warehouse/report_reads.py``),
 ``charts.py`` (SVG), ``formatting.py`` (numbers for people), ``blocks.py`` and ``templates/``
 (jinja2 with autoescape), ``render.py`` (run, strategy and comparison pages), ``sweep.py`` (the
-sweep page), ``files.py`` (writing them).
+sweep page), ``files.py`` (writing them), ``server.py`` (serving them on 127.0.0.1).
 
 - ``write_run_report(engine, run_id, out=None, benchmark=None) -> Path``: one stored run.
 - ``write_strategy_report(engine, strategy_id, out=None, benchmark=None) -> Path``: a strategy's
@@ -17,12 +17,15 @@ sweep page), ``files.py`` (writing them).
 - ``write_comparison(engine, ids, out=None) -> Path``: run ids and/or strategy ids side by side.
 - ``write_reports``: bulk, with a progress bar.
 - ``reports_dir()``: ``$MACRO_PIPELINE_HOME/reports``, the default destination.
+- ``served_url(path)``: the report's address on the 127.0.0.1 server ``macro-pipeline dev`` runs
+  for the reports directory (``server.py``), which the Dagster assets link to.
 
 ``out`` may be a file or an existing directory (the default file name goes inside). The
 benchmark defaults to the demo data's S&P 500 index (``SPX``).
 
 The names above are loaded on first access (PEP 562 ``__getattr__``): they pull in matplotlib
-and the engine (numba), and the command line imports ``formatting`` at start-up, which must not.
+and the engine (numba); the command line imports ``formatting`` at start-up, and ``server.py``
+runs as a process of its own under ``macro-pipeline dev``: neither may load them.
 """
 
 import importlib
@@ -33,6 +36,7 @@ _HOME = {
     "UnknownSubject": "data",
     "ReportWriteError": "files",
     "reports_dir": "files",
+    "served_url": "files",
     "write_comparison": "files",
     "write_reports": "files",
     "write_run_report": "files",

@@ -88,7 +88,7 @@ def _plot(ax, index: pd.Index, values, **kw) -> None:
     if len(values) == 1:
         ax.plot(_x(index), values, marker="o", **{**kw, "linestyle": "none"})
     else:
-        ax.plot(_x(index), values, linewidth=1.1, **kw)
+        ax.plot(_x(index), values, **{"linewidth": 1.1, **kw})
 
 
 def _log_axis(ax, values: np.ndarray) -> None:
@@ -154,12 +154,15 @@ def equity_drawdown(equity: pd.Series, drawdown: pd.Series, benchmark: pd.Series
 
 
 def rolling(stats: pd.DataFrame, window: int, name: str = "rolling") -> Markup:
-    """Rolling Sharpe (top) and annualised volatility (bottom)."""
+    """Rolling Sharpe, Sortino and annualised volatility, one panel each."""
     with mpl.rc_context(_STYLE):
-        fig, (top, bottom) = _figure(4.2, 2, (1, 1))
+        fig, (top, middle, bottom) = _figure(5.6, 3, (1, 1, 1))
         _plot(top, stats.index, stats["sharpe"], color=PALETTE[0])
         top.axhline(0.0, color="#808080", linewidth=0.8)
         top.set_title(f"Rolling Sharpe ({window} sessions)")
+        _plot(middle, stats.index, stats["sortino"], color=PALETTE[2])
+        middle.axhline(0.0, color="#808080", linewidth=0.8)
+        middle.set_title(f"Rolling Sortino ({window} sessions)")
         _plot(bottom, stats.index, stats["volatility"], color=PALETTE[1])
         bottom.yaxis.set_major_formatter(_percent(bottom))
         bottom.set_title(f"Rolling volatility, annualised ({window} sessions)")
@@ -252,14 +255,126 @@ def overlay(curves: dict[str, pd.Series], drawdowns: dict[str, pd.Series], *, lo
         return _svg(fig, name)
 
 
-def rolling_beta(beta: pd.Series, window: int, name: str = "rolling-beta") -> Markup:
-    """Rolling beta against the benchmark over ``window`` sessions."""
+def rolling_beta(betas: dict[int, pd.Series], name: str = "rolling-beta") -> Markup:
+    """Rolling beta against the benchmark, one line per window (sessions)."""
+    with mpl.rc_context(_STYLE):
+        fig, (ax,) = _figure(2.6)
+        for i, (window, beta) in enumerate(betas.items()):
+            _plot(ax, beta.index, beta, color=PALETTE[i], label=f"{window} sessions",
+                  **({"linestyle": "--"} if i else {}))
+        ax.axhline(0.0, color="#808080", linewidth=0.8)
+        ax.set_title("Rolling beta to the benchmark")
+        ax.legend(loc="upper left", ncols=len(betas))
+        _dates(ax, pd.DatetimeIndex(np.concatenate([b.index.to_numpy() for b in betas.values()])).sort_values())
+        return _svg(fig, name)
+
+
+def yearly_returns(years: pd.Series, benchmark: pd.Series | None, name: str = "yearly") -> Markup:
+    """End-of-year returns, the strategy's bars beside the benchmark's (quantstats' EOY returns)."""
+    with mpl.rc_context(_STYLE):
+        fig, (ax,) = _figure(2.8)
+        x = np.arange(len(years))
+        both = benchmark is not None and benchmark.notna().any()
+        width = 0.4 if both else 0.7
+        ax.bar(x - (width / 2 if both else 0), years.to_numpy(dtype=float), width, color=PALETTE[0], label="strategy")
+        if both:
+            ax.bar(x + width / 2, benchmark.reindex(years.index).to_numpy(dtype=float), width, color=PALETTE[6],
+                   label="benchmark")
+        ax.axhline(0.0, color="#808080", linewidth=0.8)
+        step = max(1, len(years) // 20)
+        ax.set_xticks(x[::step], [str(y) for y in years.index[::step]])
+        ax.yaxis.set_major_formatter(_percent(ax))
+        ax.set_title("Returns by calendar year" + (" against the benchmark" if both else ""))
+        ax.legend(loc="upper left", ncols=2)
+        return _svg(fig, name)
+
+
+def monthly_distribution(monthly: pd.Series, benchmark: pd.Series | None, name: str = "monthly-distribution") -> Markup:
+    """Histogram of calendar-month returns, the benchmark's as an outline on the same bins."""
+    values = monthly.to_numpy(dtype=float)
+    with mpl.rc_context(_STYLE):
+        fig, (ax,) = _figure(2.6)
+        pool = values if benchmark is None else np.r_[values, benchmark.to_numpy(dtype=float)]
+        bins = np.histogram_bin_edges(pool[np.isfinite(pool)], bins=min(40, max(8, len(values) // 4)))
+        ax.hist(values, bins=bins, color=PALETTE[0], alpha=0.85, label="strategy")
+        if benchmark is not None and len(benchmark):
+            ax.hist(benchmark.to_numpy(dtype=float), bins=bins, histtype="step", color=PALETTE[1], linewidth=1.2,
+                    label="benchmark")
+        ax.axvline(float(np.mean(values)), color="#c00000", linewidth=1.0, linestyle="--",
+                   label=f"mean {100 * float(np.mean(values)):.2f}%")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{100 * v:.1f}%"))
+        ax.set_xlabel("monthly return")
+        ax.set_ylabel("months")
+        ax.set_title("Distribution of monthly returns")
+        ax.legend(loc="upper left")
+        return _svg(fig, name)
+
+
+def daily_returns(returns: pd.Series, name: str = "daily-returns") -> Markup:
+    """Each session's return over time (one line, not a bar per session)."""
     with mpl.rc_context(_STYLE):
         fig, (ax,) = _figure(2.4)
-        _plot(ax, beta.index, beta, color=PALETTE[0])
+        _plot(ax, returns.index, returns, color=PALETTE[0], linewidth=0.6)
         ax.axhline(0.0, color="#808080", linewidth=0.8)
-        ax.set_title(f"Rolling beta to the benchmark ({window} sessions)")
-        _dates(ax, beta.index)
+        ax.yaxis.set_major_formatter(_percent(ax))
+        ax.set_title("Daily returns")
+        _dates(ax, returns.index)
+        return _svg(fig, name)
+
+
+def return_quantiles(groups: dict[str, pd.Series], name: str = "quantiles") -> Markup:
+    """Box plots of the returns compounded per day, week, month, quarter and year (quantstats'
+    return quantiles): box = quartiles, whiskers = 1.5 IQR, dots beyond."""
+    labels = [k for k, v in groups.items() if len(v)]
+    with mpl.rc_context(_STYLE):
+        fig, (ax,) = _figure(2.8)
+        ax.boxplot([groups[k].to_numpy(dtype=float) for k in labels], tick_labels=labels, widths=0.5,
+                   patch_artist=True, boxprops={"facecolor": "#dbe6f1", "edgecolor": PALETTE[0]},
+                   medianprops={"color": PALETTE[1]}, flierprops={"markersize": 2, "markeredgecolor": "#808080"})
+        ax.axhline(0.0, color="#808080", linewidth=0.8)
+        ax.yaxis.set_major_formatter(_percent(ax))
+        ax.set_title("Return quantiles by period")
+        return _svg(fig, name)
+
+
+def worst_drawdowns(growth: pd.Series, periods: pd.DataFrame, underwater: pd.Series,
+                    name: str = "worst-drawdowns") -> Markup:
+    """Growth of 1 with the worst drawdown periods shaded (start to recovery, or to the end when
+    not recovered), and the underwater curve below with its mean."""
+    with mpl.rc_context(_STYLE):
+        fig, (top, bottom) = _figure(4.6, 2, (2.2, 1.3))
+        _plot(top, growth.index, growth, color=PALETTE[0])
+        last = pd.Timestamp(growth.index[-1])
+        for p in periods.itertuples():
+            end = last if pd.isna(p.recovery) else pd.Timestamp(p.recovery)
+            top.axvspan(pd.Timestamp(p.start), end, color="#c00000", alpha=0.12, linewidth=0)
+        top.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.2f}"))
+        top.set_title(f"Growth of 1, the {len(periods)} worst drawdown periods shaded")
+        dd = underwater.to_numpy(dtype=float)
+        if len(dd) > 1:
+            bottom.fill_between(_x(underwater.index), dd, 0.0, color="#c00000", alpha=0.35, linewidth=0)
+        _plot(bottom, underwater.index, dd, color="#c00000")
+        mean = float(np.mean(dd)) if len(dd) else 0.0
+        bottom.axhline(mean, color=PALETTE[0], linewidth=0.9, linestyle="--", label=f"mean {100 * mean:.2f}%")
+        bottom.yaxis.set_major_formatter(_percent(bottom))
+        bottom.set_title("Underwater (equity / running peak - 1)")
+        bottom.set_ylim(top=0.0, bottom=min(-0.01, float(np.nanmin(dd)) * 1.1 if len(dd) else -0.01))
+        bottom.legend(loc="lower left")
+        _dates(bottom, growth.index)
+        return _svg(fig, name)
+
+
+def volatility_matched(strategy: pd.Series, benchmark: pd.Series, name: str = "vol-matched") -> Markup:
+    """Growth of 1 of the strategy's returns scaled to the benchmark's volatility, beside the
+    benchmark's (quantstats' volatility-matched returns)."""
+    with mpl.rc_context(_STYLE):
+        fig, (ax,) = _figure(2.8)
+        _plot(ax, strategy.index, strategy, color=PALETTE[0], label="strategy, scaled to the benchmark's volatility")
+        _plot(ax, benchmark.index, benchmark, color=PALETTE[6], label="benchmark")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.2f}"))
+        ax.set_title("Growth of 1, volatility matched to the benchmark")
+        ax.legend(loc="upper left")
+        _dates(ax, strategy.index)
         return _svg(fig, name)
 
 

@@ -29,7 +29,7 @@ from macro_pipeline.backtest.configs import load_strategy
 from macro_pipeline.backtest.months import data_limit, input_coverage
 from macro_pipeline.backtest.one_off import benchmark_equity
 from macro_pipeline.engine.calendar import periods_per_year as calendar_periods
-from macro_pipeline.engine.metrics import METRIC_KEYS, compute_metrics
+from macro_pipeline.engine.metrics import METRIC_KEYS, compute_metrics, elapsed_years
 from macro_pipeline.reports import queries
 from macro_pipeline.warehouse import report_reads
 from macro_pipeline.warehouse.finite import finite_or_none
@@ -342,13 +342,105 @@ def monthly_returns(returns: pd.Series, calendar: str) -> pd.DataFrame:
 
 
 def rolling_stats(returns: pd.Series, window: int, periods_per_year: int) -> pd.DataFrame:
-    """Rolling annualised volatility (sample std x sqrt(periods)) and Sharpe (mean / std x
-    sqrt(periods), risk-free 0) over ``window`` sessions; NaN until the window is full."""
+    """Rolling annualised volatility (sample std x sqrt(periods)), Sharpe (mean / std x
+    sqrt(periods), risk-free 0) and Sortino (mean / downside deviation x sqrt(periods), the
+    downside deviation sqrt(mean(min(r, 0)^2)) as in `compute_metrics`) over ``window`` sessions;
+    NaN until the window is full."""
     mean = returns.rolling(window, min_periods=window).mean()
     std = returns.rolling(window, min_periods=window).std(ddof=1)
+    downside = np.sqrt((returns.clip(upper=0.0) ** 2).rolling(window, min_periods=window).mean())
     scale = math.sqrt(periods_per_year)
     sharpe = (mean / std.where(std > 0)) * scale
-    return pd.DataFrame({"sharpe": sharpe, "volatility": std * scale})
+    sortino = (mean / downside.where(downside > 0)) * scale
+    return pd.DataFrame({"sharpe": sharpe, "sortino": sortino, "volatility": std * scale})
+
+
+def period_returns(returns: pd.Series, calendar: str) -> dict[str, float | None]:
+    """Returns over the trailing windows of quantstats' metrics table, ending at the last
+    session: MTD, 3M, 6M, YTD and 1Y compounded (the returns dated on or after the window's first
+    day: the first of the month, 3 or 6 months back, January 1, a year back, as quantstats'
+    ``comp`` on ``df[df.index >= d]``), then 3Y, 5Y and 10Y annualised (windows of 35, 59 and 119
+    months back, quantstats' choice) and all-time annualised. Annualised = CAGR over elapsed
+    calendar time (365-day years from the ``calendar``'s session before the window's first return
+    to the last: the engine's `elapsed_years`, so all-time equals the CAGR metric). None for a
+    window that starts before the series (a partial window would pass for a full one)."""
+    r = returns.astype(float)
+    out: dict[str, float | None] = {}
+    if r.empty:
+        return dict.fromkeys(PERIOD_RETURNS)
+    today = pd.Timestamp(r.index[-1])
+    first = pd.Timestamp(r.index[0])
+    starts = {"MTD": today.replace(day=1), "3M": today - pd.DateOffset(months=3),
+              "6M": today - pd.DateOffset(months=6), "YTD": today.replace(month=1, day=1),
+              "1Y": today - pd.DateOffset(years=1), "3Y (ann.)": today - pd.DateOffset(months=35),
+              "5Y (ann.)": today - pd.DateOffset(months=59), "10Y (ann.)": today - pd.DateOffset(months=119)}
+    for label, start in starts.items():
+        if start < first and label not in ("MTD", "YTD"):
+            out[label] = None
+            continue
+        out[label] = _window_return(r, start, calendar, annualise=label.endswith("(ann.)"))
+    out["all-time (ann.)"] = _window_return(r, first, calendar, annualise=True)
+    return out
+
+
+PERIOD_RETURNS = ("MTD", "3M", "6M", "YTD", "1Y", "3Y (ann.)", "5Y (ann.)", "10Y (ann.)", "all-time (ann.)")
+
+
+def _window_return(r: pd.Series, start: pd.Timestamp, calendar: str, *, annualise: bool) -> float | None:
+    inside = r[r.index >= start]
+    if inside.empty:
+        return None
+    total = float(np.prod(1.0 + inside.to_numpy())) - 1.0
+    if not annualise:
+        return total
+    years = elapsed_years(pd.DatetimeIndex(inside.index), calendar, calendar_periods(calendar))
+    return (1.0 + total) ** (1.0 / years) - 1.0 if years > 0 and total > -1 else None
+
+
+def return_statistics(returns: pd.Series) -> dict[str, float | None]:
+    """Quantstats' full-tearsheet return statistics, with its conventions (checked against
+    ``quantstats.stats`` in the tests): best and worst day, month and year (compounded per
+    calendar period); win rate of days, months, quarters and years (share of positive among the
+    non-zero period returns); average up and down month; skew and excess kurtosis (pandas,
+    sample); tail ratio (95th percentile / |5th percentile| of daily returns); gain/pain (sum of
+    daily returns / |sum of the negative ones|); ulcer index (root of the sum of squared
+    drawdowns / (n - 1), drawdown from the running peak of wealth anchored at 1)."""
+    r = returns.astype(float)
+    keys = ("best_day", "worst_day", "best_month", "worst_month", "best_year", "worst_year", "win_days",
+            "win_months", "win_quarters", "win_years", "avg_up_month", "avg_down_month", "skew", "kurtosis",
+            "tail_ratio", "gain_pain", "ulcer_index")
+    out: dict[str, float | None] = dict.fromkeys(keys)
+    if len(r) < 2:
+        return out
+    idx = pd.DatetimeIndex(r.index)
+
+    def compounded(by) -> pd.Series:
+        return (1.0 + r).groupby(by).prod() - 1.0
+
+    months = compounded([idx.year, idx.month])
+    quarters = compounded([idx.year, idx.quarter])
+    years = compounded(idx.year)
+
+    def win(x: pd.Series) -> float | None:
+        nz = x[x != 0]
+        return float((nz > 0).mean()) if len(nz) else None
+
+    def clean(v) -> float | None:
+        return None if v is None or not np.isfinite(v) else float(v)
+
+    out.update(best_day=float(r.max()), worst_day=float(r.min()), best_month=float(months.max()),
+               worst_month=float(months.min()), best_year=float(years.max()), worst_year=float(years.min()),
+               win_days=win(r), win_months=win(months), win_quarters=win(quarters), win_years=win(years),
+               avg_up_month=clean(months[months > 0].mean()), avg_down_month=clean(months[months < 0].mean()),
+               skew=clean(r.skew()), kurtosis=clean(r.kurt()))
+    lo, hi = r.quantile(0.05), r.quantile(0.95)
+    out["tail_ratio"] = clean(abs(hi / lo)) if lo != 0 else None
+    down = r[r < 0].sum()
+    out["gain_pain"] = clean(r.sum() / abs(down)) if down != 0 else None
+    wealth = np.cumprod(1.0 + r.to_numpy())
+    dd = wealth / np.maximum.accumulate(np.maximum(wealth, 1.0)) - 1.0
+    out["ulcer_index"] = float(np.sqrt((dd ** 2).sum() / (len(r) - 1)))
+    return out
 
 
 def trade_statistics(trips: pd.DataFrame) -> dict[str, float | None]:

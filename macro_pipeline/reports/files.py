@@ -5,6 +5,7 @@ A place that cannot be written fails before any work is done (`ReportWriteError`
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -14,14 +15,16 @@ from pathlib import Path
 import sqlalchemy as sa
 from tqdm import tqdm
 
+from macro_pipeline.reports import server
 from macro_pipeline.reports.data import Subject, resolve_run_id, resolve_subject
 from macro_pipeline.reports.render import (
     render_comparison,
     render_run_report,
     render_strategy_report,
 )
+from macro_pipeline.reports.server import reports_dir
 from macro_pipeline.reports.sweep import render_sweep_report
-from macro_pipeline.settings import load_settings
+from macro_pipeline.settings import HOME_ENV, REPORTS_PORT_ENV, load_settings
 from macro_pipeline.warehouse.sweeps import resolve_sweep_id
 
 
@@ -29,9 +32,22 @@ class ReportWriteError(ValueError):
     """The report file cannot be written where asked."""
 
 
-def reports_dir(settings=None) -> Path:
-    """Where reports go by default: ``$MACRO_PIPELINE_HOME/reports``."""
-    return (settings or load_settings()).home / "reports"
+def served_url(path: str | os.PathLike, settings=None) -> str | None:
+    """The address of a report in the reports directory on the server ``macro-pipeline dev``
+    runs (``http://127.0.0.1:<reports port>/<name>``); None for a file outside that directory.
+    Cheap enough per partition's metadata: the directory and port are resolved once per
+    environment."""
+    if settings is None:
+        directory, port = _served_root(os.environ.get(HOME_ENV), os.environ.get(REPORTS_PORT_ENV), os.getcwd())
+    else:
+        directory, port = reports_dir(settings), settings.reports_port
+    return server.report_url(path, directory, port)
+
+
+@functools.lru_cache(maxsize=8)
+def _served_root(home: str | None, port: str | None, _cwd: str) -> tuple[Path, int]:
+    settings = load_settings({HOME_ENV: home or "", REPORTS_PORT_ENV: port or ""})
+    return reports_dir(settings), settings.reports_port
 
 
 def _safe(name: str) -> str:

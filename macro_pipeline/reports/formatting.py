@@ -104,6 +104,11 @@ def one_decimal(x: float) -> str:
     return "0.0" if text == "-0.0" else text
 
 
+def fmt_ratio(value: Any) -> str:
+    """A ratio without a unit (skew, tail ratio...): three decimals; n/a if missing."""
+    return "n/a" if is_missing(value) else f"{float(value):.3f}"
+
+
 # --------------------------------------------------------------------------- plain text (the CLI)
 
 # the metrics the command line prints as integers: the counts and the drawdown duration (whole days)

@@ -36,7 +36,9 @@ from macro_pipeline.reports.data import (
     load_run_subject,
     load_strategy_subject,
     monthly_returns,
+    period_returns,
     position_spells,
+    return_statistics,
     rolling_stats,
     trade_statistics,
 )
@@ -138,9 +140,10 @@ def _rolling_section(s: Subject) -> Markup:
         stats = rolling_stats(r, window, s.periods_per_year)
         body = charts.rolling(stats.dropna(how="all"), window) + h.caption(
             f"Over the trailing {window} sessions (12 months on the {s.calendar} calendar), annualised with "
-            f"{s.periods_per_year} periods a year, risk-free 0. Latest: Sharpe {fmt.fmt_metric('sharpe', stats['sharpe'].iloc[-1])}, "
-            f"volatility {fmt.fmt_pct(stats['volatility'].iloc[-1])}.")
-    return h.section("rolling", "Rolling 12-month Sharpe and volatility", body)
+            f"{s.periods_per_year} periods a year, risk-free 0; Sortino's downside deviation as in the metrics. "
+            f"Latest: Sharpe {fmt.fmt_metric('sharpe', stats['sharpe'].iloc[-1])}, Sortino "
+            f"{fmt.fmt_metric('sortino', stats['sortino'].iloc[-1])}, volatility {fmt.fmt_pct(stats['volatility'].iloc[-1])}.")
+    return h.section("rolling", "Rolling 12-month Sharpe, Sortino and volatility", body)
 
 
 def _exposure_section(s: Subject) -> Markup:
@@ -161,34 +164,105 @@ def _turnover_section(s: Subject) -> Markup:
     return h.section("turnover", "Turnover", body)
 
 
+STATISTIC_ROWS = (
+    ("best day", "best_day", "pct"), ("worst day", "worst_day", "pct"),
+    ("best month", "best_month", "pct"), ("worst month", "worst_month", "pct"),
+    ("best year", "best_year", "pct"), ("worst year", "worst_year", "pct"),
+    ("average up month", "avg_up_month", "pct"), ("average down month", "avg_down_month", "pct"),
+    ("win days", "win_days", "pct"), ("win months", "win_months", "pct"),
+    ("win quarters", "win_quarters", "pct"), ("win years", "win_years", "pct"),
+    ("skew (daily)", "skew", "num"), ("excess kurtosis (daily)", "kurtosis", "num"),
+    ("tail ratio", "tail_ratio", "num"), ("gain/pain ratio (daily)", "gain_pain", "num"),
+    ("ulcer index", "ulcer_index", "num"),
+)
+
+
+def _compounded(r: pd.Series, freq: str) -> pd.Series:
+    """Returns compounded per calendar period (``ME``, ``QE``, ``YE``, ``W-SUN``), periods with no
+    session left out."""
+    idx = pd.DatetimeIndex(r.index)
+    key = idx.to_period({"ME": "M", "QE": "Q", "YE": "Y", "W-SUN": "W-SUN"}[freq])
+    return (1.0 + r).groupby(key).prod() - 1.0
+
+
 def _tearsheet_section(s: Subject, bench: pd.Series | None) -> Markup:
-    """What quantstats' tearsheet has beside ours: return distribution, yearly returns against
-    the benchmark, rolling beta (the underwater plot is the drawdown panel above)."""
+    """What quantstats' full tearsheet has beside ours (README, Reports): returns by trailing
+    period, its return statistics, end-of-year returns against the benchmark, monthly and daily
+    return distributions, return quantiles, volatility-matched growth and rolling beta (the
+    worst-drawdown periods and the underwater plot are in the stress section)."""
     r = s.returns
-    tails = tail_risk(r)
-    parts = [charts.return_distribution(r, float(np.percentile(r, 5)), tails["es_95"]),
-             h.caption("Daily returns of the whole window; VaR 95% = the 5th percentile, ES 95% = the mean of "
-                       "the worst 5%.")]
     b = bench.pct_change().dropna() if bench is not None else None
-    years = (1 + r).groupby(r.index.year).prod() - 1
-    by = (1 + b).groupby(b.index.year).prod() - 1 if b is not None and len(b) else pd.Series(dtype=float)
+    b = b if b is not None and len(b) else None
+    parts = []
+    # trailing periods, each ending at the last session; the benchmark's only when its data
+    # reaches that session (otherwise its windows would end elsewhere)
+    mine = period_returns(r, s.calendar)
+    same_end = b is not None and b.index[-1] == r.index[-1]
+    theirs = period_returns(b, s.calendar) if same_end else {}
+    rows = [[label, fmt.fmt_pct(v), fmt.fmt_pct(theirs.get(label)) if same_end else "n/a"]
+            for label, v in mine.items()]
+    parts.append(h.heading(f"Returns by period, to {r.index[-1].date()}") + h.table(
+        ["period", "strategy", "benchmark"], rows, cls="periods") + h.caption(
+        "Compounded over the sessions on or after the window's first day (MTD from the 1st of the month, 3M/6M/1Y "
+        "back from the last session, YTD from January 1); 3Y, 5Y and 10Y look back 35, 59 and 119 months, as "
+        "quantstats does, and are annualised like the CAGR (elapsed calendar time, 365-day years); n/a where the "
+        "series is shorter than the window" + ("" if same_end or b is None else
+                                               f", and for the benchmark, whose data ends {b.index[-1].date()}") + "."))
+    stats, bstats = return_statistics(r), return_statistics(b) if b is not None else {}
+    rows = [[label, (fmt.fmt_pct if kind == "pct" else fmt.fmt_ratio)(stats[key]),
+             (fmt.fmt_pct if kind == "pct" else fmt.fmt_ratio)(bstats.get(key))] for label, key, kind in STATISTIC_ROWS]
+    parts.append(h.heading("Return statistics") + h.table(["measure", "strategy", "benchmark"], rows,
+                                                           cls="return-stats") + h.caption(
+        "Quantstats' conventions: months, quarters and years compounded per calendar period; a win rate is the share "
+        "of positive periods among those with a non-zero return; tail ratio = 95th percentile / |5th percentile| of "
+        "daily returns; gain/pain = sum of daily returns / |sum of the negative ones|; ulcer index = sqrt(sum of "
+        "squared drawdowns / (n - 1))."))
+    years = _compounded(r, "YE")
+    years.index = years.index.year
+    by = _compounded(b, "YE") if b is not None else pd.Series(dtype=float)
+    by.index = by.index.year if len(by) else by.index
+    parts.append(charts.yearly_returns(years, by if len(by) else None))
     rows = [[str(y), fmt.fmt_pct(v), fmt.fmt_pct(by.get(y)), fmt.fmt_pct(v - by[y]) if y in by.index else "n/a"]
             for y, v in years.items()]
     parts.append(h.heading("Returns by calendar year") + h.table(
         ["year", "strategy", "benchmark", "difference"], rows, cls="yearly")
         + h.caption("Compounded over the sessions of each year inside the window (a partial first or last year "
                     "covers only those); the benchmark over its sessions in that year."))
-    window = s.periods_per_year // 2
+    months = _compounded(r, "ME")
+    parts.append(charts.monthly_distribution(months, _compounded(b, "ME") if b is not None else None) + h.caption(
+        f"{len(months):,} calendar month{'s' if len(months) != 1 else ''} compounded from the sessions; the "
+        "benchmark's on the same bins."))
+    tails = tail_risk(r)
+    parts.append(charts.return_distribution(r, float(np.percentile(r, 5)), tails["es_95"])
+                 + h.caption("Daily returns of the whole window; VaR 95% = the 5th percentile, ES 95% = the mean of "
+                             "the worst 5%."))
+    parts.append(charts.daily_returns(r))
+    groups = {"daily": r, "weekly": _compounded(r, "W-SUN"), "monthly": months, "quarterly": _compounded(r, "QE"),
+              "yearly": years}
+    parts.append(charts.return_quantiles(groups) + h.caption(
+        "Compounded per calendar week (Monday to Sunday), month, quarter and year; box = 25th to 75th percentile, "
+        "line = median, whiskers = 1.5 x the interquartile range, dots beyond."))
     if b is not None:
         both = pd.concat([r.rename("r"), b.rename("b")], axis=1, join="inner").dropna()
-        if len(both) > window:
-            cov = both["r"].rolling(window).cov(both["b"])
-            beta = (cov / both["b"].rolling(window).var()).dropna()
-            if len(beta) > 1:
-                parts.append(charts.rolling_beta(beta, window) + h.caption(
-                    f"cov(r, b) / var(b) over the trailing {window} sessions (6 months on the {s.calendar} "
-                    "calendar)."))
-    return h.section("tearsheet", "Distribution, years and rolling beta", h.join(parts))
+        if len(both) > 2 and both["r"].std() > 0:
+            scaled = both["r"] * (both["b"].std() / both["r"].std())
+            parts.append(charts.volatility_matched((1 + scaled).cumprod(), (1 + both["b"]).cumprod()) + h.caption(
+                f"The strategy's daily returns times sd(b) / sd(r) = {both['b'].std() / both['r'].std():,.3f} over "
+                f"the common window ({both.index[0].date()} .. {both.index[-1].date()}), compounded: what the "
+                "strategy would have made at the benchmark's volatility (leverage free, no costs of leverage)."))
+        betas = {}
+        for window in (s.periods_per_year // 2, s.periods_per_year):
+            if len(both) > window:
+                cov = both["r"].rolling(window).cov(both["b"])
+                beta = (cov / both["b"].rolling(window).var()).dropna()
+                if len(beta) > 1:
+                    betas[window] = beta
+        if betas:
+            parts.append(charts.rolling_beta(betas) + h.caption(
+                "cov(r, b) / var(b) over the trailing " + " and ".join(str(w) for w in betas)
+                + f" sessions (6 and 12 months on the {s.calendar} calendar)."))
+    return h.section("tearsheet", "Tearsheet: period returns, statistics, years, distributions and rolling beta",
+                     h.join(parts))
 
 
 def _stress_section(s: Subject, bench: pd.Series | None) -> Markup:
@@ -226,6 +300,11 @@ def _stress_section(s: Subject, bench: pd.Series | None) -> Markup:
             ["start", "trough", "last under water", "recovery", "depth", "days", "sessions"], rows, cls="drawdowns"))
         parts.append(h.caption("Wealth anchored at the start of the series; days = calendar days from the first to "
                                "the last session under water, inclusive (quantstats' drawdown_details convention)."))
+        wealth = (1.0 + r).cumprod()
+        underwater = wealth / np.maximum.accumulate(np.maximum(wealth.to_numpy(), 1.0)) - 1.0
+        parts.append(charts.worst_drawdowns(wealth, dd, underwater) + h.caption(
+            "Shaded: each of the periods above, from its start to its recovery (or to the end, when not recovered). "
+            "Below, the underwater plot with its mean over every session."))
     tails = tail_risk(r)
     if tails:
         rows = [("worst day", f"{fmt.fmt_pct(tails['worst_day'])} on {tails['worst_day_date']}"),

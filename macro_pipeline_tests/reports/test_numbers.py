@@ -355,6 +355,33 @@ def test_every_asset_has_owners_kinds_tags_and_a_code_version() -> None:
     assert graph.get(dg.AssetKey("backtest")).code_version.startswith(f"engine-{ENGINE_VERSION}+")
 
 
+def test_a_new_engine_version_shows_the_assets_derived_from_backtests_stale(engine, databases, monkeypatch) -> None:
+    """The code version is what the UI compares: materialized under engine X, the ``leaderboard``
+    is fresh under X and stale ("has a new code version") once the engine version moves on."""
+    from dagster._core.definitions.data_version import StaleStatus
+    from dagster._utils.test.data_versions import get_stale_status_resolver
+
+    from macro_pipeline.defs import definitions
+    from macro_pipeline.defs.backtest.assets import leaderboard
+    from macro_pipeline.defs.resources import WarehouseResource
+    from macro_pipeline_tests.conftest import postgres_instance
+
+    def spec_as_defined():
+        return dg.map_asset_specs(definitions._with_ownership, [leaderboard])[0]
+
+    before = spec_as_defined()
+    url = engine.url.render_as_string(hide_password=False)
+    with postgres_instance(databases) as instance:
+        assert dg.materialize([before], instance=instance, resources={"warehouse": WarehouseResource(url=url)}).success
+        assert get_stale_status_resolver(instance, [before]).get_status(before.key) == StaleStatus.FRESH
+        monkeypatch.setattr(definitions, "ENGINE_VERSION", "99.0.0")
+        after = spec_as_defined()
+        assert after.code_versions_by_key[after.key] == f"engine-99.0.0+{definitions.CODE_VERSION}"
+        resolver = get_stale_status_resolver(instance, [after])
+        assert resolver.get_status(after.key) == StaleStatus.STALE
+        assert [c.reason for c in resolver.get_stale_causes(after.key)] == ["has a new code version"]
+
+
 def test_ingest_assets_report_row_count_and_column_schema(engine) -> None:
     from macro_pipeline.defs.ingest.assets import instruments, macro_observations
     from macro_pipeline.defs.resources import WarehouseResource

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from macro_pipeline.reports import (
     write_run_report,
     write_strategy_report,
 )
+from macro_pipeline.reports import server as report_server
 from macro_pipeline.reports.data import load_run_subject, load_strategy_subject, resolve_subject
 from macro_pipeline.strategies.config import StrategyConfig
 from macro_pipeline.warehouse.pit import PointInTimeReader
@@ -150,8 +153,9 @@ def test_run_report_has_every_section_with_the_stored_numbers(demo, runs, tmp_pa
     page = read(path)
     assert_self_contained(page)
     assert RUN_SECTIONS <= set(page.sections)
-    assert sorted(page.charts) == sorted(["equity", "rolling", "exposure", "turnover", "distribution", "rolling-beta",
-                                          "holding", "costs"])
+    assert sorted(page.charts) == sorted(["equity", "rolling", "exposure", "turnover", "worst-drawdowns", "yearly",
+                                          "monthly-distribution", "distribution", "daily-returns", "quantiles",
+                                          "vol-matched", "rolling-beta", "holding", "costs"])
     rec = load_run(demo, run_id)
     # the full metrics table: every compute_metrics key, with the stored value
     assert set(page.metric) == set(SCALARS)
@@ -358,6 +362,12 @@ def test_chromium_draws_every_chart_offline_without_console_errors(demo, runs, t
     pages = [write_run_report(demo, runs["main"], tmp_path), write_strategy_report(demo, "carry-simple", tmp_path),
              write_run_report(demo, runs["one_day"], tmp_path),
              write_comparison(demo, [runs["main"], runs["clean"], "carry-simple"], tmp_path / "cmp.html")]
+    # the tearsheet's charts (quantstats parity) are among those every page is checked for (the
+    # carry history here is under a year: no full rolling window)
+    assert TEARSHEET_CHARTS <= set(read(pages[0]).charts)
+    assert TEARSHEET_CHARTS - {"rolling", "rolling-beta"} <= set(read(pages[1]).charts)
+    port = _free_port()
+    served, _ = report_server.start(tmp_path, port)  # as `macro-pipeline dev` serves the reports directory
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=browser_path, headless=True)
         try:
@@ -397,6 +407,45 @@ def test_chromium_draws_every_chart_offline_without_console_errors(demo, runs, t
                     assert page.is_visible("table.monthly-runs")
                 assert problems == [], (path.name, problems)
                 page.close()
+            # the strategy report as the Dagster UI's link opens it: over HTTP from the report server
+            url = f"http://127.0.0.1:{port}/{pages[1].name}"
+            _wait_listening(port)
+            web = browser.new_context(viewport={"width": 1200, "height": 900})
+            fetched: list[str] = []
+            web.route("**/*", lambda route: (fetched.append(route.request.url), route.continue_()))
+            page = web.new_page()
+            problems = []
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            assert page.goto(url, wait_until="load").status == 200
+            boxes = page.eval_on_selector_all("svg.chart", """els => els.map(e => {
+                const r = e.getBoundingClientRect(); return [e.dataset.chart, r.width, r.height]; })""")
+            assert [b[0] for b in boxes] == read(pages[1]).charts
+            assert all(w > 300 and h > 100 for _, w, h in boxes) and problems == [] and fetched == [url]
+            web.close()
         finally:
             browser.close()
+            served.terminate()
+            served.wait(10)
     assert requests == [p.as_uri() for p in pages]  # the file itself, nothing else
+
+
+TEARSHEET_CHARTS = {"yearly", "monthly-distribution", "distribution", "daily-returns", "quantiles", "vol-matched",
+                    "rolling-beta", "worst-drawdowns", "rolling"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_listening(port: int, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing answers on 127.0.0.1:{port}")

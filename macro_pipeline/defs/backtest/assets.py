@@ -43,7 +43,7 @@ from macro_pipeline.defs.backtest.partitions import (
 )
 from macro_pipeline.defs.ingest.assets import FACT_ASSET_KEYS
 from macro_pipeline.defs.resources import WarehouseResource, retry_transient
-from macro_pipeline.reports import reports_dir, write_comparison, write_strategy_report
+from macro_pipeline.reports import reports_dir, served_url, write_comparison, write_strategy_report
 from macro_pipeline.reports.formatting import display_float
 from macro_pipeline.warehouse.finite import finite_or_none
 
@@ -211,7 +211,10 @@ def backtest_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             "trade_count": dg.MetadataValue.int(int(finite_or_none(r["metrics"].get("trade_count")) or 0)),
             **{f"{k}_to_date": dg.MetadataValue.float(display_float(v)) for k, v in r["to_date"].items()},
             "run_id": r["run_id"], "summary": dg.MetadataValue.md(_headline_md([r])),
-            "report": dg.MetadataValue.path(str(reports[r["strategy_id"]]))} for r in rows})
+            "report": dg.MetadataValue.path(str(reports[r["strategy_id"]])),
+            # one click from the UI: the report on the 127.0.0.1 server `macro-pipeline dev` runs
+            **({"report_url": dg.MetadataValue.url(u)} if (u := served_url(reports[r["strategy_id"]])) else {})}
+        for r in rows})
     return dg.MaterializeResult(metadata={"partitions_with_results": len(rows),
                                           "reports": dg.MetadataValue.json({k: str(v) for k, v in reports.items()})})
 
@@ -239,6 +242,8 @@ def leaderboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
                                                      for sid, row in board.iterrows()} if len(board) else {})}
     if len(board):
         meta["comparison_report"] = dg.MetadataValue.path(str(comparison))
+        if url := served_url(comparison):  # one click from the UI (`macro-pipeline dev` serves it)
+            meta["comparison_report_url"] = dg.MetadataValue.url(url)
         meta["best_sharpe"] = dg.MetadataValue.float(float(board["sharpe"].max()))
         meta["best_strategy"] = str(board.index[0])
         for sid, row in board.iterrows():  # one plottable series per strategy across materializations

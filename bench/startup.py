@@ -14,8 +14,8 @@ data and the built-in strategies, three commands, each a new process:
   --end 2022-12-31``: the one-off backtest of the whole history, stored (snapshot, run, fills,
   round trips, reads), as a user types it.
 
-Each command runs once untimed first (the on-disk numba cache and the OS file cache warm, as on
-a user's machine after the first use), then ``--repeats`` rounds, each running the three
+Each command runs once untimed first (the bytecode, numba's and the calendars' on-disk caches
+and the OS file cache warm, as on a user's machine after the first use), then ``--repeats`` rounds, each running the three
 commands one after another in a rotating order (interleaved: the machine's load weighs on all
 three alike). Wall time (perf_counter around the process) and CPU time (the child's user +
 system) per run; medians; each as a ratio to the peer's median of the same run. ``uptime`` is
@@ -84,14 +84,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds (default 7)")
     args = parser.parse_args()
+    print(f"uptime: {uptime()}", flush=True)
     package_root = str(Path(__file__).resolve().parent.parent)
     with scratch_database("bench_startup") as url:
         load_demo(url)
         # the children import this checkout's package (not whatever the venv installed) and use
-        # the scratch database
-        env = {**os.environ, DATABASE_URL_ENV: url,
-               "PYTHONPATH": os.pathsep.join([package_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
-        for argv in COMMANDS.values():  # untimed: numba's on-disk cache and the OS file cache warm
+        # the scratch database; they write bytecode as an installed package has it (a session
+        # with PYTHONDONTWRITEBYTECODE would compile every module of the package on every run)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env |= {DATABASE_URL_ENV: url,
+                "PYTHONPATH": os.pathsep.join([package_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        for argv in COMMANDS.values():  # untimed: the on-disk caches and the OS file cache warm
             timed(argv, env)
         load_before = uptime()
         names = list(COMMANDS)

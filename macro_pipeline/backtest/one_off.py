@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import sqlalchemy as sa
 
 from macro_pipeline.backtest.configs import load_strategy
-from macro_pipeline.engine import ENGINE_VERSION, BacktestConfig, BacktestResult, EndState, simulate
+from macro_pipeline.engine import ENGINE_VERSION, BacktestConfig, EndState
 from macro_pipeline.engine.calendar import calendar_sessions
 from macro_pipeline.strategies.base import CODE_VERSION
 from macro_pipeline.strategies.config import StrategyConfig, build
@@ -49,6 +49,9 @@ from macro_pipeline.warehouse.pit import (
 from macro_pipeline.warehouse.runs import new_run_id, reproduced_run, store_run
 from macro_pipeline.warehouse.snapshots import SignalSnapshot, write_snapshot
 from macro_pipeline.warehouse.view import PointInTimeView, decision_times
+
+if TYPE_CHECKING:
+    from macro_pipeline.engine import BacktestResult
 
 
 class NoDataYet(ValueError):
@@ -77,6 +80,16 @@ class BacktestOutcome:
         return {"run_id": self.run_id, "signal_snapshot_id": self.snapshot_id,
                 "system_as_of": self.system_as_of.isoformat(), "config": self.config, "metrics": metrics,
                 "reproduction": self.reproduction, "reproduces": self.reproduces}
+
+
+def simulate(*args: Any, **kwargs: Any) -> BacktestResult:
+    """``engine.simulate``."""
+    # the simulation loads the compiled kernels (numba, ~0.5 s): imported on the first call, so
+    # that importing this module does not, and `macro-pipeline backtest` can load them in a
+    # thread while this module reads the warehouse (cli/backtest.py)
+    from macro_pipeline.engine.simulation import simulate as engine_simulate
+
+    return engine_simulate(*args, **kwargs)
 
 
 # --------------------------------------------------------------------------- the strategy's view

@@ -3,38 +3,25 @@
 Errors print as one line (``error: ...``; validation errors list each broken rule) with exit code
 2 for bad input and 1 for anything else; ``--verbose`` adds the full traceback.
 
-Start-up stays fast (``--help`` imports neither Dagster, matplotlib nor numba): a command module
-imports what pulls those in only inside the command that needs it, and says so.
+Start-up stays fast: the parser names each command's handler as ``"module:function"`` (a module
+of this package) and ``main`` imports only the module of the command that runs, so ``--help``
+imports no command module (neither pandas, SQLAlchemy, Dagster, matplotlib nor numba). A command
+module imports what pulls in Dagster, matplotlib or numba only inside the command that needs it,
+and says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from macro_pipeline import __version__
-from macro_pipeline.cli.backtest import cmd_backtest
-from macro_pipeline.cli.db import cmd_db_migrate, cmd_db_status, cmd_db_stop, cmd_db_url
-from macro_pipeline.cli.demo import cmd_demo, cmd_demo_data_load
-from macro_pipeline.cli.dev import cmd_dev, cmd_worker
-from macro_pipeline.cli.ingest import cmd_ingest, cmd_stored
-from macro_pipeline.cli.reports import cmd_report
-from macro_pipeline.cli.runs import cmd_compare, cmd_runs_list, cmd_runs_show
-from macro_pipeline.cli.strategies import (
-    KINDS_DESCRIBED,
-    KINDS_HELP,
-    KindsHelpFormatter,
-    cmd_strategies_add,
-    cmd_strategies_describe,
-    cmd_strategies_list,
-)
-from macro_pipeline.cli.sweep import cmd_sweep, cmd_sweeps_list, cmd_sweeps_report, cmd_sweeps_show
-from macro_pipeline.warehouse.errors import IngestValidationError, LookAheadError
-from macro_pipeline.warehouse.ingest import KINDS as INGEST_KINDS
-from macro_pipeline.warehouse.migrate import MigrationError
+from macro_pipeline.cli.kinds import KINDS_DESCRIBED, KINDS_HELP, KindsHelpFormatter
+from macro_pipeline.warehouse.tables import INGEST_KINDS
 
 EXIT_BAD_INPUT = 2
 
@@ -50,10 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     db_p = sub.add_parser("db", help="the warehouse database: migrate, status, stop, url")
     db_sub = db_p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    db_sub.add_parser("migrate", help="apply pending sql/ files in order (idempotent)").set_defaults(func=cmd_db_migrate)
-    db_sub.add_parser("status", help="where the warehouse is; applied and pending sql/ files").set_defaults(func=cmd_db_status)
-    db_sub.add_parser("stop", help="stop the embedded PostgreSQL server").set_defaults(func=cmd_db_stop)
-    db_sub.add_parser("url", help="print the warehouse URL (starts the embedded server if needed)").set_defaults(func=cmd_db_url)
+    db_sub.add_parser("migrate", help="apply pending sql/ files in order (idempotent)").set_defaults(func="db:cmd_db_migrate")
+    db_sub.add_parser("status", help="where the warehouse is; applied and pending sql/ files").set_defaults(func="db:cmd_db_status")
+    db_sub.add_parser("stop", help="stop the embedded PostgreSQL server").set_defaults(func="db:cmd_db_stop")
+    db_sub.add_parser("url", help="print the warehouse URL (starts the embedded server if needed)").set_defaults(func="db:cmd_db_url")
 
     ing = sub.add_parser("ingest", help="validate and load files (CSV or Parquet)",
                          description="Formats: see macro_pipeline/warehouse/ingest/spec.py or the README.")
@@ -70,28 +57,28 @@ def build_parser() -> argparse.ArgumentParser:
                           "rows. Without it such files are refused; a file with known_at is a revision "
                           "and needs no flag")
     ing.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    ing.set_defaults(func=cmd_ingest)
+    ing.set_defaults(func="ingest:cmd_ingest")
 
     dd = sub.add_parser("demo-data", help="the bundled demo data set")
     dd_sub = dd.add_subparsers(dest="demo_command", required=True, metavar="ACTION")
     load = dd_sub.add_parser("load", help="put the demo data in the warehouse (idempotent)")
     load.add_argument("-q", "--quiet", action="store_true")
-    load.set_defaults(func=cmd_demo_data_load)
+    load.set_defaults(func="demo:cmd_demo_data_load")
 
     st = sub.add_parser("stored", help="what the warehouse holds: row counts, spans, watermarks")
     st.add_argument("--json", action="store_true")
-    st.set_defaults(func=cmd_stored)
+    st.set_defaults(func="ingest:cmd_stored")
 
     strat = sub.add_parser("strategies", help="strategy configurations: list, describe, add")
     strat_sub = strat.add_subparsers(dest="strategies_command", required=True, metavar="ACTION")
     sl = strat_sub.add_parser("list", help="registered configurations (the repository's file is registered first)")
     sl.add_argument("--json", action="store_true")
-    sl.set_defaults(func=cmd_strategies_list)
+    sl.set_defaults(func="strategies:cmd_strategies_list")
     sd = strat_sub.add_parser("describe", help="strategy kinds and their parameters (type, bounds, default)",
                               formatter_class=KindsHelpFormatter)
     sd.add_argument("kinds", nargs="*", metavar="KIND", help=f"one or more of {KINDS_HELP} (default: all)")
     sd.add_argument("--json", action="store_true")
-    sd.set_defaults(func=cmd_strategies_describe)
+    sd.set_defaults(func="strategies:cmd_strategies_describe")
     sa_ = strat_sub.add_parser("add", help="register a new configuration (every parameter validated)",
                                formatter_class=KindsHelpFormatter,
                                epilog="kinds and their parameters (--param NAME=VALUE):\n\n" + KINDS_DESCRIBED)
@@ -101,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     sa_.add_argument("--universe")
     sa_.add_argument("--rebalance", choices=["daily", "weekly", "monthly"])
     sa_.add_argument("--calendar", choices=["XNYS", "24/7"])
-    sa_.set_defaults(func=cmd_strategies_add)
+    sa_.set_defaults(func="strategies:cmd_strategies_add")
 
     bt = sub.add_parser("backtest", help="one backtest: snapshot, engine, stored run with lineage")
     bt.add_argument("--strategy", required=True)
@@ -110,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--clean", action="store_true", help="zero trading costs (a frictionless reference)")
     bt.add_argument("--system-as-of", metavar="TIMESTAMP", help="read the warehouse as stored then (reproduce a run)")
     bt.add_argument("--json", action="store_true")
-    bt.set_defaults(func=cmd_backtest)
+    bt.set_defaults(func="backtest:cmd_backtest")
 
     runs = sub.add_parser("runs", help="stored backtest runs: list, show")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
@@ -120,18 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--all", action="store_true", help="every run (no limit)")
     rl.add_argument("--current", action="store_true", help="only current runs (neither superseded nor reproductions)")
     rl.add_argument("--json", action="store_true")
-    rl.set_defaults(func=cmd_runs_list)
+    rl.set_defaults(func="runs:cmd_runs_list")
     rs = runs_sub.add_parser("show", help="a run's lineage and metrics")
     rs.add_argument("run_id", help="a run id or a unique prefix of one")
     rs.add_argument("--json", action="store_true")
     rs.add_argument("--signals", action="store_true", help="also print the snapshot's weights")
-    rs.set_defaults(func=cmd_runs_show)
+    rs.set_defaults(func="runs:cmd_runs_show")
 
     cmp_ = sub.add_parser("compare", help="side-by-side metrics of stored runs and strategy histories")
     cmp_.add_argument("runs", nargs="+", metavar="RUN_OR_STRATEGY",
                       help="a run id (or unique prefix) or a strategy id (its stitched monthly pipeline runs)")
     cmp_.add_argument("--html", metavar="PATH", help="also write an HTML comparison (file or directory)")
-    cmp_.set_defaults(func=cmd_compare)
+    cmp_.set_defaults(func="runs:cmd_compare")
 
     rep = sub.add_parser("report", help="self-contained HTML report of a run or a strategy's full history")
     rep.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="a stored run id (or unique prefix)")
@@ -142,12 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a file (one report) or a directory; default $MACRO_PIPELINE_HOME/reports")
     rep.add_argument("--benchmark", metavar="INSTRUMENT", help="drawn against equity (default SPX, the demo's S&P 500)")
     rep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    rep.set_defaults(func=cmd_report)
+    rep.set_defaults(func="reports:cmd_report")
 
     dev = sub.add_parser("dev", help="Dagster webserver + daemon on this project's instance (127.0.0.1)")
     dev.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     dev.add_argument("--port", type=int, default=3000)
-    dev.set_defaults(func=cmd_dev)
+    dev.set_defaults(func="dev:cmd_dev")
 
     wk = sub.add_parser("worker", help="a Celery worker executing steps of runs (MACRO_PIPELINE_EXECUTOR=celery)")
     wk.add_argument("--concurrency", type=int, default=1,
@@ -155,14 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     wk.add_argument("--name", help="worker name (default dagster-<random>); the host name is appended")
     wk.add_argument("--queue", action="append", help="queue to consume (default dagster); repeatable")
     wk.add_argument("--loglevel", default="INFO")
-    wk.set_defaults(func=cmd_worker)
+    wk.set_defaults(func="dev:cmd_worker")
 
     demo = sub.add_parser("demo", help="the main job through Dagster: demo data, strategies, every month, leaderboard")
     demo.add_argument("-q", "--quiet", action="store_true")
     demo.add_argument("--workers", type=int, default=2, help="strategy runs at a time (default 2: one per core)")
     demo.add_argument("--strategy", action="append", metavar="ID",
                       help="backtest only this strategy (repeatable; default: every registered one)")
-    demo.set_defaults(func=cmd_demo)
+    demo.set_defaults(func="demo:cmd_demo")
 
     sw = sub.add_parser("sweep", help="a parameter sweep: grid, batched backtests, DSR, PBO, walk-forward")
     sw.add_argument("--name", help="run the sweep of this name from the sweeps file")
@@ -182,27 +169,43 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--system-as-of", metavar="TS", help="read the warehouse as of this watermark (reproduce)")
     sw.add_argument("--report", metavar="PATH", help="also write the HTML report there")
     sw.add_argument("--json", action="store_true")
-    sw.set_defaults(func=cmd_sweep)
+    sw.set_defaults(func="sweep:cmd_sweep")
 
     sws = sub.add_parser("sweeps", help="stored sweeps: list, show, report")
     sws_sub = sws.add_subparsers(dest="sweeps_command", required=True, metavar="ACTION")
     ls = sws_sub.add_parser("list", help="stored sweeps: id, name, kind, configurations, best")
     ls.add_argument("--json", action="store_true")
-    ls.set_defaults(func=cmd_sweeps_list)
+    ls.set_defaults(func="sweep:cmd_sweeps_list")
     sh = sws_sub.add_parser("show", help="a sweep's lineage, statistics and best configurations")
     sh.add_argument("sweep", help="sweep id, a 6+ character prefix, or a sweep name (its newest)")
     sh.add_argument("--json", action="store_true")
-    sh.set_defaults(func=cmd_sweeps_show)
+    sh.set_defaults(func="sweep:cmd_sweeps_show")
     rp = sws_sub.add_parser("report", help="self-contained HTML report of a sweep")
     rp.add_argument("sweep")
     rp.add_argument("--out", help="file or existing directory (default $MACRO_PIPELINE_HOME/reports/)")
-    rp.set_defaults(func=cmd_sweeps_report)
+    rp.set_defaults(func="sweep:cmd_sweeps_report")
     return parser
 
 
 def _without_trace(record: logging.LogRecord) -> bool:
     record.exc_info, record.exc_text, record.stack_info = None, None, None
     return True
+
+
+def command(name: str) -> Callable[[argparse.Namespace], int | None]:
+    """The command function ``name`` (``"module:function"``, a module of this package), imported
+    now: only the command that runs pays for its imports."""
+    module, function = name.split(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), function)
+
+
+def _bad_input() -> tuple[type[BaseException], ...]:
+    """The errors that are the user's input (exit code 2), imported once one was raised: the
+    warehouse's modules stay out of the parser's start-up."""
+    from macro_pipeline.warehouse.errors import IngestValidationError, LookAheadError
+    from macro_pipeline.warehouse.migrate import MigrationError
+
+    return IngestValidationError, LookAheadError, MigrationError, ValueError, FileNotFoundError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -217,18 +220,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             handler.addFilter(_without_trace)
         logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)  # a dead connection's reset
     try:
-        return int(args.func(args) or 0)
-    except (IngestValidationError, LookAheadError, MigrationError, ValueError, FileNotFoundError) as exc:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return int(command(args.func)(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # one clear line; the trace only under --verbose
         if args.verbose:
             traceback.print_exc()
+        if isinstance(exc, _bad_input()):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"error: {type(exc).__name__}: {first} (rerun with --verbose for the trace)", file=sys.stderr)
         return 1

@@ -11,7 +11,7 @@ from macro_pipeline.settings import database_url, load_settings
 from macro_pipeline.warehouse import connection as db
 from macro_pipeline.warehouse import connection as embedded
 from macro_pipeline.warehouse import migrate
-from macro_pipeline.warehouse.ingest import drop_stale_staging
+from macro_pipeline.warehouse.ingest.stage import drop_stale_staging
 
 
 def warehouse_engine(args: argparse.Namespace) -> sa.Engine:

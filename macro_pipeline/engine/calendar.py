@@ -1,8 +1,12 @@
 """Exchange-calendar sessions, session close times and rebalance dates.
 
 Sessions and close times come from ``exchange_calendars`` (holidays and early closes
-included), never from a naive business-day range. Calendars are slow to build (~0.25 s), so
-each is built once per process over a wide range and cached.
+included), never from a naive business-day range. Calendars are slow to build (~0.25 s, and
+importing ``exchange_calendars`` ~0.1 s more, a good part of a one-off command's start-up), so
+each is built once over a wide range and its sessions and closes are kept: in the process, and
+on disk next to numba's cache (``__pycache__``), keyed by the calendar, the range and the
+``exchange_calendars`` version that built them (a new version builds them again). The disk copy
+holds the very int64 values the calendar gave; where it cannot be written, nothing is kept.
 
 Bars: session t's bar is (close of session t-1, close of session t]. For "24/7" (crypto
 perpetuals) the session for UTC date D closes at 00:00 UTC of D+1, so a daily bar covers the
@@ -12,8 +16,12 @@ UTC day D, and 8-hourly funding at 08:00, 16:00 and 00:00 (of D+1) falls in bar 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import tempfile
 import warnings
 from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,7 +39,8 @@ def _calendar_names() -> frozenset[str]:
 
 def is_known_calendar(name: str) -> bool:
     """True if ``exchange_calendars`` knows ``name`` (e.g. "XNYS", "24/7")."""
-    return name in _calendar_names()
+    # a calendar this version built and kept is known: no need to import exchange_calendars
+    return _kept_path(name).exists() or name in _calendar_names()
 
 
 @lru_cache(maxsize=16)
@@ -39,7 +48,7 @@ def exchange_calendar(name: str):
     """The cached ``exchange_calendars`` calendar ``name``, spanning 1970 to ~15 years ahead."""
     import exchange_calendars as xcals
 
-    end = f"{dt.date.today().year + _CAL_END_YEARS_AHEAD}-12-31"
+    end = _cal_end()
     with warnings.catch_warnings():
         # exchange_calendars 4.x trips pandas 3.x deprecation warnings while it builds; they
         # are about its internals, not about anything this engine passes in
@@ -51,14 +60,59 @@ def exchange_calendar(name: str):
             return xcals.get_calendar(name, end=end)
 
 
+def _cal_end() -> str:
+    return f"{dt.date.today().year + _CAL_END_YEARS_AHEAD}-12-31"
+
+
+@lru_cache(maxsize=64)
+def _kept_path(name: str) -> Path:
+    """Where calendar ``name``'s sessions and closes are kept on disk (see the module docstring)."""
+    version = metadata.version("exchange_calendars")
+    safe = "".join(c if c.isalnum() else "_" for c in name)
+    return (Path(__file__).resolve().parent / "__pycache__"
+            / f"calendar-{safe}-{_CAL_START}-{_cal_end()}-xcals{version}.npy")
+
+
+def _keep(path: Path, table: np.ndarray) -> None:
+    """Write ``table`` to ``path`` atomically (a reader sees the whole file or none); skipped
+    where the directory cannot be written."""
+    try:
+        path.parent.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, table)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        pass
+
+
 @lru_cache(maxsize=16)
 def _sessions_and_closes(name: str) -> tuple[np.ndarray, np.ndarray]:
-    cal = exchange_calendar(name)
-    sessions = pd.DatetimeIndex(cal.sessions).as_unit("ns").asi8
-    closes = pd.DatetimeIndex(cal.closes).as_unit("ns").asi8  # UTC instants
+    path = _kept_path(name)
+    try:
+        table = np.load(path)
+    except (OSError, ValueError):  # not kept yet (or unreadable): build it
+        cal = exchange_calendar(name)
+        sessions = pd.DatetimeIndex(cal.sessions).as_unit("ns").asi8
+        closes = pd.DatetimeIndex(cal.closes).as_unit("ns").asi8  # UTC instants
+        table = np.stack([sessions, closes])
+        _keep(path, table)
+    sessions, closes = np.ascontiguousarray(table[0]), np.ascontiguousarray(table[1])
     sessions.setflags(write=False)
     closes.setflags(write=False)
     return sessions, closes
+
+
+def session_closes_utc(name: str) -> pd.Series:
+    """Session date (tz-naive, ns) -> its close (UTC, ns) on exchange calendar ``name``, early
+    closes included."""
+    sessions, closes = _sessions_and_closes(name)
+    return pd.Series(pd.DatetimeIndex(closes.view("datetime64[ns]")).tz_localize("UTC"),
+                     index=pd.DatetimeIndex(sessions.view("datetime64[ns]")), name="close")
 
 
 def calendar_sessions(name: str) -> pd.DatetimeIndex:

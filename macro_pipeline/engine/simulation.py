@@ -295,10 +295,11 @@ def simulate_many(
     )
 
 
-def warm_up() -> float:
+def warm_up(*, batch: bool = True) -> float:
     """Compile (first run after install) or load (from numba's on-disk cache) every kernel and
     build the XNYS calendar, on a tiny input; returns the seconds it took. Call it once at
-    install / CI setup so that no user-facing first call pays for compilation."""
+    install / CI setup so that no user-facing first call pays for compilation. ``batch=False``:
+    only the kernels of `simulate` and its result (not `simulate_many`'s)."""
     import time
 
     from macro_pipeline.engine.calendar import calendar_sessions
@@ -311,5 +312,6 @@ def warm_up() -> float:
     cfg = BacktestConfig(start=None, end=None, initial_capital=100.0, execution_lag=1)
     r = simulate(prices, weights, cfg)
     _ = (r.fills, r.round_trips, r.end_state)
-    simulate_many(prices, [weights, weights], cfg)
+    if batch:
+        simulate_many(prices, [weights, weights], cfg)
     return time.perf_counter() - t0

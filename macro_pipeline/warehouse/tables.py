@@ -56,6 +56,9 @@ FACT_TABLES: tuple[FactTable, ...] = (
 )
 BY_SOURCE: dict[str, FactTable] = {t.source: t for t in FACT_TABLES}
 BY_KIND: dict[str, FactTable] = {t.kind: t for t in FACT_TABLES}
+# what ``macro-pipeline ingest`` loads: every fact table's kind, and the instruments themselves
+# (``ingest/spec.py`` gives each its file format)
+INGEST_KINDS: tuple[str, ...] = (*BY_KIND, "instruments")
 
 # the other tables, reference data and results (row counts in the inventory)
 OTHER_TABLES = ("instruments", "ingest_batches", "strategies", "signal_snapshots", "signals",

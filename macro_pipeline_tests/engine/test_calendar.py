@@ -56,3 +56,24 @@ def test_demo_equity_dates_are_xnys_sessions() -> None:
     idx = equities().index
     s = calendar_sessions("XNYS")
     assert np.isin(idx.as_unit("ns").asi8, s.asi8).all()
+
+
+def test_kept_sessions_and_closes_are_the_calendars_own(tmp_path, monkeypatch) -> None:
+    """The disk copy a later process starts from holds exactly what exchange_calendars built; a
+    damaged copy is built again; a kept calendar is known without asking exchange_calendars."""
+    from macro_pipeline.engine import calendar as cal
+
+    kept = tmp_path / "calendar-XNYS.npy"
+    monkeypatch.setattr(cal, "_kept_path", lambda name: kept)
+    built = cal.exchange_calendar("XNYS")
+    want = (pd.DatetimeIndex(built.sessions).as_unit("ns").asi8, pd.DatetimeIndex(built.closes).as_unit("ns").asi8)
+    for state in ("absent", "kept", "damaged"):
+        if state == "damaged":
+            kept.write_bytes(b"not an array")
+        cal._sessions_and_closes.cache_clear()
+        sessions, closes = cal._sessions_and_closes("XNYS")
+        assert np.array_equal(sessions, want[0]) and np.array_equal(closes, want[1]), state
+        assert kept.exists(), state
+    monkeypatch.setattr(cal, "_calendar_names", lambda: frozenset())
+    assert cal.is_known_calendar("XNYS")
+    cal._sessions_and_closes.cache_clear()

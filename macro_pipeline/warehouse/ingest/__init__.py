@@ -17,9 +17,32 @@ One module per job, in the order a file goes through them:
   straight into the fact table and staging, the insert SQL, the report.
 """
 
-from macro_pipeline.warehouse.ingest.instruments import ingest_instruments
-from macro_pipeline.warehouse.ingest.spec import KINDS, SPECS, IngestReport, KindSpec
-from macro_pipeline.warehouse.ingest.stage import drop_stale_staging
-from macro_pipeline.warehouse.ingest.store import ingest
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+# Lazy (PEP 562): a command that only reads (``macro-pipeline backtest`` dropping stale staging
+# tables through ``stage``) must not import the readers (pyarrow's CSV and Parquet), the progress
+# bar and the release rules' calendars; the public names load their module on first use.
+_HOME = {
+    "ingest_instruments": "instruments",
+    "KINDS": "spec", "SPECS": "spec", "IngestReport": "spec", "KindSpec": "spec",
+    "drop_stale_staging": "stage",
+    "ingest": "store",
+}
+
+if TYPE_CHECKING:
+    from macro_pipeline.warehouse.ingest.instruments import ingest_instruments
+    from macro_pipeline.warehouse.ingest.spec import KINDS, SPECS, IngestReport, KindSpec
+    from macro_pipeline.warehouse.ingest.stage import drop_stale_staging
+    from macro_pipeline.warehouse.ingest.store import ingest
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["KINDS", "SPECS", "IngestReport", "KindSpec", "drop_stale_staging", "ingest", "ingest_instruments"]

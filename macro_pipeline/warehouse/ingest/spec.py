@@ -25,7 +25,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from macro_pipeline.warehouse.tables import BY_KIND, FactTable
+from macro_pipeline.warehouse.tables import BY_KIND, INGEST_KINDS, FactTable
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -92,7 +92,7 @@ SPECS: dict[str, KindSpec] = {
         ),
     )
 }
-KINDS = tuple(SPECS) + ("instruments",)
+KINDS = INGEST_KINDS  # SPECS has one entry per fact table, in their order
 DATE_COLS = {"obs_date", "ex_date", "valid_from", "valid_to"}
 TEXT_COLS = {"instrument_id", "series_id", "universe", "signal_name", "action"}
 

@@ -11,20 +11,10 @@ import psycopg2
 import pytest
 import sqlalchemy as sa
 
-from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline.warehouse.snapshots import SignalSnapshot, write_snapshots_in
 from macro_pipeline_tests.conftest import table_state
 
 RUN = "0" * 32
-
-
-@pytest.fixture
-def wh(engine):
-    ingest(engine, "instruments", pd.DataFrame({"instrument_id": ["AAA", "BBB"], "asset_class": "equity", "kind": "spot"}))
-    with engine.begin() as conn:
-        conn.exec_driver_sql("INSERT INTO strategies (strategy_id, kind, params, params_hash, universe) "
-                             "VALUES ('s1', 'buy_and_hold', '{}', 'h1', 'U')")
-    return engine
 
 
 def _snap(instrument: str = "AAA", month: int = 1) -> SignalSnapshot:
@@ -41,16 +31,16 @@ def _violation(excinfo) -> psycopg2.Error:
     return orig
 
 
-def test_a_stretch_of_snapshots_stores_and_a_missing_instrument_fails_the_whole_statement(wh):
-    with wh.begin() as conn:
+def test_a_stretch_of_snapshots_stores_and_a_missing_instrument_fails_the_whole_statement(results_wh):
+    with results_wh.begin() as conn:
         stored = write_snapshots_in(conn, [_snap(month=1), _snap("BBB", month=2)])
     assert [new for _, new in stored] == [True, True]
-    before = table_state(wh)
-    with pytest.raises(REFUSED) as excinfo, wh.begin() as conn:
+    before = table_state(results_wh)
+    with pytest.raises(REFUSED) as excinfo, results_wh.begin() as conn:
         write_snapshots_in(conn, [_snap(month=3), _snap("ZZZ", month=4)])
     message = str(_violation(excinfo))
     assert "signals.instrument_id -> instruments.instrument_id" in message and "ZZZ" in message
-    assert table_state(wh) == before  # nothing of the failed stretch stayed
+    assert table_state(results_wh) == before  # nothing of the failed stretch stayed
 
 
 @pytest.mark.parametrize("table, columns, values", [
@@ -62,21 +52,21 @@ def test_a_stretch_of_snapshots_stores_and_a_missing_instrument_fails_the_whole_
      f"'{RUN}', 1, 'AAA', '2020-01-02', '2020-01-03', 1, 0"),
     ("metrics", "run_id, metric_name, value", f"'{RUN}', 'sharpe', 1"),
 ])
-def test_run_rows_without_their_run_are_refused(wh, table, columns, values):
-    with pytest.raises(REFUSED) as excinfo, wh.begin() as conn:
+def test_run_rows_without_their_run_are_refused(results_wh, table, columns, values):
+    with pytest.raises(REFUSED) as excinfo, results_wh.begin() as conn:
         conn.exec_driver_sql(f"INSERT INTO {table} ({columns}) VALUES ({values})")
     assert f"{table}.run_id -> backtest_runs.run_id" in str(_violation(excinfo)) and RUN in str(excinfo.value)
 
 
-def test_a_referenced_parent_cannot_be_deleted_or_truncated(wh):
-    with wh.begin() as conn:
+def test_a_referenced_parent_cannot_be_deleted_or_truncated(results_wh):
+    with results_wh.begin() as conn:
         (sid, _), = write_snapshots_in(conn, [_snap()])
-    with pytest.raises(REFUSED) as excinfo, wh.begin() as conn:
+    with pytest.raises(REFUSED) as excinfo, results_wh.begin() as conn:
         conn.execute(sa.text("DELETE FROM signal_snapshots WHERE snapshot_id = :s"), {"s": sid})
     assert "still referenced" in str(_violation(excinfo))
-    with pytest.raises(REFUSED), wh.begin() as conn:
+    with pytest.raises(REFUSED), results_wh.begin() as conn:
         conn.exec_driver_sql("DELETE FROM instruments WHERE instrument_id = 'AAA'")
-    with pytest.raises(REFUSED), wh.begin() as conn:
+    with pytest.raises(REFUSED), results_wh.begin() as conn:
         conn.exec_driver_sql("TRUNCATE signal_snapshots CASCADE")
-    with wh.connect() as conn:
+    with results_wh.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM signals WHERE snapshot_id = :s"), {"s": sid}).scalar() == 2

@@ -10,19 +10,14 @@ import psycopg2
 import pytest
 import sqlalchemy as sa
 
-from macro_pipeline.warehouse.ingest import ingest
 from macro_pipeline.warehouse.runs import list_runs, load_run, new_run_id, store_run
 from macro_pipeline.warehouse.snapshots import SignalSnapshot, read_snapshot, write_snapshot
 from macro_pipeline_tests.conftest import table_state
 
 
 @pytest.fixture
-def wh(engine):
-    ingest(engine, "instruments", pd.DataFrame({"instrument_id": ["AAA", "BBB"], "asset_class": "equity", "kind": "spot"}))
-    with engine.begin() as conn:
-        conn.exec_driver_sql("INSERT INTO strategies (strategy_id, kind, params, params_hash, universe) "
-                             "VALUES ('s1', 'buy_and_hold', '{}', 'h1', 'U')")
-    return engine
+def wh(results_wh):
+    return results_wh
 
 
 def snap(weights=None, **kw) -> SignalSnapshot:

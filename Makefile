@@ -31,6 +31,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/pit_read.py
 	$(BIN)/python bench/workers.py
+	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/backfill.py
 
 dev: $(STAMP)
 	$(BIN)/macro-pipeline dev

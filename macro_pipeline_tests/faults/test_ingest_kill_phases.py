@@ -6,9 +6,10 @@ Phases, each recognised from the database (never a sleep): the file being read a
 running), the staging COPY (a staging table exists), the INSERT into the fact table (the
 statement is running), and while the transaction waits for the ingest lock held by another.
 The second file is a first load (new instruments) for the direct COPY, and grows the stored
-instruments (later days: staged) for the staging phases. After each: ``stored`` succeeds, every
-table's row count and checksum are what they were (all or nothing), no staging table is left,
-and a rerun adds exactly the file's rows.
+instruments (later days: staged) for the staging phases. After each: ``stored`` succeeds and the
+invariants hold (``common.check_invariants``: every table's row count and checksum are what they
+were, all or nothing; no staging table is left; ...), and a rerun adds exactly the file's rows,
+the invariants holding again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from macro_pipeline.warehouse.pit import INGEST_LOCK
 from macro_pipeline_tests.conftest import table_state
 from macro_pipeline_tests.faults.common import (
     big_prices_csv,
+    check_invariants,
     cli,
     env_for,
     kill9,
@@ -89,6 +91,11 @@ def test_ingest_killed_at_each_write_phase_leaves_nothing_and_a_rerun_adds_exact
     assert done.returncode == 0, done.stderr
     assert staging_tables(engine) == []
     assert table_state(engine) == before  # all or nothing
+    check_invariants(engine, unchanged=before)
     done = cli("ingest", "prices", str(more), "--register-instruments", "-q", env=env)
     assert done.returncode == 0 and f"{rows} rows read, {rows} added" in done.stdout, done.stdout + done.stderr
     assert table_state(engine)["prices"][0] == 2 * rows
+    new_instruments = 0 if phase in STAGED else 300  # the calendar's sessions came with the first file
+    check_invariants(engine, unchanged=before, complete={
+        "prices": 2 * rows, "instruments": before["instruments"][0] + new_instruments,
+        "ingest_batches": before["ingest_batches"][0] + 1})

@@ -216,7 +216,7 @@ def test_dev_starts_the_report_server_before_it_becomes_dagster_dev(tmp_path, mo
     port = _free_port()
     monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
     monkeypatch.setenv(REPORTS_PORT_ENV, str(port))
-    monkeypatch.setattr(dev.orchestration, "prepare", lambda settings=None: {"DAGSTER_HOME": str(tmp_path / "dg")})
+    monkeypatch.setattr(dev.instance, "prepare", lambda settings=None: {"DAGSTER_HOME": str(tmp_path / "dg")})
 
     class Exec(Exception):
         pass

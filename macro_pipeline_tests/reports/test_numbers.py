@@ -387,7 +387,10 @@ def test_ingest_assets_report_row_count_and_column_schema(engine) -> None:
     from macro_pipeline.defs.resources import WarehouseResource
 
     url = engine.url.render_as_string(hide_password=False)
-    result = dg.materialize([instruments, macro_observations], resources={"warehouse": WarehouseResource(url=url)})
+    # an explicit instance: a suite-wide current one may belong to an instance another test closed
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([instruments, macro_observations], resources={"warehouse": WarehouseResource(url=url)},
+                                instance=instance)
     assert result.success
     meta = {e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
             for e in result.get_asset_materialization_events()}

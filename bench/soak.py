@@ -36,8 +36,8 @@ at the end unless ``--keep``:
    bytes). Exit status 1 if anything is stuck, failed or stale.
 
 The soak drives the product through its CLI and Dagster's GraphQL API (what the UI uses); the
-only package internals it imports are the oracle's recomputation (``load_month_inputs``,
-``simulate_months``, ``history_rerun``) and database creation.
+only package internals it uses are the oracle's recomputation (``test_sensor_oracle.recompute``)
+and database creation.
 
 Time: a night costs at least one minute (the sensor's ``minimum_interval_seconds`` and the cron's
 resolution), plus the runs it triggers when they spill past the minute: measured 2-3 minutes a
@@ -73,12 +73,10 @@ from sqlalchemy.pool import NullPool
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from macro_pipeline.backtest.months import load_month_inputs, simulate_months  # noqa: E402  (the oracle's recomputation)
-from macro_pipeline.backtest.reruns import history_rerun  # noqa: E402
 from macro_pipeline.settings import DATABASE_URL_ENV, HOME_ENV, normalize_url  # noqa: E402
 from macro_pipeline.warehouse import connection as db  # noqa: E402
 from macro_pipeline_tests.backtest import oracle_world as world  # noqa: E402
-from macro_pipeline_tests.backtest.test_sensor_oracle import stored, what_differs  # noqa: E402
+from macro_pipeline_tests.backtest.test_sensor_oracle import recompute, stored, what_differs  # noqa: E402
 
 DEFAULT_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 DEFAULT_STRATEGIES = ("o-ema", "o-ext")  # prices and signals read; XNYS: a night per session (see --strategies)
@@ -399,24 +397,6 @@ def wait_for_backfill(dev: Dev, meter: Meter, strategies: list[str], timeout_s: 
 
 
 # --------------------------------------------------------------------------- the oracle
-
-
-def recompute(engine: sa.Engine, strategies: list[str]) -> dict[str, dict]:
-    """Every strategy from scratch on the current data (the oracle of ``test_sensor_oracle``:
-    its whole history in one plan, no start state), in the same shape as ``stored``."""
-    out: dict[str, dict] = {}
-    for sid in strategies:
-        plan = load_month_inputs(engine, sid, history_rerun(engine, sid).months)
-        assert plan.start_state is None, f"{sid}: a from-scratch plan must not continue a stored run"
-        result = simulate_months(plan)
-        months = {}
-        for m in plan.live:
-            lo, hi = max(plan.windows[m][0], plan.start), plan.windows[m][1]
-            equity = tuple((pd.Timestamp(d), float(v)) for d, v in result.equity.loc[lo:hi].items())
-            long = plan.weights.loc[lo:hi].stack()
-            months[m] = (equity, frozenset(((pd.Timestamp(d), i), float(v)) for (d, i), v in long.items() if v != 0))
-        out[sid] = months
-    return out
 
 
 def stale_months(engine: sa.Engine, strategies: list[str]) -> dict[tuple[str, str], str]:

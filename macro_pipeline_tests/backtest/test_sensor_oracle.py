@@ -131,11 +131,11 @@ def stored(engine: sa.Engine) -> dict[str, dict[str, MonthResult]]:
     return out
 
 
-def recompute(engine: sa.Engine) -> dict[str, dict[str, MonthResult]]:
-    """Every strategy from scratch on the current data: its whole history in one plan, from its
-    first month with no start state."""
+def recompute(engine: sa.Engine, strategies: list[str] | None = None) -> dict[str, dict[str, MonthResult]]:
+    """Every strategy (default: all of the world's) from scratch on the current data: its whole
+    history in one plan, from its first month with no start state. ``bench/soak.py`` uses it too."""
     out: dict[str, dict[str, MonthResult]] = {}
-    for sid in SIDS:
+    for sid in SIDS if strategies is None else strategies:
         plan = load_month_inputs(engine, sid, history_rerun(engine, sid).months)
         assert plan.start_state is None, f"{sid}: a from-scratch plan must not continue a stored run"
         result = simulate_months(plan)
